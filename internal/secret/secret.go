@@ -1,0 +1,142 @@
+// Package secret handles credentials: references (env:NAME, file:PATH)
+// resolved only when a run uses them, and values sealed with AES-256-GCM
+// under AUTOIMPORT_SECRET_KEY (sealed:BASE64). A Ref never prints its value.
+package secret
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Ref is a secret as written in configuration: "env:NAME", "file:PATH" or
+// "sealed:BASE64". Its String form is the reference itself, never a value.
+type Ref string
+
+// ErrPlain is returned for a secret written as plain text.
+var ErrPlain = errors.New("secrets must be a reference (env:NAME, file:PATH) or sealed (sealed:...), never plain text")
+
+// Validate checks the reference's form without resolving it.
+func (r Ref) Validate() error {
+	kind, rest, ok := strings.Cut(string(r), ":")
+	if !ok || rest == "" {
+		return ErrPlain
+	}
+	switch kind {
+	case "env", "file":
+		return nil
+	case "sealed":
+		if _, err := base64.StdEncoding.DecodeString(rest); err != nil {
+			return fmt.Errorf("sealed secret is not valid base64")
+		}
+		return nil
+	}
+	return ErrPlain
+}
+
+// IsZero reports an unset secret.
+func (r Ref) IsZero() bool { return r == "" }
+
+// String is the reference, safe to print: a sealed value prints as
+// "sealed:…".
+func (r Ref) String() string {
+	if strings.HasPrefix(string(r), "sealed:") {
+		return "sealed:…"
+	}
+	return string(r)
+}
+
+// Resolve returns the secret's value. Errors name the reference, never a value.
+func (r Ref) Resolve(k *Key) (string, error) {
+	kind, rest, _ := strings.Cut(string(r), ":")
+	switch kind {
+	case "env":
+		v, ok := os.LookupEnv(rest)
+		if !ok || v == "" {
+			return "", fmt.Errorf("secret %s: environment variable %s is not set", r, rest)
+		}
+		return v, nil
+	case "file":
+		b, err := os.ReadFile(rest)
+		if err != nil {
+			return "", fmt.Errorf("secret %s: %w", r, errors.Unwrap(err))
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("secret %s: file is empty", r)
+		}
+		return v, nil
+	case "sealed":
+		if k == nil {
+			return "", fmt.Errorf("secret %s: AUTOIMPORT_SECRET_KEY is not set, so sealed secrets cannot be opened", r)
+		}
+		b, err := k.Open(rest)
+		if err != nil {
+			return "", fmt.Errorf("secret %s: %w", r, err)
+		}
+		return string(b), nil
+	}
+	if r == "" {
+		return "", errors.New("secret is not set")
+	}
+	return "", fmt.Errorf("secret: %w", ErrPlain)
+}
+
+// Key seals and opens values with AES-256-GCM.
+type Key struct{ aead cipher.AEAD }
+
+// ParseKey reads a base64-encoded 32-byte key.
+func ParseKey(b64 string) (*Key, error) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return nil, errors.New("secret key must be base64 (e.g. the output of `openssl rand -base64 32`)")
+	}
+	return NewKey(raw)
+}
+
+// NewKey makes a key from 32 raw bytes.
+func NewKey(raw []byte) (*Key, error) {
+	if len(raw) != 32 {
+		return nil, fmt.Errorf("secret key must be 32 bytes, got %d", len(raw))
+	}
+	block, err := aes.NewCipher(raw)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{aead: aead}, nil
+}
+
+// Seal encrypts plaintext and returns base64(nonce || ciphertext).
+func (k *Key) Seal(plaintext []byte) string {
+	nonce := make([]byte, k.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		panic("secret: no randomness: " + err.Error())
+	}
+	return base64.StdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, plaintext, nil))
+}
+
+// SealRef seals a value into a "sealed:" reference.
+func (k *Key) SealRef(value string) Ref { return Ref("sealed:" + k.Seal([]byte(value))) }
+
+// Open decrypts what Seal returned.
+func (k *Key) Open(sealed string) ([]byte, error) {
+	raw, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil || len(raw) < k.aead.NonceSize() {
+		return nil, errors.New("sealed value is damaged")
+	}
+	n := k.aead.NonceSize()
+	pt, err := k.aead.Open(nil, raw[:n], raw[n:], nil)
+	if err != nil {
+		return nil, errors.New("sealed value cannot be opened with this AUTOIMPORT_SECRET_KEY (wrong key or damaged value)")
+	}
+	return pt, nil
+}

@@ -1,0 +1,98 @@
+// Package sinks defines where imported accounts go: a password vault (IT
+// Glue, Hudu, the Technician Vault), a PSA (ConnectWise PSA, Autotask,
+// HaloPSA) and the welcome email. Each integration lives in its own
+// subpackage; the matching rules live here, once.
+package sinks
+
+import "context"
+
+// VaultScope is one customer's place in a vault.
+type VaultScope struct {
+	// Customer is autoimport's customer id, used in error messages.
+	Customer string
+	// Container is the customer's id inside the vault: the IT Glue
+	// organization id, the Hudu company id, or the customer id itself for
+	// the Technician Vault.
+	Container string
+}
+
+// VaultEntry is an existing password entry.
+type VaultEntry struct {
+	// Ref is the integration's id of the entry.
+	Ref      string
+	Name     string
+	Username string
+	// Category is the IT Glue password category or Hudu password type name,
+	// empty when the entry has none.
+	Category string
+}
+
+// NewVaultEntry is a password entry to create.
+type NewVaultEntry struct {
+	Name     string // e.g. "Jane Doe (Active Directory)"
+	Username string
+	Category string // one of CategoryNames(source)
+	Notes    string
+	// Password is the initial secret value; autoimport does not know user
+	// passwords, so it is usually empty and written back later.
+	Password string
+}
+
+// Vault stores password entries for customers.
+type Vault interface {
+	// Name is the integration's name for messages ("IT Glue", "Hudu", ...).
+	Name() string
+	// Index lists every existing entry of one customer (all pages), once per run.
+	Index(ctx context.Context, scope VaultScope) (*VaultIndex, error)
+	// Create creates one entry. It is never retried blindly: the caller
+	// matches against a fresh index before creating again.
+	Create(ctx context.Context, scope VaultScope, e NewVaultEntry) (VaultEntry, error)
+}
+
+// PSAScope is one customer's company in a PSA.
+type PSAScope struct {
+	Customer  string // autoimport's customer id, for messages
+	CompanyID string // the company id in the PSA
+}
+
+// Contact is an existing PSA contact.
+type Contact struct {
+	Ref       string
+	FirstName string
+	LastName  string
+	Email     string
+}
+
+// NewContact is a contact to create in the customer's company.
+type NewContact struct {
+	FirstName string
+	LastName  string
+	Email     string
+}
+
+// PSA holds customer contacts.
+type PSA interface {
+	Name() string
+	// Index lists every contact of one customer's company (all pages), once per run.
+	Index(ctx context.Context, scope PSAScope) (*ContactIndex, error)
+	// Create creates one contact in the customer's company.
+	Create(ctx context.Context, scope PSAScope, c NewContact) (Contact, error)
+}
+
+// Welcome is one welcome email.
+type Welcome struct {
+	Customer      string // autoimport's customer id
+	CustomerName  string
+	To            string // the account's email address
+	DisplayName   string
+	Username      string
+	EnrollmentURL string
+	// MessageID is stable per account and customer so that a retried send is
+	// recognisable, e.g. "<acme.3f2a...@autoimport>".
+	MessageID string
+}
+
+// Mailer sends welcome emails.
+type Mailer interface {
+	SendWelcome(ctx context.Context, w Welcome) error
+}
