@@ -1,0 +1,94 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+)
+
+// ErrNotFound is returned for a customer, policy or row that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the persistence jobs needs. sql/store implements it on SQLite
+// and MySQL/MariaDB.
+type Store interface {
+	StoreReader
+	// Update runs fn in one transaction: every write and its audit events
+	// are committed together or not at all.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// AuditEvents streams audit events in id order.
+	AuditEvents(ctx context.Context, f AuditFilter) iter.Seq2[AuditEvent, error]
+	// AuditHead returns the id and hash of the last event written.
+	AuditHead(ctx context.Context) (int64, string, error)
+	// Close releases the database.
+	Close() error
+}
+
+// StoreReader reads the tenant and the ledger.
+type StoreReader interface {
+	// LoadTenant reads integrations, policies and customers with their
+	// assignments and options.
+	LoadTenant(ctx context.Context) (*Tenant, error)
+	// ImportedAccounts streams one customer's ledger.
+	ImportedAccounts(ctx context.Context, customer string) iter.Seq2[ImportedAccount, error]
+}
+
+// Tx is a store transaction.
+type Tx interface {
+	StoreReader
+	PutIntegrations(ctx context.Context, in Integrations) error
+	PutPolicy(ctx context.Context, p Policy) error
+	PutCustomer(ctx context.Context, c Customer) error
+	// AppendAudit chains and writes an event; it fills ID, PrevHash and Hash.
+	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	// InsertImported records a newly imported account.
+	InsertImported(ctx context.Context, a ImportedAccount) error
+}
+
+// AuditFilter narrows an audit listing.
+type AuditFilter struct {
+	Customer string
+	AfterID  int64
+	Limit    int
+}
+
+// ImportedAccount is one row of the ledger: an account imported once, with
+// the options it was imported under. Later option or policy changes never
+// touch it.
+type ImportedAccount struct {
+	Customer    string      `json:"customer" db:"customer_id"`
+	Source      string      `json:"source" db:"source"`
+	SourceID    string      `json:"source_id" db:"source_id"`
+	Type        AccountType `json:"type" db:"account_type"`
+	Username    string      `json:"username" db:"username"`
+	UPN         string      `json:"upn,omitempty" db:"upn"`
+	DisplayName string      `json:"display_name,omitempty" db:"display_name"`
+	Email       string      `json:"email,omitempty" db:"email"`
+	// ImmutableID is the hybrid link key (base64 objectGUID).
+	ImmutableID string `json:"immutable_id,omitempty" db:"immutable_id"`
+	// M365ID is the linked Entra account's object id (m365_sync).
+	M365ID string `json:"m365_id,omitempty" db:"m365_id"`
+
+	VaultIntegration string `json:"vault_integration,omitempty" db:"vault_integration"`
+	VaultRef         string `json:"vault_ref,omitempty" db:"vault_ref"`
+	PSAIntegration   string `json:"psa_integration,omitempty" db:"psa_integration"`
+	PSARef           string `json:"psa_ref,omitempty" db:"psa_ref"`
+
+	SelfServe bool `json:"self_serve" db:"self_serve"`
+	Rotation  bool `json:"rotation" db:"rotation"`
+	M365Sync  bool `json:"m365_sync" db:"m365_sync"`
+
+	// Options is the snapshot of the effective options at import, and
+	// OptionsOrigin where they came from ("policy Standard end users").
+	Options       Values `json:"options" db:"-"`
+	OptionsOrigin string `json:"options_origin" db:"options_origin"`
+
+	// Welcome is the welcome email's state: none, attempted (sent but not
+	// confirmed), sent.
+	Welcome string `json:"welcome" db:"welcome_state"`
+	// State is active, disabled or missing in the source.
+	State      string    `json:"state" db:"source_state"`
+	ImportedAt time.Time `json:"imported_at" db:"-"`
+	LastSeen   time.Time `json:"last_seen" db:"-"`
+}
