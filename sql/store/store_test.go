@@ -1,0 +1,332 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sql/store"
+	"github.com/msp-tools/autoimport/sql/store/storetest"
+)
+
+func exampleTenant(t *testing.T) *jobs.Tenant {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/tenant.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := jobs.ParseTenantFile("tenant.yaml", b)
+	if err != nil {
+		t.Fatalf("example tenant does not parse: %v", err)
+	}
+	return tn
+}
+
+func countAudit(t *testing.T, s *store.Store) int {
+	t.Helper()
+	n := 0
+	for _, err := range s.AuditEvents(context.Background(), jobs.AuditFilter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func TestMigrationsAreIdempotentAndConcurrent(t *testing.T) {
+	ctx := context.Background()
+	t.Run("sqlite", func(t *testing.T) {
+		url := "sqlite:" + t.TempDir() + "/a.db"
+		openMany(t, url)
+	})
+	t.Run("mysql", func(t *testing.T) {
+		openMany(t, storetest.MySQLURL(t))
+	})
+	s := storetest.SQLite(t)
+	again, err := s.Migrate(ctx)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second migrate applied %v, %v; want nothing", again, err)
+	}
+}
+
+// openMany starts several stores on one empty database at once: each must
+// open, and the schema must be applied exactly once.
+func openMany(t *testing.T, url string) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := store.Open(context.Background(), url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent open: %v", err)
+	}
+	s, err := store.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	applied, err := s.AppliedMigrations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) == 0 || applied[0] != "0001_init" {
+		t.Fatalf("applied migrations = %v", applied)
+	}
+}
+
+func TestApplyIsIdempotentAndRoundTrips(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		admin := &jobs.TenantAdmin{Store: s, Actor: "test"}
+		want := exampleTenant(t)
+		res, err := admin.Apply(ctx, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Changes) == 0 {
+			t.Fatal("first apply changed nothing")
+		}
+		n := countAudit(t, s)
+		if n != len(res.Changes) {
+			t.Fatalf("audit events = %d, changes = %d", n, len(res.Changes))
+		}
+		res2, err := admin.Apply(ctx, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res2.Changes) != 0 || countAudit(t, s) != n {
+			t.Fatalf("second apply changed %v and audited %d events; want nothing", res2.Changes, countAudit(t, s)-n)
+		}
+		got, err := s.LoadTenant(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := jobs.EncodeTenantFile(want)
+		b, _ := jobs.EncodeTenantFile(got)
+		if string(a) != string(b) {
+			t.Fatalf("stored tenant differs from the file:\nfile:\n%s\nstored:\n%s", a, b)
+		}
+		// The export parses back to the same tenant.
+		back, err := jobs.ParseTenantFile("export.yaml", b)
+		if err != nil {
+			t.Fatalf("export does not parse: %v", err)
+		}
+		if c, _ := jobs.EncodeTenantFile(back); string(c) != string(b) {
+			t.Fatal("export does not round-trip")
+		}
+		if _, err := jobs.VerifyAudit(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestAuditVerifyFindsTampering(t *testing.T) {
+	cases := []struct {
+		name string
+		sql  string
+		want string
+	}{
+		{"edited", "UPDATE audit_events SET actor = 'mallory' WHERE id = 2", "event 2: its content was altered"},
+		{"deleted", "DELETE FROM audit_events WHERE id = 2", "event 3: events 2 to 2 are missing"},
+		{"deleted last", "DELETE FROM audit_events WHERE id = (SELECT m FROM (SELECT MAX(id) AS m FROM audit_events) x)", "events deleted from the end"},
+		{"reordered", "", "event 2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, s *store.Store) {
+				ctx := context.Background()
+				admin := &jobs.TenantAdmin{Store: s, Actor: "test"}
+				if _, err := admin.Apply(ctx, exampleTenant(t)); err != nil {
+					t.Fatal(err)
+				}
+				if n, err := jobs.VerifyAudit(ctx, s); err != nil || n < 4 {
+					t.Fatalf("untouched log: %d events, %v", n, err)
+				}
+				q := tc.sql
+				if tc.name == "reordered" {
+					// Swap events 2 and 3 through a free id: the primary key is checked row by row.
+					for _, st := range []string{"UPDATE audit_events SET id = 0 WHERE id = 2", "UPDATE audit_events SET id = 2 WHERE id = 3", "UPDATE audit_events SET id = 3 WHERE id = 0"} {
+						if _, err := s.DB().Exec(st); err != nil {
+							t.Fatal(err)
+						}
+					}
+					q = ""
+				}
+				if q != "" {
+					if _, err := s.DB().Exec(q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				_, err := jobs.VerifyAudit(ctx, s)
+				var ce *jobs.ChainError
+				if !errors.As(err, &ce) {
+					t.Fatalf("verify after %s: %v, want a chain error", tc.name, err)
+				}
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("verify said %q, want it to contain %q", err, tc.want)
+				}
+			})
+		})
+	}
+}
+
+func TestPolicyChangeLeavesLedgerSnapshotAlone(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		admin := &jobs.TenantAdmin{Store: s, Actor: "test"}
+		tn := exampleTenant(t)
+		if _, err := admin.Apply(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		loaded, _ := s.LoadTenant(ctx)
+		acme, _ := loaded.Customer("acme")
+		r := jobs.Resolve(loaded, acme, jobs.EndUser)
+		at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+		acct := jobs.ImportedAccount{
+			Customer: "acme", Source: "ad", SourceID: "6f1c2a9e-0000-0000-0000-000000000001", Type: jobs.EndUser,
+			Username: "jdoe", Email: "jdoe@acme.example", VaultIntegration: "IT Glue", VaultRef: "9001",
+			SelfServe: r.On(jobs.SelfServe), Options: r.Snapshot(), OptionsOrigin: string(r.Origin) + " " + r.Policy, ImportedAt: at,
+		}
+		err := s.Update(ctx, func(tx jobs.Tx) error { return tx.InsertImported(ctx, acct) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := ledger(t, s, "acme")
+		if !before[0].Options[jobs.VaultCreate] || before[0].Options[jobs.WelcomeEmail] {
+			t.Fatalf("snapshot = %v, want the policy's options", before[0].Options)
+		}
+		// The policy changes: welcome emails on, vault creation off.
+		if err := admin.SetPolicy(ctx, "Standard end users", jobs.Values{jobs.WelcomeEmail: true, jobs.VaultCreate: false}, nil); err != nil {
+			t.Fatal(err)
+		}
+		loaded, _ = s.LoadTenant(ctx)
+		acme, _ = loaded.Customer("acme")
+		if now := jobs.Resolve(loaded, acme, jobs.EndUser); !now.On(jobs.WelcomeEmail) || now.On(jobs.VaultCreate) {
+			t.Fatalf("policy change did not take effect for future imports: %+v", now.Snapshot())
+		}
+		after := ledger(t, s, "acme")
+		if len(after) != 1 || !after[0].Options.Equal(before[0].Options) || after[0].OptionsOrigin != before[0].OptionsOrigin ||
+			after[0].SelfServe != before[0].SelfServe || after[0].Welcome != "none" || !after[0].ImportedAt.Equal(at.Truncate(time.Microsecond)) {
+			t.Fatalf("ledger changed by a policy change:\nbefore %+v\nafter  %+v", before[0], after[0])
+		}
+	})
+}
+
+func ledger(t *testing.T, s *store.Store, customer string) []jobs.ImportedAccount {
+	t.Helper()
+	var out []jobs.ImportedAccount
+	for a, err := range s.ImportedAccounts(context.Background(), customer) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func TestAdminChangesAreValidatedAndAudited(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		admin := &jobs.TenantAdmin{Store: s, Actor: "tech@msp"}
+		if _, err := admin.Apply(ctx, exampleTenant(t)); err != nil {
+			t.Fatal(err)
+		}
+		n := countAudit(t, s)
+		// bluebird is out of end-user policies and has no PSA company.
+		err := admin.SetCustomerOptions(ctx, "bluebird", jobs.EndUser, jobs.Values{jobs.PSAMatch: true})
+		var re *jobs.RuleError
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), "not mapped to a ConnectWise PSA company") {
+			t.Fatalf("unavailable option: %v", err)
+		}
+		// acme follows the default end-user policy.
+		err = admin.SetCustomerOptions(ctx, "acme", jobs.EndUser, jobs.Values{jobs.SelfServe: false})
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), "policy unassign --customer acme") {
+			t.Fatalf("customer in a policy: %v", err)
+		}
+		if countAudit(t, s) != n {
+			t.Fatal("refused changes were audited")
+		}
+		if err := admin.SetCustomerOptions(ctx, "bluebird", jobs.EndUser, jobs.Values{jobs.Paused: false, jobs.VaultMatch: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.CreatePolicy(ctx, jobs.Policy{Name: "Quiet admins", Type: jobs.Admin, Default: true, Options: jobs.Values{jobs.Rotation: false}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.AssignPolicy(ctx, "bluebird", "Quiet admins"); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.UnassignPolicy(ctx, "acme", jobs.EndUser); err != nil {
+			t.Fatal(err)
+		}
+		tn, _ := s.LoadTenant(ctx)
+		def, _ := tn.DefaultPolicy(jobs.Admin)
+		if def.Name != "Quiet admins" {
+			t.Fatalf("default admin policy = %q", def.Name)
+		}
+		acme, _ := tn.Customer("acme")
+		r := jobs.Resolve(tn, acme, jobs.EndUser)
+		if r.Origin != jobs.FromCustomer || !r.On(jobs.VaultCreate) {
+			t.Fatalf("after unassign acme resolves %+v; want its own copy of the policy's options", r)
+		}
+		var actions []string
+		for e, err := range s.AuditEvents(ctx, jobs.AuditFilter{AfterID: int64(n)}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Actor != "tech@msp" {
+				t.Fatalf("event %d actor %q", e.ID, e.Actor)
+			}
+			actions = append(actions, e.Action)
+		}
+		want := "customer.options.set policy.create customer.policy.assign customer.policy.unassign"
+		if strings.Join(actions, " ") != want {
+			t.Fatalf("audited %v, want %s", actions, want)
+		}
+		if _, err := jobs.VerifyAudit(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestParseURL(t *testing.T) {
+	cases := []struct {
+		in      string
+		dialect store.Dialect
+		bad     bool
+	}{
+		{"", store.SQLite, false},
+		{"sqlite:/tmp/x.db", store.SQLite, false},
+		{"data/autoimport.db", store.SQLite, false},
+		{"root@tcp(127.0.0.1:3306)/autoimport", store.MySQL, false},
+		{"mysql://u:p@tcp(db:3306)/ai?tls=true", store.MySQL, false},
+		{"root@tcp(127.0.0.1:3306)/", "", true},
+		{"postgres://x", "", true},
+		{"sqlite:", "", true},
+	}
+	for _, tc := range cases {
+		d, _, err := store.ParseURL(tc.in)
+		if (err != nil) != tc.bad || d != tc.dialect {
+			t.Errorf("ParseURL(%q) = %q, %v", tc.in, d, err)
+		}
+		if err != nil && strings.Contains(err.Error(), ":p@") {
+			t.Errorf("error leaks the password: %v", err)
+		}
+	}
+}

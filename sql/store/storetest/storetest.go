@@ -1,0 +1,101 @@
+// Package storetest opens throwaway stores for tests: a SQLite file in a
+// temporary directory and a fresh database on a real MySQL/MariaDB server,
+// so one test suite runs against both dialects.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+	"github.com/msp-tools/autoimport/sql/store"
+)
+
+// DefaultMySQLDSN is used when AUTOIMPORT_TEST_MYSQL_DSN is not set.
+const DefaultMySQLDSN = "root@tcp(127.0.0.1:3306)/"
+
+// SQLite opens a store on a new SQLite file, closed when the test ends.
+func SQLite(t testing.TB) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "autoimport.db"))
+	if err != nil {
+		t.Fatalf("open sqlite store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// MySQLURL creates a throwaway database on the MySQL/MariaDB server named
+// by AUTOIMPORT_TEST_MYSQL_DSN (default root@tcp(127.0.0.1:3306)/), drops it
+// when the test ends, and returns its URL. When the server cannot be
+// reached the test fails under CI=true and is skipped, saying why,
+// elsewhere.
+func MySQLURL(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("AUTOIMPORT_TEST_MYSQL_DSN")
+	if dsn == "" {
+		dsn = DefaultMySQLDSN
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("AUTOIMPORT_TEST_MYSQL_DSN is not a MySQL DSN: %v", err)
+	}
+	cfg.DBName = ""
+	admin, err := sqlx.Open("mysql", cfg.FormatDSN())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = admin.PingContext(ctx)
+		cancel()
+	}
+	if err != nil {
+		if admin != nil {
+			admin.Close()
+		}
+		msg := fmt.Sprintf("MySQL/MariaDB at %s is not reachable (%v); start it or set AUTOIMPORT_TEST_MYSQL_DSN", cfg.Addr, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " — CI must run the MySQL tests")
+		}
+		t.Skip(msg)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "autoimport_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		admin.Close()
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		admin.Exec("DROP DATABASE IF EXISTS " + name)
+		admin.Close()
+	})
+	cfg.DBName = name
+	return cfg.FormatDSN()
+}
+
+// MySQL opens a store on a throwaway MySQL/MariaDB database (see MySQLURL).
+func MySQL(t testing.TB) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), MySQLURL(t))
+	if err != nil {
+		t.Fatalf("open mysql store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Each runs fn as a subtest against a fresh store of each dialect.
+func Each(t *testing.T, fn func(t *testing.T, s *store.Store)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	t.Run("mysql", func(t *testing.T) { fn(t, MySQL(t)) })
+}
+
+// IsMySQL reports whether a subtest name is the MySQL one.
+func IsMySQL(t testing.TB) bool { return strings.HasSuffix(t.Name(), "/mysql") }

@@ -1,0 +1,387 @@
+package store
+
+import (
+	"context"
+	dbsql "database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/msp-tools/autoimport/jobs"
+)
+
+// queryer is what reads need: the database or a transaction.
+type queryer interface {
+	sqlx.QueryerContext
+	sqlx.ExecerContext
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+// reader implements jobs.StoreReader over the database or a transaction.
+type reader struct {
+	s *Store
+	q queryer
+}
+
+// LoadTenant reads the whole tenant.
+func (s *Store) LoadTenant(ctx context.Context) (*jobs.Tenant, error) {
+	return reader{s, s.db}.LoadTenant(ctx)
+}
+
+// ImportedAccounts streams one customer's ledger.
+func (s *Store) ImportedAccounts(ctx context.Context, customer string) iter.Seq2[jobs.ImportedAccount, error] {
+	return reader{s, s.db}.ImportedAccounts(ctx, customer)
+}
+
+func (r reader) LoadTenant(ctx context.Context) (*jobs.Tenant, error) {
+	t := &jobs.Tenant{}
+	var ints []struct {
+		Kind   string `db:"kind"`
+		Config string `db:"config"`
+	}
+	if err := r.q.SelectContext(ctx, &ints, "SELECT kind, config FROM integrations ORDER BY kind"); err != nil {
+		return nil, fmt.Errorf("load integrations: %w", err)
+	}
+	if len(ints) > 0 {
+		obj := map[string]json.RawMessage{}
+		for _, i := range ints {
+			obj[i.Kind] = json.RawMessage(i.Config)
+		}
+		b, _ := json.Marshal(obj)
+		if err := json.Unmarshal(b, &t.Integrations); err != nil {
+			return nil, fmt.Errorf("load integrations: stored config is damaged: %w", err)
+		}
+	}
+	var pols []struct {
+		Name        string           `db:"name"`
+		Type        string           `db:"account_type"`
+		Description string           `db:"description"`
+		DefaultFor  dbsql.NullString `db:"default_for"`
+		Options     string           `db:"options"`
+	}
+	if err := r.q.SelectContext(ctx, &pols, "SELECT name, account_type, description, default_for, options FROM import_policies ORDER BY CASE account_type WHEN 'end-user' THEN 0 ELSE 1 END, name"); err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+	for _, p := range pols {
+		pol := jobs.Policy{Name: p.Name, Type: jobs.AccountType(p.Type), Description: p.Description, Default: p.DefaultFor.Valid}
+		if err := json.Unmarshal([]byte(p.Options), &pol.Options); err != nil {
+			return nil, fmt.Errorf("load policy %q: stored options are damaged: %w", p.Name, err)
+		}
+		t.Policies = append(t.Policies, pol)
+	}
+	var custs []struct {
+		ID     string `db:"id"`
+		Config string `db:"config"`
+	}
+	if err := r.q.SelectContext(ctx, &custs, "SELECT id, config FROM customers ORDER BY id"); err != nil {
+		return nil, fmt.Errorf("load customers: %w", err)
+	}
+	var members []struct {
+		Customer string `db:"customer_id"`
+		Type     string `db:"account_type"`
+		Policy   string `db:"policy_name"`
+	}
+	if err := r.q.SelectContext(ctx, &members, "SELECT customer_id, account_type, policy_name FROM policy_members"); err != nil {
+		return nil, fmt.Errorf("load policy members: %w", err)
+	}
+	var opts []struct {
+		Customer string `db:"customer_id"`
+		Type     string `db:"account_type"`
+		Options  string `db:"options"`
+	}
+	if err := r.q.SelectContext(ctx, &opts, "SELECT customer_id, account_type, options FROM customer_options"); err != nil {
+		return nil, fmt.Errorf("load customer options: %w", err)
+	}
+	byID := map[string]int{}
+	for _, c := range custs {
+		var cu jobs.Customer
+		if err := json.Unmarshal([]byte(c.Config), &cu); err != nil {
+			return nil, fmt.Errorf("load customer %s: stored config is damaged: %w", c.ID, err)
+		}
+		cu.ID = c.ID
+		byID[c.ID] = len(t.Customers)
+		t.Customers = append(t.Customers, cu)
+	}
+	for _, m := range members {
+		if i, ok := byID[m.Customer]; ok {
+			c := &t.Customers[i]
+			if c.Policies == nil {
+				c.Policies = map[jobs.AccountType]string{}
+			}
+			c.Policies[jobs.AccountType(m.Type)] = m.Policy
+		}
+	}
+	for _, o := range opts {
+		if i, ok := byID[o.Customer]; ok {
+			var v jobs.Values
+			if err := json.Unmarshal([]byte(o.Options), &v); err != nil {
+				return nil, fmt.Errorf("load customer %s options: stored options are damaged: %w", o.Customer, err)
+			}
+			c := &t.Customers[i]
+			if c.Options == nil {
+				c.Options = map[jobs.AccountType]jobs.Values{}
+			}
+			c.Options[jobs.AccountType(o.Type)] = v
+		}
+	}
+	return t, nil
+}
+
+type ledgerRow struct {
+	jobs.ImportedAccount
+	OptionsDoc string `db:"options"`
+	ImportedAt int64  `db:"imported_at"`
+	LastSeen   int64  `db:"last_seen"`
+	WelcomeAt  int64  `db:"welcome_at"`
+}
+
+const ledgerCols = "customer_id, source, source_id, account_type, username, upn, display_name, email, immutable_id, m365_id, vault_integration, vault_ref, psa_integration, psa_ref, self_serve, rotation, m365_sync, options, options_origin, welcome_state, welcome_at, source_state, imported_at, last_seen"
+
+func (r reader) ImportedAccounts(ctx context.Context, customer string) iter.Seq2[jobs.ImportedAccount, error] {
+	return func(yield func(jobs.ImportedAccount, error) bool) {
+		rows, err := r.q.QueryxContext(ctx, "SELECT "+ledgerCols+" FROM imported_accounts WHERE customer_id = ? ORDER BY source, source_id", customer)
+		if err != nil {
+			yield(jobs.ImportedAccount{}, fmt.Errorf("read ledger of customer %s: %w", customer, err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var lr ledgerRow
+			if err := rows.StructScan(&lr); err != nil {
+				yield(jobs.ImportedAccount{}, fmt.Errorf("read ledger of customer %s: %w", customer, err))
+				return
+			}
+			a := lr.ImportedAccount
+			if err := json.Unmarshal([]byte(lr.OptionsDoc), &a.Options); err != nil {
+				yield(jobs.ImportedAccount{}, fmt.Errorf("read ledger of customer %s: account %s: options snapshot is damaged: %w", customer, a.SourceID, err))
+				return
+			}
+			a.ImportedAt = time.UnixMicro(lr.ImportedAt).UTC()
+			a.LastSeen = time.UnixMicro(lr.LastSeen).UTC()
+			if !yield(a, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(jobs.ImportedAccount{}, fmt.Errorf("read ledger of customer %s: %w", customer, err))
+		}
+	}
+}
+
+// tx implements jobs.Tx.
+type tx struct {
+	reader
+	sx       *sqlx.Tx
+	headID   int64
+	headHash string
+}
+
+// Update runs fn in one transaction. It first locks the audit head, so
+// write transactions (which all append audit events) are serialised and
+// the chain stays linear.
+func (s *Store) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	sx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer sx.Rollback()
+	t := &tx{reader: reader{s, sx}, sx: sx}
+	if err := sx.QueryRowxContext(ctx, "SELECT last_id, last_hash FROM audit_head WHERE id = 1"+s.forUpdate()).Scan(&t.headID, &t.headHash); err != nil {
+		return fmt.Errorf("lock audit head: %w", err)
+	}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if _, err := sx.ExecContext(ctx, "UPDATE audit_head SET last_id = ?, last_hash = ? WHERE id = 1", t.headID, t.headHash); err != nil {
+		return fmt.Errorf("update audit head: %w", err)
+	}
+	if err := sx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) PutIntegrations(ctx context.Context, in jobs.Integrations) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return err
+	}
+	now := time.Now().UnixMicro()
+	for _, kind := range jobs.IntegrationKinds {
+		cfg, ok := obj[kind]
+		if !ok {
+			if _, err := t.sx.ExecContext(ctx, "DELETE FROM integrations WHERE kind = ?", kind); err != nil {
+				return fmt.Errorf("delete integration %s: %w", kind, err)
+			}
+			continue
+		}
+		if _, err := t.sx.ExecContext(ctx, t.s.upsert("integrations", []string{"kind"}, []string{"config", "updated_at"}), kind, string(cfg), now); err != nil {
+			return fmt.Errorf("save integration %s: %w", kind, err)
+		}
+	}
+	return nil
+}
+
+func (t *tx) PutPolicy(ctx context.Context, p jobs.Policy) error {
+	opts, err := json.Marshal(nonNil(p.Options))
+	if err != nil {
+		return err
+	}
+	var def any
+	if p.Default {
+		def = string(p.Type)
+		// Release the type's default first so the unique index holds.
+		if _, err := t.sx.ExecContext(ctx, "UPDATE import_policies SET default_for = NULL WHERE default_for = ? AND name <> ?", def, p.Name); err != nil {
+			return fmt.Errorf("save policy %q: %w", p.Name, err)
+		}
+	}
+	_, err = t.sx.ExecContext(ctx, t.s.upsert("import_policies", []string{"name"}, []string{"account_type", "description", "default_for", "options", "updated_at"}),
+		p.Name, string(p.Type), p.Description, def, string(opts), time.Now().UnixMicro())
+	if err != nil {
+		return fmt.Errorf("save policy %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+func nonNil(v jobs.Values) jobs.Values {
+	if v == nil {
+		return jobs.Values{}
+	}
+	return v
+}
+
+func (t *tx) PutCustomer(ctx context.Context, c jobs.Customer) error {
+	stored := c
+	stored.Policies, stored.Options = nil, nil
+	cfg, err := json.Marshal(stored)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UnixMicro()
+	if _, err := t.sx.ExecContext(ctx, t.s.upsert("customers", []string{"id"}, []string{"name", "config", "updated_at"})+"", c.ID, c.Name, string(cfg), now); err != nil {
+		return fmt.Errorf("save customer %s: %w", c.ID, err)
+	}
+	// created_at is set once, by the first save.
+	if _, err := t.sx.ExecContext(ctx, "UPDATE customers SET created_at = ? WHERE id = ? AND created_at = 0", now, c.ID); err != nil {
+		return fmt.Errorf("save customer %s: %w", c.ID, err)
+	}
+	for _, q := range []string{"DELETE FROM policy_members WHERE customer_id = ?", "DELETE FROM customer_options WHERE customer_id = ?"} {
+		if _, err := t.sx.ExecContext(ctx, q, c.ID); err != nil {
+			return fmt.Errorf("save customer %s: %w", c.ID, err)
+		}
+	}
+	for typ, name := range c.Policies {
+		if name == "" {
+			continue
+		}
+		if _, err := t.sx.ExecContext(ctx, "INSERT INTO policy_members (customer_id, account_type, policy_name) VALUES (?, ?, ?)", c.ID, string(typ), name); err != nil {
+			return fmt.Errorf("save customer %s policy: %w", c.ID, err)
+		}
+	}
+	for typ, v := range c.Options {
+		b, _ := json.Marshal(nonNil(v))
+		if _, err := t.sx.ExecContext(ctx, "INSERT INTO customer_options (customer_id, account_type, options) VALUES (?, ?, ?)", c.ID, string(typ), string(b)); err != nil {
+			return fmt.Errorf("save customer %s options: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+func (t *tx) AppendAudit(ctx context.Context, e jobs.AuditEvent) (jobs.AuditEvent, error) {
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	e.At = time.UnixMicro(e.At.UnixMicro()).UTC()
+	e.ID = t.headID + 1
+	e.PrevHash = t.headHash
+	e.Hash = e.ComputeHash()
+	_, err := t.sx.ExecContext(ctx, "INSERT INTO audit_events (id, at, actor, action, customer_id, subject, before_doc, after_doc, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		e.ID, e.At.UnixMicro(), e.Actor, e.Action, e.Customer, e.Subject, e.Before, e.After, e.PrevHash, e.Hash)
+	if err != nil {
+		return e, fmt.Errorf("append audit event: %w", err)
+	}
+	t.headID, t.headHash = e.ID, e.Hash
+	return e, nil
+}
+
+func (t *tx) InsertImported(ctx context.Context, a jobs.ImportedAccount) error {
+	opts, _ := json.Marshal(nonNil(a.Options))
+	if a.ImportedAt.IsZero() {
+		a.ImportedAt = time.Now()
+	}
+	if a.LastSeen.IsZero() {
+		a.LastSeen = a.ImportedAt
+	}
+	if a.Welcome == "" {
+		a.Welcome = "none"
+	}
+	if a.State == "" {
+		a.State = "active"
+	}
+	_, err := t.sx.ExecContext(ctx, "INSERT INTO imported_accounts ("+ledgerCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.UPN, a.DisplayName, a.Email, a.ImmutableID, a.M365ID,
+		a.VaultIntegration, a.VaultRef, a.PSAIntegration, a.PSARef, a.SelfServe, a.Rotation, a.M365Sync,
+		string(opts), a.OptionsOrigin, a.Welcome, 0, a.State, a.ImportedAt.UnixMicro(), a.LastSeen.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("record imported account %s/%s of customer %s: %w", a.Source, a.SourceID, a.Customer, err)
+	}
+	return nil
+}
+
+// AuditEvents streams audit events in id order.
+func (s *Store) AuditEvents(ctx context.Context, f jobs.AuditFilter) iter.Seq2[jobs.AuditEvent, error] {
+	return func(yield func(jobs.AuditEvent, error) bool) {
+		q := "SELECT id, at, actor, action, customer_id, subject, before_doc, after_doc, prev_hash, hash FROM audit_events WHERE id > ?"
+		args := []any{f.AfterID}
+		if f.Customer != "" {
+			q += " AND customer_id = ?"
+			args = append(args, f.Customer)
+		}
+		q += " ORDER BY id"
+		if f.Limit > 0 {
+			q += fmt.Sprintf(" LIMIT %d", f.Limit)
+		}
+		rows, err := s.db.QueryxContext(ctx, q, args...)
+		if err != nil {
+			yield(jobs.AuditEvent{}, fmt.Errorf("read audit log: %w", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e jobs.AuditEvent
+			var at int64
+			if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Customer, &e.Subject, &e.Before, &e.After, &e.PrevHash, &e.Hash); err != nil {
+				yield(jobs.AuditEvent{}, fmt.Errorf("read audit log: %w", err))
+				return
+			}
+			e.At = time.UnixMicro(at).UTC()
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(jobs.AuditEvent{}, fmt.Errorf("read audit log: %w", err))
+		}
+	}
+}
+
+// AuditHead returns the last event's id and hash.
+func (s *Store) AuditHead(ctx context.Context) (int64, string, error) {
+	var id int64
+	var h string
+	err := s.db.QueryRowxContext(ctx, "SELECT last_id, last_hash FROM audit_head WHERE id = 1").Scan(&id, &h)
+	if errors.Is(err, dbsql.ErrNoRows) {
+		return 0, "", errors.New("audit head is missing: the audit_head table was tampered with")
+	}
+	return id, h, err
+}
+
+var _ jobs.Store = (*Store)(nil)
