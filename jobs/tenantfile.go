@@ -38,10 +38,17 @@ func (e *FileError) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
+// maxTenantFile bounds a tenant file: thousands of customers fit well
+// under it.
+const maxTenantFile = 8 << 20
+
 // ParseTenantFile reads and validates a tenant file. Unknown keys, wrong
 // types, plain-text secrets, unknown options and references to missing
 // policies are errors that carry the file's line numbers.
 func ParseTenantFile(name string, data []byte) (*Tenant, error) {
+	if len(data) > maxTenantFile {
+		return nil, &FileError{File: name, Msg: fmt.Sprintf("the file is %d bytes; a tenant file is at most %d", len(data), maxTenantFile)}
+	}
 	if !utf8.Valid(data) {
 		return nil, &FileError{File: name, Msg: "the file is not valid UTF-8"}
 	}

@@ -1,0 +1,750 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sql/store"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+)
+
+// app holds what the commands share: configuration, the store, output.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	output         string
+
+	cfg   *Config
+	log   *logrus.Logger
+	store *store.Store
+}
+
+// setup reads the configuration and opens the store (migrating it).
+func (a *app) setup(ctx context.Context) error {
+	if a.store != nil {
+		return nil
+	}
+	if a.cfg == nil {
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		a.cfg = cfg
+	}
+	a.log = newLogger(a.cfg, a.stderr)
+	s, err := store.Open(ctx, a.cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	a.store = s
+	return nil
+}
+
+func (a *app) close() {
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+func (a *app) admin() *jobs.TenantAdmin {
+	return &jobs.TenantAdmin{Store: a.store, Actor: a.cfg.Actor}
+}
+
+func (a *app) json() bool { return a.output == "json" }
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows as aligned columns.
+func (a *app) table(header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func (a *app) tenant(ctx context.Context) (*jobs.Tenant, error) {
+	if err := a.setup(ctx); err != nil {
+		return nil, err
+	}
+	return a.store.LoadTenant(ctx)
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.json() {
+				return a.printJSON(map[string]string{"version": version})
+			}
+			fmt.Fprintln(a.stdout, "autoimport", version)
+			return nil
+		},
+	}
+}
+
+func (a *app) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending database migrations (also done automatically at start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			applied, err := a.store.AppliedMigrations(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"dialect": a.store.Dialect(), "applied": applied})
+			}
+			fmt.Fprintf(a.stdout, "%s database is at migration %s (%d applied)\n", a.store.Dialect(), applied[len(applied)-1], len(applied))
+			return nil
+		},
+	}
+}
+
+func (a *app) applyCommand() *cobra.Command {
+	var file string
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "apply -f tenant.yaml",
+		Short: "Create or update integrations, policies, customers and options from a tenant file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{fmt.Errorf("apply needs -f FILE (the tenant file; - reads standard input)")}
+			}
+			var data []byte
+			var err error
+			if file == "-" {
+				data, err = io.ReadAll(a.stdin)
+			} else {
+				data, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return usageError{fmt.Errorf("read tenant file: %w", err)}
+			}
+			want, err := jobs.ParseTenantFile(file, data)
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				fmt.Fprintf(a.stdout, "%s is valid: %d policies, %d customers\n", file, len(want.Policies), len(want.Customers))
+				return nil
+			}
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			res, err := a.admin().Apply(cmd.Context(), want)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(res)
+			}
+			if len(res.Changes) == 0 {
+				fmt.Fprintln(a.stdout, "no changes: the store already matches", file)
+			}
+			for _, ch := range res.Changes {
+				fmt.Fprintln(a.stdout, ch)
+			}
+			for _, u := range res.Untouched {
+				fmt.Fprintf(a.stdout, "note: %s is not in %s and was left as it is (apply never deletes)\n", u, file)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "tenant file (YAML); - for standard input")
+	c.Flags().BoolVar(&dryRun, "check", false, "only validate the file")
+	return c
+}
+
+func (a *app) exportCommand() *cobra.Command {
+	var file string
+	c := &cobra.Command{
+		Use:   "export [-f FILE]",
+		Short: "Write the current tenant in the tenant file format (secrets as references or sealed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.tenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			b, err := jobs.EncodeTenantFile(t)
+			if err != nil {
+				return err
+			}
+			if file == "" || file == "-" {
+				_, err = a.stdout.Write(b)
+				return err
+			}
+			return os.WriteFile(file, b, 0o600)
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "write to FILE instead of standard output")
+	return c
+}
+
+func (a *app) customerCommand() *cobra.Command {
+	c := &cobra.Command{Use: "customer", Short: "List and show customers"}
+	c.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List customers with their policies and integrations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.tenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return a.printJSON(t.Customers)
+			}
+			var rows [][]string
+			for _, cu := range t.Customers {
+				eu, ad := jobs.Resolve(t, cu, jobs.EndUser), jobs.Resolve(t, cu, jobs.Admin)
+				rows = append(rows, []string{cu.ID, cu.Name, originText(eu), originText(ad), sourcesText(cu), mappingText(t, cu)})
+			}
+			a.table([]string{"ID", "NAME", "END-USER OPTIONS", "ADMIN OPTIONS", "SOURCES", "VAULT / PSA"}, rows)
+			return nil
+		},
+	})
+	c.AddCommand(&cobra.Command{
+		Use:   "show CUSTOMER",
+		Short: "Show one customer's mappings, selections and options",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := a.tenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			cu, ok := t.Customer(args[0])
+			if !ok {
+				return fmt.Errorf("no customer %q (autoimport customer list shows them)", args[0])
+			}
+			if a.json() {
+				return a.printJSON(map[string]any{"customer": cu, "options": []jobs.Resolved{jobs.Resolve(t, cu, jobs.EndUser), jobs.Resolve(t, cu, jobs.Admin)}})
+			}
+			fmt.Fprintf(a.stdout, "%s — %s\n", cu.ID, cu.Name)
+			fmt.Fprintf(a.stdout, "  sources:   %s\n", sourcesText(cu))
+			fmt.Fprintf(a.stdout, "  vault/PSA: %s\n", mappingText(t, cu))
+			if ad := cu.Sources.AD; ad != nil {
+				fmt.Fprintf(a.stdout, "  AD:        %s base %s; groups %v, OUs %v, built-in %v\n", ad.URL, ad.BaseDN, ad.Select.Groups, ad.Select.OUs, ad.Select.Builtin)
+			}
+			if m := cu.Sources.M365; m != nil {
+				fmt.Fprintf(a.stdout, "  M365:      tenant %s; groups %v, roles %v\n", m.TenantID, m.Select.Groups, m.Select.Roles)
+			}
+			for _, typ := range jobs.AccountTypes {
+				fmt.Fprintln(a.stdout)
+				a.printResolved(jobs.Resolve(t, cu, typ))
+			}
+			return nil
+		},
+	})
+	return c
+}
+
+func originText(r jobs.Resolved) string {
+	switch r.Origin {
+	case jobs.FromPolicy:
+		return "policy " + strconv.Quote(r.Policy)
+	case jobs.FromDefaultPolicy:
+		return "default policy " + strconv.Quote(r.Policy)
+	case jobs.FromCustomer:
+		return "customer-specific"
+	}
+	return "built-in defaults"
+}
+
+func sourcesText(c jobs.Customer) string {
+	var s []string
+	if c.Sources.AD != nil {
+		s = append(s, "AD")
+	}
+	if c.Sources.M365 != nil {
+		s = append(s, "M365")
+	}
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, "+")
+}
+
+func mappingText(t *jobs.Tenant, c jobs.Customer) string {
+	cp := jobs.CapabilitiesOf(t.Integrations, c)
+	s := append([]string{}, cp.Vaults...)
+	if cp.TechVault {
+		s = append(s, "Technician Vault")
+	}
+	if cp.PSA != "" {
+		s = append(s, cp.PSA+" "+c.PSA.CompanyID)
+	}
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ", ")
+}
+
+func (a *app) printResolved(r jobs.Resolved) {
+	fmt.Fprintf(a.stdout, "%s options for %s: %s\n", r.Type, r.Customer, originText(r))
+	var rows [][]string
+	for _, s := range r.Settings {
+		origin := string(s.Origin)
+		if s.Policy != "" {
+			origin += " " + strconv.Quote(s.Policy)
+		}
+		avail := "yes"
+		if !s.Available {
+			avail = "no"
+		}
+		if s.Locked {
+			avail = "locked"
+		}
+		eff := "off"
+		if s.Effective {
+			eff = "ON"
+		}
+		rows = append(rows, []string{string(s.Key), strconv.FormatBool(s.Value), eff, origin, avail, s.Reason})
+	}
+	a.table([]string{"OPTION", "VALUE", "TAKES EFFECT", "ORIGIN", "AVAILABLE", "REASON"}, rows)
+	for _, w := range r.Warnings {
+		fmt.Fprintln(a.stdout, "warning:", w)
+	}
+}
+
+func (a *app) optionsCommand() *cobra.Command {
+	c := &cobra.Command{Use: "options", Short: "Show and set a customer's Automatic Import Options"}
+	var customer, typ string
+	show := &cobra.Command{
+		Use:   "show --customer C [--type end-user|admin]",
+		Short: "Show the options in force: value, origin, availability and why",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			types, err := typesFlag(typ)
+			if err != nil {
+				return err
+			}
+			if customer == "" {
+				return usageError{fmt.Errorf("options show needs --customer C")}
+			}
+			t, err := a.tenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			cu, ok := t.Customer(customer)
+			if !ok {
+				return fmt.Errorf("no customer %q (autoimport customer list shows them)", customer)
+			}
+			var out []jobs.Resolved
+			for _, ty := range types {
+				out = append(out, jobs.Resolve(t, cu, ty))
+			}
+			if a.json() {
+				return a.printJSON(out)
+			}
+			for i, r := range out {
+				if i > 0 {
+					fmt.Fprintln(a.stdout)
+				}
+				a.printResolved(r)
+			}
+			return nil
+		},
+	}
+	show.Flags().StringVar(&customer, "customer", "", "customer id")
+	show.Flags().StringVar(&typ, "type", "", "account type: end-user or admin (default both)")
+	var setCustomer, setType string
+	set := &cobra.Command{
+		Use:   "set --customer C --type T key=value...",
+		Short: "Set customer-specific options (only for a customer that follows no policy for the type)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if setCustomer == "" || setType == "" {
+				return usageError{fmt.Errorf("options set needs --customer C and --type end-user|admin")}
+			}
+			ty, err := jobs.ParseAccountType(setType)
+			if err != nil {
+				return err
+			}
+			v, err := jobs.ParseAssignments(ty, args)
+			if err != nil {
+				return err
+			}
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			if err := a.admin().SetCustomerOptions(cmd.Context(), setCustomer, ty, v); err != nil {
+				return err
+			}
+			t, err := a.store.LoadTenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			cu, _ := t.Customer(setCustomer)
+			r := jobs.Resolve(t, cu, ty)
+			if a.json() {
+				return a.printJSON(r)
+			}
+			a.printResolved(r)
+			return nil
+		},
+	}
+	set.Flags().StringVar(&setCustomer, "customer", "", "customer id")
+	set.Flags().StringVar(&setType, "type", "", "account type: end-user or admin")
+	c.AddCommand(show, set)
+	return c
+}
+
+func typesFlag(s string) ([]jobs.AccountType, error) {
+	if s == "" {
+		return jobs.AccountTypes, nil
+	}
+	t, err := jobs.ParseAccountType(s)
+	if err != nil {
+		return nil, err
+	}
+	return []jobs.AccountType{t}, nil
+}
+
+func (a *app) policyCommand() *cobra.Command {
+	c := &cobra.Command{Use: "policy", Short: "Manage Automatic Import Policies"}
+	c.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List policies with their members",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := a.tenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			type row struct {
+				jobs.Policy
+				Members []string `json:"members"`
+			}
+			var out []row
+			for _, p := range t.Policies {
+				out = append(out, row{p, policyMembers(t, p)})
+			}
+			if a.json() {
+				return a.printJSON(out)
+			}
+			var rows [][]string
+			for _, p := range out {
+				def := ""
+				if p.Default {
+					def = "default"
+				}
+				rows = append(rows, []string{p.Name, string(p.Type), def, strconv.Itoa(len(p.Members)), p.Options.String()})
+			}
+			a.table([]string{"NAME", "TYPE", "DEFAULT", "CUSTOMERS", "OPTIONS"}, rows)
+			return nil
+		},
+	})
+	c.AddCommand(&cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a policy, its options and the customers that follow it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := a.tenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, p := range t.Policies {
+				if p.Name != args[0] {
+					continue
+				}
+				members := policyMembers(t, p)
+				if a.json() {
+					return a.printJSON(map[string]any{"policy": p, "members": members})
+				}
+				def := ""
+				if p.Default {
+					def = " (default)"
+				}
+				fmt.Fprintf(a.stdout, "%s — %s policy%s\n%s\n\n", p.Name, p.Type, def, p.Description)
+				var rows [][]string
+				for _, k := range jobs.OptionKeys(p.Type) {
+					v, set := p.Options[k]
+					val := strconv.FormatBool(v)
+					if !set {
+						val = strconv.FormatBool(jobs.BuiltinDefaults(p.Type)[k]) + " (built-in)"
+					}
+					rows = append(rows, []string{string(k), val})
+				}
+				a.table([]string{"OPTION", "VALUE"}, rows)
+				fmt.Fprintf(a.stdout, "\ncustomers: %s\n", strings.Join(members, ", "))
+				return nil
+			}
+			return fmt.Errorf("no policy named %q (autoimport policy list shows them)", args[0])
+		},
+	})
+	var ptype, desc string
+	var makeDefault bool
+	create := &cobra.Command{
+		Use:   "create NAME --type end-user|admin [--description D] [--default] [key=value...]",
+		Short: "Create a policy",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ty, err := jobs.ParseAccountType(ptype)
+			if err != nil {
+				return err
+			}
+			v := jobs.Values{}
+			if len(args) > 1 {
+				if v, err = jobs.ParseAssignments(ty, args[1:]); err != nil {
+					return err
+				}
+			}
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			if err := a.admin().CreatePolicy(cmd.Context(), jobs.Policy{Name: args[0], Type: ty, Description: desc, Default: makeDefault, Options: v}); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "created %s policy %q\n", ty, args[0])
+			return nil
+		},
+	}
+	create.Flags().StringVar(&ptype, "type", "", "account type: end-user or admin")
+	create.Flags().StringVar(&desc, "description", "", "what the policy is for")
+	create.Flags().BoolVar(&makeDefault, "default", false, "make it the default policy of its type")
+	var setDesc string
+	set := &cobra.Command{
+		Use:   "set NAME key=value... [--description D]",
+		Short: "Change a policy's options: every customer that follows it gets them for future imports",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := a.tenant(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var ty jobs.AccountType
+			for _, p := range t.Policies {
+				if p.Name == args[0] {
+					ty = p.Type
+				}
+			}
+			if ty == "" {
+				return fmt.Errorf("no policy named %q (autoimport policy list shows them)", args[0])
+			}
+			v := jobs.Values{}
+			if len(args) > 1 {
+				if v, err = jobs.ParseAssignments(ty, args[1:]); err != nil {
+					return err
+				}
+			}
+			var d *string
+			if cmd.Flags().Changed("description") {
+				d = &setDesc
+			}
+			if len(v) == 0 && d == nil {
+				return usageError{fmt.Errorf("policy set needs key=value options or --description")}
+			}
+			if err := a.admin().SetPolicy(cmd.Context(), args[0], v, d); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "updated policy %q (future imports of %d customers)\n", args[0], len(policyMembers(t, jobs.Policy{Name: args[0], Type: ty})))
+			return nil
+		},
+	}
+	set.Flags().StringVar(&setDesc, "description", "", "new description")
+	var assignCustomer string
+	assign := &cobra.Command{
+		Use:   "assign NAME --customer C",
+		Short: "Make a customer follow a policy for the policy's account type",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if assignCustomer == "" {
+				return usageError{fmt.Errorf("policy assign needs --customer C")}
+			}
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			if err := a.admin().AssignPolicy(cmd.Context(), assignCustomer, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "customer %s follows policy %q\n", assignCustomer, args[0])
+			return nil
+		},
+	}
+	assign.Flags().StringVar(&assignCustomer, "customer", "", "customer id")
+	var unCustomer, unType string
+	unassign := &cobra.Command{
+		Use:   "unassign --customer C --type end-user|admin",
+		Short: "Take a customer out of policies for a type; its own options start as the values it followed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if unCustomer == "" || unType == "" {
+				return usageError{fmt.Errorf("policy unassign needs --customer C and --type end-user|admin")}
+			}
+			ty, err := jobs.ParseAccountType(unType)
+			if err != nil {
+				return err
+			}
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			if err := a.admin().UnassignPolicy(cmd.Context(), unCustomer, ty); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "customer %s follows no %s policy; change its options with autoimport options set --customer %s --type %s\n", unCustomer, ty, unCustomer, ty)
+			return nil
+		},
+	}
+	unassign.Flags().StringVar(&unCustomer, "customer", "", "customer id")
+	unassign.Flags().StringVar(&unType, "type", "", "account type: end-user or admin")
+	def := &cobra.Command{
+		Use:   "default NAME",
+		Short: "Make a policy the default of its account type (new customers follow it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			if err := a.admin().SetDefaultPolicy(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "policy %q is now the default of its type\n", args[0])
+			return nil
+		},
+	}
+	c.AddCommand(create, set, assign, unassign, def)
+	return c
+}
+
+// policyMembers lists the customers that follow a policy, explicitly or as
+// the default.
+func policyMembers(t *jobs.Tenant, p jobs.Policy) []string {
+	var out []string
+	for _, c := range t.Customers {
+		if r := jobs.Resolve(t, c, p.Type); r.Policy == p.Name && (r.Origin == jobs.FromPolicy || r.Origin == jobs.FromDefaultPolicy) {
+			out = append(out, c.ID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (a *app) auditCommand() *cobra.Command {
+	c := &cobra.Command{Use: "audit", Short: "Read and verify the audit log"}
+	var customer string
+	var limit int
+	var after int64
+	list := &cobra.Command{
+		Use:   "list [--customer C] [--limit N] [--after ID]",
+		Short: "List audit events, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			var events []jobs.AuditEvent
+			for e, err := range a.store.AuditEvents(cmd.Context(), jobs.AuditFilter{Customer: customer, AfterID: after, Limit: limit}) {
+				if err != nil {
+					return err
+				}
+				events = append(events, e)
+			}
+			if a.json() {
+				if events == nil {
+					events = []jobs.AuditEvent{}
+				}
+				return a.printJSON(events)
+			}
+			var rows [][]string
+			for _, e := range events {
+				rows = append(rows, []string{strconv.FormatInt(e.ID, 10), e.At.Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Customer, e.Subject, summary(e)})
+			}
+			a.table([]string{"ID", "AT (UTC)", "ACTOR", "ACTION", "CUSTOMER", "SUBJECT", "CHANGE"}, rows)
+			return nil
+		},
+	}
+	list.Flags().StringVar(&customer, "customer", "", "only this customer's events")
+	list.Flags().IntVar(&limit, "limit", 0, "at most N events")
+	list.Flags().Int64Var(&after, "after", 0, "only events after this id")
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute the audit hash chain and name the first altered, deleted or reordered event",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			n, err := jobs.VerifyAudit(cmd.Context(), a.store)
+			if a.json() {
+				res := map[string]any{"ok": err == nil, "events": n}
+				if err != nil {
+					res["error"] = err.Error()
+				}
+				if perr := a.printJSON(res); perr != nil {
+					return perr
+				}
+				if err != nil {
+					return exitError{exitFailed}
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "audit log intact: %d events, hash chain verified\n", n)
+			return nil
+		},
+	}
+	c.AddCommand(list, verify)
+	return c
+}
+
+// summary shortens an event's change for the table.
+func summary(e jobs.AuditEvent) string {
+	s := e.After
+	if s == "" {
+		s = "removed"
+	}
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+func (a *app) sealCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "seal",
+		Short: "Seal a secret read from standard input with AUTOIMPORT_SECRET_KEY; prints sealed:... for the tenant file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := a.cfg
+			if cfg.key == nil {
+				return &ConfigError{Var: "AUTOIMPORT_SECRET_KEY", Want: describe("SecretKey") + "; it is needed to seal secrets"}
+			}
+			line, err := bufio.NewReader(a.stdin).ReadString('\n')
+			if err != nil && err != io.EOF {
+				return err
+			}
+			line = strings.TrimRight(line, "\r\n")
+			if line == "" {
+				return usageError{fmt.Errorf("seal reads the secret from standard input; it was empty")}
+			}
+			fmt.Fprintln(a.stdout, string(cfg.key.SealRef(line)))
+			return nil
+		},
+	}
+}

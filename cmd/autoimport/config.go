@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/mattn/go-isatty"
+	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/robfig/cron/v3"
+	"github.com/sirupsen/logrus"
+)
+
+// Config is autoimport's configuration, read from AUTOIMPORT_* variables.
+type Config struct {
+	// DatabaseURL is a MySQL/MariaDB DSN or a SQLite file; empty means the
+	// SQLite file autoimport.db in the working directory.
+	DatabaseURL string `envconfig:"DATABASE_URL" desc:"MySQL DSN user:pass@tcp(host:3306)/db, or a SQLite file (sqlite:PATH); default sqlite:autoimport.db"`
+	// SecretKey seals secrets stored in the database (32 bytes, base64).
+	SecretKey string `envconfig:"SECRET_KEY" desc:"32 random bytes, base64 (openssl rand -base64 32)"`
+	// Schedule is the scheduler's cron spec.
+	Schedule string `envconfig:"SCHEDULE" default:"0 2 * * *" desc:"cron spec, 5 fields or a descriptor such as @daily"`
+	// TimeZone the schedule is read in.
+	TimeZone string `envconfig:"TIMEZONE" default:"UTC" desc:"IANA time zone such as Europe/London"`
+	// LogFormat is text or json; empty means text on a terminal, json otherwise.
+	LogFormat string `envconfig:"LOG_FORMAT" desc:"text or json"`
+	// LogLevel is the logrus level.
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	// HTTPAddr serves /healthz and /metrics while the scheduler runs.
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":9090" desc:"host:port"`
+	// Concurrency is how many customers are imported at once.
+	Concurrency int `envconfig:"CONCURRENCY" default:"4" desc:"a whole number from 1 to 64"`
+	// SurgeMax and SurgePercent hold a customer whose run would import
+	// more than SurgeMax new accounts and more than SurgePercent % of what
+	// it already holds.
+	SurgeMax     int     `envconfig:"SURGE_MAX" default:"50" desc:"a whole number, 0 or more"`
+	SurgePercent float64 `envconfig:"SURGE_PERCENT" default:"20" desc:"a percentage, 0 or more"`
+	// LeaseTTL is how long a customer's lease lasts without renewal.
+	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"10m" desc:"a duration such as 10m"`
+	// Actor is who the audit log records for changes from this process.
+	Actor string `envconfig:"ACTOR" desc:"a name; default the OS user"`
+	// TestMySQLDSN is read by the test suite only; listed so that it is not
+	// taken for a misspelling.
+	TestMySQLDSN string `envconfig:"TEST_MYSQL_DSN" desc:"MySQL DSN for tests"`
+
+	key      *secret.Key
+	location *time.Location
+}
+
+// ConfigError is a bad AUTOIMPORT_* variable (exit status 2).
+type ConfigError struct {
+	Var, Want, Got string
+	Err            error
+}
+
+func (e *ConfigError) Error() string {
+	if e.Got != "" {
+		return fmt.Sprintf("%s=%q is invalid: want %s", e.Var, e.Got, e.Want)
+	}
+	if e.Err != nil {
+		return fmt.Sprintf("%s is invalid: %v (want %s)", e.Var, e.Err, e.Want)
+	}
+	return fmt.Sprintf("%s is invalid: want %s", e.Var, e.Want)
+}
+
+const envPrefix = "AUTOIMPORT"
+
+// loadConfig reads and checks the environment.
+func loadConfig() (*Config, error) {
+	var c Config
+	if err := envconfig.CheckDisallowed(envPrefix, &c); err != nil {
+		name := strings.TrimPrefix(err.Error(), "unknown environment variable ")
+		return nil, &ConfigError{Var: name, Want: "one of the documented AUTOIMPORT_* variables (see README: Configuration); is it misspelt?"}
+	}
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return nil, &ConfigError{Var: pe.KeyName, Got: pe.Value, Want: describe(pe.FieldName)}
+		}
+		return nil, err
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func describe(field string) string {
+	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
+		return f.Tag.Get("desc")
+	}
+	return "a valid value"
+}
+
+func (c *Config) check() error {
+	bad := func(name, field, got string) error {
+		return &ConfigError{Var: envPrefix + "_" + name, Got: got, Want: describe(field)}
+	}
+	if _, err := cron.ParseStandard(c.Schedule); err != nil {
+		return &ConfigError{Var: "AUTOIMPORT_SCHEDULE", Got: c.Schedule, Want: "a cron spec with 5 fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily; " + err.Error()}
+	}
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return bad("TIMEZONE", "TimeZone", c.TimeZone)
+	}
+	c.location = loc
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return bad("LOG_FORMAT", "LogFormat", c.LogFormat)
+	}
+	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		return bad("LOG_LEVEL", "LogLevel", c.LogLevel)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		return bad("CONCURRENCY", "Concurrency", fmt.Sprint(c.Concurrency))
+	}
+	if c.SurgeMax < 0 {
+		return bad("SURGE_MAX", "SurgeMax", fmt.Sprint(c.SurgeMax))
+	}
+	if c.SurgePercent < 0 {
+		return bad("SURGE_PERCENT", "SurgePercent", fmt.Sprint(c.SurgePercent))
+	}
+	if c.LeaseTTL < time.Minute {
+		return &ConfigError{Var: "AUTOIMPORT_LEASE_TTL", Got: c.LeaseTTL.String(), Want: "a duration of at least 1m"}
+	}
+	if c.SecretKey != "" {
+		k, err := secret.ParseKey(c.SecretKey)
+		if err != nil {
+			// Never echo the key itself.
+			return &ConfigError{Var: "AUTOIMPORT_SECRET_KEY", Err: err, Want: describe("SecretKey")}
+		}
+		c.key = k
+	}
+	if c.Actor == "" {
+		c.Actor = os.Getenv("USER")
+		if c.Actor == "" {
+			c.Actor = "autoimport"
+		}
+	}
+	return nil
+}
+
+// newLogger makes the process logger: text on a terminal, JSON otherwise,
+// unless AUTOIMPORT_LOG_FORMAT says.
+func newLogger(c *Config, w io.Writer) *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(w)
+	lvl, _ := logrus.ParseLevel(c.LogLevel)
+	l.SetLevel(lvl)
+	format := c.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	if format == "json" {
+		l.SetFormatter(&logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano})
+	} else {
+		l.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	}
+	return l
+}

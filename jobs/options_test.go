@@ -1,0 +1,250 @@
+package jobs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// tenantWith builds a tenant from integrations, policies and one customer.
+func tenantWith(in Integrations, c Customer, ps ...Policy) *Tenant {
+	return &Tenant{Integrations: in, Policies: ps, Customers: []Customer{c}}
+}
+
+var (
+	allIntegrations = Integrations{
+		ITGlue:      &ITGlue{URL: "https://api.itglue.com", APIKey: "env:K"},
+		ConnectWise: &ConnectWise{URL: "https://cw.example", CompanyID: "msp", PublicKey: "env:A", PrivateKey: "env:B", ClientID: "env:C"},
+		M365:        &M365App{ClientID: "env:I", ClientSecret: "env:S"},
+		SMTP:        &SMTP{Host: "smtp.example", Port: 587, From: "a@b.example", EnrollmentURL: "https://e.example"},
+	}
+	mappedCustomer = Customer{ID: "acme", Name: "Acme",
+		Vault:   VaultMapping{ITGlueOrganizationID: "1"},
+		PSA:     PSAMapping{CompanyID: "2"},
+		Sources: CustomerSources{M365: &M365Tenant{TenantID: "t"}},
+	}
+	bareCustomer = Customer{ID: "bare", Name: "Bare"}
+)
+
+func TestResolveOrigin(t *testing.T) {
+	std := Policy{Name: "Std", Type: EndUser, Default: true, Options: Values{WelcomeEmail: true, SelfServe: false}}
+	named := Policy{Name: "Named", Type: EndUser, Options: Values{Paused: true}}
+	adminDef := Policy{Name: "Adm", Type: Admin, Default: true, Options: Values{Rotation: true}}
+	withPolicy := func(typ AccountType, name string) Customer {
+		c := mappedCustomer
+		c.Policies = map[AccountType]string{typ: name}
+		return c
+	}
+	optedOut := withPolicy(EndUser, NoPolicy)
+	optedOut.Options = map[AccountType]Values{EndUser: {PSAMatch: true}}
+
+	cases := []struct {
+		name      string
+		tenant    *Tenant
+		typ       AccountType
+		origin    Origin
+		policy    string
+		key       Option
+		value     bool
+		keyOrigin Origin
+		keyPolicy string
+	}{
+		{"built-in when nothing set", tenantWith(allIntegrations, mappedCustomer), EndUser, FromBuiltin, "", SelfServe, true, FromBuiltin, ""},
+		{"default policy", tenantWith(allIntegrations, mappedCustomer, std, named), EndUser, FromDefaultPolicy, "Std", WelcomeEmail, true, FromDefaultPolicy, "Std"},
+		{"default policy leaves unset keys built-in", tenantWith(allIntegrations, mappedCustomer, std), EndUser, FromDefaultPolicy, "Std", PSAMatch, false, FromBuiltin, ""},
+		{"assigned policy wins over default", tenantWith(allIntegrations, withPolicy(EndUser, "Named"), std, named), EndUser, FromPolicy, "Named", Paused, true, FromPolicy, "Named"},
+		{"opted out uses customer options", tenantWith(allIntegrations, optedOut, std), EndUser, FromCustomer, "", PSAMatch, true, FromCustomer, ""},
+		{"opted out, unset key built-in", tenantWith(allIntegrations, optedOut, std), EndUser, FromCustomer, "", WelcomeEmail, false, FromBuiltin, ""},
+		{"admin default policy", tenantWith(allIntegrations, mappedCustomer, std, adminDef), Admin, FromDefaultPolicy, "Adm", Rotation, true, FromDefaultPolicy, "Adm"},
+		{"admin built-in stores in vault", tenantWith(allIntegrations, mappedCustomer, std), Admin, FromBuiltin, "", VaultMatch, true, FromBuiltin, ""},
+		{"end-user policy does not apply to admins", tenantWith(allIntegrations, withPolicy(EndUser, "Named"), named), Admin, FromBuiltin, "", Paused, false, FromBuiltin, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.tenant.Customers[0]
+			r := Resolve(tc.tenant, c, tc.typ)
+			if r.Origin != tc.origin || r.Policy != tc.policy {
+				t.Fatalf("origin = %s %q, want %s %q", r.Origin, r.Policy, tc.origin, tc.policy)
+			}
+			s := r.Setting(tc.key)
+			if s.Value != tc.value || s.Origin != tc.keyOrigin || s.Policy != tc.keyPolicy {
+				t.Fatalf("%s = %v from %s %q, want %v from %s %q", tc.key, s.Value, s.Origin, s.Policy, tc.value, tc.keyOrigin, tc.keyPolicy)
+			}
+			if len(r.Settings) != len(OptionKeys(tc.typ)) {
+				t.Fatalf("%d settings, want every %s option", len(r.Settings), tc.typ)
+			}
+		})
+	}
+}
+
+func TestAvailability(t *testing.T) {
+	all := Values{Paused: false, VaultMatch: true, VaultCreate: true, WelcomeEmail: true, PSAMatch: true, PSACreate: true, SelfServe: true, M365Sync: true}
+	allAdmin := Values{Rotation: true, VaultMatch: true, VaultCreate: true}
+	onlyTech := Integrations{TechVault: &TechVault{Enabled: true}}
+	itglueNoMap := Integrations{ITGlue: allIntegrations.ITGlue}
+	mappedNoIntegration := mappedCustomer
+	cases := []struct {
+		name      string
+		in        Integrations
+		c         Customer
+		typ       AccountType
+		set       Values
+		key       Option
+		available bool
+		effective bool
+		reason    string
+	}{
+		{"vault_match with IT Glue mapping", allIntegrations, mappedCustomer, EndUser, all, VaultMatch, true, true, ""},
+		{"vault_match without any vault", Integrations{}, bareCustomer, EndUser, all, VaultMatch, false, false, "no IT Glue or Hudu integration is configured; the Technician Vault is not enabled"},
+		{"vault_match with IT Glue but no mapping", itglueNoMap, bareCustomer, EndUser, all, VaultMatch, false, false, "not mapped to an IT Glue organization or Hudu company"},
+		{"vault_match mapped but integration missing", Integrations{}, mappedNoIntegration, EndUser, all, VaultMatch, false, false, "no IT Glue or Hudu integration"},
+		{"vault_match with only the Technician Vault", onlyTech, bareCustomer, EndUser, all, VaultMatch, true, true, ""},
+		{"vault_create needs vault_match on", allIntegrations, mappedCustomer, EndUser, Values{VaultMatch: false, VaultCreate: true}, VaultCreate, false, false, "vault_create needs vault_match on"},
+		{"welcome_email with SMTP", allIntegrations, mappedCustomer, EndUser, all, WelcomeEmail, true, true, ""},
+		{"welcome_email without SMTP", Integrations{}, mappedCustomer, EndUser, all, WelcomeEmail, false, false, "no SMTP relay"},
+		{"psa_match mapped", allIntegrations, mappedCustomer, EndUser, all, PSAMatch, true, true, ""},
+		{"psa_match no company", allIntegrations, bareCustomer, EndUser, all, PSAMatch, false, false, "not mapped to a ConnectWise PSA company"},
+		{"psa_match no PSA", Integrations{}, mappedCustomer, EndUser, all, PSAMatch, false, false, "no PSA integration"},
+		{"psa_create needs psa_match", allIntegrations, mappedCustomer, EndUser, Values{PSAMatch: false, PSACreate: true}, PSACreate, false, false, "psa_create needs psa_match on"},
+		{"psa_create unavailable without company", allIntegrations, bareCustomer, EndUser, all, PSACreate, false, false, "not mapped"},
+		{"self_serve always", Integrations{}, bareCustomer, EndUser, all, SelfServe, true, true, ""},
+		{"paused always", Integrations{}, bareCustomer, EndUser, Values{Paused: true}, Paused, true, true, ""},
+		{"m365_sync with tenant", allIntegrations, mappedCustomer, EndUser, all, M365Sync, true, true, ""},
+		{"m365_sync without tenant", allIntegrations, bareCustomer, EndUser, all, M365Sync, false, false, "no Microsoft 365 tenant connected"},
+		{"m365_sync without app registration", Integrations{}, mappedCustomer, EndUser, all, M365Sync, false, false, "no Microsoft 365 app registration"},
+		{"admin vault with IT Glue", allIntegrations, mappedCustomer, Admin, allAdmin, VaultMatch, true, true, ""},
+		{"admin vault without vault", Integrations{}, bareCustomer, Admin, allAdmin, VaultMatch, false, false, "no IT Glue or Hudu"},
+		{"admin vault forced by Technician Vault", onlyTech, bareCustomer, Admin, Values{VaultMatch: false}, VaultMatch, true, true, "always on with the Technician Vault"},
+		{"admin create forced by Technician Vault", onlyTech, bareCustomer, Admin, Values{VaultCreate: false}, VaultCreate, true, true, "always on with the Technician Vault"},
+		{"rotation with vault storage", allIntegrations, mappedCustomer, Admin, allAdmin, Rotation, true, true, ""},
+		{"rotation with Technician Vault only", onlyTech, bareCustomer, Admin, allAdmin, Rotation, true, true, ""},
+		{"rotation without vault", Integrations{}, bareCustomer, Admin, allAdmin, Rotation, false, false, "rotation needs vault storage"},
+		{"rotation with vault_match off", allIntegrations, mappedCustomer, Admin, Values{Rotation: true, VaultMatch: false, VaultCreate: false}, Rotation, false, false, "turn vault_match on"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.c
+			c.Policies = map[AccountType]string{tc.typ: NoPolicy}
+			c.Options = map[AccountType]Values{tc.typ: tc.set}
+			r := Resolve(tenantWith(tc.in, c), c, tc.typ)
+			s := r.Setting(tc.key)
+			if s.Available != tc.available || s.Effective != tc.effective {
+				t.Fatalf("%s: available=%v effective=%v, want %v %v (reason %q)", tc.key, s.Available, s.Effective, tc.available, tc.effective, s.Reason)
+			}
+			if !strings.Contains(s.Reason, tc.reason) {
+				t.Fatalf("reason %q, want it to contain %q", s.Reason, tc.reason)
+			}
+			if !tc.available && s.Reason == "" {
+				t.Fatal("an unavailable option must say why")
+			}
+		})
+	}
+}
+
+func TestRolloutWarnings(t *testing.T) {
+	c := mappedCustomer
+	c.Policies = map[AccountType]string{EndUser: NoPolicy}
+	for _, tc := range []struct {
+		set  Values
+		want int
+	}{
+		{Values{WelcomeEmail: false, SelfServe: true}, 0},
+		{Values{WelcomeEmail: true, SelfServe: true}, 1},
+		{Values{WelcomeEmail: true, SelfServe: false}, 2},
+	} {
+		c.Options = map[AccountType]Values{EndUser: tc.set}
+		r := Resolve(tenantWith(allIntegrations, c), c, EndUser)
+		if len(r.Warnings) != tc.want {
+			t.Errorf("%v: warnings %q, want %d", tc.set, r.Warnings, tc.want)
+		}
+	}
+}
+
+func TestCheckValues(t *testing.T) {
+	cases := []struct {
+		typ  AccountType
+		v    Values
+		tech bool
+		err  string
+	}{
+		{EndUser, Values{VaultMatch: true, VaultCreate: true}, false, ""},
+		{EndUser, Values{VaultCreate: true}, false, "vault_create needs vault_match"},
+		{EndUser, Values{PSACreate: true}, false, "psa_create needs psa_match"},
+		{EndUser, Values{PSAMatch: true, PSACreate: true}, false, ""},
+		{EndUser, Values{Rotation: true}, false, "unknown end-user option \"rotation\""},
+		{Admin, Values{WelcomeEmail: true}, false, "unknown admin option \"welcome_email\""},
+		{Admin, Values{Rotation: true}, false, ""}, // built-in admin vault_match is on
+		{Admin, Values{Rotation: true, VaultMatch: false, VaultCreate: false}, false, "rotation needs vault storage"},
+		{Admin, Values{Rotation: true, VaultMatch: false, VaultCreate: false}, true, "cannot be turned off"},
+		{Admin, Values{VaultCreate: false}, true, "cannot be turned off"},
+		{Admin, Values{Rotation: true}, true, ""},
+	}
+	for _, tc := range cases {
+		err := CheckValues(tc.typ, tc.v, tc.tech)
+		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("CheckValues(%s, %v, tech=%v) = %v, want %q", tc.typ, tc.v, tc.tech, err, tc.err)
+		}
+	}
+}
+
+func TestCheckCustomerOptions(t *testing.T) {
+	def := Policy{Name: "Std", Type: EndUser, Default: true}
+	inPolicy := mappedCustomer
+	inPolicy.Policies = map[AccountType]string{EndUser: "Std"}
+	out := bareCustomer
+	out.Policies = map[AccountType]string{EndUser: NoPolicy}
+	cases := []struct {
+		name string
+		t    *Tenant
+		c    Customer
+		v    Values
+		err  string
+	}{
+		{"follows assigned policy", tenantWith(allIntegrations, inPolicy, def), inPolicy, Values{Paused: true}, "follows end-user policy \"Std\""},
+		{"follows default policy", tenantWith(allIntegrations, mappedCustomer, def), mappedCustomer, Values{Paused: true}, "follows the default end-user policy"},
+		{"no policy at all is fine", tenantWith(allIntegrations, mappedCustomer), mappedCustomer, Values{Paused: true}, ""},
+		{"unavailable option refused with reason", tenantWith(allIntegrations, out), out, Values{PSAMatch: true}, "psa_match is not available for customer bare: customer bare is not mapped to a ConnectWise PSA company"},
+		{"turning an unavailable option off is fine", tenantWith(allIntegrations, out), out, Values{PSAMatch: false}, ""},
+		{"unknown key", tenantWith(allIntegrations, out), out, Values{"welcome": true}, "unknown end-user option"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckCustomerOptions(tc.t, tc.c, EndUser, tc.v)
+			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestParseAssignments(t *testing.T) {
+	v, err := ParseAssignments(EndUser, []string{"welcome_email=on", "self_serve=false", "psa_match=1"})
+	if err != nil || !v[WelcomeEmail] || v[SelfServe] || !v[PSAMatch] || len(v) != 3 {
+		t.Fatalf("got %v, %v", v, err)
+	}
+	for _, bad := range [][]string{{"welcome_email"}, {"welcome=true"}, {"paused=maybe"}, {"rotation=true"}, nil} {
+		_, err := ParseAssignments(EndUser, bad)
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			t.Errorf("ParseAssignments(%q) = %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func FuzzParseAssignments(f *testing.F) {
+	for _, s := range []string{"paused=true", "vault_create=off", "x", "=", "self_serve=\xff"} {
+		f.Add("end-user", s)
+	}
+	f.Fuzz(func(t *testing.T, typ, word string) {
+		at, err := ParseAccountType(typ)
+		if err != nil {
+			return
+		}
+		v, err := ParseAssignments(at, []string{word})
+		if err == nil {
+			if len(v) != 1 || v.CheckKeys(at) != nil {
+				t.Fatalf("accepted %q as %v", word, v)
+			}
+		}
+	})
+}

@@ -1,0 +1,92 @@
+package jobs
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestExampleTenantParses(t *testing.T) {
+	b, err := os.ReadFile("../examples/tenant.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn, err := ParseTenantFile("tenant.yaml", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tn.Customers) != 2 || len(tn.Policies) != 2 || tn.Integrations.ITGlue == nil {
+		t.Fatalf("parsed %+v", tn)
+	}
+	acme, _ := tn.Customer("acme")
+	if acme.Policies[Admin] != "Rotated admins" || acme.Vault.ITGlueOrganizationID != "2841121" || acme.Sources.AD.Select.Builtin[0] != "Domain Users" {
+		t.Fatalf("acme = %+v", acme)
+	}
+}
+
+// TestTenantFileErrors checks that bad files give errors with line numbers.
+func TestTenantFileErrors(t *testing.T) {
+	cases := []struct {
+		name, file, want string
+	}{
+		{"unknown key", "integrations:\n  itglue:\n    url: https://x.example\n    api_key: env:K\n    apikey: x\n", "t.yaml:5: field apikey not found"},
+		{"wrong type", "policies:\n  - name: P\n    type: end-user\n    default: maybe\n", "t.yaml:4: cannot unmarshal !!str `maybe` into bool"},
+		{"missing policy", "customers:\n  - id: acme\n    name: Acme\n    policies:\n      admin: Nope\n", "t.yaml:5: customers[0].policies.admin: no admin policy named \"Nope\""},
+		{"policy of the wrong type", "policies:\n  - name: P\n    type: end-user\ncustomers:\n  - id: acme\n    name: Acme\n    policies:\n      admin: P\n", "t.yaml:8: customers[0].policies.admin: policy \"P\" is a end-user policy, not admin"},
+		{"unknown option", "policies:\n  - name: P\n    type: admin\n    options:\n      welcome_email: true\n", "t.yaml:5: policies[0].options.welcome_email: unknown admin option"},
+		{"two defaults", "policies:\n  - name: A\n    type: admin\n    default: true\n  - name: B\n    type: admin\n    default: true\n", "t.yaml:7: policies[1].default: \"A\" and \"B\" are both default admin policies"},
+		{"plain secret", "integrations:\n  hudu:\n    url: https://h.example\n    api_key: hunter2\n", "t.yaml:4: integrations.hudu.api_key: secrets must be a reference"},
+		{"create without match", "policies:\n  - name: P\n    type: end-user\n    options:\n      psa_create: true\n", "t.yaml:4: policies[0].options: psa_create needs psa_match"},
+		{"options while in policy", "customers:\n  - id: acme\n    name: Acme\n    options:\n      end-user: {paused: true}\n", "t.yaml:5: customers[0].options.end-user: customer-specific end-user options are used only for a customer taken out of policies"},
+		{"bad customer id", "customers:\n  - id: Acme Dental\n    name: Acme\n", "t.yaml:2: customers[0].id: \"Acme Dental\""},
+		{"plain ldap", "customers:\n  - id: a\n    name: A\n    sources:\n      ad:\n        url: ldap://dc1\n        bind_dn: x\n        bind_password: env:P\n        base_dn: DC=a\n", "t.yaml:6: customers[0].sources.ad.url: plain ldap://"},
+		{"bad rate", "integrations:\n  itglue:\n    url: https://x.example\n    api_key: env:K\n    rate_limit: fast\n", "t.yaml:5: integrations.itglue.rate_limit: rate \"fast\""},
+		{"two PSAs", "integrations:\n  halopsa: {url: https://h.example, client_id: env:A, client_secret: env:B}\n  autotask: {username: env:A, secret: env:B, integration_code: env:C}\n", "configure one PSA only"},
+		{"not yaml", "customers: [\n", "t.yaml:1: did not find expected node content"},
+		{"empty", "", "t.yaml: the file is empty"},
+		{"invalid utf-8", "customers:\n  - id: a\n    name: \xff\n", "not valid UTF-8"},
+		{"unavailable customer option", "customers:\n  - id: a\n    name: A\n    policies: {end-user: none}\n    options:\n      end-user: {welcome_email: true}\n", "t.yaml:6: customers[0].options.end-user: end-user option welcome_email is not available for customer a: no SMTP relay"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseTenantFile("t.yaml", []byte(tc.file))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParseTenantFile(f *testing.F) {
+	if b, err := os.ReadFile("../examples/tenant.yaml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("customers:\n  - id: a\n    name: A\n    policies: {admin: none}\n    options: {admin: {rotation: true}}\n"))
+	f.Add([]byte("policies: [{name: P, type: admin, options: {vault_match: false, rotation: true}}]"))
+	f.Add([]byte("integrations: {smtp: {host: h, port: 99999}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tn, err := ParseTenantFile("fuzz.yaml", data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		// What parses must encode and parse back to the same tenant.
+		out, err := EncodeTenantFile(tn)
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		back, err := ParseTenantFile("export.yaml", out)
+		if err != nil {
+			t.Fatalf("a valid tenant's export does not parse: %v\n%s", err, out)
+		}
+		again, _ := EncodeTenantFile(back)
+		if string(again) != string(out) {
+			t.Fatalf("export does not round-trip:\n%s\n---\n%s", out, again)
+		}
+	})
+}
