@@ -1,0 +1,267 @@
+package ad
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// The matching rule OIDs AD understands in extensible filters.
+const (
+	ruleInChain = "1.2.840.113556.1.4.1941" // LDAP_MATCHING_RULE_IN_CHAIN
+	ruleBitAnd  = "1.2.840.113556.1.4.803"  // LDAP_MATCHING_RULE_BIT_AND
+)
+
+// wellKnown names a group by SID: a domain RID (of the domain or of the
+// forest root) or a fixed builtin SID.
+type wellKnown struct {
+	name   string
+	rid    uint32
+	forest bool // RID in the forest root domain
+	// builtin: S-1-5-32-rid, the same in every domain.
+	builtin bool
+}
+
+func (w wellKnown) sid(info Info) SID {
+	switch {
+	case w.builtin:
+		return SID{Revision: 1, Authority: 5, Sub: []uint32{32, w.rid}}
+	case w.forest:
+		return info.RootSID.WithRID(w.rid)
+	default:
+		return info.SID.WithRID(w.rid)
+	}
+}
+
+// privileged lists the groups whose transitive members are administrators,
+// in the order a reason prefers them.
+var privileged = []wellKnown{
+	{name: "Domain Admins", rid: 512},
+	{name: "Enterprise Admins", rid: 519, forest: true},
+	{name: "Schema Admins", rid: 518, forest: true},
+	{name: "Administrators", rid: 544, builtin: true},
+	{name: "Account Operators", rid: 548, builtin: true},
+	{name: "Server Operators", rid: 549, builtin: true},
+	{name: "Print Operators", rid: 550, builtin: true},
+	{name: "Backup Operators", rid: 551, builtin: true},
+}
+
+// builtinGroups are the built-in groups a Selection may name.
+var builtinGroups = map[string]wellKnown{
+	"domain users":         {name: "Domain Users", rid: 513},
+	"domain admins":        {name: "Domain Admins", rid: 512},
+	"domain guests":        {name: "Domain Guests", rid: 514},
+	"domain computers":     {name: "Domain Computers", rid: 515},
+	"schema admins":        {name: "Schema Admins", rid: 518, forest: true},
+	"enterprise admins":    {name: "Enterprise Admins", rid: 519, forest: true},
+	"administrators":       {name: "Administrators", rid: 544, builtin: true},
+	"users":                {name: "Users", rid: 545, builtin: true},
+	"guests":               {name: "Guests", rid: 546, builtin: true},
+	"account operators":    {name: "Account Operators", rid: 548, builtin: true},
+	"server operators":     {name: "Server Operators", rid: 549, builtin: true},
+	"print operators":      {name: "Print Operators", rid: 550, builtin: true},
+	"backup operators":     {name: "Backup Operators", rid: 551, builtin: true},
+	"remote desktop users": {name: "Remote Desktop Users", rid: 555, builtin: true},
+}
+
+// group is one group of the membership graph.
+type group struct {
+	dn       string
+	name     string // for reasons: well-known English name or cn
+	sid      SID
+	hasSID   bool
+	memberOf []string // lower-cased DNs of its direct parent groups
+}
+
+// root is a group whose transitive members matter: a privileged group or a
+// group of the selection.
+type root struct {
+	key   string // lower-cased DN
+	label string // privileged: well-known name; selection: as given
+	// primaryRIDs are the domain RIDs of this group and of every group
+	// nested in it: users whose primaryGroupID is one of them are members
+	// too, which neither memberOf nor the in-chain rule sees.
+	primaryRIDs []uint32
+}
+
+// graph holds the groups nested (transitively) in any root, with their
+// parent links, so membership paths are computed locally.
+type graph struct {
+	info   Info
+	groups map[string]*group // by lower-cased DN
+	byRID  map[uint32]string // domain RID -> lower-cased DN
+}
+
+func dnKey(dn string) string { return strings.ToLower(strings.TrimSpace(dn)) }
+
+var groupAttrs = []string{"cn", "objectSid", "memberOf", "objectClass"}
+
+func (g *graph) add(e *ldap.Entry, name string) *group {
+	key := dnKey(e.DN)
+	if have, ok := g.groups[key]; ok {
+		if name != "" {
+			have.name = name
+		}
+		return have
+	}
+	gr := &group{dn: e.DN, name: name}
+	if gr.name == "" {
+		gr.name = e.GetAttributeValue("cn")
+	}
+	if gr.name == "" {
+		gr.name = e.DN
+	}
+	if sid, err := ParseSIDBytes(e.GetRawAttributeValue("objectSid")); err == nil {
+		gr.sid, gr.hasSID = sid, true
+		if sid.Domain().Equal(g.info.SID) {
+			rid, _ := sid.RID()
+			g.byRID[rid] = key
+		}
+	}
+	for _, p := range e.GetAttributeValues("memberOf") {
+		gr.memberOf = append(gr.memberOf, dnKey(p))
+	}
+	g.groups[key] = gr
+	return gr
+}
+
+// findBySID looks the well-known groups up by objectSid, never by name.
+func (ss *session) findBySID(ctx context.Context, g *graph, base string, wk []wellKnown) (map[string]*group, error) {
+	if len(wk) == 0 {
+		return map[string]*group{}, nil
+	}
+	var f strings.Builder
+	f.WriteString("(&(objectClass=group)(|")
+	want := map[string]wellKnown{}
+	for _, w := range wk {
+		sid := w.sid(g.info)
+		want[sid.String()] = w
+		f.WriteString("(objectSid=" + ldap.EscapeFilter(string(sid.Bytes())) + ")")
+	}
+	f.WriteString("))")
+	found := map[string]*group{}
+	err := ss.search(ctx, searchSpec{what: "well-known groups by SID", base: base, scope: ldap.ScopeWholeSubtree, filter: f.String(), attrs: groupAttrs},
+		func(e *ldap.Entry) bool {
+			sid, err := ParseSIDBytes(e.GetRawAttributeValue("objectSid"))
+			if err != nil {
+				return true
+			}
+			if w, ok := want[sid.String()]; ok {
+				found[w.name] = g.add(e, w.name)
+			}
+			return true
+		})
+	return found, err
+}
+
+// descendants fills the graph with every group nested in the roots.
+func (ss *session) descendants(ctx context.Context, g *graph, roots []*group) error {
+	if len(roots) == 0 {
+		return nil
+	}
+	var f strings.Builder
+	f.WriteString("(&(objectClass=group)(|")
+	for _, r := range roots {
+		f.WriteString("(memberOf:" + ruleInChain + ":=" + ldap.EscapeFilter(r.dn) + ")")
+	}
+	f.WriteString("))")
+	return ss.search(ctx, searchSpec{what: "nested groups", base: g.info.BaseDN, scope: ldap.ScopeWholeSubtree, filter: f.String(), attrs: groupAttrs},
+		func(e *ldap.Entry) bool { g.add(e, ""); return true })
+}
+
+// path returns the chain of groups (lower-cased DNs) from one of start (the
+// user's direct groups) up to target, excluding target: nil with ok true
+// when target is itself in start. It is a breadth-first search, so the
+// chain is a shortest one; ties go to the earlier start group.
+func (g *graph) path(start []string, target string) (chain []string, ok bool) {
+	type step struct {
+		key  string
+		prev int
+	}
+	var queue []step
+	seen := map[string]bool{}
+	for _, s := range start {
+		if s == target {
+			return nil, true
+		}
+		if _, known := g.groups[s]; known && !seen[s] {
+			seen[s] = true
+			queue = append(queue, step{key: s, prev: -1})
+		}
+	}
+	for i := 0; i < len(queue); i++ {
+		for _, p := range g.groups[queue[i].key].memberOf {
+			if p == target {
+				var rev []string
+				for j := i; j >= 0; j = queue[j].prev {
+					rev = append(rev, queue[j].key)
+				}
+				for l, r := 0, len(rev)-1; l < r; l, r = l+1, r-1 {
+					rev[l], rev[r] = rev[r], rev[l]
+				}
+				return rev, true
+			}
+			if _, known := g.groups[p]; known && !seen[p] {
+				seen[p] = true
+				queue = append(queue, step{key: p, prev: i})
+			}
+		}
+	}
+	return nil, false
+}
+
+// primaryRIDs lists the domain RIDs of target and every group nested in it.
+func (g *graph) primaryRIDs(target string) []uint32 {
+	var rids []uint32
+	for rid, key := range g.byRID {
+		if key == target {
+			rids = append(rids, rid)
+			continue
+		}
+		if _, ok := g.path([]string{key}, target); ok {
+			rids = append(rids, rid)
+		}
+	}
+	return rids
+}
+
+// memberFilter is the server-side filter for "transitive member of r".
+func (r *root) memberFilter(dn string) string {
+	var b strings.Builder
+	b.WriteString("(memberOf:" + ruleInChain + ":=" + ldap.EscapeFilter(dn) + ")")
+	for _, rid := range r.primaryRIDs {
+		b.WriteString("(primaryGroupID=" + strconv.FormatUint(uint64(rid), 10) + ")")
+	}
+	return b.String()
+}
+
+// reason phrases a membership for a report.
+func (g *graph) reason(label string, chain []string, viaPrimary bool) string {
+	s := "member of " + label
+	if len(chain) > 0 {
+		names := make([]string, len(chain))
+		for i, k := range chain {
+			names[i] = g.groups[k].name
+		}
+		s += " via " + strings.Join(names, " > ")
+	}
+	if viaPrimary {
+		s += " (primary group)"
+	}
+	return s
+}
+
+// resolveBuiltin maps a Selection.Builtin value (an English name such as
+// "Domain Users", or a SID) to a well-known group.
+func resolveBuiltin(name string) (wellKnown, SID, error) {
+	if w, ok := builtinGroups[strings.ToLower(strings.TrimSpace(name))]; ok {
+		return w, SID{}, nil
+	}
+	if sid, err := ParseSID(strings.TrimSpace(name)); err == nil {
+		return wellKnown{name: name}, sid, nil
+	}
+	return wellKnown{}, SID{}, fmt.Errorf("unknown built-in group %q (use e.g. \"Domain Users\" or a SID)", name)
+}
