@@ -1,0 +1,405 @@
+package m365
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/msp-tools/autoimport/sources"
+)
+
+// Skip reasons of accounts that are not candidates.
+const (
+	SkipGuest       = "guest"
+	SkipDisabled    = "disabled"
+	SkipNotSelected = "not in the selection"
+	// SkipDeleted and SkipSoftDeleted only come from Delta.
+	SkipDeleted     = "deleted from the tenant"
+	SkipSoftDeleted = "deleted (restorable for 30 days)"
+)
+
+// ReasonAllUsers is the SelectedBy entry of accounts read with an empty
+// selection, which reads every user of the tenant.
+const ReasonAllUsers = "all users"
+
+var _ sources.Source = (*Source)(nil)
+
+// Accounts streams the accounts of the selection, classified:
+//
+//   - sel.Groups (ids or display names) select the groups' transitive
+//     members as candidates;
+//   - sel.Roles (display names or role template ids) select the holders of
+//     those directory roles as administrator candidates, and sel.Admins the
+//     holders of every privileged role (Config.PrivilegedRoles);
+//   - an empty selection reads every user of the tenant.
+//
+// Whoever holds a privileged role (Config.PrivilegedRoles plus sel.Roles) is
+// an administrator with the reason "holds <role>", never an end user. Guests
+// are skipped, and disabled users unless sel.IncludeDisabled. Each user comes
+// once, with every group and role that selected it. Memory stays
+// proportional to one page plus the ids of the selected users.
+func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[sources.Account, error] {
+	return func(yield func(sources.Account, error) bool) {
+		roles, err := s.loadRoles(ctx, sel)
+		if err != nil {
+			yield(sources.Account{}, err)
+			return
+		}
+		if len(sel.Groups) == 0 && len(sel.Roles) == 0 && !sel.Admins {
+			q := url.Values{"$select": {userSelect}, "$top": {strconv.Itoa(s.cfg.PageSize)}}
+			for u, err := range s.userPages(ctx, "list users", s.graphURL("/users", q), nil, nil) {
+				if err != nil {
+					if !yield(sources.Account{}, err) || !isEntryError(err) {
+						return
+					}
+					continue
+				}
+				if !yield(s.classify(u, sel, roles.held[u.ID], []string{ReasonAllUsers}, ""), nil) {
+					return
+				}
+			}
+			return
+		}
+
+		groups, err := s.resolveGroups(ctx, sel.Groups)
+		if err != nil {
+			yield(sources.Account{}, err)
+			return
+		}
+		// With several groups, learn every member's groups first (ids only)
+		// so each user is yielded once with all the groups that selected it.
+		var memberOf map[string][]string
+		if len(groups) > 1 {
+			if memberOf, err = s.memberIDs(ctx, groups); err != nil {
+				yield(sources.Account{}, err)
+				return
+			}
+		}
+		done := map[string]bool{}
+		for _, g := range groups {
+			q := url.Values{"$select": {userSelect}, "$top": {strconv.Itoa(s.cfg.PageSize)}}
+			op := fmt.Sprintf("list members of group %q", g.DisplayName)
+			for u, err := range s.userPages(ctx, op, s.graphURL("/groups/"+url.PathEscape(g.ID)+"/transitiveMembers/microsoft.graph.user", q), nil, nil) {
+				if err != nil {
+					if !yield(sources.Account{}, err) || !isEntryError(err) {
+						return
+					}
+					continue
+				}
+				if done[u.ID] {
+					continue
+				}
+				done[u.ID] = true
+				by := memberOf[u.ID]
+				if by == nil {
+					by = []string{g.DisplayName}
+				}
+				by = append(slices.Clone(by), roles.selectedHeld(u.ID)...)
+				if !yield(s.classify(u, sel, roles.held[u.ID], by, ""), nil) {
+					return
+				}
+			}
+		}
+		for _, id := range roles.order {
+			if done[id] {
+				continue
+			}
+			by := roles.selectedHeld(id)
+			if len(by) == 0 {
+				continue
+			}
+			done[id] = true
+			if !yield(s.classify(roles.users[id], sel, roles.held[id], by, ""), nil) {
+				return
+			}
+		}
+	}
+}
+
+func isEntryError(err error) bool {
+	var ee *sources.EntryError
+	return errors.As(err, &ee)
+}
+
+// classify turns a Graph user into an Account.
+func (s *Source) classify(u User, sel sources.Selection, heldRoles, selectedBy []string, changed string) sources.Account {
+	a := sources.Account{
+		Source:         sources.KindM365,
+		ID:             u.ID,
+		Username:       u.UserPrincipalName,
+		UPN:            u.UserPrincipalName,
+		DisplayName:    u.DisplayName,
+		GivenName:      u.GivenName,
+		Surname:        u.Surname,
+		Email:          u.Mail,
+		Enabled:        u.AccountEnabled == nil || *u.AccountEnabled,
+		ImmutableID:    u.OnPremisesImmutableID,
+		OnPremisesSync: u.OnPremisesSyncEnabled != nil && *u.OnPremisesSyncEnabled,
+		Licensed:       len(u.AssignedLicenses) > 0,
+		SelectedBy:     selectedBy,
+		Changed:        changed,
+		Type:           sources.EndUser,
+	}
+	if len(heldRoles) > 0 {
+		a.Type = sources.Admin
+		a.TypeReason = "holds " + strings.Join(heldRoles, ", ")
+	} else {
+		var groups []string
+		for _, b := range selectedBy {
+			if b != ReasonAllUsers {
+				groups = append(groups, b)
+			}
+		}
+		if len(groups) > 0 {
+			a.TypeReason = "member of " + strings.Join(groups, ", ")
+		} else {
+			a.TypeReason = "user of the tenant"
+		}
+	}
+	switch {
+	case strings.EqualFold(u.UserType, "Guest"):
+		a.SkipReason = SkipGuest
+	case !a.Enabled && !sel.IncludeDisabled:
+		a.SkipReason = SkipDisabled
+	case len(selectedBy) == 0:
+		a.SkipReason = SkipNotSelected
+	}
+	return a
+}
+
+// directoryRole is an activated directory role.
+type directoryRole struct {
+	ID             string `json:"id"`
+	DisplayName    string `json:"displayName"`
+	RoleTemplateID string `json:"roleTemplateId"`
+}
+
+// roleSet is what the tenant's privileged roles say about users.
+type roleSet struct {
+	// held maps a user id to the privileged roles it holds (display names,
+	// sorted).
+	held map[string][]string
+	// selected maps a user id to the roles of the selection it holds.
+	selected map[string][]string
+	// users holds the user objects of role holders, in order of first
+	// appearance (order).
+	users map[string]User
+	order []string
+}
+
+func (r *roleSet) selectedHeld(id string) []string { return r.selected[id] }
+
+func roleMatches(r directoryRole, names []string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, r.DisplayName) || strings.EqualFold(n, r.RoleTemplateID) {
+			return true
+		}
+	}
+	return false
+}
+
+// loadRoles reads the activated directory roles and the members of every
+// privileged one. Role-assignable groups among the members are expanded
+// transitively. Only active assignments are visible this way: PIM-eligible
+// administrators are not.
+func (s *Source) loadRoles(ctx context.Context, sel sources.Selection) (*roleSet, error) {
+	rs := &roleSet{held: map[string][]string{}, selected: map[string][]string{}, users: map[string]User{}}
+	var list struct {
+		Value    []directoryRole `json:"value"`
+		NextLink string          `json:"@odata.nextLink"`
+	}
+	var roles []directoryRole
+	next := s.graphURL("/directoryRoles", url.Values{"$select": {"id,displayName,roleTemplateId"}})
+	for n := 1; next != ""; n++ {
+		if n > s.cfg.MaxPages {
+			return nil, s.graphError("list directory roles", errors.New("too many pages"))
+		}
+		if err := s.checkLink(next); err != nil {
+			return nil, s.graphError("list directory roles", err)
+		}
+		list.NextLink, list.Value = "", nil
+		if err := s.getJSON(ctx, "list directory roles", next, nil, &list); err != nil {
+			return nil, err
+		}
+		roles = append(roles, list.Value...)
+		next = list.NextLink
+	}
+	privileged := append(slices.Clone(s.cfg.PrivilegedRoles), sel.Roles...)
+	var wanted []string
+	switch {
+	case len(sel.Roles) > 0:
+		wanted = sel.Roles
+	case sel.Admins:
+		wanted = privileged
+	}
+	for _, want := range sel.Roles {
+		if !slices.ContainsFunc(roles, func(r directoryRole) bool { return roleMatches(r, []string{want}) }) {
+			s.cfg.Log.WithField("customer", s.cfg.Customer).WithField("role", want).Info("Microsoft 365: selected directory role is not activated in the tenant: it has no members")
+		}
+	}
+	for _, r := range roles {
+		if r.ID == "" || !roleMatches(r, privileged) {
+			continue
+		}
+		name := r.DisplayName
+		if name == "" {
+			name = r.RoleTemplateID
+		}
+		isWanted := roleMatches(r, wanted)
+		add := func(u User) {
+			if _, ok := rs.users[u.ID]; !ok {
+				rs.users[u.ID] = u
+				rs.order = append(rs.order, u.ID)
+			}
+			if !slices.Contains(rs.held[u.ID], name) {
+				rs.held[u.ID] = append(rs.held[u.ID], name)
+				slices.Sort(rs.held[u.ID])
+			}
+			if isWanted && !slices.Contains(rs.selected[u.ID], name) {
+				rs.selected[u.ID] = append(rs.selected[u.ID], name)
+				slices.Sort(rs.selected[u.ID])
+			}
+		}
+		op := fmt.Sprintf("list members of role %q", name)
+		q := url.Values{"$select": {userSelect}}
+		var groups []string
+		for m, err := range s.userPages(ctx, op, s.graphURL("/directoryRoles/"+url.PathEscape(r.ID)+"/members", q), nil, nil) {
+			if err != nil {
+				if isEntryError(err) {
+					continue
+				}
+				return nil, err
+			}
+			switch m.ODataType {
+			case "", "#microsoft.graph.user":
+				add(m)
+			case "#microsoft.graph.group":
+				groups = append(groups, m.ID)
+			}
+		}
+		for _, gid := range groups {
+			q := url.Values{"$select": {userSelect}, "$top": {strconv.Itoa(s.cfg.PageSize)}}
+			gop := fmt.Sprintf("list members of group %s holding role %q", gid, name)
+			for m, err := range s.userPages(ctx, gop, s.graphURL("/groups/"+url.PathEscape(gid)+"/transitiveMembers/microsoft.graph.user", q), nil, nil) {
+				if err != nil {
+					if isEntryError(err) {
+						continue
+					}
+					return nil, err
+				}
+				add(m)
+			}
+		}
+	}
+	return rs, nil
+}
+
+// group is a resolved group of the selection.
+type group struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+}
+
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// resolveGroups turns group ids and display names into groups. A name that
+// matches no group or several groups is an error: names are not unique, ids
+// are.
+func (s *Source) resolveGroups(ctx context.Context, refs []string) ([]group, error) {
+	var out []group
+	for _, ref := range refs {
+		ref = strings.TrimSpace(ref)
+		if ref == "" {
+			continue
+		}
+		if guidRE.MatchString(ref) {
+			var g group
+			op := fmt.Sprintf("read group %s", ref)
+			if err := s.getJSON(ctx, op, s.graphURL("/groups/"+ref, url.Values{"$select": {"id,displayName"}}), nil, &g); err != nil {
+				return nil, err
+			}
+			if g.ID == "" {
+				return nil, s.graphError(op, errors.New("group without id"))
+			}
+			if g.DisplayName == "" {
+				g.DisplayName = g.ID
+			}
+			out = append(out, g)
+			continue
+		}
+		var list struct {
+			Value []group `json:"value"`
+		}
+		op := fmt.Sprintf("find group %q", ref)
+		q := url.Values{"$filter": {"displayName eq '" + strings.ReplaceAll(ref, "'", "''") + "'"}, "$select": {"id,displayName"}}
+		if err := s.getJSON(ctx, op, s.graphURL("/groups", q), nil, &list); err != nil {
+			return nil, err
+		}
+		switch len(list.Value) {
+		case 0:
+			return nil, s.graphError(op, errors.New("no group has this display name"))
+		case 1:
+			out = append(out, list.Value[0])
+		default:
+			ids := make([]string, len(list.Value))
+			for i, g := range list.Value {
+				ids[i] = g.ID
+			}
+			return nil, s.graphError(op, fmt.Errorf("%d groups have this display name (%s): select the group by id", len(ids), strings.Join(ids, ", ")))
+		}
+	}
+	// A group named twice (by id and by name) is read once.
+	seen := map[string]bool{}
+	uniq := out[:0]
+	for _, g := range out {
+		if !seen[g.ID] {
+			seen[g.ID] = true
+			uniq = append(uniq, g)
+		}
+	}
+	return uniq, nil
+}
+
+// memberIDs reads only the ids of the groups' transitive user members and
+// returns, for each user, the groups it belongs to.
+func (s *Source) memberIDs(ctx context.Context, groups []group) (map[string][]string, error) {
+	m := map[string][]string{}
+	for _, g := range groups {
+		q := url.Values{"$select": {"id"}, "$top": {strconv.Itoa(MaxPageSize)}}
+		op := fmt.Sprintf("list member ids of group %q", g.DisplayName)
+		for u, err := range s.userPages(ctx, op, s.graphURL("/groups/"+url.PathEscape(g.ID)+"/transitiveMembers/microsoft.graph.user", q), nil, nil) {
+			if err != nil {
+				if isEntryError(err) {
+					continue
+				}
+				return nil, err
+			}
+			if !slices.Contains(m[u.ID], g.DisplayName) {
+				m[u.ID] = append(m[u.ID], g.DisplayName)
+			}
+		}
+	}
+	return m, nil
+}
+
+// checkLink refuses a link that leaves the configured Graph host: the
+// bearer token must never travel elsewhere.
+func (s *Source) checkLink(link string) error {
+	if !strings.HasPrefix(link, s.cfg.GraphURL+"/") {
+		return fmt.Errorf("link %q is not under the Graph URL %s: refused", redactQuery(link), s.cfg.GraphURL)
+	}
+	return nil
+}
+
+func redactQuery(link string) string {
+	if i := strings.IndexByte(link, '?'); i >= 0 {
+		return link[:i]
+	}
+	return link
+}

@@ -1,0 +1,224 @@
+package m365
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/msp-tools/autoimport/internal/restclient"
+	"github.com/msp-tools/autoimport/sources"
+)
+
+// userSelect is the $select of every user read: only what classification
+// and matching need.
+const userSelect = "id,userPrincipalName,displayName,givenName,surname,mail,accountEnabled,userType," +
+	"onPremisesSyncEnabled,onPremisesImmutableId,onPremisesSamAccountName,onPremisesSecurityIdentifier,assignedLicenses"
+
+// User is a Graph user as autoimport reads it. Pointer fields distinguish
+// "absent" (a partial delta object) from false.
+type User struct {
+	ODataType                    string    `json:"@odata.type,omitempty"`
+	ID                           string    `json:"id"`
+	UserPrincipalName            string    `json:"userPrincipalName"`
+	DisplayName                  string    `json:"displayName"`
+	GivenName                    string    `json:"givenName"`
+	Surname                      string    `json:"surname"`
+	Mail                         string    `json:"mail"`
+	AccountEnabled               *bool     `json:"accountEnabled"`
+	UserType                     string    `json:"userType"`
+	OnPremisesSyncEnabled        *bool     `json:"onPremisesSyncEnabled"`
+	OnPremisesImmutableID        string    `json:"onPremisesImmutableId"`
+	OnPremisesSamAccountName     string    `json:"onPremisesSamAccountName"`
+	OnPremisesSecurityIdentifier string    `json:"onPremisesSecurityIdentifier"`
+	AssignedLicenses             []License `json:"assignedLicenses"`
+	Removed                      *Removal  `json:"@removed,omitempty"`
+}
+
+// License is one assigned licence.
+type License struct {
+	SkuID string `json:"skuId"`
+}
+
+// Removal marks a user removed since the last delta round: reason "changed"
+// (soft-deleted, restorable for 30 days) or "deleted" (gone).
+type Removal struct {
+	Reason string `json:"reason"`
+}
+
+// Page is one page of a Graph collection.
+type Page struct {
+	NextLink  string            `json:"@odata.nextLink"`
+	DeltaLink string            `json:"@odata.deltaLink"`
+	Value     []json.RawMessage `json:"value"`
+}
+
+// typedPage decodes a page in one pass; pages with one bad element fall
+// back to decoding element by element.
+type typedPage struct {
+	NextLink  string `json:"@odata.nextLink"`
+	DeltaLink string `json:"@odata.deltaLink"`
+	Value     []User `json:"value"`
+}
+
+// DecodePage decodes one page of users. A body that is not a Graph
+// collection is an error; an element that is not a user object yields an
+// *sources.EntryError in its place (at the same index of errs) and the rest
+// of the page is kept.
+func DecodePage(body []byte) (users []User, errs []error, next, delta string, err error) {
+	var tp typedPage
+	if err := json.Unmarshal(body, &tp); err == nil {
+		if tp.Value == nil && !bytes.Contains(body, []byte(`"value"`)) {
+			return nil, nil, "", "", fmt.Errorf("%w: no \"value\" array", restclient.ErrMalformed)
+		}
+		errs = make([]error, len(tp.Value))
+		for i := range tp.Value {
+			errs[i] = checkUser(&tp.Value[i])
+		}
+		return tp.Value, errs, tp.NextLink, tp.DeltaLink, nil
+	}
+	var p Page
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, nil, "", "", fmt.Errorf("%w: %v", restclient.ErrMalformed, err)
+	}
+	if p.Value == nil {
+		return nil, nil, "", "", fmt.Errorf("%w: no \"value\" array", restclient.ErrMalformed)
+	}
+	users = make([]User, len(p.Value))
+	errs = make([]error, len(p.Value))
+	for i, raw := range p.Value {
+		if err := json.Unmarshal(raw, &users[i]); err != nil {
+			var probe struct {
+				ID any `json:"id"`
+			}
+			_ = json.Unmarshal(raw, &probe)
+			id, _ := probe.ID.(string)
+			errs[i] = &sources.EntryError{Source: sources.KindM365, Entry: id, Reason: "not a Graph user object: " + err.Error()}
+			continue
+		}
+		errs[i] = checkUser(&users[i])
+	}
+	return users, errs, p.NextLink, p.DeltaLink, nil
+}
+
+// checkUser reports a user object that cannot be imported: no id, or (for
+// a user that is not a removal and not a group) no userPrincipalName.
+func checkUser(u *User) error {
+	if u.ID == "" {
+		return &sources.EntryError{Source: sources.KindM365, Entry: u.UserPrincipalName, Reason: "no id"}
+	}
+	return nil
+}
+
+// get sends one authenticated GET to Graph.
+func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header) ([]byte, error) {
+	tok, err := s.tokens.Token()
+	if err != nil {
+		return nil, s.tokenError(err)
+	}
+	h := http.Header{}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	h.Set("Authorization", "Bearer "+tok.AccessToken)
+	h.Set("Accept", "application/json")
+	resp, err := s.rest.Do(ctx, restclient.Request{Method: http.MethodGet, URL: rawURL, Header: h, Customer: s.cfg.Customer})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return nil, &restclient.Error{Integration: "Graph", Customer: s.cfg.Customer, Method: http.MethodGet, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
+	}
+	return buf.Bytes(), nil
+}
+
+// getJSON GETs rawURL and decodes it into out.
+func (s *Source) getJSON(ctx context.Context, op, rawURL string, hdr http.Header, out any) error {
+	body, err := s.get(ctx, rawURL, hdr)
+	if err != nil {
+		return s.graphError(op, err)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return s.graphError(op, fmt.Errorf("%w: %v", restclient.ErrMalformed, err))
+	}
+	return nil
+}
+
+// graphURL builds an absolute URL under /v1.0.
+func (s *Source) graphURL(path string, q url.Values) string {
+	u := s.cfg.GraphURL + "/v1.0" + path
+	if len(q) > 0 {
+		// Graph's system query options keep their literal "$".
+		u += "?" + strings.ReplaceAll(q.Encode(), "%24", "$")
+	}
+	return u
+}
+
+// pageResult carries the delta link of a finished paged read.
+type pageResult struct {
+	deltaLink string
+	pages     int
+}
+
+// userPages streams the users of a paged collection, following
+// @odata.nextLink as-is until there is none. op names the read in errors
+// ("list users"). A server that repeats a page or never stops is an error.
+// When the read ends, res holds the delta link if the last page had one.
+func (s *Source) userPages(ctx context.Context, op, first string, hdr http.Header, res *pageResult) iter.Seq2[User, error] {
+	return func(yield func(User, error) bool) {
+		next := first
+		seen := map[string]bool{}
+		var prevFirst string
+		for n := 1; next != ""; n++ {
+			if n > s.cfg.MaxPages {
+				yield(User{}, s.graphError(op, fmt.Errorf("more than %d pages: giving up", s.cfg.MaxPages)))
+				return
+			}
+			pop := op + " page " + strconv.Itoa(n)
+			if seen[next] {
+				yield(User{}, s.graphError(pop, errors.New("the server repeated a page link")))
+				return
+			}
+			seen[next] = true
+			if err := s.checkLink(next); err != nil {
+				yield(User{}, s.graphError(pop, err))
+				return
+			}
+			body, err := s.get(ctx, next, hdr)
+			if err != nil {
+				yield(User{}, s.graphError(pop, err))
+				return
+			}
+			users, errs, nl, dl, err := DecodePage(body)
+			if err != nil {
+				yield(User{}, s.graphError(pop, err))
+				return
+			}
+			if len(users) > 0 && users[0].ID != "" {
+				if users[0].ID == prevFirst && nl != "" {
+					yield(User{}, s.graphError(pop, errors.New("the server returned the same page twice")))
+					return
+				}
+				prevFirst = users[0].ID
+			}
+			for i := range users {
+				if !yield(users[i], errs[i]) {
+					return
+				}
+			}
+			if res != nil {
+				res.pages = n
+				res.deltaLink = dl
+			}
+			next = nl
+		}
+	}
+}

@@ -1,0 +1,424 @@
+package m365test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// User is a seeded Entra user. Zero ID means "assign one".
+type User struct {
+	ID                string
+	UserPrincipalName string
+	DisplayName       string
+	GivenName         string
+	Surname           string
+	Mail              string
+	JobTitle          string
+	// Disabled is the inverse of Graph's accountEnabled.
+	Disabled bool
+	// Guest makes userType "Guest" (else "Member").
+	Guest bool
+	// OnPremisesSyncEnabled: nil = cloud-only, never synced.
+	OnPremisesSyncEnabled        *bool
+	OnPremisesImmutableID        string
+	OnPremisesSamAccountName     string
+	OnPremisesSecurityIdentifier string
+	// Licenses are assigned licence SKU ids.
+	Licenses []string
+}
+
+// Group is a seeded group. Members are ids of users or of other groups.
+type Group struct {
+	ID          string
+	DisplayName string
+	Members     []string
+}
+
+// Role is an activated directory role. Members are ids of users or of
+// role-assignable groups.
+type Role struct {
+	ID             string
+	DisplayName    string
+	RoleTemplateID string
+	Members        []string
+}
+
+// Well-known role template ids.
+const (
+	GlobalAdministrator = "62e90394-69f5-4237-9190-012177145e10"
+	UserAdministrator   = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+	HelpdeskAdmin       = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
+	DirectoryReaders    = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"
+)
+
+var roleNames = map[string]string{
+	GlobalAdministrator: "Global Administrator",
+	UserAdministrator:   "User Administrator",
+	HelpdeskAdmin:       "Helpdesk Administrator",
+	DirectoryReaders:    "Directory Readers",
+}
+
+type userRec struct {
+	User
+	pos     int // index in Tenant.order
+	deleted bool
+	soft    bool
+}
+
+type change struct {
+	seq int64
+	id  string
+}
+
+// Tenant is one customer's directory inside the fake. Its methods are safe
+// for concurrent use with the server answering requests.
+type Tenant struct {
+	ID string
+
+	mu        sync.RWMutex
+	users     map[string]*userRec
+	order     []string // user ids in creation order, deleted ones included
+	groups    map[string]*Group
+	groupList []string
+	roles     map[string]*Role
+	roleList  []string
+	seq       int64
+	log       []change
+	consented bool
+	idRand    *rand.Rand
+}
+
+func newTenant(id string) *Tenant {
+	var seed uint64
+	for _, c := range id {
+		seed = seed*31 + uint64(c)
+	}
+	return &Tenant{
+		ID:        id,
+		users:     map[string]*userRec{},
+		groups:    map[string]*Group{},
+		roles:     map[string]*Role{},
+		consented: true,
+		idRand:    rand.New(rand.NewPCG(seed, 0x6d333635)),
+	}
+}
+
+func guid(r *rand.Rand) string {
+	var b [16]byte
+	for i := range b {
+		b[i] = byte(r.UintN(256))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// SetConsented says whether the MSP's app is admin-consented in the tenant;
+// without consent the token endpoint answers AADSTS700016.
+func (t *Tenant) SetConsented(ok bool) {
+	t.mu.Lock()
+	t.consented = ok
+	t.mu.Unlock()
+}
+
+func (t *Tenant) record(id string) {
+	t.seq++
+	t.log = append(t.log, change{seq: t.seq, id: id})
+}
+
+// AddUser adds a user and returns its id (u.ID, or a new one). A user
+// without UPN gets one from its display name.
+func (t *Tenant) AddUser(u User) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u.ID == "" {
+		u.ID = guid(t.idRand)
+	}
+	if u.UserPrincipalName == "" {
+		u.UserPrincipalName = strings.ReplaceAll(strings.ToLower(u.DisplayName), " ", ".") + "." + u.ID[:8] + "@fake.onmicrosoft.com"
+	}
+	if old, ok := t.users[u.ID]; ok {
+		old.User, old.deleted, old.soft = u, false, false
+	} else {
+		t.users[u.ID] = &userRec{User: u, pos: len(t.order)}
+		t.order = append(t.order, u.ID)
+	}
+	t.record(u.ID)
+	return u.ID
+}
+
+// UpdateUser changes a user in place; it shows up in the next delta round.
+// It reports whether the user exists.
+func (t *Tenant) UpdateUser(id string, change func(*User)) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.users[id]
+	if !ok || r.deleted {
+		return false
+	}
+	change(&r.User)
+	r.User.ID = id
+	t.record(id)
+	return true
+}
+
+// DeleteUser removes a user: soft (restorable, delta reason "changed") or
+// for good (reason "deleted"). Memberships are kept for a soft delete.
+func (t *Tenant) DeleteUser(id string, soft bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.users[id]
+	if !ok || r.deleted {
+		return false
+	}
+	r.deleted, r.soft = true, soft
+	t.record(id)
+	return true
+}
+
+// User returns a copy of a live user.
+func (t *Tenant) User(id string) (User, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	r, ok := t.users[id]
+	if !ok || r.deleted {
+		return User{}, false
+	}
+	return r.User, true
+}
+
+// UserCount is the number of live users.
+func (t *Tenant) UserCount() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for _, r := range t.users {
+		if !r.deleted {
+			n++
+		}
+	}
+	return n
+}
+
+// AddGroup adds a group and returns its id.
+func (t *Tenant) AddGroup(name string, members ...string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := &Group{ID: guid(t.idRand), DisplayName: name, Members: slices.Clone(members)}
+	t.groups[g.ID] = g
+	t.groupList = append(t.groupList, g.ID)
+	return g.ID
+}
+
+// AddMembers adds users or groups to a group.
+func (t *Tenant) AddMembers(groupID string, members ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if g, ok := t.groups[groupID]; ok {
+		g.Members = append(g.Members, members...)
+	}
+}
+
+// ActivateRole activates a directory role by template id (a name is looked
+// up for the well-known ones, else displayName is used) and returns its
+// object id. Activating it again returns the same id.
+func (t *Tenant) ActivateRole(templateID, displayName string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range t.roleList {
+		if t.roles[id].RoleTemplateID == templateID {
+			return id
+		}
+	}
+	if displayName == "" {
+		displayName = roleNames[templateID]
+	}
+	r := &Role{ID: guid(t.idRand), DisplayName: displayName, RoleTemplateID: templateID}
+	t.roles[r.ID] = r
+	t.roleList = append(t.roleList, r.ID)
+	return r.ID
+}
+
+// AssignRole gives an activated role (by object id or template id) to
+// users or groups.
+func (t *Tenant) AssignRole(role string, members ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range t.roleList {
+		r := t.roles[id]
+		if r.ID == role || r.RoleTemplateID == role {
+			r.Members = append(r.Members, members...)
+			return
+		}
+	}
+}
+
+// transitiveUsers returns the live users reachable from the members of a
+// group or role, in creation order, each once. Caller holds t.mu.
+func (t *Tenant) transitiveUsers(members []string) []*userRec {
+	seen := map[string]bool{}
+	var out []*userRec
+	stack := slices.Clone(members)
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if u, ok := t.users[id]; ok {
+			if !u.deleted {
+				out = append(out, u)
+			}
+			continue
+		}
+		if g, ok := t.groups[id]; ok {
+			stack = append(stack, g.Members...)
+		}
+	}
+	slices.SortFunc(out, func(a, b *userRec) int { return a.pos - b.pos })
+	return out
+}
+
+// GenOptions shapes a generated directory.
+type GenOptions struct {
+	// Seed makes the data reproducible: the same options give the same
+	// users, ids and names.
+	Seed uint64
+	// Users is the number of enabled, licensed member users.
+	Users int
+	// Guests and Disabled are added on top of Users.
+	Guests, Disabled int
+	// Hybrid of the Users are synced from AD, with immutable ids from
+	// ImmutableIDs first (so a test can pair them with AD users), then
+	// generated ones.
+	Hybrid       int
+	ImmutableIDs []string
+	// Unlicensed of the Users have no licence.
+	Unlicensed int
+	// Groups department groups share the Users round-robin; they are all
+	// nested in one more group, "All Staff".
+	Groups int
+	// Admins of the Users hold Global Administrator.
+	Admins int
+	// Domain of the UPNs (default contoso.onmicrosoft.com).
+	Domain string
+}
+
+// Generated lists what Generate made.
+type Generated struct {
+	Users, Guests, Disabled, Hybrid, Unlicensed, Admins []string
+	// Groups maps department group names to ids; AllStaff is the group
+	// nesting them all.
+	Groups   map[string]string
+	AllStaff string
+	// GlobalAdminRole is the object id of the activated Global
+	// Administrator role ("" when Admins is 0).
+	GlobalAdminRole string
+}
+
+var (
+	givenNames = []string{"Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam", "Maya", "Noor", "Oscar", "Priya", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wen", "Xavier", "Yara", "Zoe"}
+	surnames   = []string{"Adams", "Baker", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen", "Kowalski", "Lopez", "Muller", "Nakamura", "Okafor", "Patel", "Quist", "Rossi", "Silva", "Tanaka", "Ueda", "Varga", "Walsh", "Xu", "Young", "Zhang"}
+	depts      = []string{"Finance", "Sales", "Engineering", "Support", "Operations", "Legal", "Marketing", "HR"}
+	skus       = []string{"c42b9cae-ea4f-4ab7-9717-81576235ccac", "05e9a617-0261-4cee-bb44-138d3ef5d965", "f245ecc8-75af-4f8e-b61f-27d8114de5f3"}
+)
+
+// Generate fills the tenant with a deterministic directory.
+func (t *Tenant) Generate(o GenOptions) Generated {
+	r := rand.New(rand.NewPCG(o.Seed, 0x67656e))
+	if o.Domain == "" {
+		o.Domain = "contoso.onmicrosoft.com"
+	}
+	if o.Hybrid < len(o.ImmutableIDs) {
+		o.Hybrid = len(o.ImmutableIDs)
+	}
+	var g Generated
+	g.Groups = map[string]string{}
+	mk := func(i int, kind string) User {
+		gn := givenNames[r.IntN(len(givenNames))]
+		sn := surnames[r.IntN(len(surnames))]
+		local := fmt.Sprintf("%s.%s.%d", strings.ToLower(gn), strings.ToLower(sn), i)
+		if kind != "" {
+			local = kind + "." + local
+		}
+		return User{
+			ID:                guid(r),
+			UserPrincipalName: local + "@" + o.Domain,
+			DisplayName:       gn + " " + sn,
+			GivenName:         gn,
+			Surname:           sn,
+			Mail:              local + "@" + strings.TrimSuffix(o.Domain, ".onmicrosoft.com") + ".example",
+			JobTitle:          depts[r.IntN(len(depts))] + " staff",
+			Licenses:          []string{skus[r.IntN(len(skus))]},
+		}
+	}
+	for i := range o.Users {
+		u := mk(i, "")
+		if i < o.Hybrid {
+			sync := true
+			u.OnPremisesSyncEnabled = &sync
+			if i < len(o.ImmutableIDs) {
+				u.OnPremisesImmutableID = o.ImmutableIDs[i]
+			} else {
+				var b [16]byte
+				for j := range b {
+					b[j] = byte(r.UintN(256))
+				}
+				u.OnPremisesImmutableID = base64.StdEncoding.EncodeToString(b[:])
+			}
+			u.OnPremisesSamAccountName = strings.SplitN(u.UserPrincipalName, "@", 2)[0]
+			if len(u.OnPremisesSamAccountName) > 20 {
+				u.OnPremisesSamAccountName = u.OnPremisesSamAccountName[:20]
+			}
+			u.OnPremisesSecurityIdentifier = fmt.Sprintf("S-1-5-21-1004336348-1177238915-682003330-%d", 1100+i)
+			g.Hybrid = append(g.Hybrid, u.ID)
+		}
+		if i >= o.Users-o.Unlicensed {
+			u.Licenses = nil
+			g.Unlicensed = append(g.Unlicensed, u.ID)
+		}
+		g.Users = append(g.Users, t.AddUser(u))
+	}
+	for i := range o.Guests {
+		u := mk(i, "guest")
+		u.Guest = true
+		u.Licenses = nil
+		u.UserPrincipalName = strings.ReplaceAll(strings.SplitN(u.Mail, "@", 2)[0], ".", "_") + "_partner.example#EXT#@" + o.Domain
+		u.Mail = strings.SplitN(u.Mail, "@", 2)[0] + "@partner.example"
+		g.Guests = append(g.Guests, t.AddUser(u))
+	}
+	for i := range o.Disabled {
+		u := mk(i, "former")
+		u.Disabled = true
+		g.Disabled = append(g.Disabled, t.AddUser(u))
+	}
+	if o.Groups > 0 {
+		var ids []string
+		for i := range o.Groups {
+			name := depts[i%len(depts)]
+			if i >= len(depts) {
+				name = fmt.Sprintf("%s %d", name, i/len(depts)+1)
+			}
+			var members []string
+			for j := i; j < len(g.Users); j += o.Groups {
+				members = append(members, g.Users[j])
+			}
+			id := t.AddGroup(name, members...)
+			g.Groups[name] = id
+			ids = append(ids, id)
+		}
+		g.AllStaff = t.AddGroup("All Staff", ids...)
+	}
+	if o.Admins > 0 {
+		g.GlobalAdminRole = t.ActivateRole(GlobalAdministrator, "")
+		n := min(o.Admins, len(g.Users))
+		g.Admins = slices.Clone(g.Users[:n])
+		t.AssignRole(g.GlobalAdminRole, g.Admins...)
+	}
+	return g
+}
