@@ -854,6 +854,10 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, t *Tenant) {
 				b = append(b, `,"@removed":{"reason":"`+reason+`"}}`...)
 				continue
 			}
+			if s.opts.PartialDeltaUpdates && u.created <= st.T0 {
+				b = appendUser(b, u, []string{"id", "displayName"}, false)
+				continue
+			}
 			b = appendUser(b, u, sel, false)
 		}
 		more = end < len(ids)

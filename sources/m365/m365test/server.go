@@ -49,6 +49,10 @@ type Options struct {
 	ExpiredDeltaStatus int
 	// Latency delays every answer.
 	Latency time.Duration
+	// PartialDeltaUpdates makes delta rounds return users changed (not
+	// created) since the link as partial objects (id and displayName only),
+	// as Graph may.
+	PartialDeltaUpdates bool
 }
 
 // Default credentials of a Server.

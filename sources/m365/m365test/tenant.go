@@ -64,7 +64,8 @@ var roleNames = map[string]string{
 
 type userRec struct {
 	User
-	pos     int // index in Tenant.order
+	pos     int   // index in Tenant.order
+	created int64 // sequence number of its creation
 	deleted bool
 	soft    bool
 }
@@ -142,9 +143,9 @@ func (t *Tenant) AddUser(u User) string {
 		u.UserPrincipalName = strings.ReplaceAll(strings.ToLower(u.DisplayName), " ", ".") + "." + u.ID[:8] + "@fake.onmicrosoft.com"
 	}
 	if old, ok := t.users[u.ID]; ok {
-		old.User, old.deleted, old.soft = u, false, false
+		old.User, old.deleted, old.soft, old.created = u, false, false, t.seq+1
 	} else {
-		t.users[u.ID] = &userRec{User: u, pos: len(t.order)}
+		t.users[u.ID] = &userRec{User: u, pos: len(t.order), created: t.seq + 1}
 		t.order = append(t.order, u.ID)
 	}
 	t.record(u.ID)
