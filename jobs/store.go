@@ -21,6 +21,14 @@ type Store interface {
 	AuditEvents(ctx context.Context, f AuditFilter) iter.Seq2[AuditEvent, error]
 	// AuditHead returns the id and hash of the last event written.
 	AuditHead(ctx context.Context) (int64, string, error)
+	// AcquireLease takes or renews the lease on a customer for holder until
+	// ttl from now. It fails (false) while another holder's lease lasts.
+	AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives up holder's lease on a customer.
+	ReleaseLease(ctx context.Context, customer, holder string) error
+	// StartRun and FinishRun record a (non-dry) run.
+	StartRun(ctx context.Context, at time.Time) (int64, error)
+	FinishRun(ctx context.Context, id int64, at time.Time, status string, summary string) error
 	// Close releases the database.
 	Close() error
 }
@@ -44,6 +52,15 @@ type Tx interface {
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 	// InsertImported records a newly imported account.
 	InsertImported(ctx context.Context, a ImportedAccount) error
+	// SetSourceState records that an imported account is active, disabled
+	// or missing in its source.
+	SetSourceState(ctx context.Context, customer, source, sourceID, state string) error
+	// SetWelcome records the welcome email's state of an imported account.
+	SetWelcome(ctx context.Context, customer, source, sourceID, state string) error
+	// State and PutState keep small per-customer values (delta links,
+	// the digest of the last notices audited).
+	State(ctx context.Context, customer, name string) (string, error)
+	PutState(ctx context.Context, customer, name, value string) error
 }
 
 // AuditFilter narrows an audit listing.

@@ -385,3 +385,81 @@ func (s *Store) AuditHead(ctx context.Context) (int64, string, error) {
 }
 
 var _ jobs.Store = (*Store)(nil)
+
+func (t *tx) SetSourceState(ctx context.Context, customer, source, sourceID, state string) error {
+	_, err := t.sx.ExecContext(ctx, "UPDATE imported_accounts SET source_state = ?, last_seen = ? WHERE customer_id = ? AND source = ? AND source_id = ?", state, time.Now().UnixMicro(), customer, source, sourceID)
+	if err != nil {
+		return fmt.Errorf("customer %s: record state of %s/%s: %w", customer, source, sourceID, err)
+	}
+	return nil
+}
+
+func (t *tx) SetWelcome(ctx context.Context, customer, source, sourceID, state string) error {
+	_, err := t.sx.ExecContext(ctx, "UPDATE imported_accounts SET welcome_state = ?, welcome_at = ? WHERE customer_id = ? AND source = ? AND source_id = ?", state, time.Now().UnixMicro(), customer, source, sourceID)
+	if err != nil {
+		return fmt.Errorf("customer %s: record welcome email of %s/%s: %w", customer, source, sourceID, err)
+	}
+	return nil
+}
+
+func (t *tx) State(ctx context.Context, customer, name string) (string, error) {
+	var v string
+	err := t.sx.GetContext(ctx, &v, "SELECT value FROM sync_state WHERE customer_id = ? AND name = ?", customer, name)
+	if errors.Is(err, dbsql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+func (t *tx) PutState(ctx context.Context, customer, name, value string) error {
+	_, err := t.sx.ExecContext(ctx, t.s.upsert("sync_state", []string{"customer_id", "name"}, []string{"value"}), customer, name, value)
+	return err
+}
+
+// AcquireLease takes the customer's lease when it is free, expired or
+// already ours. The conditional UPDATE is atomic, so of two replicas
+// racing for one customer exactly one wins.
+func (s *Store) AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (bool, error) {
+	now := time.Now()
+	ignore := "INSERT OR IGNORE"
+	if s.dialect == MySQL {
+		ignore = "INSERT IGNORE"
+	}
+	if _, err := s.db.ExecContext(ctx, ignore+" INTO leases (customer_id, holder, expires_at) VALUES (?, ?, 0)", customer, holder); err != nil {
+		return false, fmt.Errorf("lease customer %s: %w", customer, err)
+	}
+	res, err := s.db.ExecContext(ctx, "UPDATE leases SET holder = ?, expires_at = ? WHERE customer_id = ? AND (holder = ? OR expires_at < ?)",
+		holder, now.Add(ttl).UnixMicro(), customer, holder, now.UnixMicro())
+	if err != nil {
+		return false, fmt.Errorf("lease customer %s: %w", customer, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ReleaseLease frees the customer's lease if holder has it.
+func (s *Store) ReleaseLease(ctx context.Context, customer, holder string) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE leases SET expires_at = 0 WHERE customer_id = ? AND holder = ?", customer, holder)
+	if err != nil {
+		return fmt.Errorf("release lease of customer %s: %w", customer, err)
+	}
+	return nil
+}
+
+// StartRun records the start of a run.
+func (s *Store) StartRun(ctx context.Context, at time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "INSERT INTO runs (started_at, status, summary) VALUES (?, 'running', '')", at.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("record run: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// FinishRun records the end of a run with its summary.
+func (s *Store) FinishRun(ctx context.Context, id int64, at time.Time, status, summary string) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?", at.UnixMicro(), status, summary, id)
+	if err != nil {
+		return fmt.Errorf("record run %d: %w", id, err)
+	}
+	return nil
+}
