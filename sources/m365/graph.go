@@ -74,7 +74,7 @@ type typedPage struct {
 func DecodePage(body []byte) (users []User, errs []error, next, delta string, err error) {
 	var tp typedPage
 	if err := json.Unmarshal(body, &tp); err == nil {
-		if tp.Value == nil && !bytes.Contains(body, []byte(`"value"`)) {
+		if tp.Value == nil { // absent or null; an empty page is []
 			return nil, nil, "", "", fmt.Errorf("%w: no \"value\" array", restclient.ErrMalformed)
 		}
 		errs = make([]error, len(tp.Value))
