@@ -34,6 +34,7 @@ const (
 type Store struct {
 	db      *sqlx.DB
 	dialect Dialect
+	url     string
 }
 
 // ParseURL tells which dialect a database URL is for and returns the
@@ -117,7 +118,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to the %s database: %w (check AUTOIMPORT_DATABASE_URL)", d, err)
 	}
-	s := &Store{db: db, dialect: d}
+	s := &Store{db: db, dialect: d, url: url}
 	if _, err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -130,6 +131,10 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 
 // DB is the underlying database handle, for tests.
 func (s *Store) DB() *sqlx.DB { return s.db }
+
+// URL is the database URL the store was opened with. It may carry a
+// password: never log it.
+func (s *Store) URL() string { return s.url }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }

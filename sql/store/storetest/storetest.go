@@ -99,3 +99,7 @@ func Each(t *testing.T, fn func(t *testing.T, s *store.Store)) {
 
 // IsMySQL reports whether a subtest name is the MySQL one.
 func IsMySQL(t testing.TB) bool { return strings.HasSuffix(t.Name(), "/mysql") }
+
+// MySQLURLOf returns the URL a MySQL store was opened with, so a test can
+// open a second store (a second replica) on the same database.
+func MySQLURLOf(s *store.Store) string { return s.URL() }

@@ -1,0 +1,517 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks"
+	"github.com/msp-tools/autoimport/sources"
+	"github.com/msp-tools/autoimport/sql/store"
+	"github.com/msp-tools/autoimport/sql/store/storetest"
+	"github.com/sirupsen/logrus"
+)
+
+// memSource is a directory in memory.
+type memSource struct {
+	mu       sync.Mutex
+	accounts []sources.Account
+}
+
+func (s *memSource) set(as ...sources.Account) { s.mu.Lock(); s.accounts = as; s.mu.Unlock() }
+
+func (s *memSource) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[sources.Account, error] {
+	s.mu.Lock()
+	as := append([]sources.Account(nil), s.accounts...)
+	s.mu.Unlock()
+	return func(yield func(sources.Account, error) bool) {
+		for _, a := range as {
+			if !yield(a, nil) {
+				return
+			}
+		}
+	}
+}
+
+// memVault is a vault in memory that counts its calls.
+type memVault struct {
+	mu              sync.Mutex
+	entries         map[string][]sinks.VaultEntry // by container
+	next            int
+	indexes, creates atomic.Int32
+	failCreate      func(sinks.NewVaultEntry) error
+}
+
+func newMemVault() *memVault { return &memVault{entries: map[string][]sinks.VaultEntry{}} }
+
+func (v *memVault) Name() string { return "MemVault" }
+func (v *memVault) Index(ctx context.Context, s sinks.VaultScope) (*sinks.VaultIndex, error) {
+	v.indexes.Add(1)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return sinks.NewVaultIndex(append([]sinks.VaultEntry(nil), v.entries[s.Container]...)), nil
+}
+func (v *memVault) Create(ctx context.Context, s sinks.VaultScope, e sinks.NewVaultEntry) (sinks.VaultEntry, error) {
+	v.creates.Add(1)
+	if v.failCreate != nil {
+		if err := v.failCreate(e); err != nil {
+			return sinks.VaultEntry{}, err
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.next++
+	ent := sinks.VaultEntry{Ref: fmt.Sprint(v.next), Name: e.Name, Username: e.Username, Category: e.Category}
+	v.entries[s.Container] = append(v.entries[s.Container], ent)
+	return ent, nil
+}
+func (v *memVault) count(container, username string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, e := range v.entries[container] {
+		if strings.EqualFold(e.Username, username) {
+			n++
+		}
+	}
+	return n
+}
+
+type memPSA struct {
+	mu               sync.Mutex
+	contacts         []sinks.Contact
+	indexes, creates atomic.Int32
+	failCreate       error
+}
+
+func (p *memPSA) Name() string { return "MemPSA" }
+func (p *memPSA) Index(ctx context.Context, s sinks.PSAScope) (*sinks.ContactIndex, error) {
+	p.indexes.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return sinks.NewContactIndex(append([]sinks.Contact(nil), p.contacts...)), nil
+}
+func (p *memPSA) Create(ctx context.Context, s sinks.PSAScope, c sinks.NewContact) (sinks.Contact, error) {
+	p.creates.Add(1)
+	if p.failCreate != nil {
+		return sinks.Contact{}, p.failCreate
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ct := sinks.Contact{Ref: fmt.Sprintf("c%d", len(p.contacts)+1), FirstName: c.FirstName, LastName: c.LastName, Email: c.Email}
+	p.contacts = append(p.contacts, ct)
+	return ct, nil
+}
+
+type memMailer struct {
+	mu   sync.Mutex
+	sent []sinks.Welcome
+	fail error
+}
+
+func (m *memMailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent = append(m.sent, w)
+	return m.fail
+}
+
+// world is one customer's directory and sinks in memory.
+type world struct {
+	ad, m365 *memSource
+	vault    *memVault
+	psa      *memPSA
+	mail     *memMailer
+}
+
+func newWorld() *world {
+	return &world{ad: &memSource{}, m365: &memSource{}, vault: newMemVault(), psa: &memPSA{}, mail: &memMailer{}}
+}
+
+type connector struct{ worlds map[string]*world }
+
+func (c connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Customer) (*jobs.Connections, error) {
+	w := c.worlds[cu.ID]
+	conn := &jobs.Connections{Vaults: map[jobs.AccountType]sinks.Vault{jobs.EndUser: w.vault, jobs.Admin: w.vault},
+		VaultScope: map[jobs.AccountType]sinks.VaultScope{jobs.EndUser: {Customer: cu.ID, Container: "org-" + cu.ID}, jobs.Admin: {Customer: cu.ID, Container: "org-" + cu.ID}},
+		PSA:        w.psa, PSAScope: sinks.PSAScope{Customer: cu.ID, CompanyID: "1"}, Mailer: w.mail, EnrollmentURL: "https://enroll.example"}
+	if cu.Sources.AD != nil {
+		conn.AD = w.ad
+	}
+	if cu.Sources.M365 != nil {
+		conn.M365 = w.m365
+	}
+	return conn, nil
+}
+
+func user(i int, typ jobs.AccountType) sources.Account {
+	return sources.Account{Source: sources.KindAD, ID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i), Username: fmt.Sprintf("user%d", i),
+		UPN: fmt.Sprintf("user%d@acme.example", i), DisplayName: fmt.Sprintf("User %d", i), GivenName: "User", Surname: fmt.Sprint(i),
+		Email: fmt.Sprintf("user%d@acme.example", i), Enabled: true, Domain: "ACME", Type: typ, TypeReason: "member of Staff"}
+}
+
+const tenantYAML = `
+integrations:
+  itglue: {url: "https://api.itglue.com", api_key: "env:K"}
+  connectwise: {url: "https://cw.example", company_id: msp, public_key: "env:A", private_key: "env:B", client_id: "env:C"}
+  m365: {client_id: "env:I", client_secret: "env:S"}
+  smtp: {host: smtp.example, port: 587, from: "desk@msp.example", enrollment_url: "https://enroll.example"}
+policies:
+  - name: Std
+    type: end-user
+    default: true
+    options: {vault_match: true, vault_create: true, psa_match: true, psa_create: true, welcome_email: true, self_serve: true, m365_sync: true}
+  - name: Admins
+    type: admin
+    default: true
+    options: {vault_match: true, vault_create: true, rotation: true}
+customers:
+  - id: acme
+    name: Acme
+    vault: {itglue_organization_id: "1"}
+    psa: {company_id: "7"}
+    sources:
+      ad: {url: "ldaps://dc.acme.example", bind_dn: "cn=x", bind_password: "env:P", base_dn: "DC=acme", select: {groups: ["CN=Staff"]}}
+      m365: {tenant_id: "t-acme", select: {roles: ["Global Administrator"]}}
+  - id: bravo
+    name: Bravo
+    vault: {itglue_organization_id: "2"}
+    psa: {company_id: "8"}
+    sources:
+      ad: {url: "ldaps://dc.bravo.example", bind_dn: "cn=x", bind_password: "env:P", base_dn: "DC=bravo", select: {groups: ["CN=Staff"]}}
+`
+
+type fixture struct {
+	store  *store.Store
+	worlds map[string]*world
+	runner *jobs.Runner
+}
+
+func setup(t *testing.T, s *store.Store) *fixture {
+	t.Helper()
+	tn, err := jobs.ParseTenantFile("tenant.yaml", []byte(tenantYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(context.Background(), tn); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: s, worlds: map[string]*world{"acme": newWorld(), "bravo": newWorld()}}
+	log := logrus.New()
+	log.SetLevel(logrus.ErrorLevel)
+	f.runner = &jobs.Runner{Store: s, Connector: connector{f.worlds}, Log: log, Concurrency: 2, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Holder: "test"}
+	return f
+}
+
+func (f *fixture) run(t *testing.T, opt jobs.RunOptions) *jobs.Report {
+	t.Helper()
+	rep, err := f.runner.Run(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func customerReport(rep *jobs.Report, id string) *jobs.CustomerReport {
+	for _, c := range rep.Customers {
+		if c.Customer == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func auditCount(t *testing.T, s *store.Store) int {
+	n := 0
+	for _, err := range s.AuditEvents(context.Background(), jobs.AuditFilter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func ledgerOf(t *testing.T, s *store.Store, customer string) map[string]jobs.ImportedAccount {
+	out := map[string]jobs.ImportedAccount{}
+	for a, err := range s.ImportedAccounts(context.Background(), customer) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[a.Username] = a
+	}
+	return out
+}
+
+func TestFirstRunSecondRunAndPolicyChange(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser), user(3, jobs.Admin))
+		// user2 already has a vault entry and a PSA contact.
+		acme.vault.entries["org-acme"] = []sinks.VaultEntry{{Ref: "existing", Username: `ACME\user2`, Category: "Active Directory"}}
+		acme.psa.contacts = []sinks.Contact{{Ref: "c-old", FirstName: "User", LastName: "2", Email: "USER2@acme.example"}}
+		rep := f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		cr := customerReport(rep, "acme")
+		if cr.Status != jobs.StatusOK || cr.Counts.Imported != 3 || cr.Counts.VaultCreated != 2 || cr.Counts.VaultMatched != 1 || cr.Counts.PSACreated != 1 || cr.Counts.PSAMatched != 1 || cr.Counts.EmailsSent != 2 {
+			t.Fatalf("first run: %s %s %+v", cr.Status, cr.Error, cr.Counts)
+		}
+		led := ledgerOf(t, s, "acme")
+		if l := led["user2"]; l.VaultRef != "existing" || l.PSARef != "c-old" || !l.SelfServe || l.Welcome != "sent" || l.OptionsOrigin != "default-policy Std" {
+			t.Fatalf("user2 ledger %+v", l)
+		}
+		if l := led["user3"]; l.Type != jobs.Admin || !l.Rotation || l.PSARef != "" || l.Welcome != "none" {
+			t.Fatalf("admin ledger %+v", l)
+		}
+		if _, err := jobs.VerifyAudit(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+
+		// A second run with no change writes nothing anywhere.
+		events, creates, psaCreates, mails := auditCount(t, s), acme.vault.creates.Load(), acme.psa.creates.Load(), len(acme.mail.sent)
+		rep = f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		cr = customerReport(rep, "acme")
+		if cr.Counts.AlreadyImported != 3 || cr.Counts.Imported != 0 || acme.vault.creates.Load() != creates || acme.psa.creates.Load() != psaCreates || len(acme.mail.sent) != mails {
+			t.Fatalf("second run wrote: %+v", cr.Counts)
+		}
+		if auditCount(t, s) != events {
+			t.Fatalf("second run audited %d events", auditCount(t, s)-events)
+		}
+		if acme.vault.indexes.Load() != 1 || acme.psa.indexes.Load() != 1 {
+			t.Fatalf("second run listed the sinks although nothing was new: vault %d psa %d", acme.vault.indexes.Load(), acme.psa.indexes.Load())
+		}
+
+		// The policy changes; only the new account gets the new options.
+		admin := &jobs.TenantAdmin{Store: s, Actor: "tech"}
+		if err := admin.SetPolicy(context.Background(), "Std", jobs.Values{jobs.WelcomeEmail: false, jobs.SelfServe: false}, nil); err != nil {
+			t.Fatal(err)
+		}
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser), user(3, jobs.Admin), user(4, jobs.EndUser))
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		led2 := ledgerOf(t, s, "acme")
+		if l := led2["user4"]; l.SelfServe || l.Welcome != "none" || l.Options[jobs.WelcomeEmail] {
+			t.Fatalf("new account did not get the new options: %+v", l)
+		}
+		for _, u := range []string{"user1", "user2", "user3"} {
+			if a, b := led[u], led2[u]; !a.Options.Equal(b.Options) || a.SelfServe != b.SelfServe || a.Welcome != b.Welcome || a.VaultRef != b.VaultRef {
+				t.Fatalf("%s changed after a policy change:\n%+v\n%+v", u, a, b)
+			}
+		}
+		if len(acme.mail.sent) != mails {
+			t.Fatal("an email was sent after welcome_email was turned off")
+		}
+	})
+}
+
+func TestCrashBetweenCreateAndRecordLeavesNoDuplicate(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+		// The PSA fails after the vault entry was created: nothing recorded.
+		acme.psa.failCreate = errors.New("HTTP 503")
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusFailed || cr.Counts.Failed != 2 || len(ledgerOf(t, s, "acme")) != 0 || acme.vault.creates.Load() != 2 {
+			t.Fatalf("failing PSA: %s %+v", cr.Status, cr.Counts)
+		}
+		if !strings.Contains(cr.Accounts[0].Reason, "MemPSA: create contact") {
+			t.Fatalf("reason %q", cr.Accounts[0].Reason)
+		}
+		acme.psa.failCreate = nil
+		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusOK || cr.Counts.Imported != 2 || cr.Counts.VaultMatched != 2 || cr.Counts.VaultCreated != 0 {
+			t.Fatalf("retry: %s %s %+v", cr.Status, cr.Error, cr.Counts)
+		}
+		for _, u := range []string{"user1", "user2"} {
+			if n := acme.vault.count("org-acme", u); n != 1 {
+				t.Fatalf("vault holds %d entries for %s, want 1", n, u)
+			}
+		}
+		if len(acme.mail.sent) != 2 {
+			t.Fatalf("sent %d emails, want 2", len(acme.mail.sent))
+		}
+	})
+}
+
+func TestWelcomeEmailIsNeverSentTwice(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser))
+		acme.mail.fail = errors.New("connection dropped after DATA")
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Counts.Imported != 1 || cr.Accounts[0].WelcomeMail.State != "failed" {
+			t.Fatalf("%+v %+v", cr.Counts, cr.Accounts[0].WelcomeMail)
+		}
+		acme.mail.fail = nil
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		if len(acme.mail.sent) != 1 {
+			t.Fatalf("%d send attempts, want exactly 1", len(acme.mail.sent))
+		}
+		if l := ledgerOf(t, s, "acme")["user1"]; l.Welcome != "failed" {
+			t.Fatalf("welcome state %q", l.Welcome)
+		}
+	})
+}
+
+func TestDryRunWritesNothingAndMatchesTheRealRun(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.Admin), sources.Account{Source: sources.KindAD, ID: "x-disabled", Username: "gone", SkipReason: "disabled (userAccountControl 514)"})
+		acme.vault.entries["org-acme"] = []sinks.VaultEntry{{Ref: "nocat", Username: "user1"}}
+		events := auditCount(t, s)
+		dry := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, DryRun: true}), "acme")
+		if auditCount(t, s) != events || len(ledgerOf(t, s, "acme")) != 0 || acme.vault.creates.Load() != 0 || acme.psa.creates.Load() != 0 || len(acme.mail.sent) != 0 {
+			t.Fatal("dry run wrote something")
+		}
+		var runs int
+		s.DB().Get(&runs, "SELECT COUNT(*) FROM runs")
+		var leases int
+		s.DB().Get(&leases, "SELECT COUNT(*) FROM leases")
+		if runs != 0 || leases != 0 {
+			t.Fatalf("dry run recorded %d runs and %d leases", runs, leases)
+		}
+		real := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if len(dry.Accounts) != len(real.Accounts) {
+			t.Fatalf("dry %d accounts, real %d", len(dry.Accounts), len(real.Accounts))
+		}
+		for i := range dry.Accounts {
+			d, r := dry.Accounts[i], real.Accounts[i]
+			if d.ID != r.ID || d.Action != r.Action || d.Vault.Op != r.Vault.Op || d.PSA.Op != r.PSA.Op || d.WelcomeMail.Op != r.WelcomeMail.Op || d.Flags != r.Flags || d.Vault.Warning != r.Vault.Warning {
+				t.Fatalf("account %d: dry %+v\nreal %+v", i, d, r)
+			}
+		}
+		if real.Counts.PossibleDuplicates != 1 || real.Counts.Skipped != 1 {
+			t.Fatalf("want one possible duplicate (entry without category) and one skip: %+v", real.Counts)
+		}
+	})
+}
+
+func TestSurgeGuard(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		var many []sources.Account
+		for i := range 60 {
+			many = append(many, user(i, jobs.EndUser))
+		}
+		acme.ad.set(many...)
+		rep := f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		cr := customerReport(rep, "acme")
+		if cr.Status != jobs.StatusHeld || cr.Counts.Held != 60 || acme.vault.creates.Load() != 0 || !rep.Failed() || !strings.Contains(cr.Error, "--allow-surge --customer acme") {
+			t.Fatalf("surge: %s %q %+v", cr.Status, cr.Error, cr.Counts)
+		}
+		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
+		if cr.Status != jobs.StatusOK || cr.Counts.Imported != 60 {
+			t.Fatalf("allowed surge: %s %+v", cr.Status, cr.Counts)
+		}
+		// 10 more on 60 held is under 20%: no surge.
+		for i := 60; i < 70; i++ {
+			many = append(many, user(i, jobs.EndUser))
+		}
+		acme.ad.set(many...)
+		if cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme"); cr.Counts.Imported != 10 {
+			t.Fatalf("small increment: %s %+v", cr.Status, cr.Counts)
+		}
+	})
+}
+
+func TestHybridTwinIsImportedOnceAndLinked(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		ad := user(1, jobs.EndUser)
+		ad.ImmutableID = "AAAAAAAAAAAAAAAAAAAAAQ=="
+		admin := user(2, jobs.Admin)
+		acme.ad.set(ad, admin)
+		acme.m365.set(
+			sources.Account{Source: sources.KindM365, ID: "m-1", Username: "user1@acme.example", UPN: "user1@acme.example", ImmutableID: ad.ImmutableID, Licensed: true, Type: jobs.EndUser, Enabled: true},
+			sources.Account{Source: sources.KindM365, ID: "m-ga", Username: "ga@acme.onmicrosoft.com", UPN: "ga@acme.onmicrosoft.com", DisplayName: "Global Admin", Type: jobs.Admin, TypeReason: "holds Global Administrator", Enabled: true},
+		)
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Counts.Imported != 3 {
+			t.Fatalf("imported %d, want user1 (AD, linked), user2 (AD admin), ga (M365 admin): %+v", cr.Counts.Imported, cr.Accounts)
+		}
+		led := ledgerOf(t, s, "acme")
+		if l := led["user1"]; !l.M365Sync || l.M365ID != "m-1" || l.Source != "ad" {
+			t.Fatalf("hybrid user ledger %+v", l)
+		}
+		if l := led["ga@acme.onmicrosoft.com"]; l.Source != "m365" || l.Type != jobs.Admin {
+			t.Fatalf("cloud admin ledger %+v", l)
+		}
+	})
+}
+
+func TestDisabledAndMissingAccountsAreMarkedNotDeleted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		disabled := user(1, jobs.EndUser)
+		disabled.SkipReason = "disabled (userAccountControl 514)"
+		acme.ad.set(disabled)
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		led := ledgerOf(t, s, "acme")
+		if led["user1"].State != "disabled" || led["user2"].State != "missing" || acme.vault.count("org-acme", "user2") != 1 {
+			t.Fatalf("states: %q %q; notices %q", led["user1"].State, led["user2"].State, cr.Notices)
+		}
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		led = ledgerOf(t, s, "acme")
+		if led["user1"].State != "active" || led["user2"].State != "active" || len(led) != 2 || acme.vault.creates.Load() != 2 {
+			t.Fatalf("back: %+v", led)
+		}
+	})
+}
+
+func TestTwoRunnersImportEachCustomerOnce(t *testing.T) {
+	s := storetest.MySQL(t)
+	f := setup(t, s)
+	for _, w := range f.worlds {
+		var as []sources.Account
+		for i := range 40 {
+			as = append(as, user(i, jobs.EndUser))
+		}
+		w.ad.set(as...)
+	}
+	// The second replica opens its own connections to the same database.
+	s2, err := store.Open(context.Background(), storetest.MySQLURLOf(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	other := &jobs.Runner{Store: s2, Connector: f.runner.Connector, Log: f.runner.Log, Concurrency: 2, Surge: f.runner.Surge, Holder: "replica-2"}
+	var wg sync.WaitGroup
+	reps := make([]*jobs.Report, 2)
+	for i, r := range []*jobs.Runner{f.runner, other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep, err := r.Run(context.Background(), jobs.RunOptions{AllowSurge: true})
+			if err != nil {
+				t.Error(err)
+			}
+			reps[i] = rep
+		}()
+	}
+	wg.Wait()
+	for id, w := range f.worlds {
+		if n := w.vault.creates.Load(); n != 40 {
+			t.Errorf("customer %s: %d vault creates, want 40 (imported once)", id, n)
+		}
+		if n := len(ledgerOf(t, s, id)); n != 40 {
+			t.Errorf("customer %s: %d ledger rows", id, n)
+		}
+	}
+	if _, err := jobs.VerifyAudit(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,54 @@
+package jobs
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the runner's Prometheus metrics.
+type Metrics struct {
+	runs     *prometheus.CounterVec
+	duration prometheus.Histogram
+	accounts *prometheus.CounterVec
+	sinks    *prometheus.CounterVec
+	lastRun  prometheus.Gauge
+}
+
+// NewMetrics registers the runner's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		runs:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_runs_total", Help: "Import runs by status."}, []string{"status"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "autoimport_run_duration_seconds", Help: "Duration of import runs.", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+		accounts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_accounts_total", Help: "Accounts by customer and outcome (imported, skipped, failed, ...)."}, []string{"customer", "outcome"}),
+		sinks:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_sink_operations_total", Help: "Vault and PSA matches and creates by customer and sink."}, []string{"customer", "sink", "op"}),
+		lastRun:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoimport_last_run_finished_timestamp_seconds", Help: "When the last run finished."}),
+	}
+	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun)
+	return m
+}
+
+func (m *Metrics) observeRun(rep *Report) {
+	if m == nil || rep.DryRun {
+		return
+	}
+	m.runs.WithLabelValues(rep.Status).Inc()
+	m.duration.Observe(rep.Finished.Sub(rep.Started).Seconds())
+	m.lastRun.Set(float64(rep.Finished.Unix()))
+	for _, c := range rep.Customers {
+		for outcome, n := range map[string]int{"imported": c.Counts.Imported, "skipped": c.Counts.Skipped, "failed": c.Counts.Failed, "ambiguous": c.Counts.Ambiguous, "held": c.Counts.Held} {
+			if n > 0 {
+				m.accounts.WithLabelValues(c.Customer, outcome).Add(float64(n))
+			}
+		}
+		for _, a := range c.Accounts {
+			if a.Action != ActionImport {
+				continue
+			}
+			if a.Vault.Op != OpNone {
+				m.sinks.WithLabelValues(c.Customer, a.Vault.Integration, a.Vault.Op).Inc()
+			}
+			if a.PSA.Op != OpNone {
+				m.sinks.WithLabelValues(c.Customer, a.PSA.Integration, a.PSA.Op).Inc()
+			}
+		}
+	}
+}

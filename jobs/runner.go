@@ -1,0 +1,220 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Runner runs import passes over customers: a bounded worker pool, one
+// lease per customer so that replicas never import one customer at once,
+// and a report.
+type Runner struct {
+	Store     Store
+	Connector Connector
+	Log       logrus.FieldLogger
+	// Holder names this runner in leases (host and process by default).
+	Holder      string
+	LeaseTTL    time.Duration
+	Concurrency int
+	Surge       SurgeThreshold
+	Metrics     *Metrics
+	// Progress, when set, is called after each customer.
+	Progress func(done, total int, r *CustomerReport)
+	mu       sync.Mutex // one run at a time
+}
+
+// RunOptions select what a run does.
+type RunOptions struct {
+	// Customers limits the run to these ids (all when empty).
+	Customers  []string
+	DryRun     bool
+	AllowSurge bool
+	// Stop ends the run after the accounts in hand; the context passed to
+	// Run bounds I/O.
+	Stop context.Context
+}
+
+// Report is the outcome of one run.
+type Report struct {
+	Started   time.Time         `json:"started"`
+	Finished  time.Time         `json:"finished"`
+	DryRun    bool              `json:"dry_run"`
+	Status    string            `json:"status"` // ok, failed
+	Totals    Counts            `json:"totals"`
+	Customers []*CustomerReport `json:"customers"`
+}
+
+// Failed reports whether any customer failed or was held.
+func (r *Report) Failed() bool { return r.Status != StatusOK }
+
+// ErrBusy is returned when another run of this runner is under way.
+var ErrBusy = fmt.Errorf("a run is already under way")
+
+func (r *Runner) holder() string {
+	if r.Holder != "" {
+		return r.Holder
+	}
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", h, os.Getpid())
+}
+
+// Run imports every customer (or those named) once.
+func (r *Runner) Run(ctx context.Context, opt RunOptions) (*Report, error) {
+	if !r.mu.TryLock() {
+		return nil, ErrBusy
+	}
+	defer r.mu.Unlock()
+	rep := &Report{Started: time.Now().UTC(), DryRun: opt.DryRun, Status: StatusOK}
+	t, err := r.Store.LoadTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	customers := t.Customers
+	if len(opt.Customers) > 0 {
+		customers = nil
+		for _, id := range opt.Customers {
+			c, ok := t.Customer(id)
+			if !ok {
+				return nil, &UsageError{Msg: fmt.Sprintf("no customer %q (autoimport customer list shows them)", id)}
+			}
+			customers = append(customers, c)
+		}
+	}
+	var runID int64
+	if !opt.DryRun {
+		if runID, err = r.Store.StartRun(ctx, rep.Started); err != nil {
+			return nil, err
+		}
+	}
+	workers := max(1, min(r.Concurrency, len(customers)))
+	jobs := make(chan Customer)
+	results := make(chan *CustomerReport)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range jobs {
+				results <- r.one(ctx, t, c, opt)
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for _, c := range customers {
+			select {
+			case jobs <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+	done := 0
+	for cr := range results {
+		done++
+		rep.Customers = append(rep.Customers, cr)
+		if r.Progress != nil {
+			r.Progress(done, len(customers), cr)
+		}
+	}
+	sort.Slice(rep.Customers, func(i, j int) bool { return rep.Customers[i].Customer < rep.Customers[j].Customer })
+	for _, cr := range rep.Customers {
+		addCounts(&rep.Totals, cr.Counts)
+		if cr.Status == StatusFailed || cr.Status == StatusHeld {
+			rep.Status = StatusFailed
+		}
+	}
+	rep.Finished = time.Now().UTC()
+	r.Metrics.observeRun(rep)
+	if !opt.DryRun {
+		summary, _ := json.Marshal(struct {
+			Totals    Counts   `json:"totals"`
+			Customers []string `json:"customers"`
+		}{rep.Totals, customerStatuses(rep)})
+		if err := r.Store.FinishRun(context.WithoutCancel(ctx), runID, rep.Finished, rep.Status, string(summary)); err != nil {
+			r.Log.WithError(err).Warn("could not record the run's end")
+		}
+	}
+	return rep, nil
+}
+
+func customerStatuses(rep *Report) []string {
+	out := make([]string, len(rep.Customers))
+	for i, c := range rep.Customers {
+		out[i] = c.Customer + ":" + c.Status
+	}
+	return out
+}
+
+// one imports one customer under its lease.
+func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
+	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log}
+	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop}
+	if opt.DryRun {
+		// A dry run writes nothing anywhere, not even a lease.
+		return im.Import(ctx, t, c, iopt)
+	}
+	holder := r.holder()
+	ttl := r.LeaseTTL
+	if ttl <= 0 {
+		ttl = 10 * time.Minute
+	}
+	ok, err := r.Store.AcquireLease(ctx, c.ID, holder, ttl)
+	if err != nil {
+		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error(), Accounts: []AccountPlan{}}
+	}
+	if !ok {
+		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusBusy, Accounts: []AccountPlan{},
+			Notices: []string{"another autoimport holds this customer's lease (a replica or a manual run): skipped this time"}}
+	}
+	// Renew the lease while the import runs; release it at the end.
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	var renewed sync.WaitGroup
+	renewed.Add(1)
+	go func() {
+		defer renewed.Done()
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-renewCtx.Done():
+				return
+			case <-tick.C:
+				if ok, err := r.Store.AcquireLease(renewCtx, c.ID, holder, ttl); err != nil || !ok {
+					r.Log.WithField("customer", c.ID).WithError(err).Warn("could not renew the customer's lease")
+				}
+			}
+		}
+	}()
+	rep := im.Import(ctx, t, c, iopt)
+	stopRenew()
+	renewed.Wait()
+	if err := r.Store.ReleaseLease(context.WithoutCancel(ctx), c.ID, holder); err != nil {
+		r.Log.WithField("customer", c.ID).WithError(err).Warn("could not release the customer's lease; it expires by itself")
+	}
+	return rep
+}
+
+func addCounts(t *Counts, c Counts) {
+	t.Candidates += c.Candidates
+	t.Imported += c.Imported
+	t.AlreadyImported += c.AlreadyImported
+	t.Skipped += c.Skipped
+	t.Ambiguous += c.Ambiguous
+	t.Failed += c.Failed
+	t.Held += c.Held
+	t.VaultMatched += c.VaultMatched
+	t.VaultCreated += c.VaultCreated
+	t.PSAMatched += c.PSAMatched
+	t.PSACreated += c.PSACreated
+	t.EmailsSent += c.EmailsSent
+	t.PossibleDuplicates += c.PossibleDuplicates
+}
