@@ -41,11 +41,11 @@ func (s *memSource) Accounts(ctx context.Context, sel sources.Selection) iter.Se
 
 // memVault is a vault in memory that counts its calls.
 type memVault struct {
-	mu              sync.Mutex
-	entries         map[string][]sinks.VaultEntry // by container
-	next            int
+	mu               sync.Mutex
+	entries          map[string][]sinks.VaultEntry // by container
+	next             int
 	indexes, creates atomic.Int32
-	failCreate      func(sinks.NewVaultEntry) error
+	failCreate       func(sinks.NewVaultEntry) error
 }
 
 func newMemVault() *memVault { return &memVault{entries: map[string][]sinks.VaultEntry{}} }

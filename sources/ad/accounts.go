@@ -291,7 +291,7 @@ func (p *plan) account(e *ldap.Entry) (sources.Account, *sources.EntryError) {
 		return bad("DN is not valid UTF-8")
 	}
 	rawGUID := e.GetRawAttributeValue("objectGUID")
-	if rawGUID == nil {
+	if len(rawGUID) == 0 {
 		return bad("no objectGUID")
 	}
 	id, err := GUIDString(rawGUID)

@@ -644,7 +644,7 @@ func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request, t *Tenant,
 	}
 	var ms []member
 	if parts[1] == "transitiveMembers" {
-		for _, u := range t.transitiveUsers(g.Members) {
+		for _, u := range t.groupUsers(g) {
 			ms = append(ms, member{u: u})
 		}
 		if !usersOnly {

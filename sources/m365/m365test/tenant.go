@@ -91,6 +91,16 @@ type Tenant struct {
 	log       []change
 	consented bool
 	idRand    *rand.Rand
+	// mver counts membership changes; memberCache holds transitive user
+	// lists valid for one (seq, mver).
+	mver        int64
+	cacheMu     sync.Mutex
+	memberCache map[string]cachedMembers
+}
+
+type cachedMembers struct {
+	seq, mver int64
+	users     []*userRec
 }
 
 func newTenant(id string) *Tenant {
@@ -211,6 +221,7 @@ func (t *Tenant) AddGroup(name string, members ...string) string {
 	defer t.mu.Unlock()
 	g := &Group{ID: guid(t.idRand), DisplayName: name, Members: slices.Clone(members)}
 	t.groups[g.ID] = g
+	t.mver++
 	t.groupList = append(t.groupList, g.ID)
 	return g.ID
 }
@@ -221,6 +232,7 @@ func (t *Tenant) AddMembers(groupID string, members ...string) {
 	defer t.mu.Unlock()
 	if g, ok := t.groups[groupID]; ok {
 		g.Members = append(g.Members, members...)
+		t.mver++
 	}
 }
 
@@ -253,9 +265,26 @@ func (t *Tenant) AssignRole(role string, members ...string) {
 		r := t.roles[id]
 		if r.ID == role || r.RoleTemplateID == role {
 			r.Members = append(r.Members, members...)
+			t.mver++
 			return
 		}
 	}
+}
+
+// groupUsers returns the transitive user members of a group, cached until
+// the directory changes. Caller holds t.mu (read or write).
+func (t *Tenant) groupUsers(g *Group) []*userRec {
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	if c, ok := t.memberCache[g.ID]; ok && c.seq == t.seq && c.mver == t.mver {
+		return c.users
+	}
+	users := t.transitiveUsers(g.Members)
+	if t.memberCache == nil {
+		t.memberCache = map[string]cachedMembers{}
+	}
+	t.memberCache[g.ID] = cachedMembers{seq: t.seq, mver: t.mver, users: users}
+	return users
 }
 
 // transitiveUsers returns the live users reachable from the members of a
