@@ -170,7 +170,7 @@ func deltaExpired(err error) bool {
 // readUser reads one user in full; gone is true when it no longer exists.
 func (s *Source) readUser(ctx context.Context, id string) (u User, gone bool, err error) {
 	op := "read user " + id
-	body, err := s.get(ctx, s.graphURL("/users/"+url.PathEscape(id), url.Values{"$select": {userSelect}}), nil)
+	body, err := s.get(ctx, s.graphURL("/users/"+url.PathEscape(id), url.Values{"$select": {userSelect}}), nil, nil)
 	if err != nil {
 		var re *restclient.Error
 		if errors.As(err, &re) && re.Status == http.StatusNotFound {

@@ -116,8 +116,9 @@ func checkUser(u *User) error {
 	return nil
 }
 
-// get sends one authenticated GET to Graph.
-func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header) ([]byte, error) {
+// get sends one authenticated GET to Graph and returns the body. A buf
+// given is reused for the body (decoding copies what it keeps).
+func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header, buf *bytes.Buffer) ([]byte, error) {
 	tok, err := s.tokens.Token()
 	if err != nil {
 		return nil, s.tokenError(err)
@@ -133,7 +134,10 @@ func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header) ([]byt
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var buf bytes.Buffer
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return nil, &restclient.Error{Integration: "Graph", Customer: s.cfg.Customer, Method: http.MethodGet, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
 	}
@@ -142,7 +146,7 @@ func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header) ([]byt
 
 // getJSON GETs rawURL and decodes it into out.
 func (s *Source) getJSON(ctx context.Context, op, rawURL string, hdr http.Header, out any) error {
-	body, err := s.get(ctx, rawURL, hdr)
+	body, err := s.get(ctx, rawURL, hdr, nil)
 	if err != nil {
 		return s.graphError(op, err)
 	}
@@ -177,6 +181,7 @@ func (s *Source) userPages(ctx context.Context, op, first string, hdr http.Heade
 		next := first
 		seen := map[string]bool{}
 		var prevFirst string
+		var buf bytes.Buffer
 		for n := 1; next != ""; n++ {
 			if n > s.cfg.MaxPages {
 				yield(User{}, s.graphError(op, fmt.Errorf("more than %d pages: giving up", s.cfg.MaxPages)))
@@ -192,7 +197,7 @@ func (s *Source) userPages(ctx context.Context, op, first string, hdr http.Heade
 				yield(User{}, s.graphError(pop, err))
 				return
 			}
-			body, err := s.get(ctx, next, hdr)
+			body, err := s.get(ctx, next, hdr, &buf)
 			if err != nil {
 				yield(User{}, s.graphError(pop, err))
 				return

@@ -459,6 +459,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, t *Tenant) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	b := pageStart("users")
+	b = slices.Grow(b, q.top*640)
 	count := -1
 	if q.count {
 		count = 0
@@ -593,29 +594,26 @@ func (s *Server) oneGroup(w http.ResponseWriter, r *http.Request, t *Tenant, id 
 	writeRaw(w, appendGroup(nil, g, q.sel, false))
 }
 
-// member is a user or a group in a member list.
-type member struct {
-	u *userRec
-	g *Group
-}
-
-// writeMembers writes one page of a member list.
-func (s *Server) writeMembers(w http.ResponseWriter, r *http.Request, q *query, ms []member) {
+// writeMembers writes one page of a member list: users first, then
+// groups.
+func (s *Server) writeMembers(w http.ResponseWriter, r *http.Request, q *query, users []*userRec, groups []*Group) {
 	b := pageStart("directoryObjects")
+	total := len(users) + len(groups)
+	end := min(q.skip+q.top, total)
+	b = slices.Grow(b, (end-q.skip)*640)
 	b = append(b, `,"value":[`...)
-	end := min(q.skip+q.top, len(ms))
 	for i := q.skip; i < end; i++ {
 		if i > q.skip {
 			b = append(b, ',')
 		}
-		if ms[i].u != nil {
-			b = appendUser(b, ms[i].u, q.sel, true)
+		if i < len(users) {
+			b = appendUser(b, users[i], q.sel, true)
 		} else {
-			b = appendGroup(b, ms[i].g, q.sel, true)
+			b = appendGroup(b, groups[i-len(users)], q.sel, true)
 		}
 	}
 	next := ""
-	if end < len(ms) {
+	if end < total {
 		next = s.nextLink(r, state{P: end})
 	}
 	writeRaw(w, pageEnd(b, next, "", -1))
@@ -642,37 +640,37 @@ func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request, t *Tenant,
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", parts[0]))
 		return
 	}
-	var ms []member
 	if parts[1] == "transitiveMembers" {
-		for _, u := range t.groupUsers(g) {
-			ms = append(ms, member{u: u})
-		}
+		var groups []*Group
 		if !usersOnly {
-			ms = append(ms, t.nestedGroups(g.Members)...)
+			groups = t.nestedGroups(g.Members)
 		}
-	} else {
-		ms = t.direct(g.Members, usersOnly)
+		s.writeMembers(w, r, q, t.groupUsers(g), groups)
+		return
 	}
-	s.writeMembers(w, r, q, ms)
+	users, groups := t.direct(g.Members, usersOnly)
+	s.writeMembers(w, r, q, users, groups)
 }
 
 // direct lists direct members. Caller holds t.mu.
-func (t *Tenant) direct(ids []string, usersOnly bool) []member {
-	var ms []member
+func (t *Tenant) direct(ids []string, usersOnly bool) ([]*userRec, []*Group) {
+	var users []*userRec
+	var groups []*Group
 	for _, id := range ids {
 		if u, ok := t.users[id]; ok && !u.deleted {
-			ms = append(ms, member{u: u})
+			users = append(users, u)
 		} else if g, ok := t.groups[id]; ok && !usersOnly {
-			ms = append(ms, member{g: g})
+			groups = append(groups, g)
 		}
 	}
-	return ms
+	return users, groups
 }
 
-// nestedGroups lists the groups reachable from members. Caller holds t.mu.
-func (t *Tenant) nestedGroups(members []string) []member {
+// nestedGroups lists the groups reachable from members, by id. Caller
+// holds t.mu.
+func (t *Tenant) nestedGroups(members []string) []*Group {
 	seen := map[string]bool{}
-	var out []member
+	var out []*Group
 	stack := slices.Clone(members)
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
@@ -682,10 +680,10 @@ func (t *Tenant) nestedGroups(members []string) []member {
 			continue
 		}
 		seen[id] = true
-		out = append(out, member{g: g})
+		out = append(out, g)
 		stack = append(stack, g.Members...)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].g.ID < out[j].g.ID })
+	slices.SortFunc(out, func(a, b *Group) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -752,7 +750,8 @@ func (s *Server) roleMembers(w http.ResponseWriter, r *http.Request, t *Tenant, 
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", key))
 		return
 	}
-	s.writeMembers(w, r, q, t.direct(role.Members, false))
+	users, groups := t.direct(role.Members, false)
+	s.writeMembers(w, r, q, users, groups)
 }
 
 // delta serves /users/delta: an initial round lists every user, later
