@@ -136,7 +136,8 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	}
 
 	// Collect.
-	col, err := collect(ctx, c, conn, !opts[Admin].On(Paused))
+	linkTwins := conn.AD != nil && conn.M365 != nil && opts[EndUser].On(M365Sync)
+	col, err := collect(ctx, c, conn, !opts[Admin].On(Paused), linkTwins)
 	if err != nil {
 		rep.fail(fmt.Errorf("customer %s: %w", c.ID, err))
 		return rep
@@ -318,7 +319,9 @@ type collected struct {
 }
 
 // collect reads the customer's sources, classifies, and links hybrid twins.
-func collect(ctx context.Context, c Customer, conn *Connections, wantAdmins bool) (*collected, error) {
+// With linkTwins, every M365 user is read as well, to find the Entra twin
+// of each AD account (m365_sync), not only those the M365 selection holds.
+func collect(ctx context.Context, c Customer, conn *Connections, wantAdmins, linkTwins bool) (*collected, error) {
 	col := &collected{complete: map[string]bool{}}
 	endUserSource := sources.KindM365
 	if conn.AD != nil {
@@ -356,7 +359,14 @@ func collect(ctx context.Context, c Customer, conn *Connections, wantAdmins bool
 		col.complete[string(sources.KindM365)] = true
 	}
 
-	twins := newTwinIndex(m365Accounts)
+	everyone := m365Accounts
+	if linkTwins && !(sel365Empty(c)) {
+		everyone = nil
+		if err := read("Microsoft 365 (all users, for hybrid links)", conn.M365, sources.Selection{}, &everyone); err != nil {
+			return nil, err
+		}
+	}
+	twins := newTwinIndex(everyone)
 	linked := map[string]bool{} // M365 ids that are an AD account's twin
 	for _, a := range adAccounts {
 		if !a.Candidate() {
@@ -394,6 +404,11 @@ func collect(ctx context.Context, c Customer, conn *Connections, wantAdmins bool
 		return strings.ToLower(a.Username) < strings.ToLower(b.Username)
 	})
 	return col, nil
+}
+
+func sel365Empty(c Customer) bool {
+	m := c.Sources.M365
+	return m == nil || (len(m.Select.Groups) == 0 && len(m.Select.Roles) == 0)
 }
 
 // twinIndex finds an AD account's Entra twin among the M365 users.

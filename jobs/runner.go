@@ -106,12 +106,18 @@ func (r *Runner) Run(ctx context.Context, opt RunOptions) (*Report, error) {
 			}
 		}()
 	}
+	stop := opt.Stop
+	if stop == nil {
+		stop = ctx
+	}
 	go func() {
 		defer close(jobs)
 		for _, c := range customers {
 			select {
 			case jobs <- c:
 			case <-ctx.Done():
+				return
+			case <-stop.Done():
 				return
 			}
 		}

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks"
+	"github.com/msp-tools/autoimport/sinks/techvault"
 	"github.com/msp-tools/autoimport/sql/store"
 	"github.com/msp-tools/autoimport/sql/store/storetest"
 )
@@ -329,4 +332,35 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("error leaks the password: %v", err)
 		}
 	}
+}
+
+func TestTechVaultOnBothDatabases(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		key, _ := secret.NewKey(make([]byte, 32))
+		v := techvault.New(s, key)
+		scope := sinks.VaultScope{Customer: "acme", Container: "acme"}
+		e, err := v.Create(ctx, scope, sinks.NewVaultEntry{Name: "Jane (Active Directory)", Username: "jane", Category: "Active Directory", Password: "pw-123"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix, err := v.Index(ctx, scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := ix.Match(sinks.Identity{Source: "ad", SAMAccountName: "JANE"})
+		if m.Outcome != sinks.Matched || m.Entry.Ref != e.Ref {
+			t.Fatalf("match = %+v", m)
+		}
+		var sealed string
+		if err := s.DB().Get(&sealed, "SELECT sealed FROM tech_vault_entries WHERE id = ?", e.Ref); err != nil {
+			t.Fatal(err)
+		}
+		if sealed == "" || strings.Contains(sealed, "pw-123") {
+			t.Fatalf("stored password is not sealed: %q", sealed)
+		}
+		if other, _ := v.Index(ctx, sinks.VaultScope{Customer: "bravo", Container: "bravo"}); other.Len() != 0 {
+			t.Fatal("another customer sees acme's entries")
+		}
+	})
 }

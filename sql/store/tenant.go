@@ -11,6 +11,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks/techvault"
 )
 
 // queryer is what reads need: the database or a transaction.
@@ -463,3 +464,37 @@ func (s *Store) FinishRun(ctx context.Context, id int64, at time.Time, status, s
 	}
 	return nil
 }
+
+// TechVaultEntries lists a customer's Technician Vault entries.
+func (s *Store) TechVaultEntries(ctx context.Context, customer string) ([]techvault.Entry, error) {
+	var rows []struct {
+		ID        string `db:"id"`
+		Customer  string `db:"customer_id"`
+		Name      string `db:"name"`
+		Username  string `db:"username"`
+		Category  string `db:"category"`
+		Notes     string `db:"notes"`
+		Sealed    string `db:"sealed"`
+		CreatedAt int64  `db:"created_at"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, "SELECT id, customer_id, name, username, category, notes, sealed, created_at FROM tech_vault_entries WHERE customer_id = ? ORDER BY created_at, id", customer); err != nil {
+		return nil, fmt.Errorf("list Technician Vault entries of customer %s: %w", customer, err)
+	}
+	out := make([]techvault.Entry, len(rows))
+	for i, r := range rows {
+		out[i] = techvault.Entry{ID: r.ID, Customer: r.Customer, Name: r.Name, Username: r.Username, Category: r.Category, Notes: r.Notes, Sealed: r.Sealed, CreatedAt: time.UnixMicro(r.CreatedAt).UTC()}
+	}
+	return out, nil
+}
+
+// InsertTechVaultEntry stores a Technician Vault entry.
+func (s *Store) InsertTechVaultEntry(ctx context.Context, e techvault.Entry) error {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO tech_vault_entries (id, customer_id, name, username, category, notes, sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		e.ID, e.Customer, e.Name, e.Username, e.Category, e.Notes, e.Sealed, e.CreatedAt.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("store Technician Vault entry of customer %s: %w", e.Customer, err)
+	}
+	return nil
+}
+
+var _ techvault.Store = (*Store)(nil)
