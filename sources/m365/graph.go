@@ -119,19 +119,31 @@ func checkUser(u *User) error {
 // get sends one authenticated GET to Graph and returns the body. A buf
 // given is reused for the body (decoding copies what it keeps).
 func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header, buf *bytes.Buffer) ([]byte, error) {
-	tok, err := s.tokens.Token()
-	if err != nil {
-		return nil, s.tokenError(err)
-	}
-	h := http.Header{}
-	for k, v := range hdr {
-		h[k] = v
-	}
-	h.Set("Authorization", "Bearer "+tok.AccessToken)
-	h.Set("Accept", "application/json")
-	resp, err := s.rest.Do(ctx, restclient.Request{Method: http.MethodGet, URL: rawURL, Header: h, Customer: s.cfg.Customer})
-	if err != nil {
-		return nil, err
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		ts := s.tokenSource()
+		tok, err := ts.Token()
+		if err != nil {
+			return nil, s.tokenError(err)
+		}
+		h := http.Header{}
+		for k, v := range hdr {
+			h[k] = v
+		}
+		h.Set("Authorization", "Bearer "+tok.AccessToken)
+		h.Set("Accept", "application/json")
+		resp, err = s.rest.Do(ctx, restclient.Request{Method: http.MethodGet, URL: rawURL, Header: h})
+		var re *restclient.Error
+		if attempt == 0 && errors.As(err, &re) && re.Status == http.StatusUnauthorized {
+			// A token revoked or expired before its announced lifetime:
+			// fetch a new one, once.
+			s.renewTokens(ts)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	defer resp.Body.Close()
 	if buf == nil {
@@ -139,7 +151,7 @@ func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header, buf *b
 	}
 	buf.Reset()
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return nil, &restclient.Error{Integration: "Graph", Customer: s.cfg.Customer, Method: http.MethodGet, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
+		return nil, &restclient.Error{Integration: "Graph", Method: http.MethodGet, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
 	}
 	return buf.Bytes(), nil
 }

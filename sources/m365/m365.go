@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/restclient"
@@ -113,9 +114,14 @@ const GlobalAdministratorTemplateID = "62e90394-69f5-4237-9190-012177145e10"
 // Source reads one customer's tenant. It is safe for concurrent use; its
 // access token is shared and refreshed before it expires.
 type Source struct {
-	cfg    Config
-	rest   *restclient.Client
-	tokens oauth2.TokenSource
+	cfg  Config
+	rest *restclient.Client
+
+	// tokens caches the access token; newTokens makes a fresh cache when
+	// Graph refuses a token before its announced expiry.
+	tokMu     sync.Mutex
+	tokens    oauth2.TokenSource
+	newTokens func() oauth2.TokenSource
 }
 
 // New checks the configuration and makes a Source. It does not contact the
@@ -184,9 +190,13 @@ func New(cfg Config) (*Source, error) {
 	// The token source outlives any one call, so it gets its own context
 	// carrying only the HTTP client; the client's timeout bounds a fetch.
 	tctx := context.WithValue(context.Background(), oauth2.HTTPClient, cfg.HTTPClient)
+	newTokens := func() oauth2.TokenSource {
+		return oauth2.ReuseTokenSourceWithExpiry(nil, cc.TokenSource(tctx), 5*time.Minute)
+	}
 	s := &Source{
-		cfg:    cfg,
-		tokens: oauth2.ReuseTokenSourceWithExpiry(nil, cc.TokenSource(tctx), 5*time.Minute),
+		cfg:       cfg,
+		tokens:    newTokens(),
+		newTokens: newTokens,
 		rest: restclient.New(restclient.Config{
 			Integration: "Graph",
 			Timeout:     cfg.Timeout,
@@ -199,6 +209,22 @@ func New(cfg Config) (*Source, error) {
 		}),
 	}
 	return s, nil
+}
+
+// tokenSource returns the current token cache.
+func (s *Source) tokenSource() oauth2.TokenSource {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	return s.tokens
+}
+
+// renewTokens drops the cached token unless another caller already did.
+func (s *Source) renewTokens(old oauth2.TokenSource) {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	if s.tokens == old {
+		s.tokens = s.newTokens()
+	}
 }
 
 // Stats returns the Graph request counters (token requests excluded).

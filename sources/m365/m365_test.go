@@ -573,3 +573,23 @@ func diffValue(want, got any) string {
 	}
 	return fmt.Sprintf("- %+v\n+ %+v\n", want, got)
 }
+
+func TestErrorMessageShape(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 1, Users: 30})
+	srv.Inject(m365test.Fault{Kind: m365test.KindUsers, After: 2, Status: 403, Code: "Authorization_RequestDenied", Message: "Insufficient privileges to complete the operation."})
+	var err error
+	for _, e := range newSource(t, srv, func(c *m365.Config) { c.PageSize = 10 }).Accounts(context.Background(), sources.Selection{}) {
+		err = e
+	}
+	msg := err.Error()
+	t.Log(msg)
+	want := "Microsoft 365: customer acme: tenant " + srv.TenantID + ": list users page 3: Graph: GET /v1.0/users: HTTP 403 Authorization_RequestDenied: Insufficient privileges to complete the operation."
+	if !strings.HasPrefix(msg, want) {
+		t.Errorf("error\n%s\ndoes not start with\n%s", msg, want)
+	}
+	if strings.Count(msg, "acme") != 1 || strings.Contains(msg, "skiptoken") {
+		t.Errorf("error names the customer more than once or carries the query: %s", msg)
+	}
+}

@@ -1,0 +1,122 @@
+package m365_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msp-tools/autoimport/sources"
+	"github.com/msp-tools/autoimport/sources/m365"
+	"github.com/msp-tools/autoimport/sources/m365/m365test"
+	"golang.org/x/time/rate"
+)
+
+func TestRevokedTokenIsRenewedOnce(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 2, Users: 30})
+	src := newSource(t, srv)
+	if got, _ := collect(t, src.Accounts(context.Background(), sources.Selection{})); len(got) != 30 {
+		t.Fatalf("first read: %d accounts", len(got))
+	}
+	srv.RevokeTokens()
+	if got, _ := collect(t, src.Accounts(context.Background(), sources.Selection{})); len(got) != 30 {
+		t.Fatalf("read after revocation: %d accounts", len(got))
+	}
+	if n := srv.Count(m365test.KindToken); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+
+	// A token Graph keeps refusing is reported, not fetched in a loop.
+	srv.Inject(m365test.Fault{Kind: m365test.KindRoles, Status: 401, Times: -1, Code: "InvalidAuthenticationToken", Message: "Access token validation failure."})
+	var err error
+	for _, e := range src.Accounts(context.Background(), sources.Selection{}) {
+		err = e
+	}
+	if err == nil || !strings.Contains(err.Error(), "InvalidAuthenticationToken") || !strings.Contains(err.Error(), "access token was refused") {
+		t.Fatalf("error = %v", err)
+	}
+	if n := srv.Count(m365test.KindToken); n != 3 {
+		t.Errorf("token requests = %d, want 3 (one renewal)", n)
+	}
+}
+
+func TestSlowAnswerIsRetriedAfterTheAttemptTimeout(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 2, Users: 30})
+	srv.Inject(m365test.Fault{Kind: m365test.KindUsers, After: 1, Latency: 5 * time.Second})
+	src := newSource(t, srv, func(c *m365.Config) { c.PageSize = 10; c.Timeout = 200 * time.Millisecond })
+	got, _ := collect(t, src.Accounts(context.Background(), sources.Selection{}))
+	if len(got) != 30 {
+		t.Fatalf("%d accounts, want 30", len(got))
+	}
+	if st := src.Stats(); st.Retries != 1 {
+		t.Errorf("retries = %d, want 1", st.Retries)
+	}
+}
+
+func TestSharedLimiterPacesEveryCustomer(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 2, Users: 40})
+	lim := rate.NewLimiter(rate.Every(20*time.Millisecond), 1)
+	a := newSource(t, srv, func(c *m365.Config) { c.PageSize = 10; c.Limiter = lim })
+	b := newSource(t, srv, func(c *m365.Config) { c.PageSize = 10; c.Limiter = lim; c.Customer = "globex" })
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, src := range []*m365.Source{a, b} {
+		wg.Go(func() {
+			for _, err := range src.Accounts(context.Background(), sources.Selection{}) {
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Each read is 1 role list + 4 user pages: 10 requests, at most one
+	// per 20 ms after the first.
+	if el := time.Since(start); el < 9*20*time.Millisecond {
+		t.Errorf("10 requests took %v: the limiter was not shared", el)
+	}
+	if a.Stats().LimiterWait+b.Stats().LimiterWait == 0 {
+		t.Errorf("no time spent waiting on the limiter")
+	}
+}
+
+func TestConcurrentReadsOfOneSource(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 4, Users: 300, Groups: 3, Admins: 2})
+	src := newSource(t, srv, func(c *m365.Config) { c.PageSize = 50 })
+	var wg sync.WaitGroup
+	counts := make([]int, 4)
+	for i := range counts {
+		wg.Go(func() {
+			sel := sources.Selection{}
+			if i%2 == 1 {
+				sel.Groups = []string{"All Staff"}
+			}
+			for _, err := range src.Accounts(context.Background(), sel) {
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				counts[i]++
+			}
+		})
+	}
+	wg.Wait()
+	for i, n := range counts {
+		if n != 300 {
+			t.Errorf("reader %d: %d accounts, want 300", i, n)
+		}
+	}
+	if n := srv.Count(m365test.KindToken); n != 1 {
+		t.Errorf("token requests = %d", n)
+	}
+}
