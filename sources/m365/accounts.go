@@ -37,7 +37,9 @@ var _ sources.Source = (*Source)(nil)
 //   - sel.Roles (display names or role template ids) select the holders of
 //     those directory roles as administrator candidates, and sel.Admins the
 //     holders of every privileged role (Config.PrivilegedRoles);
-//   - an empty selection reads every user of the tenant.
+//   - an empty selection (sources.Selection.Empty) reads every user of the
+//     tenant; OUs and built-in groups are Active Directory notions and are
+//     ignored here (a selection of only those selects nobody).
 //
 // Whoever holds a privileged role (Config.PrivilegedRoles plus sel.Roles) is
 // an administrator with the reason "holds <role>", never an end user. Guests
@@ -51,7 +53,10 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 			yield(sources.Account{}, err)
 			return
 		}
-		if len(sel.Groups) == 0 && len(sel.Roles) == 0 && !sel.Admins {
+		if len(sel.OUs) > 0 || len(sel.Builtin) > 0 {
+			s.cfg.Log.WithField("customer", s.cfg.Customer).Warn("Microsoft 365: the selection's OUs and built-in groups are Active Directory notions and are ignored")
+		}
+		if sel.Empty() {
 			q := url.Values{"$select": {userSelect}, "$top": {strconv.Itoa(s.cfg.PageSize)}}
 			for u, err := range s.userPages(ctx, "list users", s.graphURL("/users", q), nil, nil) {
 				if err != nil {

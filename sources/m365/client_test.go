@@ -120,3 +120,19 @@ func TestConcurrentReadsOfOneSource(t *testing.T) {
 		t.Errorf("token requests = %d", n)
 	}
 }
+
+func TestReadCompletesUnderResourceUnitThrottling(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{ResourceUnitsPer10s: 10})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 8, Users: 1000})
+	// 1 role list + 10 user pages of 100 (1 unit each with $select) = 11
+	// units against a bucket of 10: one request is throttled.
+	src := newSource(t, srv, func(c *m365.Config) { c.PageSize = 100 })
+	got, _ := collect(t, src.Accounts(context.Background(), sources.Selection{}))
+	if len(got) != 1000 {
+		t.Fatalf("%d accounts, want 1000", len(got))
+	}
+	if st := src.Stats(); st.Throttled < 1 || st.Retries != st.Throttled {
+		t.Errorf("stats %+v: want at least one 429, each retried", st)
+	}
+}

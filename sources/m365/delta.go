@@ -59,7 +59,7 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 			yield(sources.Account{}, err)
 			return
 		}
-		everyone := len(sel.Groups) == 0 && len(sel.Roles) == 0 && !sel.Admins
+		everyone := sel.Empty()
 		var memberOf map[string][]string
 		if len(sel.Groups) > 0 {
 			groups, err := s.resolveGroups(ctx, sel.Groups)

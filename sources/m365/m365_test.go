@@ -184,6 +184,11 @@ func TestAccountsClassification(t *testing.T) {
 			},
 		},
 		{
+			name: "AD-only selection selects nobody",
+			sel:  sources.Selection{OUs: []string{"OU=Staff,DC=acme,DC=example"}},
+			want: map[string]want{},
+		},
+		{
 			name: "empty selection reads every user",
 			sel:  sources.Selection{},
 			want: map[string]want{

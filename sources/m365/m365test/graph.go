@@ -422,7 +422,6 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, t *Tenant, kind s
 
 func writeRaw(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
-	w.Header().Set("x-ms-resource-unit", "1")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }

@@ -24,12 +24,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Options configures a Server. Zero values pick the defaults.
@@ -49,6 +52,15 @@ type Options struct {
 	ExpiredDeltaStatus int
 	// Latency delays every answer.
 	Latency time.Duration
+	// Addr is the loopback address to listen on, e.g. "127.0.0.1:8365"
+	// for a sandbox (default: a free port).
+	Addr string
+	// ResourceUnitsPer10s turns on Graph's throttling model: each tenant
+	// has a bucket of this many resource units refilled over 10 s; a
+	// request costs what Graph charges (GET users 2, members 3, transitive
+	// members 5, others 1; $select takes 1 off; never below 1) and is
+	// answered 429 with Retry-After when the bucket is empty. 0 disables.
+	ResourceUnitsPer10s int
 	// PartialDeltaUpdates makes delta rounds return users changed (not
 	// created) since the link as partial objects (id and displayName only),
 	// as Graph may.
@@ -121,6 +133,7 @@ type Server struct {
 	expireBefore  time.Time
 	secretExpired bool
 	now           func() time.Time
+	buckets       map[string]*rate.Limiter
 }
 
 type issued struct {
@@ -128,8 +141,18 @@ type issued struct {
 	expires time.Time
 }
 
-// NewServer starts a fake on loopback.
+// NewServer starts a fake on loopback and panics if it cannot listen (as
+// httptest.NewServer does); see Start for an error instead.
 func NewServer(o Options) *Server {
+	s, err := Start(o)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start starts a fake on o.Addr (default a free loopback port).
+func Start(o Options) (*Server, error) {
 	if o.TenantID == "" {
 		o.TenantID = DefaultTenantID
 	}
@@ -158,9 +181,19 @@ func NewServer(o Options) *Server {
 		now:     time.Now,
 	}
 	s.tenants[o.TenantID] = newTenant(o.TenantID)
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.buckets = map[string]*rate.Limiter{}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if o.Addr != "" {
+		l, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("m365test: listen on %s: %w", o.Addr, err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = l
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
-	return s
+	return s, nil
 }
 
 // Close shuts the server down.
@@ -309,6 +342,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.charge(w, r, t, kind) {
+		return
+	}
 	if r.Method != http.MethodGet {
 		graphError(w, http.StatusMethodNotAllowed, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
 		return
@@ -355,6 +391,57 @@ func (s *Server) delay(w http.ResponseWriter, r *http.Request, f *Fault, lat tim
 	}
 	graphError(w, f.Status, code, msg)
 	return false
+}
+
+// cost is what Graph charges a request in resource units.
+func cost(r *http.Request, kind string) int {
+	c := 1
+	switch {
+	case kind == KindUsers || kind == KindDelta:
+		c = 2
+	case kind == KindGroupMembers && strings.Contains(r.URL.Path, "/transitiveMembers"):
+		c = 5
+	case kind == KindGroupMembers:
+		c = 3
+	}
+	if r.URL.Query().Has("$select") {
+		c--
+	}
+	if n, err := strconv.Atoi(r.URL.Query().Get("$top")); err == nil && n < 20 {
+		c--
+	}
+	return max(c, 1)
+}
+
+// charge takes the request's cost from the tenant's bucket, or answers
+// 429 when it is empty. It reports whether to go on.
+func (s *Server) charge(w http.ResponseWriter, r *http.Request, t *Tenant, kind string) bool {
+	c := cost(r, kind)
+	w.Header().Set("x-ms-resource-unit", strconv.Itoa(c))
+	if s.opts.ResourceUnitsPer10s <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	b, ok := s.buckets[t.ID]
+	if !ok {
+		b = rate.NewLimiter(rate.Limit(float64(s.opts.ResourceUnitsPer10s)/10), s.opts.ResourceUnitsPer10s)
+		s.buckets[t.ID] = b
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	res := b.ReserveN(now, c)
+	if d := res.DelayFrom(now); d > 0 || !res.OK() {
+		res.CancelAt(now)
+		if !res.OK() { // costs more than the whole bucket
+			d = 10 * time.Second
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
+		w.Header().Set("x-ms-throttle-scope", "Tenant_Application/Read/"+s.ClientID+"/"+t.ID)
+		w.Header().Set("x-ms-throttle-information", "ResourceUnitLimitExceeded")
+		graphError(w, http.StatusTooManyRequests, "TooManyRequests", "Too many requests.")
+		return false
+	}
+	return true
 }
 
 func kindOf(path string) string {

@@ -380,3 +380,41 @@ func TestGenerateIsDeterministic(t *testing.T) {
 		t.Errorf("user count %d, want 54", n)
 	}
 }
+
+func TestResourceUnitThrottling(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{ResourceUnitsPer10s: 10})
+	defer srv.Close()
+	srv.Default().Generate(m365test.GenOptions{Seed: 1, Users: 5})
+	c := newClient(t, srv, srv.TenantID)
+	// GET users with $select costs 2 - 1 = 1 unit: ten pass, the eleventh
+	// is throttled.
+	for i := range 10 {
+		status, hdr, body := c.get("/v1.0/users?$select=id")
+		if status != 200 || hdr.Get("x-ms-resource-unit") != "1" {
+			t.Fatalf("request %d: %d %v %v", i, status, hdr, body)
+		}
+	}
+	status, hdr, body := c.get("/v1.0/users?$select=id")
+	if status != 429 || hdr.Get("Retry-After") != "1" || errCode(body) != "TooManyRequests" || hdr.Get("x-ms-throttle-information") != "ResourceUnitLimitExceeded" {
+		t.Fatalf("over the limit: %d %v %v", status, hdr, body)
+	}
+	// Another tenant has its own bucket.
+	srv.Tenant("other").AddUser(m365test.User{UserPrincipalName: "o@other.example"})
+	if status, _, _ := newClient(t, srv, "other").get("/v1.0/users?$select=id"); status != 200 {
+		t.Errorf("other tenant: %d", status)
+	}
+}
+
+func TestStartOnAGivenAddress(t *testing.T) {
+	srv, err := m365test.Start(m365test.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
+		t.Errorf("URL %s", srv.URL)
+	}
+	if _, err := m365test.Start(m365test.Options{Addr: strings.TrimPrefix(srv.URL, "http://")}); err == nil {
+		t.Errorf("a second server on the same address started")
+	}
+}
