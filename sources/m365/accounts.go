@@ -65,6 +65,12 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 					}
 					continue
 				}
+				if err := needUPN(u); err != nil {
+					if !yield(sources.Account{}, err) {
+						return
+					}
+					continue
+				}
 				if !yield(s.classify(u, sel, roles.held[u.ID], []string{ReasonAllUsers}, ""), nil) {
 					return
 				}
@@ -101,6 +107,12 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 					continue
 				}
 				done[u.ID] = true
+				if err := needUPN(u); err != nil {
+					if !yield(sources.Account{}, err) {
+						return
+					}
+					continue
+				}
 				by := memberOf[u.ID]
 				if by == nil {
 					by = []string{g.DisplayName}
@@ -120,11 +132,26 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 				continue
 			}
 			done[id] = true
+			if err := needUPN(roles.users[id]); err != nil {
+				if !yield(sources.Account{}, err) {
+					return
+				}
+				continue
+			}
 			if !yield(s.classify(roles.users[id], sel, roles.held[id], by, ""), nil) {
 				return
 			}
 		}
 	}
+}
+
+// needUPN refuses a user without userPrincipalName: it has no username to
+// import under.
+func needUPN(u User) error {
+	if u.UserPrincipalName == "" {
+		return &sources.EntryError{Source: sources.KindM365, Entry: u.ID, Reason: "no userPrincipalName"}
+	}
+	return nil
 }
 
 func isEntryError(err error) bool {

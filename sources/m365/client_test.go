@@ -2,6 +2,11 @@ package m365_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -134,5 +139,53 @@ func TestReadCompletesUnderResourceUnitThrottling(t *testing.T) {
 	}
 	if st := src.Stats(); st.Throttled < 1 || st.Retries != st.Throttled {
 		t.Errorf("stats %+v: want at least one 429, each retried", st)
+	}
+}
+
+// TestBrokenEntriesAndForeignLinks serves hand-written pages: broken
+// entries are reported one by one and the read goes on; a nextLink to
+// another host ends the read before the token can travel there.
+func TestBrokenEntriesAndForeignLinks(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /tenant/oauth2/v2.0/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}`)
+	})
+	mux.HandleFunc("GET /v1.0/directoryRoles", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"value":[]}`)
+	})
+	mux.HandleFunc("GET /v1.0/users", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"value":[{"id":"a","userPrincipalName":"a@acme.example"},{"id":"b"},{"id":7},{"id":"c","userPrincipalName":"c@acme.example"}],`+
+			`"@odata.nextLink":"https://elsewhere.example/v1.0/users?$skiptoken=x"}`)
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	src, err := m365.New(m365.Config{Customer: "acme", TenantID: "tenant", ClientID: "c", ClientSecret: "s",
+		LoginURL: ts.URL, GraphURL: ts.URL, Transport: ts.Client().Transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var entryErrs []string
+	var final error
+	for a, err := range src.Accounts(context.Background(), sources.Selection{}) {
+		var ee *sources.EntryError
+		switch {
+		case errors.As(err, &ee):
+			entryErrs = append(entryErrs, ee.Entry+": "+ee.Reason)
+		case err != nil:
+			final = err
+		default:
+			got = append(got, a.ID)
+		}
+	}
+	if !slices.Equal(got, []string{"a", "c"}) {
+		t.Errorf("accounts %v, want a and c", got)
+	}
+	if len(entryErrs) != 2 || !strings.Contains(entryErrs[0], "b: no userPrincipalName") || !strings.Contains(entryErrs[1], "not a Graph user object") {
+		t.Errorf("entry errors %q", entryErrs)
+	}
+	if final == nil || !strings.Contains(final.Error(), "not under the Graph URL") || strings.Contains(final.Error(), "skiptoken") {
+		t.Errorf("final error %v", final)
 	}
 }

@@ -120,6 +120,12 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 							continue
 						}
 						u = full
+						if err := needUPN(u); err != nil {
+							if !yield(sources.Account{}, err) {
+								return
+							}
+							continue
+						}
 					}
 					var by []string
 					switch {

@@ -52,8 +52,8 @@ type Removal struct {
 	Reason string `json:"reason"`
 }
 
-// Page is one page of a Graph collection.
-type Page struct {
+// rawPage is one page of a Graph collection, elements undecoded.
+type rawPage struct {
 	NextLink  string            `json:"@odata.nextLink"`
 	DeltaLink string            `json:"@odata.deltaLink"`
 	Value     []json.RawMessage `json:"value"`
@@ -83,7 +83,7 @@ func DecodePage(body []byte) (users []User, errs []error, next, delta string, er
 		}
 		return tp.Value, errs, tp.NextLink, tp.DeltaLink, nil
 	}
-	var p Page
+	var p rawPage
 	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, nil, "", "", fmt.Errorf("%w: %v", restclient.ErrMalformed, err)
 	}
@@ -107,8 +107,8 @@ func DecodePage(body []byte) (users []User, errs []error, next, delta string, er
 	return users, errs, p.NextLink, p.DeltaLink, nil
 }
 
-// checkUser reports a user object that cannot be imported: no id, or (for
-// a user that is not a removal and not a group) no userPrincipalName.
+// checkUser reports an object without id. (A user without
+// userPrincipalName may be a partial delta object; readers check that.)
 func checkUser(u *User) error {
 	if u.ID == "" {
 		return &sources.EntryError{Source: sources.KindM365, Entry: u.UserPrincipalName, Reason: "no id"}
