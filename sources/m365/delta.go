@@ -34,6 +34,10 @@ type DeltaResult struct {
 	Changed, Removed int
 	// Pages counts the pages read.
 	Pages int
+	// EntryErrors counts broken entries yielded as *sources.EntryError.
+	// They do not make the round incomplete: a broken entry comes again
+	// in the round after its next change, not before.
+	EntryErrors int
 }
 
 // DeltaMarker is the Account.Changed value of accounts read by Delta.
@@ -93,6 +97,7 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 					if !yield(sources.Account{}, err) || !isEntryError(err) {
 						return
 					}
+					res.EntryErrors++
 					continue
 				}
 				yielded++
@@ -108,9 +113,10 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 						full, gone, err := s.readUser(ctx, u.ID)
 						switch {
 						case err != nil:
-							if !yield(sources.Account{}, err) {
+							if !yield(sources.Account{}, err) || !isEntryError(err) {
 								return
 							}
+							res.EntryErrors++
 							continue
 						case gone:
 							res.Removed++
@@ -121,6 +127,7 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 						}
 						u = full
 						if err := needUPN(u); err != nil {
+							res.EntryErrors++
 							if !yield(sources.Account{}, err) {
 								return
 							}

@@ -199,3 +199,28 @@ func TestDeltaRefusesForeignLink(t *testing.T) {
 		t.Errorf("delta requests = %d", n)
 	}
 }
+
+func TestDeltaFailedFullReadEndsTheRound(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{PartialDeltaUpdates: true})
+	t.Cleanup(srv.Close)
+	tn := srv.Default()
+	id := tn.AddUser(m365test.User{UserPrincipalName: "p@acme.example"})
+	tn.AddUser(m365test.User{UserPrincipalName: "q@acme.example"})
+	src := newSource(t, srv, func(c *m365.Config) { c.MaxRetries = 1 })
+	_, res := deltaRound(t, src, sources.Selection{}, "")
+	tn.UpdateUser(id, func(u *m365test.User) { u.DisplayName = "P2" })
+	srv.Inject(m365test.Fault{Kind: m365test.KindUser, Status: 503, Times: -1})
+	seq, res2 := src.Delta(context.Background(), sources.Selection{}, res.DeltaLink)
+	var errs []error
+	for _, err := range seq {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "read user "+id) || !strings.Contains(errs[0].Error(), "HTTP 503") {
+		t.Fatalf("errors %v, want one failed re-read", errs)
+	}
+	if res2.Complete || res2.DeltaLink != "" {
+		t.Errorf("result %+v: a round with a failed read must give no link", *res2)
+	}
+}
