@@ -344,18 +344,27 @@ func TestWelcomeEmailIsNeverSentTwice(t *testing.T) {
 		f := setup(t, s)
 		acme := f.worlds["acme"]
 		acme.ad.set(user(1, jobs.EndUser))
-		acme.mail.fail = errors.New("connection dropped after DATA")
-		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
-		if cr.Counts.Imported != 1 || cr.Accounts[0].WelcomeMail.State != "failed" {
-			t.Fatalf("%+v %+v", cr.Counts, cr.Accounts[0].WelcomeMail)
-		}
-		acme.mail.fail = nil
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+		acme.mail.fail = fmt.Errorf("smtp: connection dropped after DATA: %w", sinks.ErrUnconfirmed)
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true})
+		acme.mail.fail = errors.New("550 mailbox unavailable")
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser), user(3, jobs.EndUser))
 		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
-		if len(acme.mail.sent) != 1 {
-			t.Fatalf("%d send attempts, want exactly 1", len(acme.mail.sent))
+		acme.mail.fail = nil
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if len(acme.mail.sent) != 3 {
+			t.Fatalf("%d send attempts, want exactly one per account", len(acme.mail.sent))
 		}
-		if l := ledgerOf(t, s, "acme")["user1"]; l.Welcome != "failed" {
-			t.Fatalf("welcome state %q", l.Welcome)
+		led := ledgerOf(t, s, "acme")
+		if led["user1"].Welcome != "attempted" || led["user3"].Welcome != "failed" {
+			t.Fatalf("welcome states %q %q", led["user1"].Welcome, led["user3"].Welcome)
+		}
+		found := false
+		for _, n := range cr.Notices {
+			found = found || strings.Contains(n, "welcome email to user1") && strings.Contains(n, "never confirmed")
+		}
+		if !found {
+			t.Fatalf("an unconfirmed welcome email is not reported for a person to check: %q", cr.Notices)
 		}
 	})
 }

@@ -527,8 +527,12 @@ func (im *Importer) apply(ctx context.Context, c Customer, conn *Connections, op
 		EnrollmentURL: conn.EnrollmentURL, MessageID: WelcomeMessageID(c.ID, p.Source, p.ID)}
 	state, action, after := "sent", "import.email.sent", doc(map[string]string{"to": a.Email, "message_id": w.MessageID})
 	if err := conn.Mailer.SendWelcome(ctx, w); err != nil {
-		// The attempt stays on record; an email is never sent twice.
+		// The attempt stays on record; an email is never sent twice. An
+		// unconfirmed send stays "attempted" for a person to check.
 		state, action = "failed", "import.email.failed"
+		if errors.Is(err, sinks.ErrUnconfirmed) {
+			state, action = "attempted", "import.email.unconfirmed"
+		}
 		after = doc(map[string]string{"to": a.Email, "message_id": w.MessageID, "error": err.Error()})
 		log.WithField("account", p.Username).WithError(err).Warn("welcome email failed; it is not retried automatically")
 	}

@@ -4,7 +4,10 @@
 // subpackage; the matching rules live here, once.
 package sinks
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // VaultScope is one customer's place in a vault.
 type VaultScope struct {
@@ -94,5 +97,11 @@ type Welcome struct {
 
 // Mailer sends welcome emails.
 type Mailer interface {
+	// SendWelcome sends one welcome email. An error that wraps
+	// ErrUnconfirmed means the message was handed over but never
+	// confirmed: it may have been delivered and must not be resent.
 	SendWelcome(ctx context.Context, w Welcome) error
 }
+
+// ErrUnconfirmed marks a send whose outcome is unknown.
+var ErrUnconfirmed = errors.New("sent but not confirmed by the server")
