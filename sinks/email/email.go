@@ -1,0 +1,415 @@
+// Package email sends the welcome email over SMTP with go-mail: STARTTLS
+// (required, never opportunistic) or implicit TLS, AUTH PLAIN or LOGIN,
+// text and HTML bodies from templates the MSP may override, and a
+// Message-ID that is stable per account so a retried send is recognisable.
+//
+// SMTP has no idempotency: when the connection drops after the message was
+// handed over but before the server confirmed it, SendWelcome returns an
+// *Error with Unconfirmed set, and the caller must not resend on its own.
+package email
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sirupsen/logrus"
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/msp-tools/autoimport/sinks"
+)
+
+// The TLS modes of Config.TLS.
+const (
+	TLSStartTLS = "starttls" // port 587: plain connect, then STARTTLS, required
+	TLSImplicit = "implicit" // port 465: TLS from the first byte
+	TLSNone     = "none"     // a local relay without TLS; needs AllowNoTLS and no credentials
+)
+
+// Config is the SMTP relay and the message templates.
+type Config struct {
+	Host string
+	// Port defaults to 587 for starttls, 465 for implicit and 25 for none.
+	Port     int
+	Username string
+	// Password is the resolved password; it never appears in a log line or
+	// an error.
+	Password string
+	// Auth is "plain" (the default) or "login".
+	Auth string
+	// From is the sender, e.g. "Acme IT <it@msp.example>".
+	From string
+	// TLS is "starttls" (the default), "implicit" or "none".
+	TLS string
+	// AllowNoTLS permits TLS "none", for a relay on a trusted network.
+	AllowNoTLS bool
+	// RootCAs verifies the server's certificate; the system roots when nil.
+	RootCAs *x509.CertPool
+	// Timeout bounds the connection and each SMTP command; 30 s by default.
+	Timeout time.Duration
+	// Subject is a text/template for the subject; DefaultSubject when empty.
+	Subject string
+	// TextTemplate and HTMLTemplate are files overriding the embedded
+	// templates (text/template and html/template, with TemplateData).
+	TextTemplate, HTMLTemplate string
+	// Log receives one line per message sent or failed; none when nil.
+	Log logrus.FieldLogger
+}
+
+// Mailer sends welcome emails; it implements sinks.Mailer and is safe for
+// concurrent use (each send uses its own connection).
+type Mailer struct {
+	cfg  Config
+	from *mail.Address
+	addr string // host:port, for messages
+	tmpl *templates
+	auth gomail.SMTPAuthType
+}
+
+var _ sinks.Mailer = (*Mailer)(nil)
+
+// New validates cfg and loads the templates.
+func New(cfg Config) (*Mailer, error) {
+	cfg.Host = strings.TrimSpace(cfg.Host)
+	if cfg.Host == "" || strings.ContainsAny(cfg.Host, " \t\r\n/") {
+		return nil, fmt.Errorf("email: SMTP host %q is not a host name", cfg.Host)
+	}
+	cfg.TLS = strings.ToLower(strings.TrimSpace(cfg.TLS))
+	if cfg.TLS == "" {
+		cfg.TLS = TLSStartTLS
+	}
+	defaultPort := 0
+	switch cfg.TLS {
+	case TLSStartTLS:
+		defaultPort = 587
+	case TLSImplicit:
+		defaultPort = 465
+	case TLSNone:
+		defaultPort = 25
+		if !cfg.AllowNoTLS {
+			return nil, fmt.Errorf("email: SMTP %s: tls \"none\" sends mail unencrypted; it is allowed only for a local relay, when explicitly enabled", cfg.Host)
+		}
+		if cfg.Username != "" || cfg.Password != "" {
+			return nil, fmt.Errorf("email: SMTP %s: credentials are never sent without TLS; use tls \"starttls\" or \"implicit\", or remove the username and password", cfg.Host)
+		}
+	default:
+		return nil, fmt.Errorf("email: SMTP %s: tls must be \"starttls\", \"implicit\" or \"none\", not %q", cfg.Host, cfg.TLS)
+	}
+	if cfg.Port == 0 {
+		cfg.Port = defaultPort
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("email: SMTP %s: port %d is out of range", cfg.Host, cfg.Port)
+	}
+	m := &Mailer{addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return nil, fmt.Errorf("email: SMTP %s: set both the username and the password, or neither", m.addr)
+	}
+	switch strings.ToLower(cfg.Auth) {
+	case "", "plain":
+		m.auth = gomail.SMTPAuthPlain
+	case "login":
+		m.auth = gomail.SMTPAuthLogin
+	default:
+		return nil, fmt.Errorf("email: SMTP %s: auth must be \"plain\" or \"login\", not %q", m.addr, cfg.Auth)
+	}
+	if cfg.Username == "" {
+		m.auth = gomail.SMTPAuthNoAuth
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("email: SMTP %s: negative timeout", m.addr)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	from, err := parseFrom(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("email: SMTP %s: %w", m.addr, err)
+	}
+	m.from = from
+	if m.tmpl, err = loadTemplates(cfg.Subject, cfg.TextTemplate, cfg.HTMLTemplate); err != nil {
+		return nil, fmt.Errorf("email: %w", err)
+	}
+	m.cfg = cfg
+	return m, nil
+}
+
+func parseFrom(s string) (*mail.Address, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("from address is not set")
+	}
+	if !utf8.ValidString(s) {
+		return nil, errors.New("from address is not valid UTF-8")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("from address %q: %w", s, err)
+	}
+	a.Name = oneLine(a.Name)
+	return a, nil
+}
+
+// MessageID is the Message-ID of an account's welcome email, the same for
+// every attempt: "<welcome.HASH@autoimport.invalid>" where HASH is derived
+// from the customer and the account.
+func MessageID(customerID, accountID string) string {
+	sum := sha256.Sum256([]byte(customerID + "\x00" + accountID))
+	return "<welcome." + hex.EncodeToString(sum[:12]) + "@autoimport.invalid>"
+}
+
+// msgIDRe is a Message-ID without brackets: dot-atom "@" dot-atom.
+var msgIDRe = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_` + "`" + `{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_` + "`" + `{|}~-]+)*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$`)
+
+func cleanMessageID(id string) (string, error) {
+	id = strings.TrimSpace(id)
+	id = strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
+	if len(id) > 250 || !msgIDRe.MatchString(id) {
+		return "", fmt.Errorf("message id %q is not of the form <local@domain>", strings.ToValidUTF8(id, "?"))
+	}
+	return id, nil
+}
+
+// message is one welcome, checked and rendered.
+type message struct {
+	to        *mail.Address
+	messageID string
+	rendered
+}
+
+// compose checks the welcome's fields and renders the templates. Every
+// value that reaches a header is one line of valid UTF-8.
+func (m *Mailer) compose(w sinks.Welcome) (*message, error) {
+	for _, f := range []struct{ name, value string }{
+		{"customer name", w.CustomerName}, {"recipient", w.To}, {"display name", w.DisplayName},
+		{"username", w.Username}, {"enrollment link", w.EnrollmentURL}, {"message id", w.MessageID},
+	} {
+		if !utf8.ValidString(f.value) {
+			return nil, fmt.Errorf("%s is not valid UTF-8", f.name)
+		}
+	}
+	to, err := parseRecipient(w.To)
+	if err != nil {
+		return nil, err
+	}
+	if name := oneLine(w.DisplayName); name != "" {
+		to.Name = name
+	}
+	link, err := checkLink(w.EnrollmentURL)
+	if err != nil {
+		return nil, err
+	}
+	id := w.MessageID
+	if strings.TrimSpace(id) == "" {
+		id = MessageID(w.Customer, strings.ToLower(to.Address))
+	}
+	if id, err = cleanMessageID(id); err != nil {
+		return nil, err
+	}
+	d := TemplateData{
+		CustomerName:  oneLine(w.CustomerName),
+		DisplayName:   oneLine(w.DisplayName),
+		Username:      oneLine(w.Username),
+		Email:         to.Address,
+		EnrollmentURL: link,
+	}
+	if d.CustomerName == "" {
+		d.CustomerName = oneLine(w.Customer)
+	}
+	if d.DisplayName == "" {
+		d.DisplayName = d.Username
+	}
+	r, err := m.tmpl.render(d)
+	if err != nil {
+		return nil, err
+	}
+	return &message{to: to, messageID: id, rendered: r}, nil
+}
+
+func parseRecipient(s string) (*mail.Address, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("the account has no email address")
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Errorf("recipient %q contains a line break", s)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("recipient %q is not an email address: %w", s, err)
+	}
+	return &mail.Address{Address: a.Address}, nil
+}
+
+func checkLink(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errors.New("no self-serve enrollment link is configured")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(s, " \t\r\n") {
+		return "", fmt.Errorf("enrollment link %q is not an http(s) address", s)
+	}
+	return s, nil
+}
+
+// build makes the go-mail message.
+func (m *Mailer) build(msg *message) (*gomail.Msg, error) {
+	gm := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	gm.FromMailAddress(m.from)
+	gm.ToMailAddress(msg.to)
+	gm.Subject(msg.subject)
+	gm.SetMessageIDWithValue(msg.messageID)
+	gm.SetDate()
+	gm.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
+	gm.SetUserAgent("autoimport")
+	gm.SetBodyString(gomail.TypeTextPlain, msg.text)
+	gm.AddAlternativeString(gomail.TypeTextHTML, msg.html)
+	return gm, nil
+}
+
+// Render returns the subject and bodies SendWelcome would send, without
+// sending: for previews and template checks.
+func (m *Mailer) Render(w sinks.Welcome) (subject, text, html string, err error) {
+	msg, err := m.compose(w)
+	if err != nil {
+		return "", "", "", fmt.Errorf("email: customer %s: welcome email: %w", w.Customer, err)
+	}
+	return msg.subject, msg.text, msg.html, nil
+}
+
+// SendWelcome sends one welcome email. A failure is an *Error naming the
+// SMTP host and the customer with the server's reply.
+func (m *Mailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
+	start := time.Now()
+	msg, err := m.compose(w)
+	if err != nil {
+		return &Error{Host: m.addr, Customer: w.Customer, To: w.To, Stage: StageCompose, Err: err}
+	}
+	gm, err := m.build(msg)
+	if err != nil {
+		return &Error{Host: m.addr, Customer: w.Customer, To: w.To, Stage: StageCompose, Err: err}
+	}
+	if err := m.send(ctx, gm); err != nil {
+		if e := m.classify(ctx, err, gm); e != nil {
+			e.Customer, e.To = w.Customer, msg.to.Address
+			m.logResult(w, msg, start, e)
+			return e
+		}
+	}
+	m.logResult(w, msg, start, nil)
+	return nil
+}
+
+func (m *Mailer) logResult(w sinks.Welcome, msg *message, start time.Time, err *Error) {
+	if m.cfg.Log == nil {
+		return
+	}
+	l := m.cfg.Log.WithFields(logrus.Fields{
+		"smtp": m.addr, "customer": w.Customer, "to": msg.to.Address,
+		"message_id": "<" + msg.messageID + ">", "elapsed": time.Since(start).Round(time.Millisecond),
+	})
+	if err == nil {
+		l.Info("welcome email sent")
+		return
+	}
+	l = l.WithField("stage", string(err.Stage))
+	if err.Code != 0 {
+		l = l.WithField("reply", err.Code)
+	}
+	if err.Unconfirmed {
+		l.WithError(err).Warn("welcome email unconfirmed")
+		return
+	}
+	l.WithError(err).Warn("welcome email failed")
+}
+
+// send dials, upgrades, authenticates and hands the message over on one
+// connection, closed when the caller's context ends.
+func (m *Mailer) send(ctx context.Context, gm *gomail.Msg) error {
+	if err := ctx.Err(); err != nil {
+		return &dialError{err}
+	}
+	var stopWatch func() bool
+	tlsConf := &tls.Config{ServerName: m.cfg.Host, RootCAs: m.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if m.cfg.TLS == TLSImplicit {
+			tc := tls.Client(c, tlsConf)
+			if err := tc.HandshakeContext(dctx); err != nil {
+				c.Close()
+				return nil, &tlsError{err}
+			}
+			c = tc
+		}
+		// The caller's context, not the dial's, bounds the whole exchange.
+		// The connection is returned as it is: go-mail recognises a
+		// *tls.Conn as encrypted.
+		stopWatch = context.AfterFunc(ctx, func() { c.Close() })
+		return c, nil
+	}
+	defer func() {
+		if stopWatch != nil {
+			stopWatch()
+		}
+	}()
+	opts := []gomail.Option{
+		gomail.WithPort(m.cfg.Port),
+		gomail.WithTimeout(m.cfg.Timeout),
+		gomail.WithTLSConfig(tlsConf),
+		gomail.WithDialContextFunc(dial),
+		gomail.WithSMTPAuth(m.auth),
+	}
+	switch m.cfg.TLS {
+	case TLSStartTLS:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	default:
+		// Implicit TLS is done by the dialer; "none" sends in the clear.
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	}
+	if m.auth != gomail.SMTPAuthNoAuth {
+		opts = append(opts, gomail.WithUsername(m.cfg.Username), gomail.WithPassword(m.cfg.Password))
+	}
+	client, err := gomail.NewClient(m.cfg.Host, opts...)
+	if err != nil {
+		return &dialError{err}
+	}
+	sc, err := client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return &dialError{err}
+	}
+	sendErr := client.SendWithSMTPClient(sc, gm)
+	closeErr := client.CloseWithSMTPClient(sc)
+	if sendErr != nil {
+		return sendErr
+	}
+	if closeErr != nil && m.cfg.Log != nil {
+		m.cfg.Log.WithField("smtp", m.addr).WithError(closeErr).Debug("closing the SMTP connection after a delivered message")
+	}
+	return nil
+}
+
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+type tlsError struct{ err error }
+
+func (e *tlsError) Error() string { return "TLS handshake: " + e.err.Error() }
+func (e *tlsError) Unwrap() error { return e.err }
