@@ -154,6 +154,21 @@ func needUPN(u User) error {
 	return nil
 }
 
+// Check verifies the connection to the tenant without reading it whole:
+// a token, one user (User.Read.All) and the directory roles
+// (RoleManagement.Read.Directory). The error says what to fix.
+func (s *Source) Check(ctx context.Context) error {
+	var page struct {
+		Value []struct {
+			ID string `json:"id"`
+		} `json:"value"`
+	}
+	if err := s.getJSON(ctx, "list users", s.graphURL("/users", url.Values{"$select": {"id"}, "$top": {"1"}}), nil, &page); err != nil {
+		return err
+	}
+	return s.getJSON(ctx, "list directory roles", s.graphURL("/directoryRoles", url.Values{"$select": {"id"}}), nil, &page)
+}
+
 func isEntryError(err error) bool {
 	var ee *sources.EntryError
 	return errors.As(err, &ee)

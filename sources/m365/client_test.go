@@ -127,6 +127,7 @@ func TestConcurrentReadsOfOneSource(t *testing.T) {
 }
 
 func TestReadCompletesUnderResourceUnitThrottling(t *testing.T) {
+	t.Parallel()
 	srv := m365test.NewServer(m365test.Options{ResourceUnitsPer10s: 10})
 	t.Cleanup(srv.Close)
 	srv.Default().Generate(m365test.GenOptions{Seed: 8, Users: 1000})
@@ -187,5 +188,26 @@ func TestBrokenEntriesAndForeignLinks(t *testing.T) {
 	}
 	if final == nil || !strings.Contains(final.Error(), "not under the Graph URL") || strings.Contains(final.Error(), "skiptoken") {
 		t.Errorf("final error %v", final)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().AddUser(m365test.User{UserPrincipalName: "a@acme.example"})
+	if err := newSource(t, srv).Check(context.Background()); err != nil {
+		t.Fatalf("Check on a good tenant: %v", err)
+	}
+	err := newSource(t, srv, func(c *m365.Config) { c.ClientSecret = "wrong" }).Check(context.Background())
+	if !errors.Is(err, m365.ErrTokenRefused) {
+		t.Errorf("Check with a wrong secret: %v", err)
+	}
+	srv.Inject(m365test.Fault{Kind: m365test.KindRoles, Status: 403, Code: "Authorization_RequestDenied", Message: "Insufficient privileges to complete the operation."})
+	err = newSource(t, srv).Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "list directory roles") || !strings.Contains(err.Error(), "RoleManagement.Read.Directory") {
+		t.Errorf("Check without role permission: %v", err)
+	}
+	if n := srv.Count(m365test.KindUsers); n != 2 {
+		t.Errorf("user list requests = %d, want 2 (one per successful token)", n)
 	}
 }

@@ -289,6 +289,7 @@ func TestGroupResolutionErrors(t *testing.T) {
 }
 
 func TestRead20000UsersPageSize999(t *testing.T) {
+	t.Parallel()
 	srv := m365test.NewServer(m365test.Options{})
 	t.Cleanup(srv.Close)
 	gen := srv.Default().Generate(m365test.GenOptions{Seed: 20000, Users: 20000})
@@ -321,6 +322,7 @@ func ids(m map[string]sources.Account) []string {
 }
 
 func TestThrottledMidPagingCompletes(t *testing.T) {
+	t.Parallel()
 	srv := m365test.NewServer(m365test.Options{})
 	t.Cleanup(srv.Close)
 	srv.Default().Generate(m365test.GenOptions{Seed: 7, Users: 3000, Groups: 3, Admins: 2})
@@ -416,6 +418,7 @@ func TestGraphErrorsNameCustomerTenantAndFix(t *testing.T) {
 }
 
 func TestTokenFailures(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		setup    func(*m365test.Server)
