@@ -1,0 +1,4 @@
+package connectwise
+
+// NextLink exposes nextLink to the fuzz test.
+var NextLink = nextLink
