@@ -211,3 +211,35 @@ func TestCheck(t *testing.T) {
 		t.Errorf("user list requests = %d, want 2 (one per successful token)", n)
 	}
 }
+
+func TestEveryRequestCarriesItsOwnClientRequestID(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /tenant/oauth2/v2.0/token", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}`)
+	})
+	mux.HandleFunc("GET /v1.0/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ids[r.Header.Get("client-request-id")] = true
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"value":[]}`)
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	src, err := m365.New(m365.Config{Customer: "acme", TenantID: "tenant", ClientID: "c", ClientSecret: "s",
+		LoginURL: ts.URL, GraphURL: ts.URL, Transport: ts.Client().Transport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || ids[""] {
+		t.Errorf("client-request-ids %v, want two distinct non-empty ones", ids)
+	}
+}
