@@ -217,6 +217,7 @@ func TestEveryRequestCarriesItsOwnClientRequestID(t *testing.T) {
 	ids := map[string]bool{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /tenant/oauth2/v2.0/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}`)
 	})
 	mux.HandleFunc("GET /v1.0/", func(w http.ResponseWriter, r *http.Request) {
