@@ -22,7 +22,7 @@ func testPlan() *plan {
 	daG := g.add(da, "Domain Admins")
 	g.add(t2, "")
 	p := &plan{info: info, graph: g, priv: []privRoot{{root: root{key: dnKey(daG.dn), label: "Domain Admins"}, g: daG}}}
-	p.priv[0].primaryRIDs = g.primaryRIDs(p.priv[0].key)
+	p.priv[0].setMembers(g, daG.dn)
 	return p
 }
 

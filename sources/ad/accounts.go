@@ -226,15 +226,24 @@ func (ss *session) plan(ctx context.Context, sel sources.Selection) (*plan, erro
 		return nil, err
 	}
 	var members strings.Builder
+	seen := map[string]bool{}
+	addTerms := func(terms []string) {
+		for _, t := range terms {
+			if !seen[t] {
+				seen[t] = true
+				members.WriteString(t)
+			}
+		}
+	}
 	for i := range p.priv {
-		p.priv[i].primaryRIDs = g.primaryRIDs(p.priv[i].key)
+		p.priv[i].setMembers(g, p.priv[i].g.dn)
 		if sel.Admins {
-			members.WriteString(p.priv[i].memberFilter(p.priv[i].g.dn))
+			addTerms(p.priv[i].members)
 		}
 	}
 	for i := range p.sel {
-		p.sel[i].primaryRIDs = g.primaryRIDs(p.sel[i].key)
-		members.WriteString(p.sel[i].memberFilter(p.sel[i].g.dn))
+		p.sel[i].setMembers(g, p.sel[i].g.dn)
+		addTerms(p.sel[i].members)
 	}
 	p.members = members.String()
 

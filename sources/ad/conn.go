@@ -95,7 +95,7 @@ func (ss *session) reconnect(ctx context.Context) bool {
 // isDropped reports whether err means the connection is gone rather than
 // that the server refused the request.
 func isDropped(err error) bool {
-	if err == nil {
+	if err == nil || isTimeout(err) {
 		return false
 	}
 	if ldap.IsErrorAnyOf(err, ldap.ErrorNetwork) {
@@ -106,6 +106,12 @@ func isDropped(err error) bool {
 		return true
 	}
 	return errors.Is(err, net.ErrClosed)
+}
+
+// isTimeout reports a request that got no answer in time (go-ldap reports
+// its own per-request timeout as a network error).
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timed out")
 }
 
 // searchSpec is one logical search, possibly several pages.
@@ -177,12 +183,13 @@ func (ss *session) page(ctx context.Context, spec searchSpec, paging *ldap.Contr
 			}
 		}
 	}
-	if err := resp.Err(); err != nil {
-		return nil, nil, err
+	err := resp.Err()
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, nil, fmt.Errorf("no answer within %s (raise search_timeout, or check the DC's load)", ss.src.cfg.SearchTimeout)
+	if err != nil {
+		if isTimeout(err) {
+			return nil, nil, fmt.Errorf("no answer within %s (raise search_timeout, or check the DC's load): %w", ss.src.cfg.SearchTimeout, err)
 		}
 		return nil, nil, err
 	}

@@ -318,11 +318,10 @@ func (d *Directory) addUserRID(u User, rid uint32) *Entry {
 	return e
 }
 
-// escapeRDN escapes the characters an RDN value must not hold raw.
-func escapeRDN(v string) string {
-	r := strings.NewReplacer(",", `\,`, "+", `\+`, `"`, `\"`, `\`, `\\`, "<", `\<`, ">", `\>`, ";", `\;`, "=", `\=`)
-	return r.Replace(v)
-}
+// rdnEscaper escapes the characters an RDN value must not hold raw.
+var rdnEscaper = strings.NewReplacer(",", `\,`, "+", `\+`, `"`, `\"`, `\`, `\\`, "<", `\<`, ">", `\>`, ";", `\;`, "=", `\=`)
+
+func escapeRDN(v string) string { return rdnEscaper.Replace(v) }
 
 // AddOU adds an organizational unit (its parent must exist or be BaseDN).
 func (d *Directory) AddOU(dn string) *Entry {
