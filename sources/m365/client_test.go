@@ -244,3 +244,18 @@ func TestEveryRequestCarriesItsOwnClientRequestID(t *testing.T) {
 		t.Errorf("client-request-ids %v, want two distinct non-empty ones", ids)
 	}
 }
+
+func TestUnreachableLoginEndpoint(t *testing.T) {
+	ts := httptest.NewServer(http.NotFoundHandler())
+	url := ts.URL
+	ts.Close() // nothing listens there any more
+	src, err := m365.New(m365.Config{Customer: "acme", TenantID: "tenant", ClientID: "c", ClientSecret: "s3cr3t",
+		LoginURL: url, GraphURL: url, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "get access token") || !strings.Contains(err.Error(), "network access") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("error = %v", err)
+	}
+}

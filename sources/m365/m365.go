@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -271,7 +272,12 @@ func (s *Source) tokenError(err error) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
 		e.Err = err
-		e.Fix = "check the login URL and network access to " + s.cfg.LoginURL
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			e.Fix = "check the login URL and network access to " + s.cfg.LoginURL
+		} else {
+			e.Fix = "the token endpoint's answer is not an OAuth token: check the login URL " + s.cfg.LoginURL
+		}
 		return e
 	}
 	desc := re.ErrorDescription
