@@ -813,6 +813,7 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request, t *Tenant) {
 		st.T1 = t.seq
 	}
 	b := pageStart("users")
+	b = slices.Grow(b, size*640)
 	b = append(b, `,"value":[`...)
 	n := 0
 	more := false
