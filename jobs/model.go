@@ -153,16 +153,36 @@ type SMTP struct {
 	HTMLTemplate  string     `yaml:"html_template,omitempty" json:"html_template,omitempty"`
 }
 
-// PSAKind returns the configured PSA ("connectwise", "autotask",
-// "halopsa") or "".
-func (in Integrations) PSAKind() string {
-	switch {
-	case in.ConnectWise != nil:
-		return "connectwise"
-	case in.Autotask != nil:
-		return "autotask"
-	case in.HaloPSA != nil:
-		return "halopsa"
+// PSAKinds lists the configured PSAs ("connectwise", "autotask",
+// "halopsa").
+func (in Integrations) PSAKinds() []string {
+	var out []string
+	if in.ConnectWise != nil {
+		out = append(out, "connectwise")
+	}
+	if in.Autotask != nil {
+		out = append(out, "autotask")
+	}
+	if in.HaloPSA != nil {
+		out = append(out, "halopsa")
+	}
+	return out
+}
+
+// PSAKindOf returns the PSA a customer's contacts live in: the one its
+// mapping names, or the only one configured; "" when there is none.
+func (in Integrations) PSAKindOf(c Customer) string {
+	kinds := in.PSAKinds()
+	if c.PSA.Kind != "" {
+		for _, k := range kinds {
+			if k == c.PSA.Kind {
+				return k
+			}
+		}
+		return ""
+	}
+	if len(kinds) == 1 {
+		return kinds[0]
 	}
 	return ""
 }
@@ -197,8 +217,11 @@ type VaultMapping struct {
 	HuduCompanyID        string `yaml:"hudu_company_id,omitempty" json:"hudu_company_id,omitempty"`
 }
 
-// PSAMapping maps a customer to its company in the MSP's PSA.
+// PSAMapping maps a customer to its company in one of the MSP's PSAs.
 type PSAMapping struct {
+	// Kind is connectwise, autotask or halopsa; it may be left out when
+	// the MSP has one PSA only.
+	Kind      string `yaml:"kind,omitempty" json:"kind,omitempty"`
 	CompanyID string `yaml:"company_id,omitempty" json:"company_id,omitempty"`
 }
 

@@ -239,11 +239,17 @@ func CapabilitiesOf(in Integrations, c Customer) Capabilities {
 		}
 		cp.noVault = strings.Join(why, "; ")
 	}
-	switch psa := in.PSAKind(); {
-	case psa == "":
+	switch psa, kinds := in.PSAKindOf(c), in.PSAKinds(); {
+	case len(kinds) == 0:
 		cp.noPSA = "no PSA integration (ConnectWise, Autotask or HaloPSA) is configured"
+	case c.PSA.CompanyID == "" && len(kinds) == 1:
+		cp.noPSA = "customer " + c.ID + " is not mapped to a " + psaName(kinds[0]) + " company (set psa.company_id)"
 	case c.PSA.CompanyID == "":
-		cp.noPSA = "customer " + c.ID + " is not mapped to a " + psaName(psa) + " company (set psa.company_id)"
+		cp.noPSA = "customer " + c.ID + " is not mapped to a PSA company (set psa.kind and psa.company_id)"
+	case psa == "" && c.PSA.Kind != "":
+		cp.noPSA = "customer " + c.ID + " is mapped to " + c.PSA.Kind + ", which is not configured"
+	case psa == "":
+		cp.noPSA = "customer " + c.ID + " does not say which PSA its company is in (set psa.kind: connectwise, autotask or halopsa)"
 	default:
 		cp.PSA = psaName(psa)
 	}

@@ -251,9 +251,6 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 		checkRef("integrations.halopsa.client_secret", h.ClientSecret, true)
 		checkRate("integrations.halopsa.rate_limit", h.RateLimit)
 	}
-	if psas > 1 {
-		add("integrations", "configure one PSA only (connectwise, autotask or halopsa): contacts of a customer live in one PSA")
-	}
 	if m := in.M365; m != nil {
 		checkRef("integrations.m365.client_id", m.ClientID, true)
 		checkRef("integrations.m365.client_secret", m.ClientSecret, true)
@@ -396,6 +393,16 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			if in.M365 == nil {
 				add(path+".sources.m365", "the customer has a Microsoft 365 tenant but integrations.m365 (the app registration) is not configured")
 			}
+		}
+		switch c.PSA.Kind {
+		case "", "connectwise", "autotask", "halopsa":
+			if c.PSA.Kind != "" && in.PSAKindOf(c) == "" {
+				add(path+".psa.kind", "%s is not configured under integrations", c.PSA.Kind)
+			} else if c.PSA.Kind == "" && c.PSA.CompanyID != "" && psas > 1 {
+				add(path+".psa", "several PSAs are configured: say which one the company is in (kind: connectwise, autotask or halopsa)")
+			}
+		default:
+			add(path+".psa.kind", "%q: want connectwise, autotask or halopsa", c.PSA.Kind)
 		}
 		if c.Surge != nil && (c.Surge.Max < 0 || c.Surge.Percent < 0) {
 			add(path+".surge", "max and percent must not be negative")

@@ -255,7 +255,7 @@ func TestAdminChangesAreValidatedAndAudited(t *testing.T) {
 		// bluebird is out of end-user policies and has no PSA company.
 		err := admin.SetCustomerOptions(ctx, "bluebird", jobs.EndUser, jobs.Values{jobs.PSAMatch: true})
 		var re *jobs.RuleError
-		if !errors.As(err, &re) || !strings.Contains(err.Error(), "not mapped to a ConnectWise PSA company") {
+		if !errors.As(err, &re) || !strings.Contains(err.Error(), "not mapped to a PSA company") {
 			t.Fatalf("unavailable option: %v", err)
 		}
 		// acme follows the default end-user policy.
