@@ -27,6 +27,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	gomail "github.com/wneessen/go-mail"
+	"golang.org/x/time/rate"
 
 	"github.com/msp-tools/autoimport/sinks"
 )
@@ -44,10 +45,11 @@ type Config struct {
 	// Port defaults to 587 for starttls, 465 for implicit and 25 for none.
 	Port     int
 	Username string
-	// Password is the resolved password; it never appears in a log line or
-	// an error.
+	// Password is the resolved password, or with Auth "xoauth2" the OAuth
+	// access token; it never appears in a log line or an error.
 	Password string
-	// Auth is "plain" (the default) or "login".
+	// Auth is "plain" (the default), "login" or "xoauth2" (Microsoft 365
+	// and Google with an OAuth access token in Password).
 	Auth string
 	// From is the sender, e.g. "Acme IT <it@msp.example>".
 	From string
@@ -64,6 +66,10 @@ type Config struct {
 	// TextTemplate and HTMLTemplate are files overriding the embedded
 	// templates (text/template and html/template, with TemplateData).
 	TextTemplate, HTMLTemplate string
+	// Limiter, when set, paces sends; share one per SMTP credential (for
+	// example rate.NewLimiter(rate.Every(2*time.Second), 1) keeps under
+	// Microsoft 365's 30 messages a minute per mailbox).
+	Limiter *rate.Limiter
 	// Log receives one line per message sent or failed; none when nil.
 	Log logrus.FieldLogger
 }
@@ -122,8 +128,10 @@ func New(cfg Config) (*Mailer, error) {
 		m.auth = gomail.SMTPAuthPlain
 	case "login":
 		m.auth = gomail.SMTPAuthLogin
+	case "xoauth2":
+		m.auth = gomail.SMTPAuthXOAUTH2
 	default:
-		return nil, fmt.Errorf("email: SMTP %s: auth must be \"plain\" or \"login\", not %q", m.addr, cfg.Auth)
+		return nil, fmt.Errorf("email: SMTP %s: auth must be \"plain\", \"login\" or \"xoauth2\", not %q", m.addr, cfg.Auth)
 	}
 	if cfg.Username == "" {
 		m.auth = gomail.SMTPAuthNoAuth
@@ -300,6 +308,11 @@ func (m *Mailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
 	gm, err := m.build(msg)
 	if err != nil {
 		return &Error{Host: m.addr, Customer: w.Customer, To: w.To, Stage: StageCompose, Err: err}
+	}
+	if m.cfg.Limiter != nil {
+		if err := m.cfg.Limiter.Wait(ctx); err != nil {
+			return &Error{Host: m.addr, Customer: w.Customer, To: msg.to.Address, Stage: StageWait, Err: err}
+		}
 	}
 	if err := m.send(ctx, gm); err != nil {
 		if e := m.classify(ctx, err, gm); e != nil {

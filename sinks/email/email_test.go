@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/time/rate"
 
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/email/emailtest"
@@ -481,5 +482,86 @@ func TestConcurrentSends(t *testing.T) {
 	}
 	if len(seen) != 16 {
 		t.Fatalf("%d distinct messages of 16", len(seen))
+	}
+}
+
+func TestXOAuth2(t *testing.T) {
+	s := emailtest.NewServer(t, emailtest.Options{Mechanisms: []string{emailtest.XOAuth2}})
+	cfg := configFor(s)
+	cfg.Auth, cfg.Password = "xoauth2", s.Token()
+	if err := newMailer(t, cfg).SendWelcome(context.Background(), welcome("jdoe")); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := s.Messages(); len(msgs) != 1 || msgs[0].Login != s.Username() {
+		t.Fatalf("messages %+v", msgs)
+	}
+
+	cfg.Password = "expired.token.value"
+	err := newMailer(t, cfg).SendWelcome(context.Background(), welcome("jdoe"))
+	e := errOf(t, err)
+	t.Log(err)
+	if e.Stage != StageAuth || e.Code != 535 || !strings.Contains(err.Error(), "check the OAuth access token") {
+		t.Fatalf("error %v: %+v", err, e)
+	}
+	if strings.Contains(err.Error(), cfg.Password) || strings.Contains(err.Error(), s.Token()) {
+		t.Fatalf("error leaks the token: %v", err)
+	}
+	if c := s.Counts(); c.AuthOK != 1 || c.AuthFailed != 1 {
+		t.Fatalf("counts %+v", c)
+	}
+}
+
+func TestLimiterPacesSends(t *testing.T) {
+	s := emailtest.NewServer(t, emailtest.Options{})
+	cfg := configFor(s)
+	// One message, then the next only an hour later.
+	cfg.Limiter = rate.NewLimiter(rate.Every(time.Hour), 1)
+	m := newMailer(t, cfg)
+	if err := m.SendWelcome(context.Background(), welcome("jdoe")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := m.SendWelcome(ctx, welcome("bsmith"))
+	e := errOf(t, err)
+	if e.Stage != StageWait || !e.Temporary() {
+		t.Fatalf("error %v: %+v", err, e)
+	}
+	if s.Counts().Connections != 1 {
+		t.Fatal("a paced send connected anyway")
+	}
+}
+
+func TestFailuresBeforeTheMessageAreTemporary(t *testing.T) {
+	cases := []struct {
+		name  string
+		opts  emailtest.Options
+		fault *emailtest.Fault
+		stage Stage
+		code  int
+	}{
+		{"greeting refused", emailtest.Options{}, &emailtest.Fault{At: emailtest.AtGreeting, Code: 421, Enhanced: "4.3.2", Message: "Service not available"}, StageConnect, 421},
+		{"dropped at MAIL", emailtest.Options{}, &emailtest.Fault{At: emailtest.AtMail, Drop: true}, StageMail, 0},
+		{"dropped at RCPT", emailtest.Options{}, &emailtest.Fault{At: emailtest.AtRcpt, Drop: true}, StageRcpt, 0},
+		{"MAIL reply slower than the timeout", emailtest.Options{Latency: time.Minute}, nil, StageMail, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := emailtest.NewServer(t, tc.opts)
+			if tc.fault != nil {
+				s.Script(*tc.fault)
+			}
+			cfg := configFor(s)
+			cfg.Timeout = 300 * time.Millisecond
+			err := newMailer(t, cfg).SendWelcome(context.Background(), welcome("jdoe"))
+			e := errOf(t, err)
+			t.Log(err)
+			if e.Stage != tc.stage || e.Code != tc.code || !e.Temporary() || e.Unconfirmed {
+				t.Fatalf("error %v: stage %q code %d temporary %v", err, e.Stage, e.Code, e.Temporary())
+			}
+			if s.Count() != 0 {
+				t.Fatal("a message was received")
+			}
+		})
 	}
 }

@@ -19,9 +19,10 @@ type Stage string
 
 // The stages of a send.
 const (
-	StageCompose Stage = "compose" // the welcome's fields or the templates; nothing was sent
-	StageConnect Stage = "connect" // TCP connect or greeting
-	StageTLS     Stage = "tls"     // STARTTLS or the TLS handshake
+	StageCompose Stage = "compose"    // the welcome's fields or the templates; nothing was sent
+	StageWait    Stage = "rate limit" // the context ended while waiting for the limiter; nothing was sent
+	StageConnect Stage = "connect"    // TCP connect or greeting
+	StageTLS     Stage = "tls"        // STARTTLS or the TLS handshake
 	StageAuth    Stage = "auth"
 	StageMail    Stage = "mail from"
 	StageRcpt    Stage = "rcpt to"
@@ -48,6 +49,8 @@ type Error struct {
 	// never came: it may have been delivered. Do not resend automatically.
 	Unconfirmed bool
 	Err         error
+
+	oauth bool // authenticated with XOAUTH2
 }
 
 // Error reads like "SMTP smtp.example.com:587: customer acme: welcome
@@ -73,9 +76,10 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Temporary reports a failure worth retrying later in the run: a 4xx reply,
-// or a connection that could not be made. An unconfirmed send is never
-// temporary.
+// Temporary reports a failure worth retrying later in the run: a 4xx
+// reply, or a connection that failed or timed out before the end of the
+// message was sent. An unconfirmed send is never temporary, nor is a
+// certificate, authentication or compose failure.
 func (e *Error) Temporary() bool {
 	if e.Unconfirmed {
 		return false
@@ -83,7 +87,11 @@ func (e *Error) Temporary() bool {
 	if e.Code != 0 {
 		return e.Code/100 == 4
 	}
-	return e.Stage == StageConnect
+	switch e.Stage {
+	case StageWait, StageConnect, StageMail, StageRcpt, StageData:
+		return true
+	}
+	return false
 }
 
 func (e *Error) hint() string {
@@ -93,6 +101,8 @@ func (e *Error) hint() string {
 		return "the connection was lost after the message was handed over and before the server confirmed it; it may have been delivered: the attempt is unconfirmed and must not be resent automatically"
 	case strings.Contains(msg, "5.7.139"):
 		return "SMTP AUTH is disabled for this tenant or mailbox; enable authenticated SMTP for the sending mailbox"
+	case e.Code == 535 && e.oauth:
+		return "check the OAuth access token, and that the app may send as this mailbox"
 	case e.Code == 535:
 		return "check smtp username/password"
 	case strings.Contains(msg, "5.7.60") || strings.Contains(msg, "sendasdenied"):
@@ -159,7 +169,7 @@ func reply(err error) (code int, enhanced, line string) {
 // classify turns what go-mail returned into an *Error; nil when the
 // message was delivered and only the goodbye failed.
 func (m *Mailer) classify(ctx context.Context, err error, gm *gomail.Msg) *Error {
-	e := &Error{Host: m.addr, Err: m.redact(err)}
+	e := &Error{Host: m.addr, Err: m.redact(err), oauth: m.auth == gomail.SMTPAuthXOAUTH2}
 	e.Code, e.Enhanced, e.Reply = reply(err)
 	if e.Reply != "" && m.cfg.Password != "" {
 		e.Reply = strings.ReplaceAll(e.Reply, m.cfg.Password, "[redacted]")

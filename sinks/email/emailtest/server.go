@@ -63,8 +63,11 @@ type Options struct {
 	// Username and Password are the one valid login; defaults
 	// DefaultUsername and DefaultPassword.
 	Username, Password string
-	// Mechanisms are the AUTH mechanisms offered after TLS, from "PLAIN"
-	// and "LOGIN"; both by default.
+	// Token is the one valid OAuth access token for XOAUTH2 (with
+	// Username); DefaultToken by default.
+	Token string
+	// Mechanisms are the AUTH mechanisms offered after TLS, from "PLAIN",
+	// "LOGIN" and "XOAUTH2"; PLAIN and LOGIN by default.
 	Mechanisms []string
 	// Dir, when set, receives every accepted message as an .eml file.
 	Dir string
@@ -82,7 +85,12 @@ type Options struct {
 const (
 	DefaultUsername = "welcome@msp.example"
 	DefaultPassword = "relay-pass-0001"
+	DefaultToken    = "eyJ0eXAiOiJKV1QifQ.test-access-token"
 )
+
+// XOAuth2 is the name of the OAuth 2.0 bearer mechanism Microsoft 365 and
+// Google accept.
+const XOAuth2 = "XOAUTH2"
 
 // Server is a running fake SMTP server. Its methods are safe for
 // concurrent use.
@@ -131,11 +139,14 @@ func Start(opts Options) (*Server, error) {
 	if opts.Password == "" {
 		opts.Password = DefaultPassword
 	}
+	if opts.Token == "" {
+		opts.Token = DefaultToken
+	}
 	if len(opts.Mechanisms) == 0 {
 		opts.Mechanisms = []string{sasl.Plain, sasl.Login}
 	}
 	for _, m := range opts.Mechanisms {
-		if m != sasl.Plain && m != sasl.Login {
+		if m != sasl.Plain && m != sasl.Login && m != XOAuth2 {
 			return nil, fmt.Errorf("emailtest: unsupported AUTH mechanism %q", m)
 		}
 	}
@@ -162,7 +173,8 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emailtest: listen: %w", err)
 	}
-	ln = &countingListener{Listener: ln, n: &s.counts.connections}
+	cl := &countingListener{Listener: ln, s: s}
+	ln = cl
 	srv := smtp.NewServer(s)
 	srv.Domain = opts.Domain
 	srv.MaxMessageBytes = 10 << 20
@@ -180,7 +192,7 @@ func Start(opts Options) (*Server, error) {
 	case StartTLS:
 		srv.TLSConfig = s.tlsc
 	case ImplicitTLS:
-		ln = tls.NewListener(ln, s.tlsc)
+		cl.tls = s.tlsc
 	case Plain:
 	default:
 		ln.Close()
@@ -236,6 +248,9 @@ func (s *Server) Username() string { return s.opts.Username }
 // Password is the valid password.
 func (s *Server) Password() string { return s.opts.Password }
 
+// Token is the valid XOAUTH2 access token.
+func (s *Server) Token() string { return s.opts.Token }
+
 // CertPool trusts the server's self-signed certificate.
 func (s *Server) CertPool() *x509.CertPool { return s.pool }
 
@@ -258,9 +273,12 @@ type Stage string
 
 // The stages a fault can be scripted at.
 const (
-	AtMail Stage = "MAIL"
-	AtRcpt Stage = "RCPT"
-	AtData Stage = "DATA" // the reply to the final "." of DATA
+	// AtGreeting replaces the 220 banner of the next connection with the
+	// fault's reply and closes it, as a busy server does with 421.
+	AtGreeting Stage = "GREETING"
+	AtMail     Stage = "MAIL"
+	AtRcpt     Stage = "RCPT"
+	AtData     Stage = "DATA" // the reply to the final "." of DATA
 )
 
 // Fault is one scripted failure, used once by the next command of its stage.
@@ -273,9 +291,9 @@ type Fault struct {
 	Enhanced string
 	// Message is the reply text.
 	Message string
-	// Drop (AtData only) reads the whole message, keeps it unacknowledged
-	// and closes the connection without a reply: the sender cannot know
-	// whether the message was delivered.
+	// Drop closes the connection instead of replying. At DATA the whole
+	// message is read first and kept, unacknowledged: the sender cannot
+	// know whether it was delivered.
 	Drop bool
 }
 
@@ -392,15 +410,36 @@ func fileSafe(id string) string {
 	return s
 }
 
+// countingListener counts connections, speaks implicit TLS when tls is
+// set, and answers scripted greeting faults itself.
 type countingListener struct {
 	net.Listener
-	n *atomic.Int64
+	s   *Server
+	tls *tls.Config
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.s.counts.connections.Add(1)
+		if l.tls != nil {
+			c = tls.Server(c, l.tls)
+		}
+		f, ok := l.s.takeFault(AtGreeting)
+		if !ok {
+			return c, nil
+		}
+		if f.Drop {
+			l.s.counts.dropped.Add(1)
+		} else {
+			l.s.counts.rejected.Add(1)
+			e := f.smtpError()
+			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+		}
+		_ = c.Close()
 	}
-	return c, err
 }

@@ -248,3 +248,44 @@ func FuzzParseMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestGreetingFaults(t *testing.T) {
+	for _, mode := range []Mode{StartTLS, ImplicitTLS, Plain} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := NewServer(t, Options{Mode: mode})
+			s.Script(Fault{At: AtGreeting, Code: 421, Enhanced: "4.3.2", Message: "Too busy"}, Fault{At: AtGreeting, Drop: true})
+			// dial connects and reads the greeting (go-smtp reads it lazily).
+			dial := func() (*smtp.Client, error) {
+				var c *smtp.Client
+				var err error
+				if mode == ImplicitTLS {
+					c, err = smtp.DialTLS(s.Addr(), &tls.Config{RootCAs: s.CertPool(), ServerName: "127.0.0.1"})
+				} else {
+					c, err = smtp.Dial(s.Addr())
+				}
+				if err != nil {
+					return nil, err
+				}
+				if err := c.Hello("client.test"); err != nil {
+					c.Close()
+					return nil, err
+				}
+				return c, nil
+			}
+			if _, err := dial(); smtpCode(err) != 421 {
+				t.Fatalf("first connection: %v, want 421", err)
+			}
+			if _, err := dial(); err == nil || smtpCode(err) != 0 {
+				t.Fatalf("second connection: %v, want a dropped connection", err)
+			}
+			c, err := dial()
+			if err != nil {
+				t.Fatalf("third connection: %v", err)
+			}
+			c.Close()
+			if got := s.Counts(); got.Connections != 3 || got.Rejected != 1 || got.Dropped != 1 {
+				t.Fatalf("counts %+v", got)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -15,7 +16,23 @@ var (
 	errTLSFirst = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
 	errAuthReq  = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errNoAuth   = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH not available"}
+	errDropped  = errors.New("connection dropped")
 )
+
+// fault applies a scripted fault of the stage, if one is queued.
+func (ss *session) fault(at Stage) error {
+	f, ok := ss.s.takeFault(at)
+	if !ok {
+		return nil
+	}
+	if f.Drop {
+		ss.s.counts.dropped.Add(1)
+		_ = ss.c.Conn().Close()
+		return errDropped
+	}
+	ss.s.counts.rejected.Add(1)
+	return f.smtpError()
+}
 
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -74,6 +91,19 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		ss.user = username
 		return nil
 	}
+	if mech == XOAuth2 {
+		return &xoauth2Server{check: func(username, token string) error {
+			okUser := subtle.ConstantTimeCompare([]byte(username), []byte(ss.s.opts.Username)) == 1
+			okTok := subtle.ConstantTimeCompare([]byte(token), []byte(ss.s.opts.Token)) == 1
+			if !okUser || !okTok {
+				ss.s.counts.authFailed.Add(1)
+				return smtp.ErrAuthFailed
+			}
+			ss.s.counts.authOK.Add(1)
+			ss.user = username
+			return nil
+		}}, nil
+	}
 	if mech == sasl.Plain {
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
@@ -117,6 +147,49 @@ func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 	return nil, true, sasl.ErrUnexpectedClientResponse
 }
 
+// xoauth2Server checks "user=NAME\x01auth=Bearer TOKEN\x01\x01". A bad
+// token gets a JSON error challenge first, as the big providers send, and
+// then 535 once the client answers it.
+type xoauth2Server struct {
+	step   int
+	failed error
+	check  func(username, token string) error
+}
+
+func (x *xoauth2Server) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch x.step {
+	case 0:
+		x.step++
+		if response == nil {
+			return []byte{}, false, nil
+		}
+		fallthrough
+	case 1:
+		x.step = 2
+		user, token, ok := parseXOAuth2(string(response))
+		if !ok {
+			return nil, true, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Malformed XOAUTH2 response"}
+		}
+		if x.failed = x.check(user, token); x.failed == nil {
+			return nil, true, nil
+		}
+		return []byte(`{"status":"401","schemes":"bearer","scope":"https://outlook.office365.com/.default"}`), false, nil
+	}
+	return nil, true, x.failed
+}
+
+func parseXOAuth2(s string) (user, token string, ok bool) {
+	for _, kv := range strings.Split(s, "\x01") {
+		switch {
+		case strings.HasPrefix(kv, "user="):
+			user = strings.TrimPrefix(kv, "user=")
+		case strings.HasPrefix(kv, "auth=Bearer "):
+			token = strings.TrimPrefix(kv, "auth=Bearer ")
+		}
+	}
+	return user, token, user != "" && token != "" && strings.HasSuffix(s, "\x01\x01")
+}
+
 // Mail starts a transaction; TLS and AUTH come first on a submission port.
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if ss.s.opts.Mode != Plain {
@@ -129,9 +202,8 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	}
 	ss.s.counts.mail.Add(1)
 	ss.s.wait()
-	if f, ok := ss.s.takeFault(AtMail); ok {
-		ss.s.counts.rejected.Add(1)
-		return f.smtpError()
+	if err := ss.fault(AtMail); err != nil {
+		return err
 	}
 	ss.from = from
 	return nil
@@ -139,9 +211,8 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 
 // Rcpt adds a recipient.
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if f, ok := ss.s.takeFault(AtRcpt); ok {
-		ss.s.counts.rejected.Add(1)
-		return f.smtpError()
+	if err := ss.fault(AtRcpt); err != nil {
+		return err
 	}
 	ss.s.counts.rcpt.Add(1)
 	ss.rcpt = append(ss.rcpt, to)
@@ -169,7 +240,7 @@ func (ss *session) Data(r io.Reader) error {
 	if faulted {
 		ss.s.counts.dropped.Add(1)
 		_ = ss.c.Conn().Close()
-		return errors.New("connection dropped")
+		return errDropped
 	}
 	if storeErr != nil {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot write message: " + storeErr.Error()}
