@@ -256,10 +256,6 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrDeltaExpired marks a delta link Graph no longer accepts (older than
-// seven days, or a resync it demands).
-var ErrDeltaExpired = errors.New("delta link expired")
-
 // ErrTokenRefused marks a token request the tenant refused: wrong or
 // expired secret, app not consented in the tenant, unknown tenant.
 var ErrTokenRefused = errors.New("token refused")

@@ -97,8 +97,8 @@ func newClassTenant(t *testing.T) *classTenant {
 	ga := tn.ActivateRole(m365test.GlobalAdministrator, "")
 	tn.AssignRole(ga, c.ann)
 	admins := tn.AddGroup("Helpdesk Admins", c.hal)
-	tn.ActivateRole(m365test.HelpdeskAdmin, "")
-	tn.AssignRole(m365test.HelpdeskAdmin, admins) // a role-assignable group
+	tn.ActivateRole(m365test.HelpdeskAdministrator, "")
+	tn.AssignRole(m365test.HelpdeskAdministrator, admins) // a role-assignable group
 	tn.ActivateRole(m365test.DirectoryReaders, "")
 	tn.AssignRole(m365test.DirectoryReaders, c.rita) // not a privileged role
 	return c
@@ -171,7 +171,7 @@ func TestAccountsClassification(t *testing.T) {
 		},
 		{
 			name: "a role by template id",
-			sel:  sources.Selection{Roles: []string{m365test.HelpdeskAdmin}},
+			sel:  sources.Selection{Roles: []string{m365test.HelpdeskAdministrator}},
 			want: map[string]want{
 				c.hal: {typ: sources.Admin, reason: "holds Helpdesk Administrator", selectedBy: []string{"Helpdesk Administrator"}},
 			},

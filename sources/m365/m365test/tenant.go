@@ -49,17 +49,17 @@ type Role struct {
 
 // Well-known role template ids.
 const (
-	GlobalAdministrator = "62e90394-69f5-4237-9190-012177145e10"
-	UserAdministrator   = "fe930be7-5e62-47db-91af-98c3a49a38b1"
-	HelpdeskAdmin       = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
-	DirectoryReaders    = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"
+	GlobalAdministrator   = "62e90394-69f5-4237-9190-012177145e10"
+	UserAdministrator     = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+	HelpdeskAdministrator = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
+	DirectoryReaders      = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"
 )
 
 var roleNames = map[string]string{
-	GlobalAdministrator: "Global Administrator",
-	UserAdministrator:   "User Administrator",
-	HelpdeskAdmin:       "Helpdesk Administrator",
-	DirectoryReaders:    "Directory Readers",
+	GlobalAdministrator:   "Global Administrator",
+	UserAdministrator:     "User Administrator",
+	HelpdeskAdministrator: "Helpdesk Administrator",
+	DirectoryReaders:      "Directory Readers",
 }
 
 type userRec struct {
