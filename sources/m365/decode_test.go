@@ -1,10 +1,14 @@
 package m365_test
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/msp-tools/autoimport/internal/restclient"
@@ -117,6 +121,51 @@ func FuzzDecodePage(f *testing.F) {
 			}
 			if errs[i] != nil && strings.TrimSpace(errs[i].Error()) == "" {
 				t.Fatalf("entry %d: empty error", i)
+			}
+		}
+	})
+}
+
+// FuzzAccounts serves a fuzzed body as the only page of users and reads it
+// through the whole source: a stream of accounts and errors, never a panic,
+// every account with an id and a username.
+func FuzzAccounts(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	var body atomic.Value
+	body.Store([]byte(`{"value":[]}`))
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /t/oauth2/v2.0/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}`))
+	})
+	mux.HandleFunc("GET /v1.0/directoryRoles", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"value":[]}`))
+	})
+	mux.HandleFunc("GET /v1.0/users", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(body.Load().([]byte))
+	})
+	ts := httptest.NewServer(mux)
+	f.Cleanup(ts.Close)
+	src, err := m365.New(m365.Config{Customer: "acme", TenantID: "t", ClientID: "c", ClientSecret: "s",
+		LoginURL: ts.URL, GraphURL: ts.URL, Transport: ts.Client().Transport, MaxPages: 3})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, page []byte) {
+		body.Store(page)
+		for a, err := range src.Accounts(context.Background(), sources.Selection{}) {
+			if err != nil {
+				continue
+			}
+			if a.ID == "" || a.Username == "" || a.Source != sources.KindM365 {
+				t.Fatalf("account without id or username: %+v", a)
 			}
 		}
 	})
