@@ -42,14 +42,9 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if sambaOwned {
-		if pid, err := os.ReadFile(samba.pidfile); err == nil {
-			if p, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
-				if proc, err := os.FindProcess(p); err == nil {
-					_ = proc.Signal(os.Interrupt)
-				}
-			}
+		if out, err := exec.Command("bash", "testdata/samba/start.sh", "stop").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping Samba: %v\n%s", err, out)
 		}
-		_ = exec.Command("bash", "testdata/samba/start.sh", "stop").Run()
 	}
 	os.Exit(code)
 }
