@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msp-tools/autoimport/sources/m365/m365test"
 )
@@ -417,4 +418,43 @@ func TestStartOnAGivenAddress(t *testing.T) {
 	if _, err := m365test.Start(m365test.Options{Addr: strings.TrimPrefix(srv.URL, "http://")}); err == nil {
 		t.Errorf("a second server on the same address started")
 	}
+}
+
+func TestLifetimes(t *testing.T) {
+	t.Run("expired token", func(t *testing.T) {
+		srv := m365test.NewServer(m365test.Options{TokenLifetime: time.Nanosecond})
+		defer srv.Close()
+		c := newClient(t, srv, srv.TenantID)
+		status, _, body := c.get("/v1.0/users")
+		if status != 401 || errCode(body) != "InvalidAuthenticationToken" || !strings.Contains(body["error"].(map[string]any)["message"].(string), "expired") {
+			t.Errorf("expired token: %d %v", status, body)
+		}
+	})
+	t.Run("expired delta link", func(t *testing.T) {
+		srv := m365test.NewServer(m365test.Options{DeltaLinkTTL: time.Nanosecond})
+		defer srv.Close()
+		srv.Default().AddUser(m365test.User{UserPrincipalName: "a@acme.example"})
+		c := newClient(t, srv, srv.TenantID)
+		_, _, body := c.get("/v1.0/users/delta?$select=id")
+		link, _ := body["@odata.deltaLink"].(string)
+		if link == "" {
+			t.Fatalf("no delta link: %v", body)
+		}
+		time.Sleep(time.Millisecond)
+		status, _, body := c.get(link)
+		if status != 400 || errCode(body) != "syncStateNotFound" {
+			t.Errorf("expired link: %d %v", status, body)
+		}
+	})
+	t.Run("latency", func(t *testing.T) {
+		srv := m365test.NewServer(m365test.Options{})
+		defer srv.Close()
+		c := newClient(t, srv, srv.TenantID)
+		srv.SetLatency(50 * time.Millisecond)
+		start := time.Now()
+		c.get("/v1.0/users")
+		if el := time.Since(start); el < 50*time.Millisecond {
+			t.Errorf("answer after %v, want at least 50ms", el)
+		}
+	})
 }
