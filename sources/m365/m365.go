@@ -154,7 +154,8 @@ func New(cfg Config) (*Source, error) {
 		cfg.GraphURL = DefaultGraphURL
 	}
 	cfg.LoginURL = strings.TrimRight(cfg.LoginURL, "/")
-	cfg.GraphURL = strings.TrimRight(cfg.GraphURL, "/")
+	// A base given with its version ("…/v1.0") is accepted as the base.
+	cfg.GraphURL = strings.TrimSuffix(strings.TrimRight(cfg.GraphURL, "/"), "/v1.0")
 	if cfg.Scope == "" {
 		cfg.Scope = cfg.GraphURL + "/.default"
 	}

@@ -288,6 +288,19 @@ func TestGroupResolutionErrors(t *testing.T) {
 	}
 }
 
+func TestGraphURLWithVersion(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().AddUser(m365test.User{UserPrincipalName: "a@acme.example"})
+	src := newSource(t, srv, func(c *m365.Config) {
+		c.GraphURL = srv.URL + "/v1.0/"
+		c.Scope = "https://graph.microsoft.com/.default"
+	})
+	if err := src.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRead20000UsersPageSize999(t *testing.T) {
 	t.Parallel()
 	srv := m365test.NewServer(m365test.Options{})

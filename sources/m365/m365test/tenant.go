@@ -78,6 +78,7 @@ type change struct {
 // Tenant is one customer's directory inside the fake. Its methods are safe
 // for concurrent use with the server answering requests.
 type Tenant struct {
+	// ID is the tenant id, the {tenant} of the token endpoint's path.
 	ID string
 
 	mu        sync.RWMutex
