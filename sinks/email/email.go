@@ -273,7 +273,7 @@ func checkLink(s string) (string, error) {
 }
 
 // build makes the go-mail message.
-func (m *Mailer) build(msg *message) (*gomail.Msg, error) {
+func (m *Mailer) build(msg *message) *gomail.Msg {
 	gm := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	gm.FromMailAddress(m.from)
 	gm.ToMailAddress(msg.to)
@@ -284,7 +284,7 @@ func (m *Mailer) build(msg *message) (*gomail.Msg, error) {
 	gm.SetUserAgent("autoimport")
 	gm.SetBodyString(gomail.TypeTextPlain, msg.text)
 	gm.AddAlternativeString(gomail.TypeTextHTML, msg.html)
-	return gm, nil
+	return gm
 }
 
 // Render returns the subject and bodies SendWelcome would send, without
@@ -305,10 +305,7 @@ func (m *Mailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
 	if err != nil {
 		return &Error{Host: m.addr, Customer: w.Customer, To: w.To, Stage: StageCompose, Err: err}
 	}
-	gm, err := m.build(msg)
-	if err != nil {
-		return &Error{Host: m.addr, Customer: w.Customer, To: w.To, Stage: StageCompose, Err: err}
-	}
+	gm := m.build(msg)
 	if m.cfg.Limiter != nil {
 		if err := m.cfg.Limiter.Wait(ctx); err != nil {
 			return &Error{Host: m.addr, Customer: w.Customer, To: msg.to.Address, Stage: StageWait, Err: err}
@@ -354,7 +351,10 @@ func (m *Mailer) send(ctx context.Context, gm *gomail.Msg) error {
 	if err := ctx.Err(); err != nil {
 		return &dialError{err}
 	}
-	var stopWatch func() bool
+	var (
+		stopWatch func() bool
+		raw       net.Conn
+	)
 	tlsConf := &tls.Config{ServerName: m.cfg.Host, RootCAs: m.cfg.RootCAs, MinVersion: tls.VersionTLS12}
 	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
@@ -362,6 +362,7 @@ func (m *Mailer) send(ctx context.Context, gm *gomail.Msg) error {
 		if err != nil {
 			return nil, err
 		}
+		raw = c
 		if m.cfg.TLS == TLSImplicit {
 			tc := tls.Client(c, tlsConf)
 			if err := tc.HandshakeContext(dctx); err != nil {
@@ -379,6 +380,11 @@ func (m *Mailer) send(ctx context.Context, gm *gomail.Msg) error {
 	defer func() {
 		if stopWatch != nil {
 			stopWatch()
+		}
+		// go-mail leaves the connection open when the greeting, STARTTLS
+		// or AUTH fails; after QUIT this is a no-op.
+		if raw != nil {
+			raw.Close()
 		}
 	}()
 	opts := []gomail.Option{

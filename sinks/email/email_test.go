@@ -187,6 +187,7 @@ func TestStartTLSIsRequired(t *testing.T) {
 	if c := s.Counts(); c.AuthRefused != 0 || c.Mail != 0 || s.Count() != 0 {
 		t.Fatalf("credentials or mail went out without TLS: %+v", c)
 	}
+	waitClosed(t, s)
 }
 
 func TestBadCredentials(t *testing.T) {
@@ -210,6 +211,21 @@ func TestBadCredentials(t *testing.T) {
 	}
 	if s.Counts().AuthFailed != 1 || s.Count() != 0 {
 		t.Fatalf("counts %+v", s.Counts())
+	}
+	waitClosed(t, s)
+}
+
+// waitClosed waits until the fake has no open connection: the mailer must
+// not leave one behind, whatever failed. The server notices a close at
+// once; the generous deadline only bounds a broken run.
+func waitClosed(t *testing.T, s *emailtest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Counts().Open != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections left open", s.Counts().Open)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -282,6 +298,7 @@ func TestUntrustedCertificate(t *testing.T) {
 			if s.Counts().AuthOK != 0 || s.Count() != 0 {
 				t.Fatal("credentials or mail sent over an untrusted connection")
 			}
+			waitClosed(t, s)
 		})
 	}
 }
@@ -561,6 +578,11 @@ func TestFailuresBeforeTheMessageAreTemporary(t *testing.T) {
 			}
 			if s.Count() != 0 {
 				t.Fatal("a message was received")
+			}
+			if tc.opts.Latency == 0 {
+				// (A server still sleeping on its reply notices the close
+				// only when the sleep ends.)
+				waitClosed(t, s)
 			}
 		})
 	}

@@ -44,10 +44,7 @@ func FuzzWelcome(f *testing.F) {
 		if err != nil {
 			return
 		}
-		gm, err := m.build(msg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		gm := m.build(msg)
 		var buf bytes.Buffer
 		if _, err := gm.WriteTo(&buf); err != nil {
 			t.Fatalf("write: %v", err)
@@ -92,7 +89,7 @@ func FuzzFromAddress(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gm, _ := m.build(msg)
+		gm := m.build(msg)
 		var buf bytes.Buffer
 		if _, err := gm.WriteTo(&buf); err != nil {
 			t.Fatalf("write: %v", err)

@@ -113,13 +113,14 @@ type Server struct {
 }
 
 type counters struct {
-	connections, startTLS, authOK, authFailed, authRefused atomic.Int64
-	mail, rcpt, accepted, rejected, dropped                atomic.Int64
+	open, connections, startTLS, authOK, authFailed, authRefused atomic.Int64
+	mail, rcpt, accepted, rejected, dropped                      atomic.Int64
 }
 
 // Counts is what the server has seen so far.
 type Counts struct {
 	Connections int64 // TCP connections accepted
+	Open        int64 // connections open now
 	StartTLS    int64 // successful STARTTLS upgrades
 	AuthOK      int64 // successful AUTH exchanges
 	AuthFailed  int64 // 535 replies to bad credentials
@@ -261,7 +262,7 @@ func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
 func (s *Server) Counts() Counts {
 	c := &s.counts
 	return Counts{
-		Connections: c.connections.Load(), StartTLS: c.startTLS.Load(),
+		Connections: c.connections.Load(), Open: c.open.Load(), StartTLS: c.startTLS.Load(),
 		AuthOK: c.authOK.Load(), AuthFailed: c.authFailed.Load(), AuthRefused: c.authRefused.Load(),
 		Mail: c.mail.Load(), Rcpt: c.rcpt.Load(), Accepted: c.accepted.Load(),
 		Rejected: c.rejected.Load(), Dropped: c.dropped.Load(),
@@ -425,6 +426,8 @@ func (l *countingListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		l.s.counts.connections.Add(1)
+		l.s.counts.open.Add(1)
+		c = &trackedConn{Conn: c, open: &l.s.counts.open}
 		if l.tls != nil {
 			c = tls.Server(c, l.tls)
 		}
@@ -442,4 +445,16 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		}
 		_ = c.Close()
 	}
+}
+
+// trackedConn counts itself out of the open connections once closed.
+type trackedConn struct {
+	net.Conn
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.Conn.Close()
 }
