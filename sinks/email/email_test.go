@@ -587,3 +587,21 @@ func TestFailuresBeforeTheMessageAreTemporary(t *testing.T) {
 		})
 	}
 }
+
+func TestRender(t *testing.T) {
+	m := newMailer(t, Config{Host: "smtp.example.com", Username: "u", Password: "p", From: "it@msp.example"})
+	w := welcome("jdoe")
+	w.DisplayName = ""
+	subject, text, html, err := m.Render(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a display name the greeting uses the username.
+	if subject != "Acme Corp: set up your password self-service" || !strings.Contains(text, "Hello jdoe,") || !strings.Contains(html, "<p>Hello jdoe,</p>") {
+		t.Fatalf("subject %q\ntext %s\nhtml %s", subject, text, html)
+	}
+	w.EnrollmentURL = "ftp://x"
+	if _, _, _, err := m.Render(w); err == nil || !strings.Contains(err.Error(), "customer acme") {
+		t.Fatalf("bad link: %v", err)
+	}
+}

@@ -371,6 +371,20 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.messages...)
 }
 
+// WithMessageID returns the messages received with this Message-ID
+// (angle brackets included), e.g. to prove a welcome went out only once.
+func (s *Server) WithMessageID(id string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.messages {
+		if m.MessageID == id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Count is the number of messages received.
 func (s *Server) Count() int {
 	s.mu.Lock()
