@@ -129,7 +129,7 @@ type Counts struct {
 	Rcpt        int64 // RCPT TO commands accepted
 	Accepted    int64 // messages accepted with 250
 	Rejected    int64 // scripted 4xx/5xx replies given
-	Dropped     int64 // connections dropped after DATA without a reply
+	Dropped     int64 // connections closed by a scripted Drop fault
 }
 
 // Start starts a server on loopback.
