@@ -250,12 +250,25 @@ func TestUnreachableLoginEndpoint(t *testing.T) {
 	url := ts.URL
 	ts.Close() // nothing listens there any more
 	src, err := m365.New(m365.Config{Customer: "acme", TenantID: "tenant", ClientID: "c", ClientSecret: "s3cr3t",
-		LoginURL: url, GraphURL: url, Timeout: time.Second})
+		LoginURL: url, GraphURL: url, Timeout: time.Second, MaxRetries: 1, MinWait: time.Millisecond, MaxWait: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = src.Check(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "get access token") || !strings.Contains(err.Error(), "network access") || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestTokenEndpointFailuresAreRetried(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().AddUser(m365test.User{UserPrincipalName: "a@acme.example"})
+	srv.Inject(m365test.Fault{Kind: m365test.KindToken, Status: 503, Times: 2})
+	if err := newSource(t, srv).Check(context.Background()); err != nil {
+		t.Fatalf("Check after two failed token attempts: %v", err)
+	}
+	if n := srv.Count(m365test.KindToken); n != 3 {
+		t.Errorf("token requests = %d, want 3", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -70,6 +71,8 @@ type Config struct {
 	// DefaultPrivilegedRoles. Roles of the Selection are added to these.
 	PrivilegedRoles []string
 	// HTTPClient is used for the token endpoint (default: a client over
+	// restclient, so a throttled or failing login endpoint is retried like
+	// Graph, without the Graph limiter, over
 	// Transport with a 30 s timeout).
 	HTTPClient *http.Client
 	// Transport carries Graph requests under restclient (default
@@ -175,7 +178,16 @@ func New(cfg Config) (*Source, error) {
 		cfg.Transport = http.DefaultTransport
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Transport: cfg.Transport, Timeout: 30 * time.Second}
+		login := restclient.New(restclient.Config{
+			Integration: "Microsoft identity platform",
+			Timeout:     cfg.Timeout,
+			MaxRetries:  cfg.MaxRetries,
+			MinWait:     cfg.MinWait,
+			MaxWait:     cfg.MaxWait,
+			Transport:   cfg.Transport,
+			Log:         cfg.Log,
+		})
+		cfg.HTTPClient = &http.Client{Transport: tokenTransport{login}}
 	}
 	if cfg.Log == nil {
 		l := logrus.New()
@@ -266,8 +278,19 @@ var aadstsCode = regexp.MustCompile(`AADSTS(\d+)`)
 // tokenError turns a token failure into an *Error saying what to fix.
 func (s *Source) tokenError(err error) error {
 	e := &Error{Customer: s.cfg.Customer, Tenant: s.cfg.TenantID, Op: "get access token"}
+	var status int
+	var code, fullDesc string
 	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) {
+	var rest *restclient.Error
+	switch {
+	case errors.As(err, &re):
+		code, fullDesc = re.ErrorCode, re.ErrorDescription
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+	case errors.As(err, &rest) && rest.Status != 0:
+		status, code, fullDesc = rest.Status, rest.Code, rest.Message
+	default:
 		e.Err = err
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -277,24 +300,20 @@ func (s *Source) tokenError(err error) error {
 		}
 		return e
 	}
-	desc := re.ErrorDescription
+	desc := fullDesc
 	if i := strings.IndexAny(desc, "\r\n"); i >= 0 {
 		desc = desc[:i]
 	}
-	status := 0
-	if re.Response != nil {
-		status = re.Response.StatusCode
-	}
 	if desc == "" {
-		desc = re.ErrorCode
+		desc = code
 	}
 	if desc == "" {
 		desc = "no error description"
 	}
-	if m := aadstsCode.FindStringSubmatch(re.ErrorDescription); m != nil {
+	if m := aadstsCode.FindStringSubmatch(fullDesc); m != nil {
 		e.Code = "AADSTS" + m[1]
 	}
-	e.Err = fmt.Errorf("%w: HTTP %d %s: %s", ErrTokenRefused, status, re.ErrorCode, desc)
+	e.Err = fmt.Errorf("%w: HTTP %d %s: %s", ErrTokenRefused, status, code, desc)
 	switch e.Code {
 	case "AADSTS7000215":
 		e.Fix = "the client secret is wrong: set the current secret of the MSP's app registration (client id " + s.cfg.ClientID + ")"
@@ -309,11 +328,35 @@ func (s *Source) tokenError(err error) error {
 	case "AADSTS65001":
 		e.Fix = "admin consent is missing in this tenant: a Global Administrator of the customer must consent to the app's permissions"
 	default:
-		if re.ErrorCode == "invalid_client" || status == http.StatusUnauthorized {
+		if code == "invalid_client" || status == http.StatusUnauthorized {
 			e.Fix = "check the app registration's client id and secret"
 		}
 	}
 	return e
+}
+
+// tokenTransport sends token requests through restclient: 429, 5xx and
+// network failures are retried with backoff and Retry-After (a token
+// request creates nothing, so it is safe to repeat). Other failures come
+// back as *restclient.Error carrying the endpoint's error and description;
+// the form, which holds the client secret, never appears in an error.
+type tokenTransport struct{ c *restclient.Client }
+
+func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	idempotent := true
+	return t.c.Do(req.Context(), restclient.Request{
+		Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(),
+		Body: body, Idempotent: &idempotent, Secret: true,
+	})
 }
 
 // graphError wraps a Graph call failure with the customer, tenant and what

@@ -470,6 +470,7 @@ func TestTokenFailures(t *testing.T) {
 				t.Errorf("code = %q, want %q", me.Code, tc.code)
 			}
 			msg := err.Error()
+			t.Log(msg)
 			if !strings.Contains(msg, tc.fixMatch) || !strings.Contains(msg, "customer acme") {
 				t.Errorf("error %q lacks %q or the customer", msg, tc.fixMatch)
 			}

@@ -575,7 +575,7 @@ func aadError(w http.ResponseWriter, status int, code string, aadsts int, desc s
 	trace := newID()
 	writeJSON(w, status, map[string]any{
 		"error":             code,
-		"error_description": fmt.Sprintf("AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s", aadsts, desc, trace, newID(), time.Now().UTC().Format("2006-01-02 15:04:05Z")),
+		"error_description": fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", aadsts, desc, trace, newID(), time.Now().UTC().Format("2006-01-02 15:04:05Z")),
 		"error_codes":       []int{aadsts},
 		"timestamp":         time.Now().UTC().Format("2006-01-02 15:04:05Z"),
 		"trace_id":          trace,
