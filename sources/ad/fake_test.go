@@ -35,6 +35,7 @@ func TestClassificationFake(t *testing.T) {
 }
 
 func TestPaging20kUsersExactlyOnce(t *testing.T) {
+	t.Parallel()
 	const n = 20000
 	dir := adtest.Generate(3, n)
 	srv, src := fakeSource(t, dir)
@@ -70,7 +71,8 @@ func TestPaging20kUsersExactlyOnce(t *testing.T) {
 }
 
 func TestDomainUsersOnLargeDirectory(t *testing.T) {
-	const n = 3000
+	t.Parallel()
+	const n = 2000
 	dir := adtest.Generate(4, n)
 	_, src := fakeSource(t, dir)
 	got, _ := collect(t, src, sources.Selection{Builtin: []string{"Domain Users"}})
@@ -252,8 +254,8 @@ func TestTransports(t *testing.T) {
 }
 
 func TestReconnectsOnceAfterDrop(t *testing.T) {
-	dir := adtest.Generate(9, 3000)
-	srv, src := fakeSource(t, dir)
+	dir := adtest.Generate(9, 600)
+	srv, src := fakeSource(t, dir, func(c *ad.Config) { c.PageSize = 100 })
 	seen := map[string]bool{}
 	n := 0
 	for acc, err := range src.Accounts(context.Background(), sources.Selection{OUs: []string{adtest.OUBulk + "," + dir.BaseDN}}) {
@@ -265,12 +267,12 @@ func TestReconnectsOnceAfterDrop(t *testing.T) {
 		}
 		seen[acc.ID] = true
 		n++
-		if n == 1500 {
+		if n == 250 {
 			srv.DropConnections() // the rest of this page is buffered; the next page needs a new connection
 		}
 	}
-	if n != 3000+30 {
-		t.Errorf("read %d accounts, want 3030", n)
+	if n != 600+6 {
+		t.Errorf("read %d accounts, want 606", n)
 	}
 	if b := srv.Stats().Binds; b != 2 {
 		t.Errorf("%d binds, want 2 (one reconnect)", b)
@@ -278,8 +280,8 @@ func TestReconnectsOnceAfterDrop(t *testing.T) {
 }
 
 func TestSecondDropEndsTheStream(t *testing.T) {
-	dir := adtest.Generate(9, 4000)
-	srv, src := fakeSource(t, dir)
+	dir := adtest.Generate(9, 600)
+	srv, src := fakeSource(t, dir, func(c *ad.Config) { c.PageSize = 100 })
 	var err error
 	n := 0
 	for _, e := range src.Accounts(context.Background(), sources.Selection{OUs: []string{adtest.OUBulk + "," + dir.BaseDN}}) {
@@ -288,7 +290,7 @@ func TestSecondDropEndsTheStream(t *testing.T) {
 			break
 		}
 		n++
-		if n == 1200 || n == 2200 {
+		if n == 150 || n == 350 {
 			srv.DropConnections()
 		}
 	}
@@ -298,8 +300,8 @@ func TestSecondDropEndsTheStream(t *testing.T) {
 }
 
 func TestEarlyStopReleasesPagingState(t *testing.T) {
-	dir := adtest.Generate(10, 2500)
-	srv, src := fakeSource(t, dir)
+	dir := adtest.Generate(10, 300)
+	srv, src := fakeSource(t, dir, func(c *ad.Config) { c.PageSize = 100 })
 	n := 0
 	for _, err := range src.Accounts(context.Background(), sources.Selection{Builtin: []string{"Domain Users"}}) {
 		if err != nil {
@@ -318,8 +320,8 @@ func TestEarlyStopReleasesPagingState(t *testing.T) {
 }
 
 func TestCancelledContextEndsTheStream(t *testing.T) {
-	dir := adtest.Generate(11, 2500)
-	_, src := fakeSource(t, dir)
+	dir := adtest.Generate(11, 300)
+	_, src := fakeSource(t, dir, func(c *ad.Config) { c.PageSize = 100 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var err error
@@ -336,7 +338,7 @@ func TestCancelledContextEndsTheStream(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err %v, want context.Canceled", err)
 	}
-	if n >= 2500 {
+	if n >= 300 {
 		t.Errorf("read all %d accounts despite cancel", n)
 	}
 }
@@ -405,13 +407,13 @@ func TestSkippedKindsInOU(t *testing.T) {
 }
 
 func TestSearchesPerRun(t *testing.T) {
-	dir := adtest.Generate(15, 2500)
-	srv, src := fakeSource(t, dir)
+	dir := adtest.Generate(15, 250)
+	srv, src := fakeSource(t, dir, func(c *ad.Config) { c.PageSize = 100 })
 	srv.ResetStats()
 	got, _ := collect(t, src, sources.Selection{Groups: []string{adtest.GroupAllStaff + "," + dir.BaseDN}, Builtin: []string{"Domain Users"}})
 	st := srv.Stats()
 	// rootDSE, domain head, crossRef, privileged groups, selected group,
-	// Domain Users, nested groups, then 3 pages of members.
+	// Domain Users, nested groups, then 3 pages of 100 members.
 	if st.Binds != 1 || st.Searches > 10 {
 		t.Errorf("%d accounts took %d binds and %d searches (%+v)", len(got), st.Binds, st.Searches, st)
 	}

@@ -155,11 +155,13 @@ func sambaSource(t *testing.T, f sambaFacts, mod ...func(*ad.Config)) *ad.Source
 }
 
 func TestClassificationSamba(t *testing.T) {
+	t.Parallel()
 	f := needSamba(t)
 	runClassificationCases(t, sambaSource(t, f), f.baseDN, "CORP")
 }
 
 func TestSambaCheckDiscoversDomain(t *testing.T) {
+	t.Parallel()
 	f := needSamba(t)
 	info, err := sambaSource(t, f, func(c *ad.Config) { c.BaseDN = "" }).Check(context.Background())
 	if err != nil {
@@ -171,6 +173,7 @@ func TestSambaCheckDiscoversDomain(t *testing.T) {
 }
 
 func TestSambaBulkReadWithSmallPages(t *testing.T) {
+	t.Parallel()
 	f := needSamba(t)
 	if f.bulk == 0 {
 		t.Skip("AUTOIMPORT_TEST_SAMBA_BULK_USERS not given")
@@ -195,6 +198,7 @@ func TestSambaBulkReadWithSmallPages(t *testing.T) {
 }
 
 func TestSambaStartTLS(t *testing.T) {
+	t.Parallel()
 	f := needSamba(t)
 	if !strings.HasPrefix(f.url, "ldaps://127.0.0.1") {
 		t.Skip("StartTLS check needs the script's loopback DC")
@@ -210,6 +214,7 @@ func TestSambaStartTLS(t *testing.T) {
 }
 
 func TestSambaWrongPassword(t *testing.T) {
+	t.Parallel()
 	f := needSamba(t)
 	const wrong = "not-the-password-4711"
 	_, err := sambaSource(t, f, func(c *ad.Config) { c.BindPassword = wrong }).Check(context.Background())
