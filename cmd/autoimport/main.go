@@ -111,6 +111,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.optionsCommand(),
 		a.auditCommand(),
 		a.sealCommand(),
+		a.runCommand(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cli runs one command line in the current directory.
@@ -183,5 +187,77 @@ func TestBadTenantFileExitsTwoWithLine(t *testing.T) {
 	code, _, errs := cli(t, "", "apply", "-f", "bad.yaml")
 	if code != 2 || !strings.Contains(errs, "bad.yaml:4: field colour not found") {
 		t.Fatalf("exit %d, %q", code, errs)
+	}
+}
+
+func TestRunOnceUsageAndExitStatus(t *testing.T) {
+	freshDir(t)
+	if code, _, _ := cli(t, "", "apply", "-f", example(t)); code != 0 {
+		t.Fatal("apply failed")
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", "--dry-run"}, 2, "go with --once"},
+		{[]string{"run", "--once", "--allow-surge"}, 2, "--allow-surge needs --customer"},
+		{[]string{"run", "--once", "--customer", "nobody"}, 2, "no customer \"nobody\""},
+		// The example's secrets are not set: the customer fails, naming the reference.
+		{[]string{"run", "--once", "--customer", "acme"}, 1, "secret env:ACME_AD_PASSWORD: environment variable ACME_AD_PASSWORD is not set"},
+		{[]string{"run", "--once", "--customer", "acme", "--dry-run", "-o", "json"}, 1, `"status": "failed"`},
+	} {
+		code, out, errs := cli(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("autoimport %s: exit %d (want %d)\n%s%s\nwant %q", strings.Join(tc.args, " "), code, tc.code, out, errs, tc.want)
+		}
+	}
+}
+
+func TestSchedulerServesHealthAndStopsOnSignal(t *testing.T) {
+	freshDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("AUTOIMPORT_HTTP_ADDR", addr)
+	t.Setenv("AUTOIMPORT_SCHEDULE", "@every 1h")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var out, errb bytes.Buffer
+	go func() { done <- run(ctx, []string{"run"}, strings.NewReader(""), &out, &errb) }()
+	var body string
+	for range 100 {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body != "ok\n" {
+		t.Fatalf("/healthz = %q; stderr %s", body, errb.String())
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), "go_goroutines") {
+		t.Fatalf("/metrics lacks the Go collector:\n%.300s", m)
+	}
+	cancel() // SIGTERM
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after SIGTERM: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("scheduler did not stop")
 	}
 }

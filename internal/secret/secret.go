@@ -58,7 +58,7 @@ func (r Ref) Resolve(k *Key) (string, error) {
 	case "env":
 		v, ok := os.LookupEnv(rest)
 		if !ok || v == "" {
-			return "", fmt.Errorf("secret %s: environment variable %s is not set", r, rest)
+			return "", fmt.Errorf("secret %s: environment variable %s is not set (set it, or change the reference)", r, rest)
 		}
 		return v, nil
 	case "file":

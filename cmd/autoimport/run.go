@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/robfig/cron/v3"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) runCommand() *cobra.Command {
+	var once, dryRun, allowSurge bool
+	var customers []string
+	c := &cobra.Command{
+		Use:   "run [--once [--customer C]... [--dry-run] [--allow-surge]]",
+		Short: "Import accounts: on AUTOIMPORT_SCHEDULE (default), or once and exit",
+		Long: `Without --once, run the scheduler: an import on every tick of AUTOIMPORT_SCHEDULE,
+never two at once, with /healthz and /metrics on AUTOIMPORT_HTTP_ADDR. SIGTERM
+finishes the account in hand, records it, releases the leases and exits 0.
+
+With --once, import every customer (or those named) once and exit:
+0 all good, 1 a customer failed or was held by the surge guard, 2 bad usage.
+--dry-run prints the plan and writes nothing anywhere.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !once && (dryRun || allowSurge || len(customers) > 0) {
+				return usageError{fmt.Errorf("--customer, --dry-run and --allow-surge go with --once")}
+			}
+			if allowSurge && len(customers) == 0 {
+				return usageError{fmt.Errorf("--allow-surge needs --customer C: approve a surge for named customers only")}
+			}
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			if once {
+				return a.runOnce(cmd.Context(), jobs.RunOptions{Customers: customers, DryRun: dryRun, AllowSurge: allowSurge})
+			}
+			return a.schedule(cmd.Context())
+		},
+	}
+	c.Flags().BoolVar(&once, "once", false, "run once and exit")
+	c.Flags().StringSliceVar(&customers, "customer", nil, "only this customer (repeat or comma-separate)")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan; change nothing anywhere")
+	c.Flags().BoolVar(&allowSurge, "allow-surge", false, "import a surge the guard held, for the named customers")
+	return c
+}
+
+func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
+	var m *jobs.Metrics
+	if reg != nil {
+		m = jobs.NewMetrics(reg)
+	}
+	return &jobs.Runner{
+		Store:       a.store,
+		Connector:   &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log},
+		Log:         a.log,
+		LeaseTTL:    a.cfg.LeaseTTL,
+		Concurrency: a.cfg.Concurrency,
+		Surge:       jobs.SurgeThreshold{Max: a.cfg.SurgeMax, Percent: a.cfg.SurgePercent},
+		Metrics:     m,
+	}
+}
+
+// runOnce runs one pass. SIGTERM or Ctrl-C (the command's context) stops
+// it after the accounts in hand; their I/O is not cut off.
+func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
+	r := a.runner(nil)
+	start := time.Now()
+	terminal := false
+	if f, ok := a.stderr.(*os.File); ok {
+		terminal = isatty.IsTerminal(f.Fd())
+	}
+	accounts := 0
+	r.Progress = func(done, total int, cr *jobs.CustomerReport) {
+		accounts += len(cr.Accounts)
+		rate := float64(accounts) / max(time.Since(start).Seconds(), 0.001)
+		if terminal {
+			fmt.Fprintf(a.stderr, "\r%d/%d customers, %d accounts, %.0f accounts/s ", done, total, accounts, rate)
+			if done == total {
+				fmt.Fprintln(a.stderr)
+			}
+		}
+		a.log.WithFields(map[string]any{"customer": cr.Customer, "status": cr.Status, "imported": cr.Counts.Imported, "done": done, "total": total}).Info("customer done")
+	}
+	opt.Stop = ctx
+	rep, err := r.Run(context.WithoutCancel(ctx), opt)
+	if err != nil {
+		return err
+	}
+	if a.json() {
+		if err := a.printJSON(rep); err != nil {
+			return err
+		}
+	} else {
+		a.printReport(rep)
+	}
+	if rep.Failed() {
+		return exitError{exitFailed}
+	}
+	return nil
+}
+
+// printReport writes the summary table and what needs attention.
+func (a *app) printReport(rep *jobs.Report) {
+	if rep.DryRun {
+		fmt.Fprintln(a.stdout, "DRY RUN: the plan below was not carried out; nothing was written anywhere.")
+		for _, c := range rep.Customers {
+			var rows [][]string
+			for _, p := range c.Accounts {
+				if p.Action == jobs.ActionAlreadyImported {
+					continue
+				}
+				rows = append(rows, []string{p.Source, p.Username, string(p.Type), p.Action, step(p.Vault), step(p.PSA), p.WelcomeMail.Op, flags(p.Flags), p.Reason})
+			}
+			fmt.Fprintf(a.stdout, "\n%s (%s): %s\n", c.Customer, c.Name, c.Status)
+			if len(rows) > 0 {
+				a.table([]string{"SOURCE", "USERNAME", "TYPE", "ACTION", "VAULT", "PSA", "EMAIL", "FLAGS", "REASON"}, rows)
+			}
+		}
+		fmt.Fprintln(a.stdout)
+	}
+	var rows [][]string
+	for _, c := range rep.Customers {
+		n := c.Counts
+		rows = append(rows, []string{c.Customer, c.Status, strconv.Itoa(n.Imported), fmt.Sprintf("%d/%d", n.VaultMatched, n.VaultCreated), fmt.Sprintf("%d/%d", n.PSAMatched, n.PSACreated),
+			strconv.Itoa(n.EmailsSent), strconv.Itoa(n.AlreadyImported), strconv.Itoa(n.Skipped), strconv.Itoa(n.Ambiguous + n.Held + n.Failed), strconv.Itoa(n.PossibleDuplicates)})
+	}
+	t := rep.Totals
+	rows = append(rows, []string{"TOTAL", rep.Status, strconv.Itoa(t.Imported), fmt.Sprintf("%d/%d", t.VaultMatched, t.VaultCreated), fmt.Sprintf("%d/%d", t.PSAMatched, t.PSACreated),
+		strconv.Itoa(t.EmailsSent), strconv.Itoa(t.AlreadyImported), strconv.Itoa(t.Skipped), strconv.Itoa(t.Ambiguous + t.Held + t.Failed), strconv.Itoa(t.PossibleDuplicates)})
+	a.table([]string{"CUSTOMER", "STATUS", "IMPORTED", "VAULT MATCHED/CREATED", "PSA MATCHED/CREATED", "EMAILS", "ALREADY", "SKIPPED", "NEEDS ATTENTION", "POSSIBLE DUPLICATES"}, rows)
+	for _, c := range rep.Customers {
+		if c.Error != "" {
+			fmt.Fprintf(a.stdout, "\n%s: %s\n", c.Customer, c.Error)
+		}
+		for _, n := range c.Notices {
+			fmt.Fprintf(a.stdout, "%s: note: %s\n", c.Customer, n)
+		}
+		for _, p := range c.Accounts {
+			switch {
+			case p.Vault.Warning != "":
+				fmt.Fprintf(a.stdout, "%s: warning: %s %s: %s\n", c.Customer, p.Source, p.Username, p.Vault.Warning)
+			case p.Action == jobs.ActionAmbiguous || p.Action == jobs.ActionError:
+				fmt.Fprintf(a.stdout, "%s: %s: %s %s: %s\n", c.Customer, p.Action, p.Source, p.Username, p.Reason)
+			}
+		}
+	}
+	fmt.Fprintf(a.stdout, "\nrun took %s; see `autoimport audit list` for every decision\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+}
+
+func step(s jobs.SinkStep) string {
+	if s.Ref != "" {
+		return s.Op + " " + s.Ref
+	}
+	return s.Op
+}
+
+func flags(f jobs.Flags) string {
+	s := ""
+	if f.SelfServe {
+		s += "self_serve "
+	}
+	if f.Rotation {
+		s += "rotation "
+	}
+	if f.M365Sync {
+		s += "m365_sync"
+	}
+	return s
+}
+
+// schedule runs the scheduler until the context ends (SIGTERM).
+func (a *app) schedule(ctx context.Context) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r := a.runner(reg)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, req *http.Request) {
+		if err := a.store.DB().PingContext(req.Context()); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return &ConfigError{Var: "AUTOIMPORT_HTTP_ADDR", Got: a.cfg.HTTPAddr, Err: err, Want: describe("HTTPAddr")}
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.WithoutCancel(ctx))
+
+	sched := cron.New(cron.WithLocation(a.cfg.location), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	_, err = sched.AddFunc(a.cfg.Schedule, func() {
+		rep, err := r.Run(context.WithoutCancel(ctx), jobs.RunOptions{Stop: ctx})
+		switch {
+		case errors.Is(err, jobs.ErrBusy):
+			a.log.Warn("the previous run is still under way: this tick is skipped")
+		case err != nil:
+			a.log.WithError(err).Error("run failed")
+		default:
+			a.log.WithFields(map[string]any{"status": rep.Status, "imported": rep.Totals.Imported, "failed": rep.Totals.Failed, "held": rep.Totals.Held,
+				"seconds": rep.Finished.Sub(rep.Started).Seconds()}).Info("run finished")
+		}
+	})
+	if err != nil {
+		return &ConfigError{Var: "AUTOIMPORT_SCHEDULE", Got: a.cfg.Schedule, Err: err, Want: describe("Schedule")}
+	}
+	sched.Start()
+	a.log.WithFields(map[string]any{"schedule": a.cfg.Schedule, "time_zone": a.cfg.TimeZone, "http": ln.Addr().String(), "next": sched.Entries()[0].Next}).Info("scheduler started")
+	<-ctx.Done()
+	a.log.Info("stopping: finishing the accounts in hand")
+	<-sched.Stop().Done() // waits for a running import to finish its account and release leases
+	a.log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,116 @@
+package connect
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks"
+	"github.com/msp-tools/autoimport/sinks/autotask"
+	"github.com/msp-tools/autoimport/sinks/connectwise"
+	"github.com/msp-tools/autoimport/sinks/email"
+	"github.com/msp-tools/autoimport/sinks/itglue"
+	"github.com/sirupsen/logrus"
+)
+
+// documentationVault is the customer's IT Glue organization, else its Hudu
+// company; nil when it is mapped to neither.
+func (c *Connector) documentationVault(in jobs.Integrations, cu jobs.Customer, log logrus.FieldLogger) (sinks.Vault, sinks.VaultScope, error) {
+	switch {
+	case in.ITGlue != nil && cu.Vault.ITGlueOrganizationID != "":
+		key, err := c.resolve("IT Glue api_key", in.ITGlue.APIKey)
+		if err != nil {
+			return nil, sinks.VaultScope{}, err
+		}
+		v, err := itglue.New(itglue.Config{URL: in.ITGlue.URL, APIKey: key, Rate: in.ITGlue.RateLimit, Transport: c.Transport, Log: log})
+		if err != nil {
+			return nil, sinks.VaultScope{}, fmt.Errorf("IT Glue: %w", err)
+		}
+		return v, sinks.VaultScope{Customer: cu.ID, Container: cu.Vault.ITGlueOrganizationID}, nil
+	case in.Hudu != nil && cu.Vault.HuduCompanyID != "":
+		return nil, sinks.VaultScope{}, errPending("Hudu")
+	}
+	return nil, sinks.VaultScope{}, nil
+}
+
+// psa is the client of the PSA the customer's company is in.
+func (c *Connector) psa(in jobs.Integrations, cu jobs.Customer, log logrus.FieldLogger) (sinks.PSA, error) {
+	switch in.PSAKindOf(cu) {
+	case "connectwise":
+		cw := in.ConnectWise
+		pub, err := c.resolve("ConnectWise public_key", cw.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		priv, err := c.resolve("ConnectWise private_key", cw.PrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		id, err := c.resolve("ConnectWise client_id", cw.ClientID)
+		if err != nil {
+			return nil, err
+		}
+		p, err := connectwise.New(connectwise.Config{URL: cw.URL, CompanyID: cw.CompanyID, PublicKey: pub, PrivateKey: priv, ClientID: id, Rate: cw.RateLimit, Transport: c.Transport, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("ConnectWise PSA: %w", err)
+		}
+		return p, nil
+	case "autotask":
+		at := in.Autotask
+		user, err := c.resolve("Autotask username", at.Username)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := c.resolve("Autotask secret", at.Secret)
+		if err != nil {
+			return nil, err
+		}
+		code, err := c.resolve("Autotask integration_code", at.IntegrationCode)
+		if err != nil {
+			return nil, err
+		}
+		p, err := autotask.New(autotask.Config{ZoneURL: at.URL, UserName: user, Secret: sec, IntegrationCode: code, Rate: at.RateLimit, Transport: c.Transport, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("Autotask: %w", err)
+		}
+		return p, nil
+	case "halopsa":
+		return nil, errPending("HaloPSA")
+	}
+	return nil, nil
+}
+
+// mailer is the SMTP relay; a send whose outcome is unknown is reported as
+// sinks.ErrUnconfirmed.
+func (c *Connector) mailer(s *jobs.SMTP, log logrus.FieldLogger) (sinks.Mailer, error) {
+	user, err := c.resolve("SMTP username", s.Username)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := c.resolve("SMTP password", s.Password)
+	if err != nil {
+		return nil, err
+	}
+	m, err := email.New(email.Config{Host: s.Host, Port: s.Port, Username: user, Password: pw, From: s.From, TLS: s.TLS, AllowNoTLS: s.TLS == email.TLSNone,
+		RootCAs: c.SMTPRootCAs, TextTemplate: s.TextTemplate, HTMLTemplate: s.HTMLTemplate, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("SMTP: %w", err)
+	}
+	return unconfirmedMailer{m}, nil
+}
+
+type unconfirmedMailer struct{ m *email.Mailer }
+
+func (u unconfirmedMailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
+	err := u.m.SendWelcome(ctx, w)
+	if err != nil && email.IsUnconfirmed(err) {
+		return fmt.Errorf("%w: %w", sinks.ErrUnconfirmed, err)
+	}
+	return err
+}
+
+// errPending is returned for an integration whose client is not in this
+// build yet.
+func errPending(name string) error {
+	return fmt.Errorf("%s: this build of autoimport has no %s client yet", name, name)
+}
