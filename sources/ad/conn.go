@@ -130,7 +130,7 @@ func (ss *session) search(ctx context.Context, spec searchSpec, fn func(*ldap.En
 	paging := ldap.NewControlPaging(uint32(ss.src.cfg.PageSize))
 	for page := 1; ; page++ {
 		entries, next, err := ss.page(ctx, spec, paging)
-		if err != nil && isDropped(err) && ctx.Err() == nil && ss.reconnect(ctx) {
+		if err != nil && (isDropped(err) || ss.conn.IsClosing()) && !isTimeout(err) && ctx.Err() == nil && ss.reconnect(ctx) {
 			// The cookie may still be valid on the new connection (it is on
 			// servers that keep paging state per search, not per
 			// connection); a server that refuses it fails the retry below.
