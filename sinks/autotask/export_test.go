@@ -1,0 +1,4 @@
+package autotask
+
+// NormaliseZone exposes normaliseZone to the fuzz test.
+var NormaliseZone = normaliseZone
