@@ -211,6 +211,13 @@ func (ss *session) abandon(spec searchSpec, cookie []byte) {
 	_, _ = ss.conn.Search(req)
 }
 
+// tidyError keeps the wrapped LDAP error for errors.As but drops the NUL
+// byte and trailing whitespace AD appends to diagnostic messages.
+type tidyError struct{ err error }
+
+func (t tidyError) Error() string { return strings.TrimRight(t.err.Error(), "\x00\r\n\t ") }
+func (t tidyError) Unwrap() error { return t.err }
+
 // adDataCode finds AD's sub-code ("data 52e") in a diagnostic message.
 var adDataCode = regexp.MustCompile(`data ([0-9a-fA-F]{3,8})`)
 
@@ -233,6 +240,7 @@ func explainBind(err error) error {
 	if !errors.As(err, &le) {
 		return err
 	}
+	err = tidyError{err}
 	switch le.ResultCode {
 	case ldap.LDAPResultInvalidCredentials:
 		detail := ""
@@ -258,6 +266,7 @@ func explainSearch(err error) error {
 	if !errors.As(err, &le) {
 		return err
 	}
+	err = tidyError{err}
 	switch le.ResultCode {
 	case ldap.LDAPResultNoSuchObject:
 		return fmt.Errorf("LDAP result 32 no such object: check base_dn and the selected OUs and groups: %w", err)

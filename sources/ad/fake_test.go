@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sources/ad"
 	"github.com/msp-tools/autoimport/sources/ad/adtest"
@@ -17,7 +19,7 @@ import (
 func fakeSource(t testing.TB, dir *adtest.Directory, mod ...func(*ad.Config)) (*adtest.Server, *ad.Source) {
 	t.Helper()
 	srv := adtest.NewServer(t, adtest.Options{Directory: dir, LDAPS: true})
-	cfg := ad.Config{Customer: "acme", URL: srv.URL(), CAPEM: srv.CAPEM(), BindDN: srv.BindDN(), BindPassword: srv.Password()}
+	cfg := srv.Config("acme")
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -441,5 +443,29 @@ func TestHugeNestingFallsBackToInChain(t *testing.T) {
 	}
 	if _, ok := got["alice"]; !ok {
 		t.Errorf("alice missing")
+	}
+}
+
+func TestErrorsCarryNoNULAndUnwrap(t *testing.T) {
+	_, src := fakeSource(t, nil, func(c *ad.Config) { c.BindPassword = "nope" })
+	_, err := src.Check(context.Background())
+	if err == nil || strings.ContainsRune(err.Error(), 0) {
+		t.Fatalf("err %q", err)
+	}
+	var le *ldap.Error
+	if !errors.As(err, &le) || le.ResultCode != ldap.LDAPResultInvalidCredentials {
+		t.Errorf("errors.As(*ldap.Error) = %v", le)
+	}
+}
+
+func TestServerConfigWithStartTLS(t *testing.T) {
+	srv := adtest.NewServer(t, adtest.Options{})
+	src, err := ad.New(srv.Config("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := collect(t, src, sources.Selection{Groups: []string{adtest.GroupSalesEMEA + "," + srv.Directory().BaseDN}})
+	if len(got) != 1 || got["erin"].Username != "erin" {
+		t.Errorf("got %v", got)
 	}
 }

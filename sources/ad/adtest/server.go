@@ -22,6 +22,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jimlambrt/gldap"
+
+	"github.com/msp-tools/autoimport/sources/ad"
 )
 
 // Defaults of a Server.
@@ -48,6 +50,9 @@ type Options struct {
 	MaxPageSize int
 	// Latency delays every search request (each page).
 	Latency time.Duration
+	// Addr is where clients connect (default 127.0.0.1:0, a random port);
+	// a sandbox may fix it.
+	Addr string
 }
 
 // Stats counts what clients asked for. Safe for concurrent use.
@@ -145,7 +150,11 @@ func Start(opts Options) (*Server, error) {
 		srv.Stop()
 		return nil, fmt.Errorf("adtest: start LDAP server: %w", err)
 	}
-	if s.listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if s.listener, err = net.Listen("tcp", addr); err != nil {
 		srv.Stop()
 		return nil, err
 	}
@@ -266,6 +275,16 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 // CAPEM is the PEM certificate clients must trust for LDAPS or StartTLS
 // (it is self-signed, with SANs localhost and 127.0.0.1).
 func (s *Server) CAPEM() []byte { return s.caPEM }
+
+// Config returns an ad.Config that reads this server for customer, trusting
+// its certificate (ldaps, or StartTLS on a plain server).
+func (s *Server) Config(customer string) ad.Config {
+	cfg := ad.Config{Customer: customer, URL: s.URL(), CAPEM: s.CAPEM(), BindDN: s.opts.BindDN, BindPassword: s.opts.Password}
+	if !s.opts.LDAPS {
+		cfg.StartTLS = true
+	}
+	return cfg
+}
 
 // BindDN is the accepted bind DN.
 func (s *Server) BindDN() string { return s.opts.BindDN }

@@ -52,7 +52,7 @@ if ! command -v samba-tool >/dev/null || ! command -v samba >/dev/null || ! comm
 	log "installing samba (about 35 s)"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >&2
-	apt-get install -y -q --no-install-recommends samba samba-ad-dc winbind krb5-user ldap-utils openssl >&2
+	apt-get install -y -q samba samba-ad-dc winbind krb5-user ldap-utils openssl >&2
 fi
 
 if [[ ! -f $DIR/etc/smb.conf ]]; then
