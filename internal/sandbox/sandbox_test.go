@@ -1,0 +1,88 @@
+package sandbox_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/jobs"
+)
+
+// TestRunTwice is the sandbox's end-to-end check: the real job over every
+// fake imports on every customer the first time, reports the planted
+// possible duplicate, and the second run changes nothing anywhere.
+func TestRunTwice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env, err := sandbox.Start(ctx, sandbox.Options{Customers: 3, Accounts: 30, Seed: 7, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+
+	rep, err := env.Runner().Run(ctx, jobs.RunOptions{AllowSurge: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Customers) != 3 {
+		t.Fatalf("report has %d customers, want 3", len(rep.Customers))
+	}
+	dups := 0
+	for _, c := range rep.Customers {
+		if c.Status != jobs.StatusOK {
+			t.Errorf("first run: customer %s: status %s: %s", c.Customer, c.Status, c.Error)
+		}
+		if c.Counts.Imported == 0 {
+			t.Errorf("first run: customer %s imported nothing: %+v", c.Customer, c.Counts)
+		}
+		if c.Counts.Failed != 0 {
+			t.Errorf("first run: customer %s: %d accounts failed", c.Customer, c.Counts.Failed)
+		}
+		dups += c.Counts.PossibleDuplicates
+		t.Logf("first run: %s: %+v", c.Customer, c.Counts)
+	}
+	if dups == 0 {
+		t.Error("first run reported no possible duplicate; the sandbox plants one per customer")
+	}
+	created := map[string]int64{}
+	for _, r := range env.Requests() {
+		if r.Class == sandbox.ClassCreate {
+			created[r.Integration] += r.N
+		}
+	}
+	for _, in := range []string{sandbox.ITGlue, sandbox.ConnectWise, sandbox.Autotask, sandbox.SMTP} {
+		if created[in] == 0 {
+			t.Errorf("first run created nothing at %s; want every sink used: %v", in, env.Requests())
+		}
+	}
+
+	env.ResetRequests()
+	rep2, err := env.Runner().Run(ctx, jobs.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rep2.Customers {
+		if c.Status != jobs.StatusOK {
+			t.Errorf("second run: customer %s: status %s: %s", c.Customer, c.Status, c.Error)
+		}
+		if c.Counts.Imported != 0 {
+			t.Errorf("second run: customer %s imported %d accounts again", c.Customer, c.Counts.Imported)
+		}
+		if c.Counts.AlreadyImported == 0 {
+			t.Errorf("second run: customer %s found nothing already imported", c.Customer)
+		}
+	}
+	for _, r := range env.Requests() {
+		if r.Class == sandbox.ClassCreate {
+			t.Errorf("second run: %d %s %s requests, want none", r.N, r.Integration, r.Kind)
+		}
+		if r.Integration != sandbox.ActiveDirectory && r.Integration != sandbox.Graph && r.N > 0 && r.Class == sandbox.ClassList {
+			t.Errorf("second run listed %s (%s) %d times; nothing new needs an index", r.Integration, r.Kind, r.N)
+		}
+	}
+	if !strings.Contains(string(env.TenantYAML), "env:SANDBOX_ITGLUE_API_KEY") {
+		t.Error("tenant YAML does not refer to the IT Glue key by reference")
+	}
+}

@@ -1,0 +1,92 @@
+package sandbox
+
+import (
+	"strconv"
+
+	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/jobs"
+)
+
+// The environment variables the tenant's env: references name.
+const (
+	envITGlueKey   = "SANDBOX_ITGLUE_API_KEY"
+	envCWPublic    = "SANDBOX_CW_PUBLIC_KEY"
+	envCWPrivate   = "SANDBOX_CW_PRIVATE_KEY"
+	envCWClientID  = "SANDBOX_CW_CLIENT_ID"
+	envATUser      = "SANDBOX_AT_USERNAME"
+	envATSecret    = "SANDBOX_AT_SECRET"
+	envATCode      = "SANDBOX_AT_INTEGRATION_CODE"
+	envM365ID      = "SANDBOX_M365_CLIENT_ID"
+	envM365Secret  = "SANDBOX_M365_CLIENT_SECRET"
+	envADPassword  = "SANDBOX_AD_PASSWORD"
+	policyStandard = "Standard end users"
+	policyWelcome  = "Cloud staff with welcome email"
+	policyAdmins   = "Rotated admins"
+)
+
+func ref(name string) secret.Ref { return secret.Ref("env:" + name) }
+
+// tenant describes the MSP: every integration pointing at its fake, three
+// policies and the customers, and records the variables it refers to.
+func (e *Env) tenant() *jobs.Tenant {
+	rate := e.opts.rateSpec()
+	e.Vars[envITGlueKey] = e.ITGlue.APIKey
+	e.Vars[envCWPublic], e.Vars[envCWPrivate], e.Vars[envCWClientID] = e.ConnectWise.PublicKey, e.ConnectWise.PrivateKey, e.ConnectWise.ClientID
+	e.Vars[envATUser], e.Vars[envATSecret], e.Vars[envATCode] = e.Autotask.UserName, e.Autotask.Secret, e.Autotask.IntegrationCode
+	e.Vars[envM365ID], e.Vars[envM365Secret] = e.Graph.ClientID, e.Graph.ClientSecret
+
+	t := &jobs.Tenant{
+		Integrations: jobs.Integrations{
+			ITGlue:      &jobs.ITGlue{URL: e.ITGlue.URL, APIKey: ref(envITGlueKey), RateLimit: rate},
+			TechVault:   &jobs.TechVault{Enabled: true},
+			ConnectWise: &jobs.ConnectWise{URL: e.ConnectWise.URL, CompanyID: e.ConnectWise.CompanyID, PublicKey: ref(envCWPublic), PrivateKey: ref(envCWPrivate), ClientID: ref(envCWClientID), RateLimit: rate},
+			Autotask:    &jobs.Autotask{URL: e.Autotask.ZoneURL(), Username: ref(envATUser), Secret: ref(envATSecret), IntegrationCode: ref(envATCode), RateLimit: rate},
+			M365:        &jobs.M365App{ClientID: ref(envM365ID), ClientSecret: ref(envM365Secret), LoginURL: e.Graph.URL, GraphURL: e.Graph.URL},
+			SMTP: &jobs.SMTP{Host: e.SMTP.Host(), Port: e.SMTP.Port(), TLS: "none", From: "Sandbox MSP Service Desk <servicedesk@sandbox-msp.example>",
+				EnrollmentURL: "https://selfserve.sandbox-msp.example/enroll"},
+		},
+		Policies: []jobs.Policy{
+			{Name: policyStandard, Type: jobs.EndUser, Default: true, Description: "Match and create in the vault and PSA; no welcome email until roll-out.",
+				Options: jobs.Values{jobs.Paused: false, jobs.VaultMatch: true, jobs.VaultCreate: true, jobs.WelcomeEmail: false,
+					jobs.PSAMatch: true, jobs.PSACreate: true, jobs.SelfServe: true, jobs.M365Sync: true}},
+			{Name: policyWelcome, Type: jobs.EndUser, Description: "Rolled out: new staff get the welcome email.",
+				Options: jobs.Values{jobs.VaultMatch: true, jobs.VaultCreate: true, jobs.WelcomeEmail: true,
+					jobs.PSAMatch: true, jobs.PSACreate: true, jobs.SelfServe: true}},
+			{Name: policyAdmins, Type: jobs.Admin, Default: true, Description: "Administrators stored in the Technician Vault and rotated.",
+				Options: jobs.Values{jobs.Rotation: true, jobs.VaultMatch: true, jobs.VaultCreate: true}},
+		},
+	}
+	adPassword := ""
+	for _, c := range e.customers {
+		cu := jobs.Customer{ID: c.id, Name: c.name, PSA: jobs.PSAMapping{Kind: c.psaKind, CompanyID: strconv.Itoa(c.psaID)}}
+		if c.itglueOrg != 0 {
+			cu.Vault.ITGlueOrganizationID = strconv.Itoa(c.itglueOrg)
+		}
+		if c.ad != nil {
+			adPassword = c.ad.Password()
+			ad := &jobs.ADSource{URL: c.ad.URL(), CAFile: c.caFile, BindDN: c.ad.BindDN(), BindPassword: ref(envADPassword), BaseDN: c.dir.BaseDN}
+			if c.profile == hybrid {
+				ad.Select.Groups = []string{"CN=All Staff,OU=Groups,OU=Corp," + c.dir.BaseDN}
+			} else {
+				ad.Select.Builtin = []string{"Domain Users"}
+			}
+			cu.Sources.AD = ad
+		}
+		switch c.profile {
+		case hybrid:
+			cu.Sources.M365 = &jobs.M365Tenant{TenantID: c.tenantID, Select: jobs.M365Select{Roles: []string{"Global Administrator"}}}
+		case cloud:
+			cu.Sources.M365 = &jobs.M365Tenant{TenantID: c.tenantID, Select: jobs.M365Select{Groups: []string{"All Staff"}, Roles: []string{"Global Administrator"}}}
+			cu.Policies = map[jobs.AccountType]string{jobs.EndUser: policyWelcome}
+		case onPrem:
+			cu.Policies = map[jobs.AccountType]string{jobs.EndUser: jobs.NoPolicy}
+			cu.Options = map[jobs.AccountType]jobs.Values{jobs.EndUser: {jobs.VaultMatch: true, jobs.VaultCreate: true,
+				jobs.PSAMatch: true, jobs.PSACreate: true, jobs.SelfServe: true}}
+		}
+		t.Customers = append(t.Customers, cu)
+	}
+	if adPassword != "" {
+		e.Vars[envADPassword] = adPassword
+	}
+	return t
+}
