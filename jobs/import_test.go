@@ -272,6 +272,17 @@ func TestFirstRunSecondRunAndPolicyChange(t *testing.T) {
 		if _, err := jobs.VerifyAudit(context.Background(), s); err != nil {
 			t.Fatal(err)
 		}
+		// Every created or matched entry has its audit event.
+		actions := map[string]int{}
+		for e, err := range s.AuditEvents(context.Background(), jobs.AuditFilter{Customer: "acme"}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			actions[e.Action]++
+		}
+		if actions["import.account"] != 3 || actions["import.vault.created"] != 2 || actions["import.vault.matched"] != 1 || actions["import.psa.created"] != 1 || actions["import.psa.matched"] != 1 || actions["import.email.sent"] != 2 {
+			t.Fatalf("audit events by action: %v", actions)
+		}
 
 		// A second run with no change writes nothing anywhere.
 		events, creates, psaCreates, mails := auditCount(t, s), acme.vault.creates.Load(), acme.psa.creates.Load(), len(acme.mail.sent)

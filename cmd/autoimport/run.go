@@ -12,6 +12,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -184,7 +185,7 @@ func flags(f jobs.Flags) string {
 // schedule runs the scheduler until the context ends (SIGTERM).
 func (a *app) schedule(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), restclient.Collector{})
 	r := a.runner(reg)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -56,11 +56,35 @@ type Client struct {
 	cfg   Config
 	retry *retryablehttp.Client
 	stats stats
+	total *stats // shared by every client of the integration
 }
 
 type stats struct {
 	requests, retries, throttled atomic.Int64
 	limiterWait                  atomic.Int64 // nanoseconds
+}
+
+func (s *stats) snapshot() Stats {
+	return Stats{Requests: s.requests.Load(), Retries: s.retries.Load(), Throttled: s.throttled.Load(), LimiterWait: time.Duration(s.limiterWait.Load())}
+}
+
+// totals are every client's counters summed by integration, for metrics.
+var totals sync.Map // integration name -> *stats
+
+func totalsOf(integration string) *stats {
+	v, _ := totals.LoadOrStore(integration, &stats{})
+	return v.(*stats)
+}
+
+// Totals returns the counters of every client made in this process,
+// summed by integration.
+func Totals() map[string]Stats {
+	out := map[string]Stats{}
+	totals.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*stats).snapshot()
+		return true
+	})
+	return out
 }
 
 // Stats are a client's counters since it was made.
@@ -95,7 +119,7 @@ func New(cfg Config) *Client {
 		l.SetOutput(io.Discard)
 		cfg.Log = l
 	}
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, total: totalsOf(cfg.Integration)}
 	rc := retryablehttp.NewClient()
 	rc.Logger = nil
 	rc.HTTPClient = &http.Client{Transport: &pacedTransport{c: c}}
@@ -107,6 +131,7 @@ func New(cfg Config) *Client {
 	rc.RequestLogHook = func(_ retryablehttp.Logger, _ *http.Request, attempt int) {
 		if attempt > 0 {
 			c.stats.retries.Add(1)
+			c.total.retries.Add(1)
 		}
 	}
 	// Return the last response instead of a generic "giving up" error, so
@@ -121,12 +146,7 @@ func (c *Client) Integration() string { return c.cfg.Integration }
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
-	return Stats{
-		Requests:    c.stats.requests.Load(),
-		Retries:     c.stats.retries.Load(),
-		Throttled:   c.stats.throttled.Load(),
-		LimiterWait: time.Duration(c.stats.limiterWait.Load()),
-	}
+	return c.stats.snapshot()
 }
 
 // pacedTransport waits on the limiter, applies the per-attempt timeout,
@@ -141,8 +161,10 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		c.stats.limiterWait.Add(int64(time.Since(start)))
+		c.total.limiterWait.Add(int64(time.Since(start)))
 	}
 	c.stats.requests.Add(1)
+	c.total.requests.Add(1)
 	ctx, cancel := context.WithTimeout(req.Context(), c.cfg.Timeout)
 	start := time.Now()
 	resp, err := c.cfg.Transport.RoundTrip(req.WithContext(ctx))
@@ -159,6 +181,7 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.cfg.Log.WithFields(fields).Debug("api request")
 	if resp.StatusCode == http.StatusTooManyRequests {
 		c.stats.throttled.Add(1)
+		c.total.throttled.Add(1)
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil

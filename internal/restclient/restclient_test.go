@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 )
 
@@ -42,6 +44,15 @@ func TestRetriesThrottlingWithRetryAfter(t *testing.T) {
 	}
 	if s := c.Stats(); s.Requests != 2 || s.Retries != 1 || s.Throttled != 1 {
 		t.Fatalf("stats %+v", s)
+	}
+	if tot := Totals()["Test API"]; tot.Requests < 2 || tot.Throttled < 1 {
+		t.Fatalf("totals %+v", tot)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(Collector{})
+	n, err := testutil.GatherAndCount(reg, "autoimport_api_throttled_total")
+	if err != nil || n == 0 {
+		t.Fatalf("collector: %d series, %v", n, err)
 	}
 }
 
