@@ -245,16 +245,18 @@ func (c *Client) pages(ctx context.Context, customer, op, base string, fn func(*
 		if err != nil {
 			return wrap(customer, fmt.Sprintf("%s page %d", op, page), err)
 		}
-		fresh := 0
+		n := len(p.Passwords)
+		fresh := p.Passwords[:0]
 		for _, pw := range p.Passwords {
 			if !seen[pw.ID] {
 				seen[pw.ID] = true
-				fresh++
+				fresh = append(fresh, pw)
 			}
 		}
-		if len(p.Passwords) > 0 && fresh == 0 {
+		if n > 0 && len(fresh) == 0 {
 			return fmt.Errorf("%s: customer %s: %s page %d: the server repeated a page; stopping", Integration, customer, op, page)
 		}
+		p.Passwords = fresh
 		fn(p)
 		if p.NextPage == 0 {
 			return nil
@@ -262,7 +264,7 @@ func (c *Client) pages(ctx context.Context, customer, op, base string, fn func(*
 		if p.NextPage <= page {
 			return fmt.Errorf("%s: customer %s: %s page %d: %w: next-page %d does not move forward", Integration, customer, op, page, restclient.ErrMalformed, p.NextPage)
 		}
-		if len(p.Passwords) == 0 {
+		if n == 0 {
 			return fmt.Errorf("%s: customer %s: %s page %d: %w: an empty page names a next page", Integration, customer, op, page, restclient.ErrMalformed)
 		}
 		page = p.NextPage - 1

@@ -69,6 +69,9 @@ type Options struct {
 	// NoRetryAfter leaves Retry-After out of rate-limit answers (IT Glue's
 	// sending it is unconfirmed).
 	NoRetryAfter bool
+	// OmitCategoryNames leaves password-category-name null in password
+	// resources, as some list answers do, so clients must map ids to names.
+	OmitCategoryNames bool
 	// DenyCategoryCreate answers 403 to POST /password_categories.
 	DenyCategoryCreate bool
 	// Latency delays every answer.
@@ -681,6 +684,9 @@ func (s *Server) resourceLocked(p Password, withValue bool) map[string]any {
 	var catID, catName any
 	if p.CategoryID != 0 {
 		catID, catName = p.CategoryID, s.categories[p.CategoryID]
+		if s.opts.OmitCategoryNames {
+			catName = nil
+		}
 	}
 	null := func(v string) any {
 		if v == "" {
