@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/connect"
@@ -88,8 +89,9 @@ type Env struct {
 	// form is AUTOIMPORT_SECRET_KEY in Vars.
 	Key *secret.Key
 	// Vars are the environment variables the tenant's env: references
-	// name, plus AUTOIMPORT_DATABASE_URL and AUTOIMPORT_SECRET_KEY for
-	// pointing the autoimport command at the sandbox.
+	// name (SANDBOX_*, which Start sets in the process environment), plus
+	// AUTOIMPORT_DATABASE_URL and AUTOIMPORT_SECRET_KEY for pointing the
+	// autoimport command at the sandbox (which Start does not set).
 	Vars map[string]string
 
 	// The fakes.
@@ -214,6 +216,9 @@ func (e *Env) start(ctx context.Context) error {
 		}
 	}
 	for k, v := range e.Vars {
+		if !strings.HasPrefix(k, "SANDBOX_") {
+			continue // AUTOIMPORT_* are for a person's shell, not this process
+		}
 		if err := os.Setenv(k, v); err != nil {
 			return err
 		}
@@ -238,13 +243,24 @@ func (e *Env) Runner() *jobs.Runner {
 // Options returns the options in force, defaults filled in.
 func (e *Env) Options() Options { return e.opts }
 
-// Customers lists the ids of the simulated customers in order.
-func (e *Env) Customers() []string {
-	ids := make([]string, len(e.customers))
+// CustomerInfo describes one simulated customer.
+type CustomerInfo struct {
+	ID, Name string
+	// Profile says which kind of customer it is: "hybrid AD + M365",
+	// "M365 only" or "AD only".
+	Profile string
+	// Vault is where its end users' passwords go, PSA where its contacts
+	// live.
+	Vault, PSA string
+}
+
+// Customers describes the simulated customers in order.
+func (e *Env) Customers() []CustomerInfo {
+	out := make([]CustomerInfo, len(e.customers))
 	for i, c := range e.customers {
-		ids[i] = c.id
+		out[i] = CustomerInfo{ID: c.id, Name: c.name, Profile: c.profile.String(), Vault: c.vaultName(), PSA: c.psaName()}
 	}
-	return ids
+	return out
 }
 
 // Close stops every fake, closes the store and removes a temporary

@@ -73,6 +73,17 @@ var surnames = []string{"Garcia", "Smith", "Okafor", "Zhang", "Petrova", "Rossi"
 	"Dubois", "Cohen", "Novak", "Larsen", "Mensah", "Alvarez", "Becker", "Kowalski", "Sato", "Ionescu", "Farouk", "Walsh",
 	"Iyer", "Moreau"}
 
+func (c *customer) vaultName() string {
+	if c.itglueOrg != 0 {
+		return ITGlue
+	}
+	return "Technician Vault"
+}
+
+func (c *customer) psaName() string {
+	return map[string]string{"connectwise": ConnectWise, "autotask": Autotask}[c.psaKind]
+}
+
 // plan decides the customers: ids, profiles and sink mappings.
 func plan(o Options) []*customer {
 	out := make([]*customer, o.Customers)

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/msp-tools/autoimport/internal/restclient"
+	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks"
+)
+
+// graphRate is the requests per second internal/connect lets the MSP's
+// Graph app registration make (its limiter is fixed, not rate_limit).
+const graphRate = 50
+
+// benchReport is what `sandbox bench --json` writes.
+type benchReport struct {
+	Customers   int     `json:"customers"`
+	Accounts    int     `json:"accounts_per_customer"`
+	LatencyMS   float64 `json:"latency_ms"`
+	RateLimit   float64 `json:"rate_limit_per_s"`
+	FaultRate   float64 `json:"fault_rate"`
+	Seed        uint64  `json:"seed"`
+	Concurrency int     `json:"concurrency"`
+	GoVersion   string  `json:"go_version"`
+	CPUs        int     `json:"cpus"`
+	When        string  `json:"when"`
+	// SetupSeconds is the time to start and seed the fakes and apply the
+	// tenant.
+	SetupSeconds float64 `json:"setup_s"`
+	// PeakRSSBytes is the process's resident high-water mark (VmHWM) at
+	// the end: fakes, store and job together; 0 where /proc is missing.
+	PeakRSSBytes int64       `json:"peak_rss_bytes"`
+	Runs         []runResult `json:"runs"`
+}
+
+// runResult are one run's figures.
+type runResult struct {
+	Name       string  `json:"name"`
+	Seconds    float64 `json:"seconds"`
+	Status     string  `json:"status"`
+	Candidates int     `json:"candidates"`
+	Imported   int     `json:"imported"`
+	Failed     int     `json:"failed"`
+	// AccountsPerSecond counts every candidate account the run went
+	// through; ImportedPerSecond only those it imported.
+	AccountsPerSecond float64 `json:"accounts_per_s"`
+	ImportedPerSecond float64 `json:"imported_per_s"`
+	// Requests are the fakes' counts by integration and class (list,
+	// create, other), and per imported account when any was imported.
+	Requests    []requestFigure `json:"requests"`
+	WriteTotal  int64           `json:"write_requests"`
+	LimiterWait []limiterFigure `json:"limiter_wait"`
+	// LowerBound is the largest, over API credentials, of the requests
+	// made divided by the credential's allowed rate, plus one latency.
+	LowerBound      float64           `json:"lower_bound_s"`
+	BoundCredential string            `json:"lower_bound_credential"`
+	Bounds          []credentialBound `json:"bounds"`
+	Ratio           float64           `json:"ratio_to_lower_bound"`
+	// SerialEstimate is the longest customer's sequential writes times the
+	// latency: each customer's accounts are applied one at a time.
+	SerialEstimate float64 `json:"serial_estimate_s"`
+	SerialCustomer string  `json:"serial_estimate_customer"`
+	PeakHeapInuse  uint64  `json:"peak_heap_inuse_bytes"`
+}
+
+type requestFigure struct {
+	Integration string  `json:"integration"`
+	Class       string  `json:"class"`
+	N           int64   `json:"n"`
+	PerImported float64 `json:"per_imported,omitempty"`
+}
+
+type limiterFigure struct {
+	Integration string  `json:"integration"`
+	Clients     int     `json:"clients"`
+	Requests    int64   `json:"requests"`
+	Retries     int64   `json:"retries"`
+	Throttled   int64   `json:"throttled"`
+	WaitSeconds float64 `json:"wait_s"`
+}
+
+type credentialBound struct {
+	Credential string  `json:"credential"`
+	Requests   int64   `json:"requests"`
+	Rate       float64 `json:"rate_per_s"`
+	Seconds    float64 `json:"seconds"`
+}
+
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sandbox bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f flags
+	f.register(fs, 10, 100)
+	jsonFile := fs.String("json", "", "write the figures to this file as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sandbox bench [flags]: a first run and a no-change re-run over a scaled sandbox, measured")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sandbox bench: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if err := f.check(); err != nil {
+		fmt.Fprintln(stderr, "sandbox bench:", err)
+		return exitUsage
+	}
+	tempDir := f.dir == ""
+	opts, err := f.options()
+	if err != nil {
+		fmt.Fprintln(stderr, "sandbox bench:", err)
+		return exitFailed
+	}
+	if tempDir {
+		defer os.RemoveAll(opts.Dir)
+	}
+	fmt.Fprintf(stdout, "bench: %d customers x %d users, latency %s, %g requests/s per credential, fault rate %g, seed %d\n",
+		opts.Customers, opts.Accounts, opts.Latency, opts.RateLimit, opts.FaultRate, opts.Seed)
+	start := time.Now()
+	env, err := sandbox.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer env.Close()
+	o := env.Options()
+	br := benchReport{Customers: o.Customers, Accounts: o.Accounts, LatencyMS: float64(o.Latency) / float64(time.Millisecond), RateLimit: o.RateLimit,
+		FaultRate: o.FaultRate, Seed: o.Seed, Concurrency: o.Concurrency, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
+		When: time.Now().UTC().Format(time.RFC3339), SetupSeconds: time.Since(start).Seconds()}
+	fmt.Fprintf(stdout, "setup (fakes, seeding, tenant applied): %.1fs\n", br.SetupSeconds)
+
+	code := exitOK
+	for i, name := range []string{"first run", "no-change re-run"} {
+		if i > 0 {
+			env.ClearFaults()
+		}
+		rr, err := measure(ctx, env, name, jobs.RunOptions{AllowSurge: i == 0})
+		if err != nil {
+			fmt.Fprintln(stderr, "sandbox bench:", err)
+			return exitFailed
+		}
+		printRun(stdout, rr)
+		br.Runs = append(br.Runs, rr)
+		if rr.Status != jobs.StatusOK {
+			code = exitFailed
+		}
+	}
+	br.PeakRSSBytes = vmHWM()
+	if br.PeakRSSBytes > 0 {
+		fmt.Fprintf(stdout, "peak resident memory of the whole process (fakes included): %s\n", mib(uint64(br.PeakRSSBytes)))
+	}
+	if *jsonFile != "" {
+		b, err := json.MarshalIndent(br, "", "  ")
+		if err == nil {
+			err = os.WriteFile(*jsonFile, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "sandbox bench:", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "figures written to %s\n", *jsonFile)
+	}
+	return code
+}
+
+// measure runs the job once and collects the figures.
+func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOptions) (runResult, error) {
+	env.ResetRequests()
+	sc := &statsConnector{inner: env.Connector()}
+	r := env.Runner()
+	r.Connector = sc
+	peak := sampleHeap()
+	start := time.Now()
+	rep, err := r.Run(ctx, opt)
+	elapsed := time.Since(start)
+	heap := peak()
+	if err != nil {
+		return runResult{}, err
+	}
+	o := env.Options()
+	rr := runResult{Name: name, Seconds: elapsed.Seconds(), Status: rep.Status, Candidates: rep.Totals.Candidates, Imported: rep.Totals.Imported,
+		Failed: rep.Totals.Failed, PeakHeapInuse: heap}
+	rr.AccountsPerSecond = float64(rr.Candidates) / elapsed.Seconds()
+	rr.ImportedPerSecond = float64(rr.Imported) / elapsed.Seconds()
+
+	byClass := map[[2]string]int64{}
+	perCred := map[string]int64{}
+	for _, c := range env.Requests() {
+		byClass[[2]string{c.Integration, c.Class}] += c.N
+		if c.Class == sandbox.ClassCreate {
+			rr.WriteTotal += c.N
+		}
+		perCred[c.Integration] += c.N
+	}
+	for k, n := range byClass {
+		f := requestFigure{Integration: k[0], Class: k[1], N: n}
+		if rr.Imported > 0 {
+			f.PerImported = float64(n) / float64(rr.Imported)
+		}
+		rr.Requests = append(rr.Requests, f)
+	}
+	sort.Slice(rr.Requests, func(i, j int) bool {
+		a, b := rr.Requests[i], rr.Requests[j]
+		return a.Integration < b.Integration || a.Integration == b.Integration && a.Class < b.Class
+	})
+	rr.LimiterWait = sc.figures()
+
+	// The lower bound: each HTTP credential's requests at its allowed rate.
+	lat := o.Latency.Seconds()
+	for _, cr := range []struct {
+		name string
+		rate float64
+	}{{sandbox.ITGlue, o.RateLimit}, {sandbox.ConnectWise, o.RateLimit}, {sandbox.Autotask, o.RateLimit}, {sandbox.Graph, graphRate}} {
+		n := perCred[cr.name]
+		b := credentialBound{Credential: cr.name, Requests: n, Rate: cr.rate, Seconds: float64(n)/cr.rate + lat}
+		rr.Bounds = append(rr.Bounds, b)
+		if b.Seconds > rr.LowerBound {
+			rr.LowerBound, rr.BoundCredential = b.Seconds, cr.name
+		}
+	}
+	if rr.LowerBound > 0 {
+		rr.Ratio = rr.Seconds / rr.LowerBound
+	}
+	// Each customer's writes happen one account at a time.
+	info := map[string]sandbox.CustomerInfo{}
+	for _, c := range env.Customers() {
+		info[c.ID] = c
+	}
+	for _, c := range rep.Customers {
+		writes := c.Counts.PSACreated + 2*c.Counts.EmailsSent // the SMTP fake delays MAIL and DATA
+		if info[c.Customer].Vault != "Technician Vault" {
+			writes += c.Counts.VaultCreated
+		}
+		if s := float64(writes) * lat; s > rr.SerialEstimate {
+			rr.SerialEstimate, rr.SerialCustomer = s, c.Customer
+		}
+	}
+	return rr, nil
+}
+
+func printRun(w io.Writer, r runResult) {
+	fmt.Fprintf(w, "\n%s: %.2fs, status %s, %d candidate accounts, %d imported, %d failed\n", r.Name, r.Seconds, r.Status, r.Candidates, r.Imported, r.Failed)
+	fmt.Fprintf(w, "  accounts/s: %.1f (imported/s: %.1f)\n", r.AccountsPerSecond, r.ImportedPerSecond)
+	fmt.Fprintf(w, "  requests by integration and kind:\n")
+	for _, q := range r.Requests {
+		per := ""
+		if r.Imported > 0 {
+			per = fmt.Sprintf("  (%.3f per imported account)", q.PerImported)
+		}
+		fmt.Fprintf(w, "    %-18s %-7s %8d%s\n", q.Integration, q.Class, q.N, per)
+	}
+	fmt.Fprintf(w, "  write requests in all: %d\n", r.WriteTotal)
+	fmt.Fprintf(w, "  waiting on rate limiters (summed over clients):\n")
+	for _, l := range r.LimiterWait {
+		fmt.Fprintf(w, "    %-18s %8.2fs over %d requests (%d retries, %d throttled) by %d clients\n", l.Integration, l.WaitSeconds, l.Requests, l.Retries, l.Throttled, l.Clients)
+	}
+	fmt.Fprintf(w, "  lower bound: %.2fs (%s", r.LowerBound, r.BoundCredential)
+	for _, b := range r.Bounds {
+		fmt.Fprintf(w, "; %s %d req / %g/s", b.Credential, b.Requests, b.Rate)
+	}
+	fmt.Fprintf(w, ")\n  measured / lower bound: %.2fx\n", r.Ratio)
+	if r.SerialEstimate > 0 {
+		fmt.Fprintf(w, "  longest customer's sequential writes x latency: %.2fs (%s)\n", r.SerialEstimate, r.SerialCustomer)
+	}
+	fmt.Fprintf(w, "  peak heap in use: %s\n", mib(r.PeakHeapInuse))
+}
+
+// statsConnector records the REST clients a run makes, to read their
+// limiter waits afterwards.
+type statsConnector struct {
+	inner   jobs.Connector
+	mu      sync.Mutex
+	clients []namedStats
+}
+
+type statser interface{ Stats() restclient.Stats }
+
+type namedStats struct {
+	name string
+	s    statser
+}
+
+func (sc *statsConnector) Connect(ctx context.Context, t *jobs.Tenant, c jobs.Customer) (*jobs.Connections, error) {
+	conn, err := sc.inner.Connect(ctx, t, c)
+	if err != nil {
+		return nil, err
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	seen := map[statser]bool{}
+	add := func(name string, v any) {
+		if s, ok := v.(statser); ok && !seen[s] {
+			seen[s] = true
+			sc.clients = append(sc.clients, namedStats{name, s})
+		}
+	}
+	types := make([]jobs.AccountType, 0, len(conn.Vaults))
+	for typ := range conn.Vaults {
+		types = append(types, typ)
+	}
+	sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
+	for _, typ := range types {
+		var v sinks.Vault = conn.Vaults[typ]
+		add(v.Name(), v)
+	}
+	if conn.PSA != nil {
+		add(conn.PSA.Name(), conn.PSA)
+	}
+	if conn.M365 != nil {
+		add(sandbox.Graph, conn.M365)
+	}
+	return conn, nil
+}
+
+func (sc *statsConnector) figures() []limiterFigure {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	by := map[string]*limiterFigure{}
+	for _, c := range sc.clients {
+		f := by[c.name]
+		if f == nil {
+			f = &limiterFigure{Integration: c.name}
+			by[c.name] = f
+		}
+		s := c.s.Stats()
+		f.Clients++
+		f.Requests += s.Requests
+		f.Retries += s.Retries
+		f.Throttled += s.Throttled
+		f.WaitSeconds += s.LimiterWait.Seconds()
+	}
+	out := make([]limiterFigure, 0, len(by))
+	for _, f := range by {
+		out = append(out, *f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Integration < out[j].Integration })
+	return out
+}
+
+// sampleHeap samples HeapInuse until the returned function is called,
+// which returns the largest value seen.
+func sampleHeap() func() uint64 {
+	var mu sync.Mutex
+	var peak uint64
+	read := func() {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		mu.Lock()
+		peak = max(peak, m.HeapInuse)
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-stopped
+		read()
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+}
+
+// vmHWM is the process's peak resident set size from /proc/self/status,
+// or 0 where there is none.
+func vmHWM() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,317 @@
+// Command sandbox shows autoimport working end to end on one machine, with no
+// Active Directory, tenant or API key: it starts simulated customers'
+// directories, IT Glue, ConnectWise, Autotask, Microsoft Graph and an SMTP
+// relay on loopback, applies a generated tenant to a SQLite store, runs the
+// real import job, and prints what it did and where to look next.
+//
+//	go run ./cmd/sandbox                  # the demo
+//	go run ./cmd/sandbox --serve          # ... then keep the fakes up
+//	go run ./cmd/sandbox bench --customers 50 --accounts 200 --json bench.json
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/jobs"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1 // a customer failed or the sandbox could not start
+	exitUsage  = 2
+)
+
+// flags are the options both the demo and the benchmark take.
+type flags struct {
+	customers, accounts int
+	latency             time.Duration
+	rateLimit           float64
+	faultRate           float64
+	seed                uint64
+	dir                 string
+	concurrency         int
+}
+
+func (f *flags) register(fs *flag.FlagSet, customers, accounts int) {
+	fs.IntVar(&f.customers, "customers", customers, "number of simulated customers")
+	fs.IntVar(&f.accounts, "accounts", accounts, "directory users per customer")
+	fs.DurationVar(&f.latency, "latency", 0, "delay added to every answer of every fake, e.g. 20ms")
+	fs.Float64Var(&f.rateLimit, "rate-limit", 1000, "requests per second allowed per API credential (fakes and tenant rate_limit)")
+	fs.Float64Var(&f.faultRate, "fault-rate", 0, "share of HTTP requests answered 429 with Retry-After: 1, from 0 to 1")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of every generated name, id and entry")
+	fs.StringVar(&f.dir, "dir", "", "directory for the database, certificates and captured emails (default: a new temporary directory, kept)")
+	fs.IntVar(&f.concurrency, "concurrency", 0, "customers imported at once (default: all, up to 100)")
+}
+
+func (f *flags) check() error {
+	switch {
+	case f.customers < 1 || f.customers > 10000:
+		return fmt.Errorf("--customers must be from 1 to 10000")
+	case f.accounts < 1 || f.accounts > 1000000:
+		return fmt.Errorf("--accounts must be from 1 to 1000000")
+	case f.latency < 0:
+		return fmt.Errorf("--latency must not be negative")
+	case f.rateLimit <= 0:
+		return fmt.Errorf("--rate-limit must be positive")
+	case f.faultRate < 0 || f.faultRate > 1:
+		return fmt.Errorf("--fault-rate must be from 0 to 1")
+	case f.concurrency < 0:
+		return fmt.Errorf("--concurrency must not be negative")
+	}
+	return nil
+}
+
+// options turns the flags into sandbox options; a directory is made (and
+// kept) when none was named, so that what is printed stays true after exit.
+func (f *flags) options() (sandbox.Options, error) {
+	dir := f.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "autoimport-sandbox-")
+		if err != nil {
+			return sandbox.Options{}, err
+		}
+		dir = d
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return sandbox.Options{}, err
+	}
+	return sandbox.Options{Customers: f.customers, Accounts: f.accounts, Latency: f.latency, RateLimit: f.rateLimit,
+		FaultRate: f.faultRate, Seed: f.seed, Dir: abs, Concurrency: f.concurrency}, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "bench" {
+		return bench(ctx, args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: sandbox [flags]        start the fakes, apply a tenant, run the import, print a summary")
+		fmt.Fprintln(stderr, "       sandbox bench [flags]  measure the job over a scaled sandbox (see sandbox bench -h)")
+		fs.PrintDefaults()
+	}
+	var f flags
+	f.register(fs, 6, 40)
+	serve := fs.Bool("serve", false, "keep the fakes up after the run and print how to point autoimport at them")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sandbox: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if err := f.check(); err != nil {
+		fmt.Fprintln(stderr, "sandbox:", err)
+		return exitUsage
+	}
+	opts, err := f.options()
+	if err != nil {
+		fmt.Fprintln(stderr, "sandbox:", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "Starting a sandbox of %d customers with %d directory users each (seed %d) in %s\n", opts.Customers, opts.Accounts, opts.Seed, opts.Dir)
+	env, err := sandbox.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer env.Close()
+	if err := writeEnvFile(env); err != nil {
+		fmt.Fprintln(stderr, "sandbox:", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "Fakes on loopback: %d domain controllers (LDAPS), Microsoft Graph, IT Glue, ConnectWise PSA, Autotask, SMTP relay.\n", len(env.AD))
+	fmt.Fprintf(stdout, "Tenant applied to %s (file: %s).\n\n", env.DatabaseURL, filepath.Join(env.Dir, "tenant.yaml"))
+
+	fmt.Fprintln(stdout, "First import of every customer, approved past the surge guard as a technician would with --allow-surge:")
+	rep, err := env.Runner().Run(ctx, jobs.RunOptions{AllowSurge: true})
+	if err != nil {
+		fmt.Fprintln(stderr, "sandbox: run:", err)
+		return exitFailed
+	}
+	printSummary(stdout, env, rep)
+	printNext(stdout, env, rep)
+	if *serve {
+		printServe(stdout, env)
+		<-ctx.Done()
+		fmt.Fprintln(stdout, "Stopping the fakes.")
+	}
+	if rep.Failed() {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// writeEnvFile writes the variables a shell needs to point autoimport at
+// the sandbox, readable by the owner only.
+func writeEnvFile(env *sandbox.Env) error {
+	var b strings.Builder
+	b.WriteString("# source this file to point autoimport at the sandbox\n")
+	for _, kv := range env.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
+	}
+	return os.WriteFile(filepath.Join(env.Dir, "sandbox.env"), []byte(b.String()), 0o600)
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// printSummary writes one row per customer and the warnings.
+func printSummary(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
+	profiles := map[string]sandbox.CustomerInfo{}
+	for _, c := range env.Customers() {
+		profiles[c.ID] = c
+	}
+	rows := [][]string{{"CUSTOMER", "PROFILE", "VAULT", "PSA", "CANDIDATES", "IMPORTED", "MATCHED", "CREATED", "SKIPPED", "EMAILS", "WARNINGS", "STATUS"}}
+	var tot jobs.Counts
+	for _, c := range rep.Customers {
+		k := c.Counts
+		p := profiles[c.Customer]
+		rows = append(rows, []string{c.Customer, p.Profile, p.Vault, p.PSA, itoa(k.Candidates), itoa(k.Imported),
+			itoa(k.VaultMatched + k.PSAMatched), itoa(k.VaultCreated + k.PSACreated), itoa(k.Skipped), itoa(k.EmailsSent),
+			itoa(k.PossibleDuplicates + k.Ambiguous), c.Status})
+		addCounts(&tot, k)
+	}
+	rows = append(rows, []string{"TOTAL", "", "", "", itoa(tot.Candidates), itoa(tot.Imported), itoa(tot.VaultMatched + tot.PSAMatched),
+		itoa(tot.VaultCreated + tot.PSACreated), itoa(tot.Skipped), itoa(tot.EmailsSent), itoa(tot.PossibleDuplicates + tot.Ambiguous), rep.Status})
+	table(w, rows)
+	fmt.Fprintf(w, "MATCHED and CREATED count vault entries and PSA contacts together: vault %d matched, %d created; PSA %d matched, %d created.\n",
+		tot.VaultMatched, tot.VaultCreated, tot.PSAMatched, tot.PSACreated)
+	fmt.Fprintf(w, "Took %s.\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+
+	var warnings, errs []string
+	for _, c := range rep.Customers {
+		if c.Error != "" {
+			errs = append(errs, c.Error)
+		}
+		for _, a := range c.Accounts {
+			for _, s := range []jobs.SinkStep{a.Vault, a.PSA} {
+				if s.Warning != "" {
+					warnings = append(warnings, fmt.Sprintf("%s: %s (%s): %s", c.Customer, a.Username, a.Source, s.Warning))
+				}
+			}
+			if a.Action == jobs.ActionAmbiguous {
+				warnings = append(warnings, fmt.Sprintf("%s: %s (%s): ambiguous, nothing created: %s", c.Customer, a.Username, a.Source, a.Reason))
+			}
+		}
+	}
+	if len(warnings) > 0 {
+		fmt.Fprintf(w, "\nWarnings (%d):\n", len(warnings))
+		for _, s := range warnings {
+			fmt.Fprintln(w, "  "+s)
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(w, "\nErrors (%d):\n", len(errs))
+		for _, s := range errs {
+			fmt.Fprintln(w, "  "+s)
+		}
+	}
+}
+
+// printNext says where to look next.
+func printNext(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
+	first := ""
+	if len(rep.Customers) > 0 {
+		first = rep.Customers[0].Customer
+	}
+	mails, _ := filepath.Glob(filepath.Join(env.MailDir, "*.eml"))
+	fmt.Fprintf(w, "\nWhere to look next:\n")
+	fmt.Fprintf(w, "  export AUTOIMPORT_DATABASE_URL=%s\n", env.DatabaseURL)
+	fmt.Fprintf(w, "  go run ./cmd/autoimport customer list\n")
+	fmt.Fprintf(w, "  go run ./cmd/autoimport options show --customer %s\n", first)
+	fmt.Fprintf(w, "  go run ./cmd/autoimport audit list --customer %s\n", first)
+	fmt.Fprintf(w, "  go run ./cmd/autoimport audit verify\n")
+	fmt.Fprintf(w, "  welcome emails captured by the SMTP fake: %s (%d messages)\n", env.MailDir, len(mails))
+	fmt.Fprintf(w, "  every variable the tenant refers to: source %s\n", filepath.Join(env.Dir, "sandbox.env"))
+	fmt.Fprintf(w, "  keep the fakes up for autoimport run --once: go run ./cmd/sandbox --serve\n")
+}
+
+// printServe lists the fakes and the variables for a shell.
+func printServe(w io.Writer, env *sandbox.Env) {
+	fmt.Fprintln(w, "\nThe fakes stay up until Ctrl-C:")
+	ids := make([]string, 0, len(env.AD))
+	for id := range env.AD {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		fmt.Fprintf(w, "  Active Directory of %-20s %s\n", id, env.AD[id].URL())
+	}
+	fmt.Fprintf(w, "  Microsoft Graph and login          %s\n", env.Graph.URL)
+	fmt.Fprintf(w, "  IT Glue                            %s\n", env.ITGlue.URL)
+	fmt.Fprintf(w, "  ConnectWise PSA                    %s\n", env.ConnectWise.URL)
+	fmt.Fprintf(w, "  Autotask                           %s\n", env.Autotask.ZoneURL())
+	fmt.Fprintf(w, "  SMTP relay (plain, loopback)       %s\n", env.SMTP.Addr())
+	fmt.Fprintln(w, "\nIn another shell (these credentials are the fakes' own test values):")
+	for _, kv := range env.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(w, "  export %s=%s\n", k, shellQuote(v))
+	}
+	fmt.Fprintln(w, "  go run ./cmd/autoimport run --once --dry-run")
+}
+
+func table(w io.Writer, rows [][]string) {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i >= 4 && i < len(r)-1 {
+				fmt.Fprintf(&b, "%*s", width[i], c)
+			} else {
+				fmt.Fprintf(&b, "%-*s", width[i], c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
+
+func addCounts(t *jobs.Counts, c jobs.Counts) {
+	t.Candidates += c.Candidates
+	t.Imported += c.Imported
+	t.AlreadyImported += c.AlreadyImported
+	t.Skipped += c.Skipped
+	t.Ambiguous += c.Ambiguous
+	t.Failed += c.Failed
+	t.Held += c.Held
+	t.VaultMatched += c.VaultMatched
+	t.VaultCreated += c.VaultCreated
+	t.PSAMatched += c.PSAMatched
+	t.PSACreated += c.PSACreated
+	t.EmailsSent += c.EmailsSent
+	t.PossibleDuplicates += c.PossibleDuplicates
+}
