@@ -614,6 +614,10 @@ func (c *Client) Create(ctx context.Context, scope sinks.VaultScope, e sinks.New
 	u := fmt.Sprintf("%s/organizations/%d/relationships/passwords?show_password=false", c.base, org)
 	raw, status, path, err := c.read(ctx, restclient.Request{Method: http.MethodPost, URL: u, Header: hdr, Body: body, Customer: scope.Customer, Secret: true})
 	if err != nil {
+		var re *restclient.Error
+		if errors.As(err, &re) && (re.Status == http.StatusForbidden || re.Status == http.StatusUnauthorized) {
+			op += " (writing passwords needs the API key's Password Access option)"
+		}
 		return sinks.VaultEntry{}, wrap(scope.Customer, op, err)
 	}
 	pw, err := DecodePassword(raw)

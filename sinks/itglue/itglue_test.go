@@ -448,3 +448,20 @@ func TestNoSecretInLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestNoPasswordAccess(t *testing.T) {
+	srv := startServer(t, itgluetest.Options{NoPasswordAccess: true})
+	srv.AddOrganization(7, "Acme")
+	srv.AddCategory("Active Directory")
+	srv.AddPassword(itgluetest.Password{OrganizationID: 7, Name: "Jane", Username: "jdoe", Value: "x"}, "Active Directory")
+	c := newClient(t, srv, nil)
+	// Listing needs no Password Access.
+	ix, err := c.Index(context.Background(), acme)
+	if err != nil || ix.Len() != 1 {
+		t.Fatalf("index: %v", err)
+	}
+	_, err = c.Create(context.Background(), acme, sinks.NewVaultEntry{Name: "x", Username: "x", Category: "Active Directory", Password: "p"})
+	if err == nil || !strings.Contains(err.Error(), "Password Access") || !strings.Contains(err.Error(), "HTTP 403") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -57,7 +57,8 @@ type Options struct {
 	// APIKey is the key the server accepts (default DefaultAPIKey).
 	APIKey string
 	// NoPasswordAccess makes the key one without Password Access: shows
-	// never carry the value.
+	// never carry the value and creating a password is refused (403);
+	// listings still work.
 	NoPasswordAccess bool
 	// ClampPageSize reduces a page[size] above 1,000 to 1,000 instead of
 	// answering 400.
@@ -731,6 +732,10 @@ type newPassword struct {
 }
 
 func (s *Server) createPassword(w http.ResponseWriter, r *http.Request, org int) {
+	if s.opts.NoPasswordAccess {
+		writeError(w, http.StatusForbidden, "Forbidden", "This API key does not have password access")
+		return
+	}
 	var doc resourceDoc
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err := json.Unmarshal(body, &doc); err != nil || len(doc.Data) == 0 {
