@@ -71,7 +71,7 @@ type Config struct {
 	// Log receives one debug line per request.
 	Log logrus.FieldLogger
 	// Timeout, MaxRetries, MinWait and MaxWait tune restclient (zero means
-	// its defaults).
+	// its defaults; a negative MaxRetries means no retry).
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration

@@ -1,0 +1,87 @@
+package connectwise_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msp-tools/autoimport/sinks"
+	"github.com/msp-tools/autoimport/sinks/connectwise"
+	"github.com/msp-tools/autoimport/sinks/connectwise/cwtest"
+	"github.com/sirupsen/logrus"
+)
+
+func TestTimeoutRetried(t *testing.T) {
+	srv := newServer(t, cwtest.Options{})
+	srv.Generate(250, 5, 1)
+	srv.Inject(cwtest.Fault{Kind: cwtest.KindListContacts, Latency: 2 * time.Second})
+	c := newClient(t, srv, func(c *connectwise.Config) { c.Timeout = 100 * time.Millisecond })
+	ix, err := c.Index(context.Background(), scope)
+	if err != nil || ix.Len() != 5 {
+		t.Fatalf("Index after a timed-out attempt = %v, %v", ix, err)
+	}
+	if c.Stats().Retries != 1 {
+		t.Errorf("retries = %d, want 1", c.Stats().Retries)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	srv := newServer(t, cwtest.Options{})
+	srv.Generate(250, 150, 1)
+	c := newClient(t, srv, func(c *connectwise.Config) { c.PageSize = 50 })
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 8 {
+		wg.Go(func() {
+			if _, err := c.Index(context.Background(), scope); err != nil {
+				errs <- err
+			}
+			if _, err := c.Create(context.Background(), scope, sinks.NewContact{FirstName: "G", LastName: fmt.Sprint(g), Email: fmt.Sprintf("g%d@acme.example", g)}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := srv.Count(cwtest.KindCreateContact); n != 8 {
+		t.Errorf("creates counted %d, want 8", n)
+	}
+	if n := len(srv.Contacts(250)); n != 158 {
+		t.Errorf("stored %d contacts, want 158", n)
+	}
+	if n := srv.Count(cwtest.KindCommTypes); n < 1 || n > 8 {
+		t.Errorf("communication type lookups = %d", n)
+	}
+}
+
+func TestLogsCarryNoSecrets(t *testing.T) {
+	var buf bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&buf)
+	log.SetLevel(logrus.DebugLevel)
+	srv := newServer(t, cwtest.Options{})
+	srv.Generate(250, 3, 1)
+	c := newClient(t, srv, func(c *connectwise.Config) { c.Log = log })
+	if _, err := c.Index(context.Background(), scope); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(context.Background(), scope, sinks.NewContact{FirstName: "A", LastName: "B", Email: "a@b.example"}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "/company/contacts") {
+		t.Fatalf("no request logged: %q", out)
+	}
+	for _, secret := range []string{srv.PrivateKey, srv.PublicKey + ":"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log carries %q", secret)
+		}
+	}
+}
