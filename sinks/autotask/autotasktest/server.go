@@ -72,6 +72,9 @@ type Options struct {
 	SlowHalf, SlowThreeQuarters time.Duration
 	// RefusalStatus answers calls over the threshold (default 429).
 	RefusalStatus int
+	// Threads is how many requests per endpoint run at once; more wait
+	// their turn, as Autotask queues them (default 3; negative: no limit).
+	Threads int
 	// ZoneURLQuirk makes zone discovery return the API URL with a double
 	// slash and no trailing slash, as it occasionally does.
 	ZoneURLQuirk bool
@@ -130,6 +133,9 @@ type Server struct {
 	latency   time.Duration
 	window    []time.Time // times of counted API calls in the rolling window
 	now       func() time.Time
+	slots     map[string]chan struct{} // per endpoint kind
+	running   map[string]int
+	peak      map[string]int
 }
 
 type pageState struct {
@@ -161,6 +167,9 @@ func NewServer(o Options) *Server {
 	if o.SlowThreeQuarters == 0 {
 		o.SlowThreeQuarters = time.Second
 	}
+	if o.Threads == 0 {
+		o.Threads = 3
+	}
 	if o.RefusalStatus == 0 {
 		o.RefusalStatus = http.StatusTooManyRequests
 	}
@@ -174,6 +183,9 @@ func NewServer(o Options) *Server {
 		counts:    map[string]int64{},
 		latency:   o.Latency,
 		now:       time.Now,
+		slots:     map[string]chan struct{}{},
+		running:   map[string]int{},
+		peak:      map[string]int{},
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	s.URL = s.srv.URL
@@ -430,6 +442,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if kind != KindThreshold && !s.throttle(w, r) {
 		return
 	}
+	if !s.acquire(r, kind) {
+		return
+	}
+	defer s.release(kind)
 	rest = strings.ToLower(rest)
 	switch {
 	case kind == KindQueryContacts && strings.HasSuffix(rest, "/next"):
@@ -452,6 +468,49 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeErrors(w, http.StatusNotFound, "No HTTP resource was found that matches the request URI.")
 	}
+}
+
+// acquire takes one of the endpoint's thread slots, waiting while they are
+// all busy.
+func (s *Server) acquire(r *http.Request, kind string) bool {
+	if s.opts.Threads < 0 {
+		return true
+	}
+	s.mu.Lock()
+	ch := s.slots[kind]
+	if ch == nil {
+		ch = make(chan struct{}, s.opts.Threads)
+		s.slots[kind] = ch
+	}
+	s.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	case <-r.Context().Done():
+		return false
+	}
+	s.mu.Lock()
+	s.running[kind]++
+	s.peak[kind] = max(s.peak[kind], s.running[kind])
+	s.mu.Unlock()
+	return true
+}
+
+func (s *Server) release(kind string) {
+	if s.opts.Threads < 0 {
+		return
+	}
+	s.mu.Lock()
+	s.running[kind]--
+	ch := s.slots[kind]
+	s.mu.Unlock()
+	<-ch
+}
+
+// PeakConcurrency is the most requests of a kind that ran at once.
+func (s *Server) PeakConcurrency(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak[kind]
 }
 
 func sleep(r *http.Request, d time.Duration) bool {
