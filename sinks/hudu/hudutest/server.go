@@ -199,6 +199,15 @@ func (s *Server) AddCompany(id int, name string) {
 	s.companies[id] = &Company{ID: id, Name: name}
 }
 
+// PutCompany adds or replaces a company with every field, e.g. one that
+// syncs with a PSA company (IDInIntegration).
+func (s *Server) PutCompany(c Company) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cc := c
+	s.companies[c.ID] = &cc
+}
+
 // AddPassword stores an asset password (its company is created when
 // missing) and returns its id; a zero ID is assigned.
 func (s *Server) AddPassword(p AssetPassword) int {
@@ -639,11 +648,11 @@ func (s *Server) listCompanies(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	name := r.URL.Query().Get("name")
+	name, integ := r.URL.Query().Get("name"), r.URL.Query().Get("id_in_integration")
 	s.mu.Lock()
 	var all []Company
 	for _, c := range s.companies {
-		if name == "" || strings.EqualFold(name, c.Name) {
+		if (name == "" || strings.EqualFold(name, c.Name)) && (integ == "" || integ == c.IDInIntegration) {
 			all = append(all, *c)
 		}
 	}
