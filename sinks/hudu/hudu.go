@@ -53,8 +53,9 @@ type Config struct {
 	URL string
 	// APIKey is the resolved API key.
 	APIKey string
-	// Rate paces requests, shared by every client with the same key, e.g.
-	// "300/m" (default DefaultRate).
+	// Rate paces requests, shared by every client of the same instance
+	// (Hudu limits per instance, whichever key is used), e.g. "300/m"
+	// (default DefaultRate).
 	Rate string
 	// Burst is the limiter's burst (default 1).
 	Burst int
@@ -65,7 +66,8 @@ type Config struct {
 	// Log receives one debug line per request; never a password.
 	Log logrus.FieldLogger
 	// Timeout, MaxRetries, MinWait and MaxWait tune restclient (zero means
-	// its defaults). Hudu's 429 may come without Retry-After.
+	// its defaults, except MinWait: 5 s, because Hudu's 429 may come
+	// without Retry-After and its window may be minutes long).
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
@@ -112,6 +114,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = DefaultPageSize
 	}
+	if cfg.MinWait <= 0 {
+		cfg.MinWait = 5 * time.Second
+	}
 	if cfg.Log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
@@ -131,7 +136,7 @@ func New(cfg Config) (*Client, error) {
 			MaxRetries:  cfg.MaxRetries,
 			MinWait:     cfg.MinWait,
 			MaxWait:     cfg.MaxWait,
-			Limiter:     restclient.SharedLimiter(Integration, strings.ToLower(u.Host)+"\x00"+cfg.APIKey, rate.Limit(lim), cfg.Burst),
+			Limiter:     restclient.SharedLimiter(Integration, strings.ToLower(u.Host), rate.Limit(lim), cfg.Burst),
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
 		}),

@@ -20,8 +20,8 @@ import (
 func startServer(t testing.TB, o hudutest.Options) *hudutest.Server {
 	t.Helper()
 	if o.APIKey == "" {
-		// Limiters are shared per instance and key across the process: a
-		// key per test keeps tests apart.
+		// Each fake listens on its own port, so each gets its own shared
+		// limiter; a key per test keeps failures readable.
 		o.APIKey = "hudu.test." + strings.ReplaceAll(t.Name(), "/", ".")
 	}
 	srv := hudutest.NewServer(o)
