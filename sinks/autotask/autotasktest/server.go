@@ -408,6 +408,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if f != nil {
 		lat += f.Latency
 	}
+	// Zone calls are exempt from the thread limit.
+	if kind != KindZone && kind != KindOther {
+		if !s.acquire(r, kind) {
+			return
+		}
+		defer s.release(kind)
+	}
 	if !sleep(r, lat) {
 		return
 	}
@@ -442,10 +449,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if kind != KindThreshold && !s.throttle(w, r) {
 		return
 	}
-	if !s.acquire(r, kind) {
-		return
-	}
-	defer s.release(kind)
+
 	rest = strings.ToLower(rest)
 	switch {
 	case kind == KindQueryContacts && strings.HasSuffix(rest, "/next"):

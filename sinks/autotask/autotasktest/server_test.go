@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func call(t *testing.T, s *Server, method, path, body string, hdr map[string]string) (int, string) {
@@ -121,4 +122,67 @@ func FuzzCompileFilter(f *testing.F) {
 		}
 		_ = p(c)
 	})
+}
+
+func TestGenerate(t *testing.T) {
+	a, b := NewServer(Options{}), NewServer(Options{})
+	defer a.Close()
+	defer b.Close()
+	a.Generate(1, 1000, 42)
+	b.Generate(1, 1000, 42)
+	ca, cb := a.Contacts(1), b.Contacts(1)
+	names, emails := map[string]int{}, map[string]int{}
+	for i := range ca {
+		if ca[i] != cb[i] {
+			t.Fatalf("same seed, different contact %d: %+v vs %+v", i, ca[i], cb[i])
+		}
+		names[ca[i].FirstName+" "+ca[i].LastName]++
+		if ca[i].EmailAddress != "" {
+			emails[ca[i].EmailAddress]++
+		}
+	}
+	dup := 0
+	for _, n := range names {
+		if n > 1 {
+			dup++
+		}
+	}
+	if dup == 0 || dup > 100 {
+		t.Errorf("%d duplicate names in 1000, want some", dup)
+	}
+	for e, n := range emails {
+		if n > 1 {
+			t.Errorf("email %s used %d times", e, n)
+		}
+	}
+}
+
+func TestThreadLimit(t *testing.T) {
+	s := NewServer(Options{Latency: 30 * time.Millisecond})
+	defer s.Close()
+	s.AddCompany(123, "Acme")
+	statuses := make(chan int, 10)
+	for range 10 {
+		go func() {
+			req, _ := http.NewRequest("POST", s.URL+"/ATServicesRest/V1.0/Contacts/query", strings.NewReader(`{"filter":[{"op":"eq","field":"companyID","value":123}]}`))
+			req.Header.Set("UserName", s.UserName)
+			req.Header.Set("Secret", s.Secret)
+			req.Header.Set("ApiIntegrationCode", s.IntegrationCode)
+			resp, err := s.Client().Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	for range 10 {
+		if st := <-statuses; st != 200 {
+			t.Errorf("status %d", st)
+		}
+	}
+	if p := s.PeakConcurrency(KindQueryContacts); p != 3 {
+		t.Errorf("peak concurrency = %d, want 3", p)
+	}
 }

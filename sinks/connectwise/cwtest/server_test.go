@@ -98,3 +98,40 @@ func FuzzParseConditions(f *testing.F) {
 		_ = c(func(f string) (any, bool) { return "x", true })
 	})
 }
+
+func TestGenerate(t *testing.T) {
+	a, b := NewServer(Options{}), NewServer(Options{})
+	defer a.Close()
+	defer b.Close()
+	a.Generate(1, 1000, 42)
+	b.Generate(1, 1000, 42)
+	ca, cb := a.Contacts(1), b.Contacts(1)
+	names, emails := map[string]int{}, map[string]int{}
+	for i := range ca {
+		x, y := ca[i], cb[i]
+		if x.ID != y.ID || x.FirstName != y.FirstName || x.LastName != y.LastName || x.Email != y.Email || x.Inactive != y.Inactive {
+			t.Fatalf("same seed, different contact %d: %+v vs %+v", i, ca[i], cb[i])
+		}
+		names[ca[i].FirstName+" "+ca[i].LastName]++
+		if ca[i].Email != "" {
+			emails[ca[i].Email]++
+		}
+	}
+	dup := 0
+	for _, n := range names {
+		if n > 1 {
+			dup++
+		}
+	}
+	if dup == 0 || dup > 100 {
+		t.Errorf("%d duplicate names in 1000, want some", dup)
+	}
+	for e, n := range emails {
+		if n > 1 {
+			t.Errorf("email %s used %d times", e, n)
+		}
+	}
+	if len(emails) == 1000 || len(emails) < 900 {
+		t.Errorf("%d of 1000 with email, want most but not all", len(emails))
+	}
+}

@@ -139,3 +139,36 @@ func FuzzCreateBody(f *testing.F) {
 		}
 	})
 }
+
+func TestGenerate(t *testing.T) {
+	a, b := NewServer(Options{}), NewServer(Options{})
+	defer a.Close()
+	defer b.Close()
+	a.Generate(1, 1000, 42)
+	b.Generate(1, 1000, 42)
+	ua, ub := a.Users(1), b.Users(1)
+	names, emails := map[string]int{}, map[string]int{}
+	for i := range ua {
+		if ua[i] != ub[i] {
+			t.Fatalf("same seed, different user %d: %+v vs %+v", i, ua[i], ub[i])
+		}
+		names[ua[i].Name]++
+		if ua[i].EmailAddress != "" {
+			emails[ua[i].EmailAddress]++
+		}
+	}
+	dup := 0
+	for _, n := range names {
+		if n > 1 {
+			dup++
+		}
+	}
+	if dup == 0 || dup > 100 {
+		t.Errorf("%d duplicate names in 1000, want some", dup)
+	}
+	for e, n := range emails {
+		if n > 1 {
+			t.Errorf("email %s used %d times", e, n)
+		}
+	}
+}
