@@ -604,8 +604,12 @@ func (c *Client) Create(ctx context.Context, scope sinks.VaultScope, e sinks.New
 		if err != nil {
 			return sinks.VaultEntry{}, err
 		}
-		n, _ := strconv.Atoi(id)
-		attrs["password-category-id"] = n
+		// Ids are strings in data[].id but numbers inside attributes.
+		if n, err := strconv.Atoi(id); err == nil {
+			attrs["password-category-id"] = n
+		} else {
+			attrs["password-category-id"] = id
+		}
 	}
 	body := map[string]any{"data": map[string]any{"type": "passwords", "attributes": attrs}}
 	hdr := c.header.Clone()
