@@ -326,6 +326,9 @@ func (c *Client) Index(ctx context.Context, scope sinks.PSAScope) (*sinks.Contac
 			if it.ID <= 0 {
 				return nil, fmt.Errorf("%s: customer %s: %s: %w: contact without an id", Integration, scope.Customer, op, restclient.ErrMalformed)
 			}
+			if it.CompanyID != 0 && it.CompanyID != id {
+				return nil, fmt.Errorf("%s: customer %s: %s: contact %d belongs to company %d: the server ignored the filter", Integration, scope.Customer, op, it.ID, it.CompanyID)
+			}
 			if seen[it.ID] {
 				continue
 			}

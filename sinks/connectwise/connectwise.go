@@ -263,6 +263,9 @@ func (c *Client) Index(ctx context.Context, scope sinks.PSAScope) (*sinks.Contac
 			if ct.ID <= 0 {
 				return nil, fmt.Errorf("%s: customer %s: list contacts of company %d page %d: %w: contact without an id", Integration, scope.Customer, id, page, restclient.ErrMalformed)
 			}
+			if ct.Company != nil && ct.Company.ID != 0 && ct.Company.ID != id {
+				return nil, fmt.Errorf("%s: customer %s: list contacts of company %d page %d: contact %d belongs to company %d: the server ignored the condition", Integration, scope.Customer, id, page, ct.ID, ct.Company.ID)
+			}
 			if seen[ct.ID] {
 				continue
 			}
