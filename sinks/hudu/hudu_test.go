@@ -15,6 +15,7 @@ import (
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/hudu"
 	"github.com/msp-tools/autoimport/sinks/hudu/hudutest"
+	"github.com/sirupsen/logrus"
 )
 
 func startServer(t testing.TB, o hudutest.Options) *hudutest.Server {
@@ -349,5 +350,32 @@ func TestSharedKeyRate(t *testing.T) {
 	}
 	if floor := time.Duration(n-1) * time.Second / perSecond / 2; arrivals[n-1].Sub(start) < floor {
 		t.Errorf("%d requests arrived within %v; %d/s needs at least %v", n, arrivals[n-1].Sub(start), perSecond, floor)
+	}
+}
+
+// TestNoSecretInLogs runs a create and an index at debug level and looks
+// for password values and the key in everything logged.
+func TestNoSecretInLogs(t *testing.T) {
+	srv := startServer(t, hudutest.Options{})
+	srv.AddPassword(hudutest.AssetPassword{CompanyID: 7, Name: "Jane", Username: "jdoe", Password: "Stored-Secret", PasswordType: "Active Directory"})
+	var buf strings.Builder
+	log := logrus.New()
+	log.SetOutput(&buf)
+	log.SetLevel(logrus.DebugLevel)
+	c := newClient(t, srv, func(c *hudu.Config) { c.Log = log })
+	if _, err := c.Create(context.Background(), acme, sinks.NewVaultEntry{Name: "x", Username: "x", Password: "Initial-Secret"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Index(context.Background(), acme); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "api request") {
+		t.Fatalf("expected request lines, got:\n%s", out)
+	}
+	for _, secret := range []string{"Initial-Secret", "Stored-Secret", srv.APIKey} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log carries a secret:\n%s", out)
+		}
 	}
 }
