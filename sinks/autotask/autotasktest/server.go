@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -58,6 +59,9 @@ const MaxRecords = 500
 
 // Options configures a Server. Zero values pick the defaults.
 type Options struct {
+	// Addr is the listen address, e.g. "127.0.0.1:8081" for a sandbox
+	// (default a free loopback port).
+	Addr string
 	// UserName, Secret and IntegrationCode are the credentials the server
 	// accepts (defaults are fixed test values).
 	UserName, Secret, IntegrationCode string
@@ -144,8 +148,18 @@ type pageState struct {
 	max   int
 }
 
-// NewServer starts a fake on loopback.
+// NewServer starts a fake on loopback; it panics when it cannot listen on
+// Options.Addr (use Start to get the error instead).
 func NewServer(o Options) *Server {
+	s, err := Start(o)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start starts a fake on Options.Addr, or on a free loopback port.
+func Start(o Options) (*Server, error) {
 	if o.UserName == "" {
 		o.UserName = DefaultUserName
 	}
@@ -187,9 +201,18 @@ func NewServer(o Options) *Server {
 		running:   map[string]int{},
 		peak:      map[string]int{},
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if o.Addr != "" {
+		l, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = l
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
-	return s
+	return s, nil
 }
 
 // Close shuts the server down.

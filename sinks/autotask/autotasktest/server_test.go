@@ -186,3 +186,17 @@ func TestThreadLimit(t *testing.T) {
 		t.Errorf("peak concurrency = %d, want 3", p)
 	}
 }
+
+func TestStartOnAddr(t *testing.T) {
+	a, err := Start(Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !strings.HasPrefix(a.URL, "http://127.0.0.1:") || strings.HasSuffix(a.URL, ":0") {
+		t.Errorf("URL = %q", a.URL)
+	}
+	if _, err := Start(Options{Addr: strings.TrimPrefix(a.URL, "http://")}); err == nil {
+		t.Error("a second server started on a busy address")
+	}
+}

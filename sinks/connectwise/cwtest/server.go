@@ -25,6 +25,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -57,6 +58,9 @@ const (
 
 // Options configures a Server. Zero values pick the defaults.
 type Options struct {
+	// Addr is the listen address, e.g. "127.0.0.1:8081" for a sandbox
+	// (default a free loopback port).
+	Addr string
 	// CompanyID, PublicKey, PrivateKey and ClientID are the credentials the
 	// server accepts (defaults are fixed test values).
 	CompanyID, PublicKey, PrivateKey, ClientID string
@@ -139,8 +143,18 @@ type Server struct {
 	latency   time.Duration
 }
 
-// NewServer starts a fake on loopback.
+// NewServer starts a fake on loopback; it panics when it cannot listen on
+// Options.Addr (use Start to get the error instead).
 func NewServer(o Options) *Server {
+	s, err := Start(o)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start starts a fake on Options.Addr, or on a free loopback port.
+func Start(o Options) (*Server, error) {
 	if o.CompanyID == "" {
 		o.CompanyID = DefaultCompanyID
 	}
@@ -176,9 +190,18 @@ func NewServer(o Options) *Server {
 		{ID: phone, Name: "Direct", PhoneFlag: true},
 		{ID: o.EmailTypeID, Name: "Email", EmailFlag: true},
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if o.Addr != "" {
+		l, err := net.Listen("tcp", o.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
+		}
+		s.srv.Listener.Close()
+		s.srv.Listener = l
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
-	return s
+	return s, nil
 }
 
 // Close shuts the server down.

@@ -135,3 +135,17 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("%d of 1000 with email, want most but not all", len(emails))
 	}
 }
+
+func TestStartOnAddr(t *testing.T) {
+	a, err := Start(Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !strings.HasPrefix(a.URL, "http://127.0.0.1:") || strings.HasSuffix(a.URL, ":0") {
+		t.Errorf("URL = %q", a.URL)
+	}
+	if _, err := Start(Options{Addr: strings.TrimPrefix(a.URL, "http://")}); err == nil {
+		t.Error("a second server started on a busy address")
+	}
+}
