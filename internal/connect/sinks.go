@@ -9,6 +9,8 @@ import (
 	"github.com/msp-tools/autoimport/sinks/autotask"
 	"github.com/msp-tools/autoimport/sinks/connectwise"
 	"github.com/msp-tools/autoimport/sinks/email"
+	"github.com/msp-tools/autoimport/sinks/halopsa"
+	"github.com/msp-tools/autoimport/sinks/hudu"
 	"github.com/msp-tools/autoimport/sinks/itglue"
 	"github.com/sirupsen/logrus"
 )
@@ -28,7 +30,15 @@ func (c *Connector) documentationVault(in jobs.Integrations, cu jobs.Customer, l
 		}
 		return v, sinks.VaultScope{Customer: cu.ID, Container: cu.Vault.ITGlueOrganizationID}, nil
 	case in.Hudu != nil && cu.Vault.HuduCompanyID != "":
-		return nil, sinks.VaultScope{}, errPending("Hudu")
+		key, err := c.resolve("Hudu api_key", in.Hudu.APIKey)
+		if err != nil {
+			return nil, sinks.VaultScope{}, err
+		}
+		v, err := hudu.New(hudu.Config{URL: in.Hudu.URL, APIKey: key, Rate: in.Hudu.RateLimit, Transport: c.Transport, Log: log})
+		if err != nil {
+			return nil, sinks.VaultScope{}, fmt.Errorf("Hudu: %w", err)
+		}
+		return v, sinks.VaultScope{Customer: cu.ID, Container: cu.Vault.HuduCompanyID}, nil
 	}
 	return nil, sinks.VaultScope{}, nil
 }
@@ -75,7 +85,20 @@ func (c *Connector) psa(in jobs.Integrations, cu jobs.Customer, log logrus.Field
 		}
 		return p, nil
 	case "halopsa":
-		return nil, errPending("HaloPSA")
+		h := in.HaloPSA
+		id, err := c.resolve("HaloPSA client_id", h.ClientID)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := c.resolve("HaloPSA client_secret", h.ClientSecret)
+		if err != nil {
+			return nil, err
+		}
+		p, err := halopsa.New(halopsa.Config{URL: h.URL, Tenant: h.Tenant, ClientID: id, ClientSecret: sec, Rate: h.RateLimit, Transport: c.Transport, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("HaloPSA: %w", err)
+		}
+		return p, nil
 	}
 	return nil, nil
 }
@@ -109,8 +132,3 @@ func (u unconfirmedMailer) SendWelcome(ctx context.Context, w sinks.Welcome) err
 	return err
 }
 
-// errPending is returned for an integration whose client is not in this
-// build yet.
-func errPending(name string) error {
-	return fmt.Errorf("%s: this build of autoimport has no %s client yet", name, name)
-}
