@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,10 @@ import (
 // graphRate is the requests per second internal/connect lets the MSP's
 // Graph app registration make (its limiter is fixed, not rate_limit).
 const graphRate = 50
+
+// autotaskThreads is how many requests per endpoint Autotask (and its
+// fake, by default) runs at once for one integration.
+const autotaskThreads = 3
 
 // benchReport is what `sandbox bench --json` writes.
 type benchReport struct {
@@ -55,6 +60,9 @@ type runResult struct {
 	Candidates int     `json:"candidates"`
 	Imported   int     `json:"imported"`
 	Failed     int     `json:"failed"`
+	// Ambiguous accounts are left for a technician and planned again,
+	// with their sink's listing, on every run.
+	Ambiguous int `json:"ambiguous"`
 	// AccountsPerSecond counts every candidate account the run went
 	// through; ImportedPerSecond only those it imported.
 	AccountsPerSecond float64 `json:"accounts_per_s"`
@@ -98,6 +106,8 @@ type credentialBound struct {
 	Requests   int64   `json:"requests"`
 	Rate       float64 `json:"rate_per_s"`
 	Seconds    float64 `json:"seconds"`
+	// Note says when the bound is not requests over rate.
+	Note string `json:"note,omitempty"`
 }
 
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -106,6 +116,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f flags
 	f.register(fs, 10, 100)
 	jsonFile := fs.String("json", "", "write the figures to this file as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of both runs to this file (go tool pprof reads it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sandbox bench [flags]: a first run and a no-change re-run over a scaled sandbox, measured")
 		fs.PrintDefaults()
@@ -148,6 +159,17 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		When: time.Now().UTC().Format(time.RFC3339), SetupSeconds: time.Since(start).Seconds()}
 	fmt.Fprintf(stdout, "setup (fakes, seeding, tenant applied): %.1fs\n", br.SetupSeconds)
 
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(pf)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "sandbox bench:", err)
+			return exitFailed
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 	code := exitOK
 	for i, name := range []string{"first run", "no-change re-run"} {
 		if i > 0 {
@@ -198,18 +220,25 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	}
 	o := env.Options()
 	rr := runResult{Name: name, Seconds: elapsed.Seconds(), Status: rep.Status, Candidates: rep.Totals.Candidates, Imported: rep.Totals.Imported,
-		Failed: rep.Totals.Failed, PeakHeapInuse: heap}
+		Failed: rep.Totals.Failed, Ambiguous: rep.Totals.Ambiguous, PeakHeapInuse: heap}
 	rr.AccountsPerSecond = float64(rr.Candidates) / elapsed.Seconds()
 	rr.ImportedPerSecond = float64(rr.Imported) / elapsed.Seconds()
 
 	byClass := map[[2]string]int64{}
 	perCred := map[string]int64{}
+	perKind := map[string]map[string]int64{}
 	for _, c := range env.Requests() {
 		byClass[[2]string{c.Integration, c.Class}] += c.N
 		if c.Class == sandbox.ClassCreate {
 			rr.WriteTotal += c.N
 		}
-		perCred[c.Integration] += c.N
+		if c.Integration != sandbox.Graph || c.Kind != "token" {
+			perCred[c.Integration] += c.N // Graph's tokens do not pass its limiter
+		}
+		if perKind[c.Integration] == nil {
+			perKind[c.Integration] = map[string]int64{}
+		}
+		perKind[c.Integration][c.Kind] += c.N
 	}
 	for k, n := range byClass {
 		f := requestFigure{Integration: k[0], Class: k[1], N: n}
@@ -225,13 +254,23 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	rr.LimiterWait = sc.figures()
 
 	// The lower bound: each HTTP credential's requests at its allowed rate.
+	// Autotask also runs at most autotaskThreads requests per endpoint at
+	// once, which at the fakes' latency is a rate of its own.
 	lat := o.Latency.Seconds()
 	for _, cr := range []struct {
 		name string
 		rate float64
-	}{{sandbox.ITGlue, o.RateLimit}, {sandbox.ConnectWise, o.RateLimit}, {sandbox.Autotask, o.RateLimit}, {sandbox.Graph, graphRate}} {
+	}{{sandbox.ITGlue, o.RateLimit}, {sandbox.Hudu, o.RateLimit}, {sandbox.ConnectWise, o.RateLimit}, {sandbox.Autotask, o.RateLimit},
+		{sandbox.HaloPSA, o.RateLimit}, {sandbox.Graph, graphRate}} {
 		n := perCred[cr.name]
 		b := credentialBound{Credential: cr.name, Requests: n, Rate: cr.rate, Seconds: float64(n)/cr.rate + lat}
+		if cr.name == sandbox.Autotask && lat > 0 {
+			for kind, kn := range perKind[cr.name] {
+				if s := float64(kn)*lat/autotaskThreads + lat; s > b.Seconds {
+					b.Seconds, b.Note = s, fmt.Sprintf("%d %s requests, %d at a time", kn, kind, autotaskThreads)
+				}
+			}
+		}
 		rr.Bounds = append(rr.Bounds, b)
 		if b.Seconds > rr.LowerBound {
 			rr.LowerBound, rr.BoundCredential = b.Seconds, cr.name
@@ -258,7 +297,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 }
 
 func printRun(w io.Writer, r runResult) {
-	fmt.Fprintf(w, "\n%s: %.2fs, status %s, %d candidate accounts, %d imported, %d failed\n", r.Name, r.Seconds, r.Status, r.Candidates, r.Imported, r.Failed)
+	fmt.Fprintf(w, "\n%s: %.2fs, status %s, %d candidate accounts, %d imported, %d ambiguous, %d failed\n", r.Name, r.Seconds, r.Status, r.Candidates, r.Imported, r.Ambiguous, r.Failed)
 	fmt.Fprintf(w, "  accounts/s: %.1f (imported/s: %.1f)\n", r.AccountsPerSecond, r.ImportedPerSecond)
 	fmt.Fprintf(w, "  requests by integration and kind:\n")
 	for _, q := range r.Requests {
@@ -275,7 +314,13 @@ func printRun(w io.Writer, r runResult) {
 	}
 	fmt.Fprintf(w, "  lower bound: %.2fs (%s", r.LowerBound, r.BoundCredential)
 	for _, b := range r.Bounds {
+		if b.Requests == 0 {
+			continue
+		}
 		fmt.Fprintf(w, "; %s %d req / %g/s", b.Credential, b.Requests, b.Rate)
+		if b.Note != "" {
+			fmt.Fprintf(w, " or %s: %.2fs", b.Note, b.Seconds)
+		}
 	}
 	fmt.Fprintf(w, ")\n  measured / lower bound: %.2fx\n", r.Ratio)
 	if r.SerialEstimate > 0 {

@@ -1,6 +1,6 @@
 // Command sandbox shows autoimport working end to end on one machine, with no
 // Active Directory, tenant or API key: it starts simulated customers'
-// directories, IT Glue, ConnectWise, Autotask, Microsoft Graph and an SMTP
+// directories, IT Glue, Hudu, ConnectWise, Autotask, HaloPSA, Microsoft Graph and an SMTP
 // relay on loopback, applies a generated tenant to a SQLite store, runs the
 // real import job, and prints what it did and where to look next.
 //
@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sandbox:", err)
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "Fakes on loopback: %d domain controllers (LDAPS), Microsoft Graph, IT Glue, ConnectWise PSA, Autotask, SMTP relay.\n", len(env.AD))
+	fmt.Fprintf(stdout, "Fakes on loopback: %d domain controllers (LDAPS), Microsoft Graph, IT Glue, Hudu, ConnectWise PSA, Autotask, HaloPSA, SMTP relay.\n", len(env.AD))
 	fmt.Fprintf(stdout, "Tenant applied to %s (file: %s).\n\n", env.DatabaseURL, filepath.Join(env.Dir, "tenant.yaml"))
 
 	fmt.Fprintln(stdout, "First import of every customer, approved past the surge guard as a technician would with --allow-surge:")
@@ -264,8 +264,10 @@ func printServe(w io.Writer, env *sandbox.Env) {
 	}
 	fmt.Fprintf(w, "  Microsoft Graph and login          %s\n", env.Graph.URL)
 	fmt.Fprintf(w, "  IT Glue                            %s\n", env.ITGlue.URL)
+	fmt.Fprintf(w, "  Hudu                               %s\n", env.Hudu.URL)
 	fmt.Fprintf(w, "  ConnectWise PSA                    %s\n", env.ConnectWise.URL)
 	fmt.Fprintf(w, "  Autotask                           %s\n", env.Autotask.ZoneURL())
+	fmt.Fprintf(w, "  HaloPSA                            %s\n", env.HaloPSA.URL)
 	fmt.Fprintf(w, "  SMTP relay (plain, loopback)       %s\n", env.SMTP.Addr())
 	fmt.Fprintln(w, "\nIn another shell (these credentials are the fakes' own test values):")
 	for _, kv := range env.Environ() {

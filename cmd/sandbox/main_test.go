@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -112,7 +114,7 @@ func TestBench(t *testing.T) {
 			creates[q.Integration] = q.N > 0 && q.PerImported > 0
 		}
 	}
-	for _, in := range []string{"IT Glue", "ConnectWise PSA", "Autotask"} {
+	for _, in := range []string{"IT Glue", "Hudu", "ConnectWise PSA", "Autotask", "HaloPSA"} {
 		if !creates[in] {
 			t.Errorf("first run: no create requests per imported account at %s: %+v", in, first.Requests)
 		}
@@ -127,5 +129,78 @@ func TestBench(t *testing.T) {
 		if q.Class == "list" && q.Integration != "Active Directory" && q.Integration != "Microsoft Graph" {
 			t.Errorf("re-run listed %s %d times; nothing new needs an index", q.Integration, q.N)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errs syncBuffer
+	done := make(chan int, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- run(ctx, []string{"--serve", "--customers", "3", "--accounts", "8", "--dir", dir}, &out, &errs)
+	}()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "go run ./cmd/autoimport run --once") {
+		select {
+		case code := <-done:
+			t.Fatalf("exited %d before serving\nstdout:\n%s\nstderr:\n%s", code, out.String(), errs.String())
+		case <-deadline:
+			t.Fatalf("not serving after 60s:\n%s", out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	s := out.String()
+	for _, want := range []string{"until Ctrl-C", "IT Glue", "Hudu", "HaloPSA", "Active Directory of acme-dental", "export SANDBOX_ITGLUE_API_KEY=", "export AUTOIMPORT_DATABASE_URL="} {
+		if !strings.Contains(s, want) {
+			t.Errorf("serve output lacks %q:\n%s", want, s)
+		}
+	}
+	// The fakes answer while the command waits: IT Glue refuses a request
+	// without its key.
+	var itglue string
+	for _, line := range strings.Split(s, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "IT" && f[1] == "Glue" {
+			itglue = f[2]
+		}
+	}
+	if itglue == "" {
+		t.Fatalf("no IT Glue URL in:\n%s", s)
+	}
+	resp, err := http.Get(itglue + "/organizations")
+	if err != nil {
+		t.Fatalf("IT Glue fake is not up while serving: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("IT Glue without a key answered %d, want 403", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit %d after Ctrl-C, want 0\nstderr:\n%s", code, errs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("did not stop after its context ended")
 	}
 }

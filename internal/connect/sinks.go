@@ -131,4 +131,3 @@ func (u unconfirmedMailer) SendWelcome(ctx context.Context, w sinks.Welcome) err
 	}
 	return err
 }
-

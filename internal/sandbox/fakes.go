@@ -9,6 +9,8 @@ import (
 	"github.com/msp-tools/autoimport/sinks/autotask/autotasktest"
 	"github.com/msp-tools/autoimport/sinks/connectwise/cwtest"
 	"github.com/msp-tools/autoimport/sinks/email/emailtest"
+	"github.com/msp-tools/autoimport/sinks/halopsa/halopsatest"
+	"github.com/msp-tools/autoimport/sinks/hudu/hudutest"
 	"github.com/msp-tools/autoimport/sinks/itglue/itgluetest"
 	"github.com/msp-tools/autoimport/sources/ad/adtest"
 	"github.com/msp-tools/autoimport/sources/m365/m365test"
@@ -19,6 +21,8 @@ const (
 	ActiveDirectory = "Active Directory"
 	Graph           = "Microsoft Graph"
 	ITGlue          = "IT Glue"
+	Hudu            = "Hudu"
+	HaloPSA         = "HaloPSA"
 	ConnectWise     = "ConnectWise PSA"
 	Autotask        = "Autotask"
 	SMTP            = "SMTP"
@@ -52,6 +56,12 @@ func (e *Env) startFakes() error {
 		return err
 	}
 	e.closers = append(e.closers, e.ITGlue.Close)
+	if e.Hudu, err = hudutest.Start(hudutest.Options{Latency: o.Latency, RateLimit: o.windowLimit(), RateWindow: rateWindow, RetryAfter: true}); err != nil {
+		return err
+	}
+	e.closers = append(e.closers, e.Hudu.Close)
+	e.HaloPSA = halopsatest.NewServer(halopsatest.Options{Latency: o.Latency})
+	e.closers = append(e.closers, e.HaloPSA.Close)
 	e.ConnectWise = cwtest.NewServer(cwtest.Options{Latency: o.Latency})
 	e.closers = append(e.closers, e.ConnectWise.Close)
 	e.Autotask = autotasktest.NewServer(autotasktest.Options{Latency: o.Latency, HourlyLimit: o.windowLimit(), Window: rateWindow,
@@ -85,8 +95,10 @@ func (e *Env) injectFaults() {
 	// A first run makes about two requests per account at each sink;
 	// faults beyond that simply stay pending.
 	expected := 2*e.opts.Accounts*len(e.customers) + 10*len(e.customers)
-	for after := gap - 1; after < expected; after += gap {
+	for after := gap / 2; after < expected; after += gap {
 		e.ITGlue.Inject(itgluetest.Fault{After: after, Status: 429, RetryAfter: "1"})
+		e.Hudu.Inject(hudutest.Fault{After: after, Status: 429, RetryAfter: "1"})
+		e.HaloPSA.Inject(halopsatest.Fault{After: after, Status: 429, RetryAfter: "1"})
 		e.ConnectWise.Inject(cwtest.Fault{After: after, Status: 429, RetryAfter: "1"})
 		e.Autotask.Inject(autotasktest.Fault{After: after, Status: 429, RetryAfter: "1"})
 		e.Graph.Inject(m365test.Fault{After: after, Status: 429, RetryAfter: "1"})
@@ -96,6 +108,8 @@ func (e *Env) injectFaults() {
 // ClearFaults removes the faults FaultRate injected that have not fired.
 func (e *Env) ClearFaults() {
 	e.ITGlue.ClearFaults()
+	e.Hudu.ClearFaults()
+	e.HaloPSA.ClearFaults()
 	e.ConnectWise.ClearFaults()
 	e.Autotask.ClearFaults()
 	e.Graph.ClearFaults()
@@ -125,6 +139,8 @@ func (e *Env) Requests() []Counter {
 	}
 	add(Graph, e.Graph.Counts(), graphClass)
 	add(ITGlue, e.ITGlue.Counts(), itglueClass)
+	add(Hudu, e.Hudu.Counts(), huduClass)
+	add(HaloPSA, e.HaloPSA.Counts(), haloClass)
 	add(ConnectWise, e.ConnectWise.Counts(), cwClass)
 	add(Autotask, e.Autotask.Counts(), autotaskClass)
 	var ad adtest.Stats
@@ -153,6 +169,8 @@ func (e *Env) Requests() []Counter {
 func (e *Env) ResetRequests() {
 	e.Graph.ResetCounts()
 	e.ITGlue.ResetCounts()
+	e.Hudu.ResetCounts()
+	e.HaloPSA.ResetCounts()
 	e.ConnectWise.ResetCounts()
 	e.Autotask.ResetCounts()
 	for _, s := range e.AD {
@@ -174,6 +192,26 @@ func itglueClass(k string) string {
 	case itgluetest.KindListPasswords, itgluetest.KindListCategories:
 		return ClassList
 	case itgluetest.KindCreatePassword, itgluetest.KindCreateCategory:
+		return ClassCreate
+	}
+	return ClassOther
+}
+
+func huduClass(k string) string {
+	switch k {
+	case hudutest.KindListPasswords:
+		return ClassList
+	case hudutest.KindCreatePassword:
+		return ClassCreate
+	}
+	return ClassOther
+}
+
+func haloClass(k string) string {
+	switch k {
+	case halopsatest.KindListUsers:
+		return ClassList
+	case halopsatest.KindCreateUsers:
 		return ClassCreate
 	}
 	return ClassOther

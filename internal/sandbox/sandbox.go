@@ -37,6 +37,8 @@ import (
 	"github.com/msp-tools/autoimport/sinks/autotask/autotasktest"
 	"github.com/msp-tools/autoimport/sinks/connectwise/cwtest"
 	"github.com/msp-tools/autoimport/sinks/email/emailtest"
+	"github.com/msp-tools/autoimport/sinks/halopsa/halopsatest"
+	"github.com/msp-tools/autoimport/sinks/hudu/hudutest"
 	"github.com/msp-tools/autoimport/sinks/itglue/itgluetest"
 	"github.com/msp-tools/autoimport/sources/ad/adtest"
 	"github.com/msp-tools/autoimport/sources/m365/m365test"
@@ -97,6 +99,8 @@ type Env struct {
 	// The fakes.
 	Graph       *m365test.Server
 	ITGlue      *itgluetest.Server
+	Hudu        *hudutest.Server
+	HaloPSA     *halopsatest.Server
 	ConnectWise *cwtest.Server
 	Autotask    *autotasktest.Server
 	SMTP        *emailtest.Server

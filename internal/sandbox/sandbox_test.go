@@ -52,7 +52,7 @@ func TestRunTwice(t *testing.T) {
 			created[r.Integration] += r.N
 		}
 	}
-	for _, in := range []string{sandbox.ITGlue, sandbox.ConnectWise, sandbox.Autotask, sandbox.SMTP} {
+	for _, in := range []string{sandbox.ITGlue, sandbox.Hudu, sandbox.ConnectWise, sandbox.Autotask, sandbox.HaloPSA, sandbox.SMTP} {
 		if created[in] == 0 {
 			t.Errorf("first run created nothing at %s; want every sink used: %v", in, env.Requests())
 		}
@@ -84,5 +84,46 @@ func TestRunTwice(t *testing.T) {
 	}
 	if !strings.Contains(string(env.TenantYAML), "env:SANDBOX_ITGLUE_API_KEY") {
 		t.Error("tenant YAML does not refer to the IT Glue key by reference")
+	}
+}
+
+// TestFaultRate checks that injected 429s are retried, not failed: the same
+// sandbox with faults imports the same accounts and makes more requests.
+func TestFaultRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out Retry-After answers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	totals := map[float64]int64{}
+	imported := map[float64]int{}
+	for _, rate := range []float64{0, 0.1} {
+		env, err := sandbox.Start(ctx, sandbox.Options{Customers: 3, Accounts: 15, Seed: 3, FaultRate: rate, Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := env.Runner().Run(ctx, jobs.RunOptions{AllowSurge: true})
+		if err != nil {
+			env.Close()
+			t.Fatal(err)
+		}
+		for _, c := range rep.Customers {
+			if c.Status != jobs.StatusOK {
+				t.Errorf("fault rate %g: customer %s: %s: %s", rate, c.Customer, c.Status, c.Error)
+			}
+		}
+		imported[rate] = rep.Totals.Imported
+		for _, r := range env.Requests() {
+			if r.Integration != sandbox.ActiveDirectory && r.Integration != sandbox.SMTP {
+				totals[rate] += r.N
+			}
+		}
+		env.Close()
+	}
+	if imported[0.1] != imported[0] || imported[0] == 0 {
+		t.Errorf("imported %d with faults, %d without; want the same, and some", imported[0.1], imported[0])
+	}
+	if totals[0.1] <= totals[0] {
+		t.Errorf("%d HTTP requests with faults, %d without: no fault was answered and retried", totals[0.1], totals[0])
 	}
 }

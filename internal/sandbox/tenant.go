@@ -10,6 +10,9 @@ import (
 // The environment variables the tenant's env: references name.
 const (
 	envITGlueKey   = "SANDBOX_ITGLUE_API_KEY"
+	envHuduKey     = "SANDBOX_HUDU_API_KEY"
+	envHaloID      = "SANDBOX_HALO_CLIENT_ID"
+	envHaloSecret  = "SANDBOX_HALO_CLIENT_SECRET"
 	envCWPublic    = "SANDBOX_CW_PUBLIC_KEY"
 	envCWPrivate   = "SANDBOX_CW_PRIVATE_KEY"
 	envCWClientID  = "SANDBOX_CW_CLIENT_ID"
@@ -31,6 +34,8 @@ func ref(name string) secret.Ref { return secret.Ref("env:" + name) }
 func (e *Env) tenant() *jobs.Tenant {
 	rate := e.opts.rateSpec()
 	e.Vars[envITGlueKey] = e.ITGlue.APIKey
+	e.Vars[envHuduKey] = e.Hudu.APIKey
+	e.Vars[envHaloID], e.Vars[envHaloSecret] = e.HaloPSA.ClientID, e.HaloPSA.ClientSecret
 	e.Vars[envCWPublic], e.Vars[envCWPrivate], e.Vars[envCWClientID] = e.ConnectWise.PublicKey, e.ConnectWise.PrivateKey, e.ConnectWise.ClientID
 	e.Vars[envATUser], e.Vars[envATSecret], e.Vars[envATCode] = e.Autotask.UserName, e.Autotask.Secret, e.Autotask.IntegrationCode
 	e.Vars[envM365ID], e.Vars[envM365Secret] = e.Graph.ClientID, e.Graph.ClientSecret
@@ -38,7 +43,9 @@ func (e *Env) tenant() *jobs.Tenant {
 	t := &jobs.Tenant{
 		Integrations: jobs.Integrations{
 			ITGlue:      &jobs.ITGlue{URL: e.ITGlue.URL, APIKey: ref(envITGlueKey), RateLimit: rate},
+			Hudu:        &jobs.Hudu{URL: e.Hudu.URL, APIKey: ref(envHuduKey), RateLimit: rate},
 			TechVault:   &jobs.TechVault{Enabled: true},
+			HaloPSA:     &jobs.HaloPSA{URL: e.HaloPSA.URL, Tenant: e.HaloPSA.Tenant, ClientID: ref(envHaloID), ClientSecret: ref(envHaloSecret), RateLimit: rate},
 			ConnectWise: &jobs.ConnectWise{URL: e.ConnectWise.URL, CompanyID: e.ConnectWise.CompanyID, PublicKey: ref(envCWPublic), PrivateKey: ref(envCWPrivate), ClientID: ref(envCWClientID), RateLimit: rate},
 			Autotask:    &jobs.Autotask{URL: e.Autotask.ZoneURL(), Username: ref(envATUser), Secret: ref(envATSecret), IntegrationCode: ref(envATCode), RateLimit: rate},
 			M365:        &jobs.M365App{ClientID: ref(envM365ID), ClientSecret: ref(envM365Secret), LoginURL: e.Graph.URL, GraphURL: e.Graph.URL},
@@ -61,6 +68,9 @@ func (e *Env) tenant() *jobs.Tenant {
 		cu := jobs.Customer{ID: c.id, Name: c.name, PSA: jobs.PSAMapping{Kind: c.psaKind, CompanyID: strconv.Itoa(c.psaID)}}
 		if c.itglueOrg != 0 {
 			cu.Vault.ITGlueOrganizationID = strconv.Itoa(c.itglueOrg)
+		}
+		if c.huduCompany != 0 {
+			cu.Vault.HuduCompanyID = strconv.Itoa(c.huduCompany)
 		}
 		if c.ad != nil {
 			adPassword = c.ad.Password()

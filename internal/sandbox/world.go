@@ -11,6 +11,8 @@ import (
 
 	"github.com/msp-tools/autoimport/sinks/autotask/autotasktest"
 	"github.com/msp-tools/autoimport/sinks/connectwise/cwtest"
+	"github.com/msp-tools/autoimport/sinks/halopsa/halopsatest"
+	"github.com/msp-tools/autoimport/sinks/hudu/hudutest"
 	"github.com/msp-tools/autoimport/sinks/itglue/itgluetest"
 	"github.com/msp-tools/autoimport/sinks/techvault"
 	"github.com/msp-tools/autoimport/sources/ad/adtest"
@@ -26,12 +28,12 @@ const (
 	// (m365_sync), Global Administrators from M365; IT Glue and
 	// ConnectWise; the default policies.
 	hybrid profile = iota
-	// cloud: Microsoft 365 only, selected by group; IT Glue and Autotask;
+	// cloud: Microsoft 365 only, selected by group; Hudu and Autotask;
 	// a policy that sends the welcome email.
 	cloud
 	// onPrem: AD only, selected as Domain Users (privileged members
 	// excluded); no documentation vault, so end users go to the
-	// Technician Vault; ConnectWise; customer-specific options.
+	// Technician Vault; HaloPSA; customer-specific options.
 	onPrem
 	profiles
 )
@@ -54,10 +56,11 @@ type customer struct {
 	// M365
 	tenantID string
 	// Sinks
-	itglueOrg int
-	psaKind   string
-	psaID     int
-	techVault []techvault.Entry
+	itglueOrg   int
+	huduCompany int
+	psaKind     string
+	psaID       int
+	techVault   []techvault.Entry
 }
 
 var companyNames = []string{"Acme Dental", "Bluebird Logistics", "Cedar Law", "Delta Veterinary", "Evergreen Realty",
@@ -74,14 +77,17 @@ var surnames = []string{"Garcia", "Smith", "Okafor", "Zhang", "Petrova", "Rossi"
 	"Iyer", "Moreau"}
 
 func (c *customer) vaultName() string {
-	if c.itglueOrg != 0 {
+	switch {
+	case c.itglueOrg != 0:
 		return ITGlue
+	case c.huduCompany != 0:
+		return Hudu
 	}
 	return "Technician Vault"
 }
 
 func (c *customer) psaName() string {
-	return map[string]string{"connectwise": ConnectWise, "autotask": Autotask}[c.psaKind]
+	return map[string]string{"connectwise": ConnectWise, "autotask": Autotask, "halopsa": HaloPSA}[c.psaKind]
 }
 
 // plan decides the customers: ids, profiles and sink mappings.
@@ -98,9 +104,9 @@ func plan(o Options) []*customer {
 		case hybrid:
 			c.itglueOrg, c.psaKind, c.psaID = 2800+i, "connectwise", 1900+i
 		case cloud:
-			c.itglueOrg, c.psaKind, c.psaID = 2800+i, "autotask", 29000+i
+			c.huduCompany, c.psaKind, c.psaID = 70+i, "autotask", 29000+i
 		case onPrem:
-			c.psaKind, c.psaID = "connectwise", 1900+i
+			c.psaKind, c.psaID = "halopsa", 12+i
 		}
 		out[i] = c
 	}
@@ -315,18 +321,25 @@ func (e *Env) seedVault(c *customer, people []person, r *rand.Rand) {
 		default:
 			continue
 		}
-		if c.itglueOrg != 0 {
+		switch {
+		case c.itglueOrg != 0:
 			e.ITGlue.AddPassword(itgluetest.Password{OrganizationID: c.itglueOrg, Name: p.display, Username: p.username}, category)
-		} else {
+		case c.huduCompany != 0:
+			e.Hudu.AddPassword(hudutest.AssetPassword{CompanyID: c.huduCompany, Name: p.display, Username: p.username, PasswordType: category})
+		default:
 			c.techVault = append(c.techVault, techvault.Entry{ID: fmt.Sprintf("sbx%013x%016x", c.idx, j), Customer: c.id,
 				Name: p.display, Username: p.username, Category: category, CreatedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)})
 		}
 	}
 	noise := max(5, e.opts.Accounts/2)
-	if c.itglueOrg != 0 {
+	switch {
+	case c.itglueOrg != 0:
 		e.ITGlue.AddOrganization(c.itglueOrg, c.name)
 		e.ITGlue.Generate(c.itglueOrg, noise, seed)
-	} else {
+	case c.huduCompany != 0:
+		e.Hudu.AddCompany(c.huduCompany, c.name)
+		e.Hudu.Generate(c.huduCompany, noise, seed)
+	default:
 		c.techVault = append(c.techVault, techvault.GenerateEntries(c.id, noise, seed)...)
 	}
 }
@@ -342,6 +355,8 @@ func (e *Env) seedPSA(c *customer, people []person) {
 		e.ConnectWise.AddCompany(c.psaID, strings.ToUpper(c.slug), c.name)
 	case "autotask":
 		e.Autotask.AddCompany(int64(c.psaID), c.name)
+	case "halopsa":
+		e.HaloPSA.AddClient(c.psaID, c.name)
 	}
 	for j, p := range people {
 		if !p.enabled || p.admin || p.mail == "" || j%3 != 0 {
@@ -352,6 +367,8 @@ func (e *Env) seedPSA(c *customer, people []person) {
 			e.ConnectWise.AddContact(cwtest.Contact{CompanyID: c.psaID, FirstName: p.given, LastName: p.sur, Email: p.mail})
 		case "autotask":
 			e.Autotask.AddContact(autotasktest.Contact{CompanyID: int64(c.psaID), FirstName: p.given, LastName: p.sur, EmailAddress: p.mail, IsActive: true})
+		case "halopsa":
+			e.HaloPSA.AddUser(halopsatest.User{ClientID: c.psaID, FirstName: p.given, Surname: p.sur, EmailAddress: p.mail, NetworkLogin: p.username})
 		}
 	}
 	switch c.psaKind {
@@ -359,6 +376,8 @@ func (e *Env) seedPSA(c *customer, people []person) {
 		e.ConnectWise.Generate(c.psaID, noise, seed)
 	case "autotask":
 		e.Autotask.Generate(int64(c.psaID), noise, seed)
+	case "halopsa":
+		e.HaloPSA.Generate(c.psaID, noise, seed)
 	}
 }
 

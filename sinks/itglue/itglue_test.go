@@ -290,7 +290,9 @@ func TestTimeoutRetried(t *testing.T) {
 	if _, err := c.Index(context.Background(), acme); err != nil {
 		t.Fatal(err)
 	}
-	if c.Stats().Retries != 1 {
+	// A slow machine may time out more attempts; at least the fault was
+	// retried.
+	if c.Stats().Retries < 1 {
 		t.Errorf("stats %+v", c.Stats())
 	}
 }

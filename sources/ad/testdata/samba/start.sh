@@ -48,6 +48,11 @@ fi
 
 [[ $(id -u) == 0 ]] || die "must run as root (samba binds privileged ports)"
 
+# One setup at a time (two test binaries may start together).
+mkdir -p "$(dirname "$DIR")"
+exec 9>"$DIR.lock"
+flock -w 600 9 || die "another start.sh holds $DIR.lock"
+
 if ! command -v samba-tool >/dev/null || ! command -v samba >/dev/null || ! command -v ldapmodify >/dev/null; then
 	log "installing samba (about 35 s)"
 	export DEBIAN_FRONTEND=noninteractive
