@@ -121,8 +121,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: %w", Integration, err)
 	}
-	switch {
-	case cfg.PageSize <= 0 || cfg.PageSize > MaxPageSize:
+	if cfg.PageSize <= 0 || cfg.PageSize > MaxPageSize {
 		cfg.PageSize = MaxPageSize
 	}
 	if cfg.EmailType == "" {

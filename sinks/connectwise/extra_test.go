@@ -85,3 +85,28 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// Without the right to list communication types the email goes in by the
+// type's name; any other failure of that lookup stops the create.
+func TestEmailTypeFallback(t *testing.T) {
+	srv := newServer(t, cwtest.Options{EmailTypeID: 9})
+	srv.Inject(cwtest.Fault{Kind: cwtest.KindCommTypes, Status: 403})
+	c := newClient(t, srv, nil)
+	got, err := c.Create(context.Background(), scope, sinks.NewContact{FirstName: "A", LastName: "B", Email: "a@acme.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Email != "a@acme.example" || srv.Contacts(250)[0].Email != "a@acme.example" {
+		t.Errorf("created %+v, stored %+v", got, srv.Contacts(250))
+	}
+
+	srv2 := newServer(t, cwtest.Options{})
+	srv2.Inject(cwtest.Fault{Kind: cwtest.KindCommTypes, Status: 400})
+	_, err = newClient(t, srv2, nil).Create(context.Background(), scope, sinks.NewContact{FirstName: "A", Email: "a@acme.example"})
+	if err == nil || !strings.Contains(err.Error(), "ConnectWise: customer acme: create contact in company 250: list communication types") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := srv2.Count(cwtest.KindCreateContact); n != 0 {
+		t.Errorf("%d creates sent after the lookup failed", n)
+	}
+}
