@@ -51,7 +51,7 @@ fi
 # One setup at a time (two test binaries may start together).
 mkdir -p "$(dirname "$DIR")"
 exec 9>"$DIR.lock"
-flock -w 600 9 || die "another start.sh holds $DIR.lock"
+flock -w 300 9 || die "another start.sh holds $DIR.lock"
 
 if ! command -v samba-tool >/dev/null || ! command -v samba >/dev/null || ! command -v ldapmodify >/dev/null; then
 	log "installing samba (about 35 s)"
@@ -98,7 +98,7 @@ started=$SECONDS
 if ! running; then
 	log "starting samba"
 	rm -f "$PIDFILE"
-	samba -s "$DIR/etc/smb.conf" -D
+	samba -s "$DIR/etc/smb.conf" -D 9>&-  # the daemon must not inherit the lock
 fi
 
 export LDAPTLS_CACERT="$DIR/tls/cert.pem"
