@@ -59,6 +59,27 @@ func DecodeOrganizations(body []byte) ([]Organization, int, error) {
 // Organizations lists the account's organizations whose name is name
 // (every organization when name is empty), for mapping customers.
 func (c *Client) Organizations(ctx context.Context, name string) ([]Organization, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("filter[name]", name)
+	}
+	return c.organizations(ctx, q)
+}
+
+// OrganizationsByPSA lists the organizations that sync with a PSA company:
+// psaType is IT Glue's integration type ("manage", "autotask", ...) and
+// psaID the company's id in that PSA.
+func (c *Client) OrganizationsByPSA(ctx context.Context, psaType, psaID string) ([]Organization, error) {
+	if psaType == "" || psaID == "" {
+		return nil, fmt.Errorf("%s: list organizations by PSA company: both the integration type and the id are needed", Integration)
+	}
+	q := url.Values{}
+	q.Set("filter[psa_id]", psaID)
+	q.Set("filter[psa_integration_type]", psaType)
+	return c.organizations(ctx, q)
+}
+
+func (c *Client) organizations(ctx context.Context, filter url.Values) ([]Organization, error) {
 	var all []Organization
 	seen := map[string]bool{}
 	for page := 1; ; page++ {
@@ -66,8 +87,8 @@ func (c *Client) Organizations(ctx context.Context, name string) ([]Organization
 			return nil, fmt.Errorf("%s: list organizations: more than %d pages, giving up", Integration, maxPages)
 		}
 		q := url.Values{}
-		if name != "" {
-			q.Set("filter[name]", name)
+		for k, v := range filter {
+			q[k] = v
 		}
 		q.Set("page[size]", fmt.Sprint(c.cfg.PageSize))
 		q.Set("page[number]", fmt.Sprint(page))

@@ -13,7 +13,7 @@ func TestOrganizationsAndCheck(t *testing.T) {
 	srv := startServer(t, itgluetest.Options{})
 	srv.AddOrganization(7, "Acme")
 	srv.AddOrganization(8, "Happy Frog")
-	srv.AddOrganization(9, "Globex")
+	srv.PutOrganization(itgluetest.Organization{ID: 9, Name: "Globex", PSAID: "250", PSAType: "manage"})
 	c := newClient(t, srv, func(c *itglue.Config) { c.PageSize = 2 })
 	ctx := context.Background()
 	all, err := c.Organizations(ctx, "")
@@ -23,6 +23,16 @@ func TestOrganizationsAndCheck(t *testing.T) {
 	one, err := c.Organizations(ctx, "happy frog")
 	if err != nil || len(one) != 1 || one[0].ID != "8" {
 		t.Fatalf("%+v, %v", one, err)
+	}
+	byPSA, err := c.OrganizationsByPSA(ctx, "manage", "250")
+	if err != nil || len(byPSA) != 1 || byPSA[0].ID != "9" {
+		t.Fatalf("by PSA: %+v, %v", byPSA, err)
+	}
+	if none, err := c.OrganizationsByPSA(ctx, "autotask", "250"); err != nil || len(none) != 0 {
+		t.Fatalf("other PSA type: %+v, %v", none, err)
+	}
+	if _, err := c.OrganizationsByPSA(ctx, "", "250"); err == nil {
+		t.Fatal("a PSA id without its type was sent")
 	}
 	if err := c.Check(ctx); err != nil {
 		t.Fatal(err)

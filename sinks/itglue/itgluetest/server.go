@@ -127,6 +127,9 @@ type Password struct {
 type Organization struct {
 	ID   int
 	Name string
+	// PSAID and PSAType link it to a PSA company (filter[psa_id] with
+	// filter[psa_integration_type], e.g. "manage" or "autotask").
+	PSAID, PSAType string
 }
 
 // Server is a running fake.
@@ -208,6 +211,14 @@ func (s *Server) AddOrganization(id int, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.orgs[id] = &Organization{ID: id, Name: name}
+}
+
+// PutOrganization adds or replaces an organization with every field.
+func (s *Server) PutOrganization(o Organization) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	oo := o
+	s.orgs[o.ID] = &oo
 }
 
 // AddCategory adds a password category by name and returns its id; an
@@ -915,11 +926,16 @@ func (s *Server) listOrganizations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	filter := r.URL.Query().Get("filter[name]")
+	q := r.URL.Query()
+	filter, psaID, psaType := q.Get("filter[name]"), q.Get("filter[psa_id]"), q.Get("filter[psa_integration_type]")
+	if (psaID == "") != (psaType == "") {
+		writeError(w, http.StatusBadRequest, "Bad Request", "filter[psa_id] must be used together with filter[psa_integration_type]")
+		return
+	}
 	s.mu.Lock()
 	var orgs []Organization
 	for _, o := range s.orgs {
-		if filter == "" || strings.EqualFold(filter, o.Name) {
+		if (filter == "" || strings.EqualFold(filter, o.Name)) && (psaID == "" || (psaID == o.PSAID && strings.EqualFold(psaType, o.PSAType))) {
 			orgs = append(orgs, *o)
 		}
 	}
