@@ -133,7 +133,7 @@ func (r *Runner) Run(ctx context.Context, opt RunOptions) (*Report, error) {
 	}
 	sort.Slice(rep.Customers, func(i, j int) bool { return rep.Customers[i].Customer < rep.Customers[j].Customer })
 	for _, cr := range rep.Customers {
-		addCounts(&rep.Totals, cr.Counts)
+		rep.Totals.Add(cr.Counts)
 		if cr.Status == StatusFailed || cr.Status == StatusHeld {
 			rep.Status = StatusFailed
 		}
@@ -209,7 +209,8 @@ func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions)
 	return rep
 }
 
-func addCounts(t *Counts, c Counts) {
+// Add adds c's counts to t.
+func (t *Counts) Add(c Counts) {
 	t.Candidates += c.Candidates
 	t.Imported += c.Imported
 	t.AlreadyImported += c.AlreadyImported
