@@ -16,12 +16,14 @@ import (
 
 // userAccountControl bits that matter here.
 const (
-	uacDisabled          = 0x0002
-	uacInterdomainTrust  = 0x0800
-	uacWorkstationTrust  = 0x1000
-	uacServerTrust       = 0x2000
-	selectedByAdminsName = "privileged groups"
+	uacDisabled         = 0x0002
+	uacInterdomainTrust = 0x0800
+	uacWorkstationTrust = 0x1000
+	uacServerTrust      = 0x2000
 )
+
+// selectedByAdminsName is the SelectedBy entry for Selection.Admins.
+const selectedByAdminsName = "privileged groups"
 
 // userAttrs are read for every candidate.
 var userAttrs = []string{

@@ -208,7 +208,10 @@ func (ss *session) abandon(spec searchSpec, cookie []byte) {
 	stop.SetCookie(cookie)
 	req := ldap.NewSearchRequest(spec.base, spec.scope, ldap.NeverDerefAliases, 0, 0, false,
 		spec.filter, spec.attrs, []ldap.Control{stop})
+	// Best effort: do not hang a finished read on a DC that does not answer.
+	ss.conn.SetTimeout(5 * time.Second)
 	_, _ = ss.conn.Search(req)
+	ss.conn.SetTimeout(ss.src.cfg.SearchTimeout)
 }
 
 // tidyError keeps the wrapped LDAP error for errors.As but drops the NUL

@@ -10,11 +10,8 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// The matching rule OIDs AD understands in extensible filters.
-const (
-	ruleInChain = "1.2.840.113556.1.4.1941" // LDAP_MATCHING_RULE_IN_CHAIN
-	ruleBitAnd  = "1.2.840.113556.1.4.803"  // LDAP_MATCHING_RULE_BIT_AND
-)
+// ruleInChain is LDAP_MATCHING_RULE_IN_CHAIN: AD walks nested groups.
+const ruleInChain = "1.2.840.113556.1.4.1941"
 
 // wellKnown names a group by SID: a domain RID (of the domain or of the
 // forest root) or a fixed builtin SID.
