@@ -524,7 +524,7 @@ func (im *Importer) apply(ctx context.Context, c Customer, conn *Connections, op
 		return
 	}
 	w := sinks.Welcome{Customer: c.ID, CustomerName: c.Name, To: a.Email, DisplayName: a.DisplayName, Username: a.Username,
-		EnrollmentURL: conn.EnrollmentURL, MessageID: WelcomeMessageID(c.ID, p.Source, p.ID)}
+		EnrollmentURL: conn.EnrollmentURL, MessageID: sinks.WelcomeMessageID(c.ID, p.Source+":"+p.ID)}
 	state, action, after := "sent", "import.email.sent", doc(map[string]string{"to": a.Email, "message_id": w.MessageID})
 	if err := conn.Mailer.SendWelcome(ctx, w); err != nil {
 		// The attempt stays on record; an email is never sent twice. An
@@ -555,13 +555,6 @@ func (im *Importer) actor() string {
 		return im.Actor
 	}
 	return "autoimport"
-}
-
-// WelcomeMessageID is the stable Message-ID of an account's welcome
-// email, so a resend would be recognisable.
-func WelcomeMessageID(customer, source, id string) string {
-	sum := sha256.Sum256([]byte(customer + "\x00" + source + "\x00" + id))
-	return "<welcome." + hex.EncodeToString(sum[:12]) + "@autoimport.invalid>"
 }
 
 // importEvents are the audit events of one imported account.

@@ -6,6 +6,8 @@ package sinks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 )
 
@@ -105,3 +107,11 @@ type Mailer interface {
 
 // ErrUnconfirmed marks a send whose outcome is unknown.
 var ErrUnconfirmed = errors.New("sent but not confirmed by the server")
+
+// WelcomeMessageID is the Message-ID of an account's welcome email: the
+// same for the same customer and account, so a resend would be
+// recognisable, and different for every other account.
+func WelcomeMessageID(customer, account string) string {
+	sum := sha256.Sum256([]byte(customer + "\x00" + account))
+	return "<welcome." + hex.EncodeToString(sum[:12]) + "@autoimport.invalid>"
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/msp-tools/autoimport/internal/connect"
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/connectwise/cwtest"
 	"github.com/msp-tools/autoimport/sinks/email/emailtest"
 	"github.com/msp-tools/autoimport/sinks/itglue/itgluetest"
@@ -188,7 +189,7 @@ func TestEndToEndOverTheFakes(t *testing.T) {
 		if zoes != 1 {
 			t.Fatalf("IT Glue holds %d entries for zoe, want 1", zoes)
 		}
-		if got := len(f.smtp.WithMessageID(jobs.WelcomeMessageID("acme", "ad", retry.Accounts[len(retry.Accounts)-1].ID))); got > 1 {
+		if got := len(f.smtp.WithMessageID(sinks.WelcomeMessageID("acme", "ad:"+retry.Accounts[len(retry.Accounts)-1].ID))); got > 1 {
 			t.Fatalf("zoe got %d welcome emails", got)
 		}
 		audits(t, s)

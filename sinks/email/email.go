@@ -10,10 +10,8 @@ package email
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -173,8 +171,7 @@ func parseFrom(s string) (*mail.Address, error) {
 // every attempt: "<welcome.HASH@autoimport.invalid>" where HASH is derived
 // from the customer and the account.
 func MessageID(customerID, accountID string) string {
-	sum := sha256.Sum256([]byte(customerID + "\x00" + accountID))
-	return "<welcome." + hex.EncodeToString(sum[:12]) + "@autoimport.invalid>"
+	return sinks.WelcomeMessageID(customerID, accountID)
 }
 
 // msgIDRe is a Message-ID without brackets: dot-atom "@" dot-atom.
