@@ -193,7 +193,9 @@ type fixture struct {
 	runner *jobs.Runner
 }
 
-func setup(t *testing.T, s *store.Store) *fixture {
+func setup(t *testing.T, s *store.Store) *fixture { return setupTB(t, s) }
+
+func setupTB(t testing.TB, s *store.Store) *fixture {
 	t.Helper()
 	tn, err := jobs.ParseTenantFile("tenant.yaml", []byte(tenantYAML))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/msp-tools/autoimport/sinks"
@@ -286,19 +287,21 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	if stop == nil {
 		stop = ctx
 	}
-	for i := range plans {
-		p := &plans[i]
+	for start := 0; start < len(plans); start += applyBatch {
+		end := min(start+applyBatch, len(plans))
 		if stop.Err() != nil || ctx.Err() != nil {
-			p.Action, p.Reason = ActionSkip, "the run was stopped before this account; it is imported next run"
-			rep.Accounts = append(rep.Accounts, plans[i:]...)
-			rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", i, len(plans)))
+			for i := start; i < len(plans); i++ {
+				if plans[i].Action == ActionImport {
+					plans[i].Action, plans[i].Reason = ActionSkip, "the run was stopped before this account; it is imported next run"
+				}
+			}
+			rep.Accounts = append(rep.Accounts, plans[start:]...)
+			rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", start, len(plans)))
 			break
 		}
-		if p.Action == ActionImport {
-			// The account in hand finishes even when a stop arrives.
-			im.apply(context.WithoutCancel(ctx), c, conn, opts, in, p, log)
-		}
-		rep.Accounts = append(rep.Accounts, *p)
+		// The batch in hand finishes even when a stop arrives.
+		im.applyBatch(context.WithoutCancel(ctx), c, conn, opts, plans[start:end], log)
+		rep.Accounts = append(rep.Accounts, plans[start:end]...)
 	}
 	rep.tally()
 	if rep.Counts.Failed > 0 {
@@ -458,43 +461,154 @@ func (ix *twinIndex) find(a sources.Account) (*Link, string) {
 	return nil, ""
 }
 
-// apply carries out one account's plan: vault, PSA, then the ledger row
-// and its audit events in one transaction, then the welcome email (its
-// attempt is recorded before it is sent).
-func (im *Importer) apply(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, in PlanInput, p *AccountPlan, log logrus.FieldLogger) {
-	failed := func(what string, err error) {
+// Accounts are applied in batches: the sink calls of a batch run
+// concurrently, then the batch's ledger rows and audit events are written
+// in one transaction, then its welcome emails are sent. A crash before the
+// transaction leaves entries that the next run matches; emails go out only
+// after their attempt is recorded.
+const (
+	applyBatch   = 64
+	applyWorkers = 8
+)
+
+// applyBatch carries out a batch of plans: vault, then PSA, per account
+// (concurrently across accounts); then the ledger rows and their audit
+// events in one transaction; then the welcome emails, whose attempts that
+// transaction recorded; then their outcomes.
+func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, batch []AccountPlan, log logrus.FieldLogger) {
+	failed := func(p *AccountPlan, what string, err error) {
 		p.Action = ActionError
 		p.Reason = fmt.Sprintf("%s: %v — nothing was recorded; the account is retried next run and matched, not created twice", what, err)
 		log.WithFields(logrus.Fields{"account": p.Username, "source": p.Source}).WithError(err).Warn("account import failed")
 	}
-	typ := p.Type
-	if p.Vault.Op == OpCreate {
-		v, scope := conn.Vaults[typ], conn.VaultScope[typ]
-		e, err := v.Create(ctx, scope, p.newEntry)
-		if err != nil {
-			failed(v.Name()+": create password entry", err)
+	parallel := func(fn func(p *AccountPlan)) {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, applyWorkers)
+		for i := range batch {
+			if batch[i].Action != ActionImport {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(p *AccountPlan) {
+				defer func() { <-sem; wg.Done() }()
+				fn(p)
+			}(&batch[i])
+		}
+		wg.Wait()
+	}
+
+	// 1. Sinks.
+	parallel(func(p *AccountPlan) {
+		if p.Vault.Op == OpCreate {
+			v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
+			e, err := v.Create(ctx, scope, p.newEntry)
+			if err != nil {
+				failed(p, v.Name()+": create password entry", err)
+				return
+			}
+			p.Vault.Ref = e.Ref
+		}
+		if p.PSA.Op == OpCreate {
+			ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.newContact)
+			if err != nil {
+				failed(p, conn.PSA.Name()+": create contact", err)
+				return
+			}
+			p.PSA.Ref = ct.Ref
+		}
+	})
+
+	// 2. Record.
+	err := im.Store.Update(ctx, func(tx Tx) error {
+		for i := range batch {
+			p := &batch[i]
+			if p.Action != ActionImport {
+				continue
+			}
+			if err := tx.InsertImported(ctx, im.ledgerRow(c, opts, p)); err != nil {
+				return err
+			}
+			for _, e := range importEvents(c.ID, p) {
+				e.At, e.Actor = im.now(), im.actor()
+				if _, err := tx.AppendAudit(ctx, e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range batch {
+			if batch[i].Action == ActionImport {
+				failed(&batch[i], "record the import", err)
+			}
+		}
+		return
+	}
+
+	// 3. Welcome emails, then their outcomes.
+	type outcome struct {
+		p           *AccountPlan
+		action, doc string
+	}
+	var mu sync.Mutex
+	var outcomes []outcome
+	parallel(func(p *AccountPlan) {
+		if p.WelcomeMail.Op != OpSend {
 			return
 		}
-		p.Vault.Ref = e.Ref
-		in.Vaults[typ].Add(e)
-	}
-	if p.PSA.Op == OpCreate {
-		ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.newContact)
-		if err != nil {
-			failed(conn.PSA.Name()+": create contact", err)
-			return
+		a := p.account
+		w := sinks.Welcome{Customer: c.ID, CustomerName: c.Name, To: a.Email, DisplayName: a.DisplayName, Username: a.Username,
+			EnrollmentURL: conn.EnrollmentURL, MessageID: sinks.WelcomeMessageID(c.ID, p.Source+":"+p.ID)}
+		state, action, after := "sent", "import.email.sent", doc(map[string]string{"to": a.Email, "message_id": w.MessageID})
+		if err := conn.Mailer.SendWelcome(ctx, w); err != nil {
+			// The attempt stays on record; an email is never sent twice. An
+			// unconfirmed send stays "attempted" for a person to check.
+			state, action = "failed", "import.email.failed"
+			if errors.Is(err, sinks.ErrUnconfirmed) {
+				state, action = "attempted", "import.email.unconfirmed"
+			}
+			after = doc(map[string]string{"to": a.Email, "message_id": w.MessageID, "error": err.Error()})
+			log.WithField("account", p.Username).WithError(err).Warn("welcome email failed; it is not retried automatically")
 		}
-		p.PSA.Ref = ct.Ref
-		in.Contacts.Add(ct)
+		p.WelcomeMail.State = state
+		mu.Lock()
+		outcomes = append(outcomes, outcome{p, action, after})
+		mu.Unlock()
+	})
+	if len(outcomes) == 0 {
+		return
 	}
+	err = im.Store.Update(ctx, func(tx Tx) error {
+		for _, o := range outcomes {
+			if err := tx.SetWelcome(ctx, c.ID, o.p.Source, o.p.ID, o.p.WelcomeMail.State); err != nil {
+				return err
+			}
+			if _, err := tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: o.action, Customer: c.ID, Subject: o.p.Source + ":" + o.p.ID, After: o.doc}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		log.WithError(err).Warn("could not record the welcome emails' outcomes; they stay 'attempted' and are not sent again")
+		for _, o := range outcomes {
+			o.p.WelcomeMail.State = "attempted"
+		}
+	}
+}
+
+// ledgerRow is the ledger record of an applied plan.
+func (im *Importer) ledgerRow(c Customer, opts map[AccountType]Resolved, p *AccountPlan) ImportedAccount {
 	a := p.account
 	welcome := "none"
 	if p.WelcomeMail.Op == OpSend {
 		welcome = "attempted"
 	}
-	row := ImportedAccount{Customer: c.ID, Source: p.Source, SourceID: p.ID, Type: typ, Username: a.Username, UPN: a.UPN, DisplayName: a.DisplayName, Email: a.Email,
+	row := ImportedAccount{Customer: c.ID, Source: p.Source, SourceID: p.ID, Type: p.Type, Username: a.Username, UPN: a.UPN, DisplayName: a.DisplayName, Email: a.Email,
 		ImmutableID: a.ImmutableID, SelfServe: p.Flags.SelfServe, Rotation: p.Flags.Rotation, M365Sync: p.Flags.M365Sync,
-		Options: opts[typ].Snapshot(), OptionsOrigin: originOf(opts[typ]), Welcome: welcome, State: "active", ImportedAt: im.now()}
+		Options: opts[p.Type].Snapshot(), OptionsOrigin: originOf(opts[p.Type]), Welcome: welcome, State: "active", ImportedAt: im.now()}
 	if p.Flags.M365Sync && p.Link != nil {
 		row.M365ID = p.Link.M365ID
 	}
@@ -504,50 +618,7 @@ func (im *Importer) apply(ctx context.Context, c Customer, conn *Connections, op
 	if p.PSA.Op != OpNone {
 		row.PSAIntegration, row.PSARef = p.PSA.Integration, p.PSA.Ref
 	}
-	err := im.Store.Update(ctx, func(tx Tx) error {
-		if err := tx.InsertImported(ctx, row); err != nil {
-			return err
-		}
-		for _, e := range importEvents(c.ID, p) {
-			e.At, e.Actor = im.now(), im.actor()
-			if _, err := tx.AppendAudit(ctx, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		failed("record the import", err)
-		return
-	}
-	if p.WelcomeMail.Op != OpSend {
-		return
-	}
-	w := sinks.Welcome{Customer: c.ID, CustomerName: c.Name, To: a.Email, DisplayName: a.DisplayName, Username: a.Username,
-		EnrollmentURL: conn.EnrollmentURL, MessageID: sinks.WelcomeMessageID(c.ID, p.Source+":"+p.ID)}
-	state, action, after := "sent", "import.email.sent", doc(map[string]string{"to": a.Email, "message_id": w.MessageID})
-	if err := conn.Mailer.SendWelcome(ctx, w); err != nil {
-		// The attempt stays on record; an email is never sent twice. An
-		// unconfirmed send stays "attempted" for a person to check.
-		state, action = "failed", "import.email.failed"
-		if errors.Is(err, sinks.ErrUnconfirmed) {
-			state, action = "attempted", "import.email.unconfirmed"
-		}
-		after = doc(map[string]string{"to": a.Email, "message_id": w.MessageID, "error": err.Error()})
-		log.WithField("account", p.Username).WithError(err).Warn("welcome email failed; it is not retried automatically")
-	}
-	p.WelcomeMail.State = state
-	err = im.Store.Update(ctx, func(tx Tx) error {
-		if err := tx.SetWelcome(ctx, c.ID, p.Source, p.ID, state); err != nil {
-			return err
-		}
-		_, err := tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: action, Customer: c.ID, Subject: p.Source + ":" + p.ID, After: after})
-		return err
-	})
-	if err != nil {
-		p.WelcomeMail.State = "attempted"
-		log.WithError(err).Warn("could not record the welcome email's outcome; it stays 'attempted' and is not sent again")
-	}
+	return row
 }
 
 func (im *Importer) actor() string {
