@@ -15,17 +15,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
+	"github.com/msp-tools/autoimport/sinks/autotask"
 )
 
-// graphRate is the requests per second internal/connect lets the MSP's
-// Graph app registration make (its limiter is fixed, not rate_limit).
-const graphRate = 50
+// graphRate and graphBurst are the rate and burst internal/connect gives
+// the MSP's Graph app registration (its limiter is fixed, not rate_limit).
+const graphRate, graphBurst = 50, 10
 
 // autotaskThreads is how many requests per endpoint Autotask (and its
 // fake, by default) runs at once for one integration.
@@ -73,7 +75,8 @@ type runResult struct {
 	WriteTotal  int64           `json:"write_requests"`
 	LimiterWait []limiterFigure `json:"limiter_wait"`
 	// LowerBound is the largest, over API credentials, of the requests
-	// made divided by the credential's allowed rate, plus one latency.
+	// made beyond the limiter's burst divided by the credential's allowed
+	// rate, plus one latency.
 	LowerBound      float64           `json:"lower_bound_s"`
 	BoundCredential string            `json:"lower_bound_credential"`
 	Bounds          []credentialBound `json:"bounds"`
@@ -83,6 +86,11 @@ type runResult struct {
 	SerialEstimate float64 `json:"serial_estimate_s"`
 	SerialCustomer string  `json:"serial_estimate_customer"`
 	PeakHeapInuse  uint64  `json:"peak_heap_inuse_bytes"`
+	// StoreTransactions and StoreSeconds are the job's write transactions
+	// and the time they took, summed over customers (lock waits
+	// included).
+	StoreTransactions int64   `json:"store_transactions"`
+	StoreSeconds      float64 `json:"store_s"`
 }
 
 type requestFigure struct {
@@ -210,6 +218,8 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	sc := &statsConnector{inner: env.Connector()}
 	r := env.Runner()
 	r.Connector = sc
+	ts := &timedStore{Store: r.Store}
+	r.Store = ts
 	peak := sampleHeap()
 	start := time.Now()
 	rep, err := r.Run(ctx, opt)
@@ -252,18 +262,20 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 		return a.Integration < b.Integration || a.Integration == b.Integration && a.Class < b.Class
 	})
 	rr.LimiterWait = sc.figures()
+	rr.StoreTransactions, rr.StoreSeconds = ts.n.Load(), time.Duration(ts.ns.Load()).Seconds()
 
 	// The lower bound: each HTTP credential's requests at its allowed rate.
 	// Autotask also runs at most autotaskThreads requests per endpoint at
 	// once, which at the fakes' latency is a rate of its own.
 	lat := o.Latency.Seconds()
 	for _, cr := range []struct {
-		name string
-		rate float64
-	}{{sandbox.ITGlue, o.RateLimit}, {sandbox.Hudu, o.RateLimit}, {sandbox.ConnectWise, o.RateLimit}, {sandbox.Autotask, o.RateLimit},
-		{sandbox.HaloPSA, o.RateLimit}, {sandbox.Graph, graphRate}} {
+		name  string
+		rate  float64
+		burst int
+	}{{sandbox.ITGlue, o.RateLimit, 1}, {sandbox.Hudu, o.RateLimit, 1}, {sandbox.ConnectWise, o.RateLimit, 1}, {sandbox.Autotask, o.RateLimit, autotask.DefaultBurst},
+		{sandbox.HaloPSA, o.RateLimit, 1}, {sandbox.Graph, graphRate, graphBurst}} {
 		n := perCred[cr.name]
-		b := credentialBound{Credential: cr.name, Requests: n, Rate: cr.rate, Seconds: float64(n)/cr.rate + lat}
+		b := credentialBound{Credential: cr.name, Requests: n, Rate: cr.rate, Seconds: float64(max(0, n-int64(cr.burst)))/cr.rate + lat}
 		if cr.name == sandbox.Autotask && lat > 0 {
 			for kind, kn := range perKind[cr.name] {
 				if s := float64(kn)*lat/autotaskThreads + lat; s > b.Seconds {
@@ -326,7 +338,25 @@ func printRun(w io.Writer, r runResult) {
 	if r.SerialEstimate > 0 {
 		fmt.Fprintf(w, "  longest customer's sequential writes x latency: %.2fs (%s)\n", r.SerialEstimate, r.SerialCustomer)
 	}
+	if r.StoreTransactions > 0 {
+		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
+			1000*r.StoreSeconds/float64(r.StoreTransactions))
+	}
 	fmt.Fprintf(w, "  peak heap in use: %s\n", mib(r.PeakHeapInuse))
+}
+
+// timedStore times the job's write transactions.
+type timedStore struct {
+	jobs.Store
+	n, ns atomic.Int64
+}
+
+func (s *timedStore) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	start := time.Now()
+	err := s.Store.Update(ctx, fn)
+	s.n.Add(1)
+	s.ns.Add(int64(time.Since(start)))
+	return err
 }
 
 // statsConnector records the REST clients a run makes, to read their

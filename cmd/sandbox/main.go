@@ -50,6 +50,7 @@ type flags struct {
 	seed                uint64
 	dir                 string
 	concurrency         int
+	databaseURL         string
 }
 
 func (f *flags) register(fs *flag.FlagSet, customers, accounts int) {
@@ -61,6 +62,7 @@ func (f *flags) register(fs *flag.FlagSet, customers, accounts int) {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of every generated name, id and entry")
 	fs.StringVar(&f.dir, "dir", "", "directory for the database, certificates and captured emails (default: a new temporary directory, kept)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "customers imported at once (default: all, up to 100)")
+	fs.StringVar(&f.databaseURL, "database-url", "", "an empty store to use instead of a new SQLite file in --dir (AUTOIMPORT_DATABASE_URL's form)")
 }
 
 func (f *flags) check() error {
@@ -97,7 +99,7 @@ func (f *flags) options() (sandbox.Options, error) {
 		return sandbox.Options{}, err
 	}
 	return sandbox.Options{Customers: f.customers, Accounts: f.accounts, Latency: f.latency, RateLimit: f.rateLimit,
-		FaultRate: f.faultRate, Seed: f.seed, Dir: abs, Concurrency: f.concurrency}, nil
+		FaultRate: f.faultRate, Seed: f.seed, Dir: abs, Concurrency: f.concurrency, DatabaseURL: f.databaseURL}, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -70,11 +70,15 @@ var companyNames = []string{"Acme Dental", "Bluebird Logistics", "Cedar Law", "D
 	"Vanguard Security", "Willow Hospice", "Zephyr Travel"}
 
 var givenNames = []string{"Maria", "James", "Aisha", "Wei", "Olga", "Mateo", "Priya", "Liam", "Fatima", "Kenji", "Chloe",
-	"Noah", "Sofia", "Lars", "Amara", "Diego", "Hannah", "Tomasz", "Yuki", "Elena", "Omar", "Grace", "Ravi", "Ines"}
+	"Noah", "Sofia", "Lars", "Amara", "Diego", "Hannah", "Tomasz", "Yuki", "Elena", "Omar", "Grace", "Ravi", "Ines",
+	"Lucas", "Zara", "Felix", "Nadia", "Hugo", "Leila", "Oscar", "Mira", "Jonas", "Ayla", "Rafael", "Keiko", "Samuel",
+	"Aoife", "Dmitri", "Lucia", "Kwame", "Freya", "Arjun", "Nora", "Tariq", "Ingrid", "Mei", "Pablo"}
 
 var surnames = []string{"Garcia", "Smith", "Okafor", "Zhang", "Petrova", "Rossi", "Sharma", "Murphy", "Haddad", "Tanaka",
 	"Dubois", "Cohen", "Novak", "Larsen", "Mensah", "Alvarez", "Becker", "Kowalski", "Sato", "Ionescu", "Farouk", "Walsh",
-	"Iyer", "Moreau"}
+	"Iyer", "Moreau", "Lindqvist", "Osei", "Fernandes", "Kaur", "Nakamura", "Brennan", "Horvat", "Yilmaz", "Costa",
+	"Dalton", "Eriksen", "Ferreira", "Gallagher", "Hoffmann", "Jansen", "Khan", "Lombardi", "Mwangi", "Nilsson",
+	"Ortega", "Popescu", "Quinn", "Reyes", "Svoboda"}
 
 func (c *customer) vaultName() string {
 	switch {
