@@ -182,9 +182,15 @@ func (ss *session) plan(ctx context.Context, sel sources.Selection) (*plan, erro
 			"find privileged groups under %q (check base_dn and the bind account's read rights)", info.BaseDN)
 	}
 
-	// Selected groups, by DN.
+	// Selected groups, by DN (or by sAMAccountName when not a DN).
 	for _, dn := range sel.Groups {
-		e, err := ss.baseEntry(ctx, "selected group", dn, groupAttrs...)
+		var e *ldap.Entry
+		var err error
+		if strings.Contains(dn, "=") {
+			e, err = ss.baseEntry(ctx, "selected group", dn, groupAttrs...)
+		} else {
+			e, err = ss.groupByName(ctx, info.BaseDN, dn)
+		}
 		if err != nil {
 			return nil, ss.src.errorf(err, "selected group %q (check the selection)", dn)
 		}
@@ -267,6 +273,23 @@ func (ss *session) plan(ctx context.Context, sel sources.Selection) (*plan, erro
 		}
 	}
 	return p, nil
+}
+
+// groupByName finds the one group whose sAMAccountName is name.
+func (ss *session) groupByName(ctx context.Context, base, name string) (*ldap.Entry, error) {
+	var found []*ldap.Entry
+	err := ss.search(ctx, searchSpec{what: "group by name", base: base, scope: ldap.ScopeWholeSubtree,
+		filter: "(&(objectClass=group)(sAMAccountName=" + ldap.EscapeFilter(name) + "))", attrs: groupAttrs},
+		func(e *ldap.Entry) bool { found = append(found, e); return len(found) < 2 })
+	switch {
+	case err != nil:
+		return nil, err
+	case len(found) == 0:
+		return nil, fmt.Errorf("no group with sAMAccountName %q under %q", name, base)
+	case len(found) > 1:
+		return nil, fmt.Errorf("several groups named %q: give the DN", name)
+	}
+	return found[0], nil
 }
 
 // findSID finds one group by its SID text (a Selection.Builtin given as SID).

@@ -61,6 +61,16 @@ var classificationCases = []classificationCase{
 		absent: []string{"alice", "bob", "carol", "frank"},
 	},
 	{
+		name: "group by sAMAccountName",
+		sel:  func(string) sources.Selection { return sources.Selection{Groups: []string{"Sales Team"}} },
+		want: map[string]want{
+			"alice": {typ: sources.EndUser, selectedBy: []string{"Sales Team"}},
+			"erin":  {typ: sources.EndUser},
+			"frank": {typ: sources.EndUser, skip: "disabled"},
+		},
+		absent: []string{"bob", "carol", "heidi"},
+	},
+	{
 		name: "privileged members as admin candidates",
 		sel:  func(string) sources.Selection { return sources.Selection{Admins: true} },
 		want: map[string]want{

@@ -469,3 +469,21 @@ func TestServerConfigWithStartTLS(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+func TestGroupByName(t *testing.T) {
+	dir := adtest.Generate(17, 0)
+	_, src := fakeSource(t, dir)
+	got, _ := collect(t, src, sources.Selection{Groups: []string{"Sales EMEA"}})
+	if len(got) != 1 || got["erin"].SelectedBy[0] != "Sales EMEA" {
+		t.Errorf("by name: %v", got)
+	}
+	for _, name := range []string{"No Such Group"} {
+		var err error
+		for _, e := range src.Accounts(context.Background(), sources.Selection{Groups: []string{name}}) {
+			err = e
+		}
+		if err == nil || !strings.Contains(err.Error(), "no group with sAMAccountName") {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+}

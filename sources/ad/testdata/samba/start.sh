@@ -76,29 +76,38 @@ if [[ ! -f $DIR/etc/smb.conf ]]; then
 		-keyout "$DIR/tls/key.pem" -out "$DIR/tls/cert.pem" 2>/dev/null
 	chmod 600 "$DIR/tls/key.pem"
 
-	# Settings provision does not persist: simple binds over plain LDAP,
-	# every runtime file under $DIR, and our certificate (Samba's own has
-	# no SAN, which Go rejects).
-	sed -i "/^\[global\]/a\\
-	ldap server require strong auth = no\\
-	pid directory = $DIR/run\\
-	winbindd socket directory = $DIR/run/winbindd\\
-	ntp signd socket directory = $DIR/run/ntp_signd\\
-	log file = $DIR/log/samba.log\\
-	tls enabled = yes\\
-	tls keyfile = $DIR/tls/key.pem\\
-	tls certfile = $DIR/tls/cert.pem\\
-	tls cafile =" "$DIR/etc/smb.conf"
 	# Test passwords need not be complex.
 	samba-tool domain passwordsettings set --complexity=off --min-pwd-length=1 --history-length=0 \
 		--min-pwd-age=0 --max-pwd-age=0 -s "$DIR/etc/smb.conf" >&2
 fi
 
+# Settings provision does not persist: simple binds over plain LDAP, every
+# runtime file under $DIR, our certificate (Samba's own has no SAN, which Go
+# rejects), and RPC ports above the kernel's ephemeral range so a busy
+# machine's outgoing connections cannot take them. Checked on every run.
+ensure() { # ensure "name = value"
+	grep -qF "$1" "$DIR/etc/smb.conf" || sed -i "/^\[global\]/a\\	$1" "$DIR/etc/smb.conf"
+}
+ensure "ldap server require strong auth = no"
+ensure "pid directory = $DIR/run"
+ensure "winbindd socket directory = $DIR/run/winbindd"
+ensure "ntp signd socket directory = $DIR/run/ntp_signd"
+ensure "log file = $DIR/log/samba.log"
+ensure "tls enabled = yes"
+ensure "tls keyfile = $DIR/tls/key.pem"
+ensure "tls certfile = $DIR/tls/cert.pem"
+ensure "tls cafile ="
+ensure "rpc server dynamic port range = 61000-61999"
+
+start_samba() {
+	rm -f "$PIDFILE"
+	samba -s "$DIR/etc/smb.conf" -D 9>&- # the daemon must not inherit the lock
+}
 started=$SECONDS
+attempts=1
 if ! running; then
 	log "starting samba"
-	rm -f "$PIDFILE"
-	samba -s "$DIR/etc/smb.conf" -D 9>&-  # the daemon must not inherit the lock
+	start_samba
 fi
 
 export LDAPTLS_CACERT="$DIR/tls/cert.pem"
@@ -108,6 +117,14 @@ ldap_ok() {
 deadline=$((SECONDS + 90))
 until ldap_ok; do
 	if ! running && ((SECONDS > started + 10)); then
+		if ((attempts < 3)); then
+			# A port Samba wants may have been busy for a moment.
+			log "samba is not running; starting it again"
+			attempts=$((attempts + 1))
+			started=$SECONDS
+			start_samba
+			continue
+		fi
 		tail -20 "$DIR/log/samba.log" >&2 || true
 		die "samba is not running (see $DIR/log/samba.log)"
 	fi
