@@ -86,11 +86,23 @@ type runResult struct {
 	SerialEstimate float64 `json:"serial_estimate_s"`
 	SerialCustomer string  `json:"serial_estimate_customer"`
 	PeakHeapInuse  uint64  `json:"peak_heap_inuse_bytes"`
+	// Slowest are the customers that took longest, slowest first.
+	Slowest []customerTime `json:"slowest_customers"`
+	// HeapInuseBefore is the heap in use just before the run, after a
+	// collection: mostly the fakes' seeded state.
+	HeapInuseBefore uint64 `json:"heap_inuse_before_bytes"`
 	// StoreTransactions and StoreSeconds are the job's write transactions
 	// and the time they took, summed over customers (lock waits
 	// included).
 	StoreTransactions int64   `json:"store_transactions"`
 	StoreSeconds      float64 `json:"store_s"`
+}
+
+type customerTime struct {
+	Customer string  `json:"customer"`
+	Profile  string  `json:"profile"`
+	Seconds  float64 `json:"seconds"`
+	Imported int     `json:"imported"`
 }
 
 type requestFigure struct {
@@ -124,6 +136,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f flags
 	f.register(fs, 10, 100)
 	jsonFile := fs.String("json", "", "write the figures to this file as JSON")
+	dryRun := fs.Bool("dry-run", false, "measure one dry run (read and plan, write nothing) instead of a first run and a re-run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of both runs to this file (go tool pprof reads it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sandbox bench [flags]: a first run and a no-change re-run over a scaled sandbox, measured")
@@ -179,11 +192,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	code := exitOK
-	for i, name := range []string{"first run", "no-change re-run"} {
+	runs := []struct {
+		name string
+		opt  jobs.RunOptions
+	}{{"first run", jobs.RunOptions{AllowSurge: true}}, {"no-change re-run", jobs.RunOptions{}}}
+	if *dryRun {
+		runs = runs[:1]
+		runs[0].name, runs[0].opt.DryRun = "dry run", true
+	}
+	for i, run := range runs {
 		if i > 0 {
 			env.ClearFaults()
 		}
-		rr, err := measure(ctx, env, name, jobs.RunOptions{AllowSurge: i == 0})
+		rr, err := measure(ctx, env, run.name, run.opt)
 		if err != nil {
 			fmt.Fprintln(stderr, "sandbox bench:", err)
 			return exitFailed
@@ -220,6 +241,9 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	r.Connector = sc
 	ts := &timedStore{Store: r.Store}
 	r.Store = ts
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
 	peak := sampleHeap()
 	start := time.Now()
 	rep, err := r.Run(ctx, opt)
@@ -230,7 +254,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	}
 	o := env.Options()
 	rr := runResult{Name: name, Seconds: elapsed.Seconds(), Status: rep.Status, Candidates: rep.Totals.Candidates, Imported: rep.Totals.Imported,
-		Failed: rep.Totals.Failed, Ambiguous: rep.Totals.Ambiguous, PeakHeapInuse: heap}
+		Failed: rep.Totals.Failed, Ambiguous: rep.Totals.Ambiguous, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse}
 	rr.AccountsPerSecond = float64(rr.Candidates) / elapsed.Seconds()
 	rr.ImportedPerSecond = float64(rr.Imported) / elapsed.Seconds()
 
@@ -297,6 +321,11 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 		info[c.ID] = c
 	}
 	for _, c := range rep.Customers {
+		rr.Slowest = append(rr.Slowest, customerTime{Customer: c.Customer, Profile: info[c.Customer].Profile, Seconds: c.Elapsed.Seconds(), Imported: c.Counts.Imported})
+	}
+	sort.Slice(rr.Slowest, func(i, j int) bool { return rr.Slowest[i].Seconds > rr.Slowest[j].Seconds })
+	rr.Slowest = rr.Slowest[:min(3, len(rr.Slowest))]
+	for _, c := range rep.Customers {
 		writes := c.Counts.PSACreated + 2*c.Counts.EmailsSent // the SMTP fake delays MAIL and DATA
 		if info[c.Customer].Vault != "Technician Vault" {
 			writes += c.Counts.VaultCreated
@@ -338,11 +367,14 @@ func printRun(w io.Writer, r runResult) {
 	if r.SerialEstimate > 0 {
 		fmt.Fprintf(w, "  longest customer's sequential writes x latency: %.2fs (%s)\n", r.SerialEstimate, r.SerialCustomer)
 	}
+	for _, c := range r.Slowest {
+		fmt.Fprintf(w, "  slow customer: %s (%s) %.2fs, %d imported\n", c.Customer, c.Profile, c.Seconds, c.Imported)
+	}
 	if r.StoreTransactions > 0 {
 		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
 			1000*r.StoreSeconds/float64(r.StoreTransactions))
 	}
-	fmt.Fprintf(w, "  peak heap in use: %s\n", mib(r.PeakHeapInuse))
+	fmt.Fprintf(w, "  peak heap in use: %s (%s before the run, mostly the fakes' data)\n", mib(r.PeakHeapInuse), mib(r.HeapInuseBefore))
 }
 
 // timedStore times the job's write transactions.

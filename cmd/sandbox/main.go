@@ -196,7 +196,7 @@ func printSummary(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 		rows = append(rows, []string{c.Customer, p.Profile, p.Vault, p.PSA, itoa(k.Candidates), itoa(k.Imported),
 			itoa(k.VaultMatched + k.PSAMatched), itoa(k.VaultCreated + k.PSACreated), itoa(k.Skipped), itoa(k.EmailsSent),
 			itoa(k.PossibleDuplicates + k.Ambiguous), c.Status})
-		addCounts(&tot, k)
+		tot.Add(k)
 	}
 	rows = append(rows, []string{"TOTAL", "", "", "", itoa(tot.Candidates), itoa(tot.Imported), itoa(tot.VaultMatched + tot.PSAMatched),
 		itoa(tot.VaultCreated + tot.PSACreated), itoa(tot.Skipped), itoa(tot.EmailsSent), itoa(tot.PossibleDuplicates + tot.Ambiguous), rep.Status})
@@ -303,19 +303,3 @@ func table(w io.Writer, rows [][]string) {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
-
-func addCounts(t *jobs.Counts, c jobs.Counts) {
-	t.Candidates += c.Candidates
-	t.Imported += c.Imported
-	t.AlreadyImported += c.AlreadyImported
-	t.Skipped += c.Skipped
-	t.Ambiguous += c.Ambiguous
-	t.Failed += c.Failed
-	t.Held += c.Held
-	t.VaultMatched += c.VaultMatched
-	t.VaultCreated += c.VaultCreated
-	t.PSAMatched += c.PSAMatched
-	t.PSACreated += c.PSACreated
-	t.EmailsSent += c.EmailsSent
-	t.PossibleDuplicates += c.PossibleDuplicates
-}

@@ -204,3 +204,25 @@ func TestServe(t *testing.T) {
 		t.Fatal("did not stop after its context ended")
 	}
 }
+
+func TestBenchDryRun(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bench.json")
+	code, out, errs := sandboxCLI(t, "bench", "--dry-run", "--customers", "3", "--accounts", "10", "--json", file)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var br benchReport
+	if err := json.Unmarshal(b, &br); err != nil {
+		t.Fatal(err)
+	}
+	if len(br.Runs) != 1 || br.Runs[0].Name != "dry run" {
+		t.Fatalf("runs: %+v; want one dry run", br.Runs)
+	}
+	if r := br.Runs[0]; r.WriteTotal != 0 || r.Candidates == 0 || r.PeakHeapInuse == 0 {
+		t.Errorf("dry run: %d writes, %d candidates, peak heap %d; want no write, some candidates, a heap figure", r.WriteTotal, r.Candidates, r.PeakHeapInuse)
+	}
+}
