@@ -537,3 +537,43 @@ func TestTwoRunnersImportEachCustomerOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// crashingStore fails the next write transaction, as a process stopped
+// after the sink calls and before the ledger write would.
+type crashingStore struct {
+	*store.Store
+	crash atomic.Bool
+}
+
+func (s *crashingStore) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	if s.crash.CompareAndSwap(true, false) {
+		return errors.New("the process stopped before the ledger write")
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+func TestStopBeforeTheLedgerWriteLeavesNoDuplicateAnywhere(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		cs := &crashingStore{Store: s}
+		f.runner.Store = cs
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+		cs.crash.Store(true)
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Counts.Failed != 2 || acme.vault.creates.Load() != 2 || acme.psa.creates.Load() != 2 || len(acme.mail.sent) != 0 || len(ledgerOf(t, s, "acme")) != 0 {
+			t.Fatalf("crashed run: %+v; vault creates %d, PSA creates %d, mails %d", cr.Counts, acme.vault.creates.Load(), acme.psa.creates.Load(), len(acme.mail.sent))
+		}
+		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusOK || cr.Counts.VaultMatched != 2 || cr.Counts.PSAMatched != 2 || cr.Counts.VaultCreated+cr.Counts.PSACreated != 0 {
+			t.Fatalf("next run: %s %s %+v", cr.Status, cr.Error, cr.Counts)
+		}
+		if len(acme.psa.contacts) != 2 || acme.vault.count("org-acme", "user1") != 1 || len(acme.mail.sent) != 2 {
+			t.Fatalf("PSA holds %d contacts, vault %d entries for user1, %d emails", len(acme.psa.contacts), acme.vault.count("org-acme", "user1"), len(acme.mail.sent))
+		}
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		if len(acme.mail.sent) != 2 {
+			t.Fatal("a welcome email was sent twice")
+		}
+	})
+}
