@@ -134,7 +134,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sandbox bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f flags
-	f.register(fs, 10, 100)
+	f.register(fs, 10, 100, 20*time.Millisecond)
 	jsonFile := fs.String("json", "", "write the figures to this file as JSON")
 	dryRun := fs.Bool("dry-run", false, "measure one dry run (read and plan, write nothing) instead of a first run and a re-run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of both runs to this file (go tool pprof reads it)")

@@ -53,10 +53,10 @@ type flags struct {
 	databaseURL         string
 }
 
-func (f *flags) register(fs *flag.FlagSet, customers, accounts int) {
+func (f *flags) register(fs *flag.FlagSet, customers, accounts int, latency time.Duration) {
 	fs.IntVar(&f.customers, "customers", customers, "number of simulated customers")
 	fs.IntVar(&f.accounts, "accounts", accounts, "directory users per customer")
-	fs.DurationVar(&f.latency, "latency", 0, "delay added to every answer of every fake, e.g. 20ms")
+	fs.DurationVar(&f.latency, "latency", latency, "delay added to every answer of every fake, e.g. 20ms")
 	fs.Float64Var(&f.rateLimit, "rate-limit", 1000, "requests per second allowed per API credential (fakes and tenant rate_limit)")
 	fs.Float64Var(&f.faultRate, "fault-rate", 0, "share of HTTP requests answered 429 with Retry-After: 1, from 0 to 1")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of every generated name, id and entry")
@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	var f flags
-	f.register(fs, 6, 40)
+	f.register(fs, 6, 40, 0)
 	serve := fs.Bool("serve", false, "keep the fakes up after the run and print how to point autoimport at them")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

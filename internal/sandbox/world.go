@@ -407,6 +407,11 @@ func newNamer(r *rand.Rand) *namer { return &namer{r: r, used: map[string]int{}}
 
 func (n *namer) next() person {
 	g, s := givenNames[n.r.IntN(len(givenNames))], surnames[n.r.IntN(len(surnames))]
+	if n.r.IntN(2) == 0 {
+		// Double-barrelled surnames keep namesakes rare in big directories,
+		// as they are among real people.
+		s += "-" + surnames[n.r.IntN(len(surnames))]
+	}
 	sam := strings.ToLower(g + "." + s)
 	if len(sam) > 17 {
 		sam = sam[:17]
