@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -308,7 +310,7 @@ func (e *Env) seedVault(c *customer, people []person, r *rand.Rand) {
 		if p.admin {
 			if !adminSeeded {
 				adminSeeded = true
-				c.techVault = append(c.techVault, techvault.Entry{ID: fmt.Sprintf("sbx%013x%016x", c.idx, j), Customer: c.id,
+				c.techVault = append(c.techVault, techvault.Entry{ID: entryID(e.opts.Seed, c.idx, j), Customer: c.id,
 					Name: p.display + " (admin)", Username: p.username, Category: categoryOf[p.source], CreatedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)})
 			}
 			continue
@@ -331,7 +333,7 @@ func (e *Env) seedVault(c *customer, people []person, r *rand.Rand) {
 		case c.huduCompany != 0:
 			e.Hudu.AddPassword(hudutest.AssetPassword{CompanyID: c.huduCompany, Name: p.display, Username: p.username, PasswordType: category})
 		default:
-			c.techVault = append(c.techVault, techvault.Entry{ID: fmt.Sprintf("sbx%013x%016x", c.idx, j), Customer: c.id,
+			c.techVault = append(c.techVault, techvault.Entry{ID: entryID(e.opts.Seed, c.idx, j), Customer: c.id,
 				Name: p.display, Username: p.username, Category: category, CreatedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)})
 		}
 	}
@@ -383,6 +385,13 @@ func (e *Env) seedPSA(c *customer, people []person) {
 	case "halopsa":
 		e.HaloPSA.Generate(c.psaID, noise, seed)
 	}
+}
+
+// entryID is a Technician Vault entry id (16 bytes, hex, like the ones the
+// vault makes), stable for a seed.
+func entryID(seed uint64, customer, n int) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "sandbox entry %d %d %d", seed, customer, n))
+	return hex.EncodeToString(sum[:16])
 }
 
 // tenantID is a customer's Entra tenant id, stable for a seed.
