@@ -2,6 +2,8 @@ package sandbox_test
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,48 @@ func TestFaultRate(t *testing.T) {
 	}
 	if totals[0.1] <= totals[0] {
 		t.Errorf("%d HTTP requests with faults, %d without: no fault was answered and retried", totals[0.1], totals[0])
+	}
+}
+
+// TestDeterministic checks that a seed fixes everything generated: the
+// tenant (but for ports and paths) and what the fakes hold.
+func TestDeterministic(t *testing.T) {
+	ctx := context.Background()
+	ports := regexp.MustCompile(`127\.0\.0\.1:\d+|port: \d+`)
+	snapshot := func(seed uint64) (string, []string) {
+		dir := t.TempDir()
+		env, err := sandbox.Start(ctx, sandbox.Options{Customers: 3, Accounts: 12, Seed: seed, Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer env.Close()
+		yml := strings.ReplaceAll(ports.ReplaceAllString(string(env.TenantYAML), "PORT"), dir, "DIR")
+		var held []string
+		for _, c := range env.Tenant.Customers {
+			if id := c.Vault.ITGlueOrganizationID; id != "" {
+				n, _ := strconv.Atoi(id)
+				for _, p := range env.ITGlue.Passwords(n) {
+					held = append(held, c.ID+" itglue "+p.Username)
+				}
+			}
+			if n, err := strconv.Atoi(c.PSA.CompanyID); err == nil && c.PSA.Kind == "connectwise" {
+				for _, p := range env.ConnectWise.Contacts(n) {
+					held = append(held, c.ID+" cw "+p.Email+" "+p.FirstName+" "+p.LastName)
+				}
+			}
+		}
+		return yml, held
+	}
+	y1, h1 := snapshot(5)
+	y2, h2 := snapshot(5)
+	y3, h3 := snapshot(6)
+	if y1 != y2 {
+		t.Errorf("the same seed gave different tenants:\n%s\n---\n%s", y1, y2)
+	}
+	if strings.Join(h1, "\n") != strings.Join(h2, "\n") || len(h1) == 0 {
+		t.Errorf("the same seed seeded the fakes differently (%d vs %d entries)", len(h1), len(h2))
+	}
+	if y1 == y3 && strings.Join(h1, "\n") == strings.Join(h3, "\n") {
+		t.Error("seeds 5 and 6 generated the same sandbox")
 	}
 }
