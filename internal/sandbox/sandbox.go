@@ -121,8 +121,9 @@ type Env struct {
 }
 
 // Start starts every fake, seeds them, writes the tenant and applies it
-// to a new SQLite store through jobs.TenantAdmin, as `autoimport apply`
-// would. Close releases everything, also after an error.
+// to a new SQLite store (or Options.DatabaseURL) through jobs.TenantAdmin,
+// as `autoimport apply` would. Close releases it all; when Start fails it
+// has already stopped whatever it started.
 func Start(ctx context.Context, o Options) (*Env, error) {
 	o = o.withDefaults()
 	e := &Env{opts: o, AD: map[string]*adtest.Server{}, Vars: map[string]string{}, log: o.Log}
