@@ -287,6 +287,9 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	if stop == nil {
 		stop = ctx
 	}
+	// Batches flow through two stages: the next batch's sink calls and
+	// record run while the previous batch's welcome emails go out.
+	var emails sync.WaitGroup
 	for start := 0; start < len(plans); start += applyBatch {
 		end := min(start+applyBatch, len(plans))
 		if stop.Err() != nil || ctx.Err() != nil {
@@ -295,14 +298,21 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 					plans[i].Action, plans[i].Reason = ActionSkip, "the run was stopped before this account; it is imported next run"
 				}
 			}
-			rep.Accounts = append(rep.Accounts, plans[start:]...)
 			rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", start, len(plans)))
 			break
 		}
 		// The batch in hand finishes even when a stop arrives.
-		im.applyBatch(context.WithoutCancel(ctx), c, conn, opts, plans[start:end], log)
-		rep.Accounts = append(rep.Accounts, plans[start:end]...)
+		batch := plans[start:end]
+		im.applyBatch(context.WithoutCancel(ctx), c, conn, opts, batch, log)
+		emails.Wait()
+		emails.Add(1)
+		go func() {
+			defer emails.Done()
+			im.sendWelcomes(context.WithoutCancel(ctx), c, conn, batch, log)
+		}()
 	}
+	emails.Wait()
+	rep.Accounts = append(rep.Accounts, plans...)
 	rep.tally()
 	if rep.Counts.Failed > 0 {
 		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, len(plans))
@@ -473,33 +483,16 @@ const (
 
 // applyBatch carries out a batch of plans: vault, then PSA, per account
 // (concurrently across accounts); then the ledger rows and their audit
-// events in one transaction; then the welcome emails, whose attempts that
-// transaction recorded; then their outcomes.
+// events in one transaction, which also records each welcome email's
+// attempt before sendWelcomes sends it.
 func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, batch []AccountPlan, log logrus.FieldLogger) {
 	failed := func(p *AccountPlan, what string, err error) {
 		p.Action = ActionError
 		p.Reason = fmt.Sprintf("%s: %v — nothing was recorded; the account is retried next run and matched, not created twice", what, err)
 		log.WithFields(logrus.Fields{"account": p.Username, "source": p.Source}).WithError(err).Warn("account import failed")
 	}
-	parallel := func(fn func(p *AccountPlan)) {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, applyWorkers)
-		for i := range batch {
-			if batch[i].Action != ActionImport {
-				continue
-			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(p *AccountPlan) {
-				defer func() { <-sem; wg.Done() }()
-				fn(p)
-			}(&batch[i])
-		}
-		wg.Wait()
-	}
-
 	// 1. Sinks.
-	parallel(func(p *AccountPlan) {
+	parallelPlans(batch, func(p *AccountPlan) {
 		if p.Vault.Op == OpCreate {
 			v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
 			e, err := v.Create(ctx, scope, p.newEntry)
@@ -547,14 +540,18 @@ func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connection
 		return
 	}
 
-	// 3. Welcome emails, then their outcomes.
+}
+
+// sendWelcomes sends a recorded batch's welcome emails, whose attempts
+// the batch's transaction holds, then records their outcomes.
+func (im *Importer) sendWelcomes(ctx context.Context, c Customer, conn *Connections, batch []AccountPlan, log logrus.FieldLogger) {
 	type outcome struct {
 		p           *AccountPlan
 		action, doc string
 	}
 	var mu sync.Mutex
 	var outcomes []outcome
-	parallel(func(p *AccountPlan) {
+	parallelPlans(batch, func(p *AccountPlan) {
 		if p.WelcomeMail.Op != OpSend {
 			return
 		}
@@ -580,7 +577,7 @@ func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connection
 	if len(outcomes) == 0 {
 		return
 	}
-	err = im.Store.Update(ctx, func(tx Tx) error {
+	err := im.Store.Update(ctx, func(tx Tx) error {
 		for _, o := range outcomes {
 			if err := tx.SetWelcome(ctx, c.ID, o.p.Source, o.p.ID, o.p.WelcomeMail.State); err != nil {
 				return err
@@ -597,6 +594,24 @@ func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connection
 			o.p.WelcomeMail.State = "attempted"
 		}
 	}
+}
+
+// parallelPlans runs fn for each plan to import, applyWorkers at a time.
+func parallelPlans(batch []AccountPlan, fn func(p *AccountPlan)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, applyWorkers)
+	for i := range batch {
+		if batch[i].Action != ActionImport {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(p *AccountPlan) {
+			defer func() { <-sem; wg.Done() }()
+			fn(p)
+		}(&batch[i])
+	}
+	wg.Wait()
 }
 
 // ledgerRow is the ledger record of an applied plan.

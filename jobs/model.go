@@ -138,6 +138,9 @@ type M365App struct {
 	ClientSecret secret.Ref `yaml:"client_secret" json:"client_secret"`
 	LoginURL     string     `yaml:"login_url,omitempty" json:"login_url,omitempty"`
 	GraphURL     string     `yaml:"graph_url,omitempty" json:"graph_url,omitempty"`
+	// RateLimit paces Graph per customer tenant (Graph throttles per app
+	// and tenant); default 60/s.
+	RateLimit string `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
 }
 
 // SMTP is the relay welcome emails go through.

@@ -256,6 +256,7 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 		checkRef("integrations.m365.client_secret", m.ClientSecret, true)
 		checkURL("integrations.m365.login_url", m.LoginURL, false)
 		checkURL("integrations.m365.graph_url", m.GraphURL, false)
+		checkRate("integrations.m365.rate_limit", m.RateLimit)
 	}
 	if s := in.SMTP; s != nil {
 		if s.Host == "" {

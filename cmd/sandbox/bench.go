@@ -26,8 +26,8 @@ import (
 )
 
 // graphRate and graphBurst are the rate and burst internal/connect gives
-// the MSP's Graph app registration (its limiter is fixed, not rate_limit).
-const graphRate, graphBurst = 50, 10
+// each customer tenant of the MSP's Graph app registration by default.
+const graphRate, graphBurst = 60, 20
 
 // autotaskThreads is how many requests per endpoint Autotask (and its
 // fake, by default) runs at once for one integration.
@@ -292,6 +292,16 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	// Autotask also runs at most autotaskThreads requests per endpoint at
 	// once, which at the fakes' latency is a rate of its own.
 	lat := o.Latency.Seconds()
+	// Graph is paced per customer tenant: its bound is one tenant's share.
+	tenants := int64(0)
+	for _, c := range env.Customers() {
+		if strings.Contains(c.Profile, "M365") {
+			tenants++
+		}
+	}
+	if tenants > 0 {
+		perCred[sandbox.Graph] = (perCred[sandbox.Graph] + tenants - 1) / tenants
+	}
 	for _, cr := range []struct {
 		name  string
 		rate  float64

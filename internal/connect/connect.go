@@ -95,8 +95,14 @@ func (c *Connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Custome
 		if err != nil {
 			return nil, err
 		}
-		// Graph throttles per app registration: one limiter for all tenants.
-		lim := restclient.SharedLimiter("Microsoft Graph", id, rate.Limit(50), 10)
+		// Graph throttles per app and tenant (3,500 resource units per 10 s
+		// for a small tenant, up to 5 units a call): one limiter per
+		// tenant of the app registration. The per-app ceiling across
+		// tenants is far above what one process sends.
+		lim, err := limiter("Microsoft Graph", id+"/"+s.TenantID, in.M365.RateLimit, rate.Limit(60), 20)
+		if err != nil {
+			return nil, err
+		}
 		src, err := m365.New(m365.Config{Customer: cu.ID, TenantID: s.TenantID, ClientID: id, ClientSecret: sec, LoginURL: in.M365.LoginURL, GraphURL: in.M365.GraphURL,
 			Limiter: lim, Transport: c.Transport, HTTPClient: c.httpClient(), Log: log})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -35,6 +36,20 @@ type Store struct {
 	db      *sqlx.DB
 	dialect Dialect
 	url     string
+	// writeMu hands SQLite's single write lock from one writer of this
+	// process to the next directly, instead of leaving concurrent
+	// writers to poll for it through busy_timeout.
+	writeMu sync.Mutex
+}
+
+// serialize returns an unlock function: on SQLite it holds the store's
+// write mutex, on MySQL (row locks, many writers) it does nothing.
+func (s *Store) serialize() func() {
+	if s.dialect != SQLite {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
 }
 
 // ParseURL tells which dialect a database URL is for and returns the

@@ -185,6 +185,7 @@ type tx struct {
 // write transactions (which all append audit events) are serialised and
 // the chain stays linear.
 func (s *Store) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	defer s.serialize()()
 	sx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -421,6 +422,7 @@ func (t *tx) PutState(ctx context.Context, customer, name, value string) error {
 // already ours. The conditional UPDATE is atomic, so of two replicas
 // racing for one customer exactly one wins.
 func (s *Store) AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (bool, error) {
+	defer s.serialize()()
 	now := time.Now()
 	ignore := "INSERT OR IGNORE"
 	if s.dialect == MySQL {
@@ -440,6 +442,7 @@ func (s *Store) AcquireLease(ctx context.Context, customer, holder string, ttl t
 
 // ReleaseLease frees the customer's lease if holder has it.
 func (s *Store) ReleaseLease(ctx context.Context, customer, holder string) error {
+	defer s.serialize()()
 	_, err := s.db.ExecContext(ctx, "UPDATE leases SET expires_at = 0 WHERE customer_id = ? AND holder = ?", customer, holder)
 	if err != nil {
 		return fmt.Errorf("release lease of customer %s: %w", customer, err)
@@ -449,6 +452,7 @@ func (s *Store) ReleaseLease(ctx context.Context, customer, holder string) error
 
 // StartRun records the start of a run.
 func (s *Store) StartRun(ctx context.Context, at time.Time) (int64, error) {
+	defer s.serialize()()
 	res, err := s.db.ExecContext(ctx, "INSERT INTO runs (started_at, status, summary) VALUES (?, 'running', '')", at.UnixMicro())
 	if err != nil {
 		return 0, fmt.Errorf("record run: %w", err)
@@ -458,6 +462,7 @@ func (s *Store) StartRun(ctx context.Context, at time.Time) (int64, error) {
 
 // FinishRun records the end of a run with its summary.
 func (s *Store) FinishRun(ctx context.Context, id int64, at time.Time, status, summary string) error {
+	defer s.serialize()()
 	_, err := s.db.ExecContext(ctx, "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?", at.UnixMicro(), status, summary, id)
 	if err != nil {
 		return fmt.Errorf("record run %d: %w", id, err)
@@ -489,6 +494,7 @@ func (s *Store) TechVaultEntries(ctx context.Context, customer string) ([]techva
 
 // InsertTechVaultEntry stores a Technician Vault entry.
 func (s *Store) InsertTechVaultEntry(ctx context.Context, e techvault.Entry) error {
+	defer s.serialize()()
 	_, err := s.db.ExecContext(ctx, "INSERT INTO tech_vault_entries (id, customer_id, name, username, category, notes, sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		e.ID, e.Customer, e.Name, e.Username, e.Category, e.Notes, e.Sealed, e.CreatedAt.UnixMicro())
 	if err != nil {
