@@ -152,9 +152,11 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 			rep.fail(err)
 			return rep
 		}
+		a.Options = nil // the snapshot is not needed here; a large ledger stays small
 		ledger[ledgerKey{a.Source, a.SourceID}] = a
 	}
-	var fresh []Candidate
+	var fresh []*Candidate
+	rep.Accounts = make([]AccountPlan, 0, len(col.candidates)+len(col.skipped))
 	stateChanges := map[ledgerKey]string{}
 	seen := map[ledgerKey]bool{}
 	for _, s := range col.skipped {
@@ -169,7 +171,8 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.Accounts = append(rep.Accounts, AccountPlan{Source: string(s.Source), ID: s.ID, Username: s.Username, DisplayName: s.DisplayName, Type: s.Type,
 			Action: ActionSkip, Reason: s.SkipReason, Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
 	}
-	for _, cand := range col.candidates {
+	for i := range col.candidates {
+		cand := &col.candidates[i]
 		a := cand.Account
 		k := ledgerKey{string(a.Source), a.ID}
 		if l, ok := ledger[k]; ok {
@@ -340,8 +343,7 @@ func collect(ctx context.Context, c Customer, conn *Connections, wantAdmins, lin
 	if conn.AD != nil {
 		endUserSource = sources.KindAD
 	}
-	var adAccounts, m365Accounts []sources.Account
-	read := func(name string, src sources.Source, sel sources.Selection, into *[]sources.Account) error {
+	each := func(name string, src sources.Source, sel sources.Selection, fn func(sources.Account)) error {
 		for a, err := range src.Accounts(ctx, sel) {
 			var ee *sources.EntryError
 			if errors.As(err, &ee) {
@@ -351,50 +353,56 @@ func collect(ctx context.Context, c Customer, conn *Connections, wantAdmins, lin
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			*into = append(*into, a)
+			fn(a)
 		}
 		return nil
 	}
-	if conn.AD != nil {
-		ad := c.Sources.AD
-		sel := sources.Selection{Groups: ad.Select.Groups, OUs: ad.Select.OUs, Builtin: ad.Select.Builtin, Admins: wantAdmins, IncludeDisabled: ad.IncludeDisabled}
-		if err := read("Active Directory", conn.AD, sel, &adAccounts); err != nil {
-			return nil, err
-		}
-		col.complete[string(sources.KindAD)] = true
-	}
+
+	// Microsoft 365 first: its users are the twins AD accounts link to.
+	var m365Accounts []sources.Account
+	twins := newTwinIndex()
 	if conn.M365 != nil {
 		m := c.Sources.M365
 		sel := sources.Selection{Groups: m.Select.Groups, Roles: m.Select.Roles, IncludeDisabled: m.IncludeDisabled}
-		if err := read("Microsoft 365", conn.M365, sel, &m365Accounts); err != nil {
+		if err := each("Microsoft 365", conn.M365, sel, func(a sources.Account) { m365Accounts = append(m365Accounts, a) }); err != nil {
 			return nil, err
 		}
 		col.complete[string(sources.KindM365)] = true
-	}
-
-	everyone := m365Accounts
-	if linkTwins && !(sel365Empty(c)) {
-		everyone = nil
-		if err := read("Microsoft 365 (all users, for hybrid links)", conn.M365, sources.Selection{}, &everyone); err != nil {
-			return nil, err
-		}
-	}
-	twins := newTwinIndex(everyone)
-	linked := map[string]bool{} // M365 ids that are an AD account's twin
-	for _, a := range adAccounts {
-		if !a.Candidate() {
-			col.skipped = append(col.skipped, a)
-			continue
-		}
-		cand := Candidate{Account: a}
-		if l, note := twins.find(a); l != nil {
-			cand.Link = l
-			linked[l.M365ID] = true
-			if note != "" {
-				col.notices = append(col.notices, note)
+		if linkTwins && !sel365Empty(c) {
+			if err := each("Microsoft 365 (all users, for hybrid links)", conn.M365, sources.Selection{}, twins.add); err != nil {
+				return nil, err
+			}
+		} else {
+			for _, a := range m365Accounts {
+				twins.add(a)
 			}
 		}
-		col.candidates = append(col.candidates, cand)
+	}
+
+	// Active Directory, streamed: accounts are classified as they come.
+	linked := map[string]bool{} // M365 ids that are an AD account's twin
+	if conn.AD != nil {
+		ad := c.Sources.AD
+		sel := sources.Selection{Groups: ad.Select.Groups, OUs: ad.Select.OUs, Builtin: ad.Select.Builtin, Admins: wantAdmins, IncludeDisabled: ad.IncludeDisabled}
+		err := each("Active Directory", conn.AD, sel, func(a sources.Account) {
+			if !a.Candidate() {
+				col.skipped = append(col.skipped, a)
+				return
+			}
+			cand := Candidate{Account: a}
+			if l, note := twins.find(a); l != nil {
+				cand.Link = l
+				linked[l.M365ID] = true
+				if note != "" {
+					col.notices = append(col.notices, note)
+				}
+			}
+			col.candidates = append(col.candidates, cand)
+		})
+		if err != nil {
+			return nil, err
+		}
+		col.complete[string(sources.KindAD)] = true
 	}
 	for _, a := range m365Accounts {
 		if linked[a.ID] {
@@ -424,49 +432,57 @@ func sel365Empty(c Customer) bool {
 	return m == nil || (len(m.Select.Groups) == 0 && len(m.Select.Roles) == 0)
 }
 
-// twinIndex finds an AD account's Entra twin among the M365 users.
+// twinIndex finds an AD account's Entra twin among the M365 users. It
+// keeps only what linking needs of each user.
 type twinIndex struct {
-	byImmutable map[string]sources.Account
-	byUPN       map[string][]sources.Account
-	byNameUser  map[string][]sources.Account
+	byImmutable map[string]*twin
+	byUPN       map[string][]*twin
+	byNameUser  map[string][]*twin
 }
 
-func newTwinIndex(users []sources.Account) *twinIndex {
-	ix := &twinIndex{byImmutable: map[string]sources.Account{}, byUPN: map[string][]sources.Account{}, byNameUser: map[string][]sources.Account{}}
-	for _, u := range users {
-		if u.ImmutableID != "" {
-			ix.byImmutable[u.ImmutableID] = u
-		}
-		upn := strings.ToLower(u.UPN)
-		if upn == "" {
-			upn = strings.ToLower(u.Username)
-		}
-		ix.byUPN[upn] = append(ix.byUPN[upn], u)
-		if at := strings.IndexByte(upn, '@'); at > 0 {
-			k := upn[:at] + "\x00" + strings.ToLower(u.DisplayName)
-			ix.byNameUser[k] = append(ix.byNameUser[k], u)
-		}
+type twin struct {
+	id, upn   string
+	immutable bool // has an onPremisesImmutableId
+	licensed  bool
+}
+
+func newTwinIndex() *twinIndex {
+	return &twinIndex{byImmutable: map[string]*twin{}, byUPN: map[string][]*twin{}, byNameUser: map[string][]*twin{}}
+}
+
+func (ix *twinIndex) add(u sources.Account) {
+	t := &twin{id: u.ID, upn: u.UPN, immutable: u.ImmutableID != "", licensed: u.Licensed}
+	if u.ImmutableID != "" {
+		ix.byImmutable[u.ImmutableID] = t
 	}
-	return ix
+	upn := strings.ToLower(u.UPN)
+	if upn == "" {
+		upn = strings.ToLower(u.Username)
+	}
+	ix.byUPN[upn] = append(ix.byUPN[upn], t)
+	if at := strings.IndexByte(upn, '@'); at > 0 {
+		k := upn[:at] + "\x00" + strings.ToLower(u.DisplayName)
+		ix.byNameUser[k] = append(ix.byNameUser[k], t)
+	}
 }
 
 func (ix *twinIndex) find(a sources.Account) (*Link, string) {
-	link := func(u sources.Account, kind string) *Link {
-		return &Link{M365ID: u.ID, UPN: u.UPN, Kind: kind, Licensed: u.Licensed}
+	link := func(t *twin, kind string) *Link {
+		return &Link{M365ID: t.id, UPN: t.upn, Kind: kind, Licensed: t.licensed}
 	}
 	if a.ImmutableID != "" {
-		if u, ok := ix.byImmutable[a.ImmutableID]; ok {
-			return link(u, "hard"), ""
+		if t, ok := ix.byImmutable[a.ImmutableID]; ok {
+			return link(t, "hard"), ""
 		}
 	}
 	if a.UPN != "" {
-		if us := ix.byUPN[strings.ToLower(a.UPN)]; len(us) == 1 && us[0].ImmutableID == "" {
-			return link(us[0], "soft"), fmt.Sprintf("AD %s linked to Entra %s by UPN (soft match: no immutable id)", a.Username, us[0].UPN)
+		if ts := ix.byUPN[strings.ToLower(a.UPN)]; len(ts) == 1 && !ts[0].immutable {
+			return link(ts[0], "soft"), fmt.Sprintf("AD %s linked to Entra %s by UPN (soft match: no immutable id)", a.Username, ts[0].upn)
 		}
 	}
 	k := strings.ToLower(a.Username) + "\x00" + strings.ToLower(a.DisplayName)
-	if us := ix.byNameUser[k]; len(us) == 1 && us[0].ImmutableID == "" {
-		return link(us[0], "soft"), fmt.Sprintf("AD %s linked to Entra %s by username and display name (soft match)", a.Username, us[0].UPN)
+	if ts := ix.byNameUser[k]; len(ts) == 1 && !ts[0].immutable {
+		return link(ts[0], "soft"), fmt.Sprintf("AD %s linked to Entra %s by username and display name (soft match)", a.Username, ts[0].upn)
 	}
 	return nil, ""
 }
@@ -495,7 +511,7 @@ func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connection
 	parallelPlans(batch, func(p *AccountPlan) {
 		if p.Vault.Op == OpCreate {
 			v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
-			e, err := v.Create(ctx, scope, p.newEntry)
+			e, err := v.Create(ctx, scope, p.work.newEntry)
 			if err != nil {
 				failed(p, v.Name()+": create password entry", err)
 				return
@@ -503,7 +519,7 @@ func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connection
 			p.Vault.Ref = e.Ref
 		}
 		if p.PSA.Op == OpCreate {
-			ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.newContact)
+			ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.work.newContact)
 			if err != nil {
 				failed(p, conn.PSA.Name()+": create contact", err)
 				return
@@ -555,7 +571,7 @@ func (im *Importer) sendWelcomes(ctx context.Context, c Customer, conn *Connecti
 		if p.WelcomeMail.Op != OpSend {
 			return
 		}
-		a := p.account
+		a := p.work.account
 		w := sinks.Welcome{Customer: c.ID, CustomerName: c.Name, To: a.Email, DisplayName: a.DisplayName, Username: a.Username,
 			EnrollmentURL: conn.EnrollmentURL, MessageID: sinks.WelcomeMessageID(c.ID, p.Source+":"+p.ID)}
 		state, action, after := "sent", "import.email.sent", doc(map[string]string{"to": a.Email, "message_id": w.MessageID})
@@ -616,7 +632,7 @@ func parallelPlans(batch []AccountPlan, fn func(p *AccountPlan)) {
 
 // ledgerRow is the ledger record of an applied plan.
 func (im *Importer) ledgerRow(c Customer, opts map[AccountType]Resolved, p *AccountPlan) ImportedAccount {
-	a := p.account
+	a := p.work.account
 	welcome := "none"
 	if p.WelcomeMail.Op == OpSend {
 		welcome = "attempted"

@@ -82,7 +82,14 @@ type AccountPlan struct {
 	Flags       Flags       `json:"flags"`
 	Link        *Link       `json:"link,omitempty"`
 
-	account    sources.Account
+	// work is what applying the plan needs; only plans to import have it,
+	// so the many report-only entries of a large directory stay small.
+	work *planWork
+}
+
+// planWork is what applying one plan needs beyond the report.
+type planWork struct {
+	account    *sources.Account
 	newEntry   sinks.NewVaultEntry
 	newContact sinks.NewContact
 }
@@ -91,7 +98,7 @@ type AccountPlan struct {
 type PlanInput struct {
 	Customer   Customer
 	Options    map[AccountType]Resolved
-	Candidates []Candidate
+	Candidates []*Candidate
 	// VaultName and Vaults are, per account type, the vault used and its
 	// index for the customer (nil when no index is needed or available).
 	VaultName map[AccountType]string
@@ -113,10 +120,10 @@ func Plan(in PlanInput) []AccountPlan {
 	return out
 }
 
-func planOne(in PlanInput, c Candidate) AccountPlan {
+func planOne(in PlanInput, c *Candidate) AccountPlan {
 	a := c.Account
 	typ := a.Type
-	p := AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email, Type: typ, Link: c.Link, account: a,
+	p := AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email, Type: typ, Link: c.Link,
 		Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}}
 	opts := in.Options[typ]
 	if opts.On(Paused) {
@@ -125,6 +132,7 @@ func planOne(in PlanInput, c Candidate) AccountPlan {
 	}
 	p.Action = ActionImport
 	p.Reason = a.TypeReason
+	p.work = &planWork{account: &c.Account}
 
 	// Vault.
 	if opts.On(VaultMatch) {
@@ -147,7 +155,7 @@ func planOne(in PlanInput, c Candidate) AccountPlan {
 			if opts.On(VaultCreate) {
 				cat := sinks.CategoryFor(string(a.Source))
 				p.Vault.Op, p.Vault.Reason = OpCreate, fmt.Sprintf("no matching entry; create %q in category %q", entryName(a, cat), cat)
-				p.newEntry = sinks.NewVaultEntry{Name: entryName(a, cat), Username: vaultUsername(a), Category: cat,
+				p.work.newEntry = sinks.NewVaultEntry{Name: entryName(a, cat), Username: vaultUsername(a), Category: cat,
 					Notes: fmt.Sprintf("Imported by autoimport for customer %s (%s).", in.Customer.ID, a.TypeReason)}
 			} else {
 				p.Vault.Reason = "no matching entry, and vault_create is off"
@@ -186,7 +194,7 @@ func planOne(in PlanInput, c Candidate) AccountPlan {
 					p.PSA.Reason = "no matching contact, and the account has no first and last name to create one"
 				default:
 					p.PSA.Op, p.PSA.Reason = OpCreate, "no contact with this email address or name; create one"
-					p.newContact = sinks.NewContact{FirstName: first, LastName: last, Email: a.Email}
+					p.work.newContact = sinks.NewContact{FirstName: first, LastName: last, Email: a.Email}
 				}
 			}
 		} else {

@@ -67,7 +67,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := PlanInput{Customer: mappedCustomer, Options: map[AccountType]Resolved{tc.typ: resolvedWith(tc.typ, tc.opts)},
-				Candidates: []Candidate{{Account: tc.acct, Link: tc.link}}, VaultName: map[AccountType]string{tc.typ: "IT Glue"},
+				Candidates: []*Candidate{{Account: tc.acct, Link: tc.link}}, VaultName: map[AccountType]string{tc.typ: "IT Glue"},
 				Vaults: map[AccountType]*sinks.VaultIndex{tc.typ: tc.entries}, PSAName: "ConnectWise PSA", Contacts: tc.contacts, Mail: true}
 			ps := Plan(in)
 			if len(ps) != 1 {
@@ -84,8 +84,8 @@ func TestPlan(t *testing.T) {
 			if p.Action != ActionImport && p.Reason == "" {
 				t.Fatal("a decision other than import must say why")
 			}
-			if p.Vault.Op == OpCreate && (p.newEntry.Category != "Active Directory" || p.newEntry.Username != tc.acct.Username || !strings.HasSuffix(p.newEntry.Name, "(Active Directory)")) {
-				t.Fatalf("new entry %+v", p.newEntry)
+			if p.Vault.Op == OpCreate && (p.work.newEntry.Category != "Active Directory" || p.work.newEntry.Username != tc.acct.Username || !strings.HasSuffix(p.work.newEntry.Name, "(Active Directory)")) {
+				t.Fatalf("new entry %+v", p.work.newEntry)
 			}
 			// Plan is pure: the same input gives the same plan.
 			if again := Plan(in)[0]; again.Action != p.Action || again.Vault != p.Vault || again.PSA != p.PSA {
@@ -106,13 +106,13 @@ func TestPlanM365AccountUsesItsUPN(t *testing.T) {
 		{sinks.VaultEntry{Ref: "1", Username: "jane", Category: "Active Directory"}, OpCreate},
 	} {
 		in := PlanInput{Options: map[AccountType]Resolved{EndUser: resolvedWith(EndUser, Values{VaultMatch: true, VaultCreate: true})},
-			Candidates: []Candidate{{Account: a}}, VaultName: map[AccountType]string{EndUser: "Hudu"}, Vaults: map[AccountType]*sinks.VaultIndex{EndUser: sinks.NewVaultIndex([]sinks.VaultEntry{tc.entry})}}
+			Candidates: []*Candidate{{Account: a}}, VaultName: map[AccountType]string{EndUser: "Hudu"}, Vaults: map[AccountType]*sinks.VaultIndex{EndUser: sinks.NewVaultIndex([]sinks.VaultEntry{tc.entry})}}
 		p := Plan(in)[0]
 		if p.Vault.Op != tc.op {
 			t.Errorf("entry %+v: %s, want %s", tc.entry, p.Vault.Op, tc.op)
 		}
-		if p.Vault.Op == OpCreate && (p.newEntry.Category != "Office 365" || p.newEntry.Username != "jane@acme.example") {
-			t.Errorf("new M365 entry %+v", p.newEntry)
+		if p.Vault.Op == OpCreate && (p.work.newEntry.Category != "Office 365" || p.work.newEntry.Username != "jane@acme.example") {
+			t.Errorf("new M365 entry %+v", p.work.newEntry)
 		}
 	}
 }
