@@ -33,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/msp-tools/autoimport/internal/fakeapi"
 )
 
 // Default credentials of a Server.
@@ -87,25 +89,7 @@ type Options struct {
 }
 
 // Fault is an injected failure.
-type Fault struct {
-	// Kind is the request kind it applies to; "" means any request.
-	Kind string
-	// After lets this many matching requests through untouched first.
-	After int
-	// Times is how many requests fail (default 1; negative: every one).
-	Times int
-	// Status is the answer's status (e.g. 429, 503). Zero with Malformed
-	// answers 200.
-	Status int
-	// RetryAfter is the Retry-After header value, e.g. "1".
-	RetryAfter string
-	// Malformed answers a truncated JSON body.
-	Malformed bool
-	// Latency delays the answer.
-	Latency time.Duration
-
-	seen, used int
-}
+type Fault = fakeapi.Fault
 
 // Contact is a contact as the fake stores it.
 type Contact struct {
@@ -132,8 +116,8 @@ type Server struct {
 	contacts  map[int64]*Contact
 	nextID    int64
 	pages     map[string]*pageState
-	faults    []*Fault
-	counts    map[string]int64
+	faults    fakeapi.Faults
+	counts    fakeapi.Counts
 	latency   time.Duration
 	window    []time.Time // times of counted API calls in the rolling window
 	now       func() time.Time
@@ -304,11 +288,8 @@ func (s *Server) Generate(companyID int64, n int, seed uint64) []int64 {
 
 // Inject adds a fault.
 func (s *Server) Inject(f Fault) {
-	if f.Times == 0 {
-		f.Times = 1
-	}
 	s.mu.Lock()
-	s.faults = append(s.faults, &f)
+	s.faults.Add(f)
 	s.mu.Unlock()
 }
 
@@ -337,22 +318,14 @@ func (s *Server) Count(kind string) int64 {
 func (s *Server) Counts() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int64, len(s.counts))
-	for k, v := range s.counts {
-		out[k] = v
-	}
-	return out
+	return s.counts.Copy()
 }
 
 // Total is the number of requests of every kind.
 func (s *Server) Total() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for _, v := range s.counts {
-		n += v
-	}
-	return n
+	return s.counts.Total()
 }
 
 // ResetCounts sets every counter to zero (the hourly window is kept).
@@ -381,20 +354,8 @@ func (s *Server) fault(kind string) (*Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts[kind]++
-	for _, f := range s.faults {
-		if f.Kind != "" && f.Kind != kind {
-			continue
-		}
-		if f.Times >= 0 && f.used >= f.Times {
-			continue
-		}
-		if f.seen < f.After {
-			f.seen++
-			continue
-		}
-		f.used++
-		c := *f
-		return &c, s.latency
+	if f := s.faults.Take(kind); f != nil {
+		return f, s.latency
 	}
 	return nil, s.latency
 }

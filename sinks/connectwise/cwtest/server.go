@@ -32,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/msp-tools/autoimport/internal/fakeapi"
 )
 
 // Default credentials of a Server.
@@ -77,26 +79,7 @@ type Options struct {
 }
 
 // Fault is an injected failure.
-type Fault struct {
-	// Kind is the request kind it applies to; "" means any request.
-	Kind string
-	// After lets this many matching requests through untouched first.
-	After int
-	// Times is how many requests fail (default 1; negative: every one).
-	Times int
-	// Status is the answer's status (e.g. 429, 503). Zero with Malformed
-	// answers 200.
-	Status int
-	// RetryAfter is the Retry-After header value, e.g. "1".
-	RetryAfter string
-	// Malformed answers a truncated JSON body.
-	Malformed bool
-	// Latency delays the answer (longer than the client's per-attempt
-	// timeout makes a timeout).
-	Latency time.Duration
-
-	seen, used int
-}
+type Fault = fakeapi.Fault
 
 // Contact is a contact as the fake stores it.
 type Contact struct {
@@ -138,8 +121,8 @@ type Server struct {
 	contacts  map[int]*Contact
 	nextID    int
 	commTypes []commType
-	faults    []*Fault
-	counts    map[string]int64
+	faults    fakeapi.Faults
+	counts    fakeapi.Counts
 	latency   time.Duration
 }
 
@@ -298,11 +281,8 @@ func (s *Server) Generate(companyID, n int, seed uint64) []int {
 
 // Inject adds a fault.
 func (s *Server) Inject(f Fault) {
-	if f.Times == 0 {
-		f.Times = 1
-	}
 	s.mu.Lock()
-	s.faults = append(s.faults, &f)
+	s.faults.Add(f)
 	s.mu.Unlock()
 }
 
@@ -331,22 +311,14 @@ func (s *Server) Count(kind string) int64 {
 func (s *Server) Counts() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int64, len(s.counts))
-	for k, v := range s.counts {
-		out[k] = v
-	}
-	return out
+	return s.counts.Copy()
 }
 
 // Total is the number of requests of every kind.
 func (s *Server) Total() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for _, v := range s.counts {
-		n += v
-	}
-	return n
+	return s.counts.Total()
 }
 
 // ResetCounts sets every counter to zero.
@@ -360,20 +332,8 @@ func (s *Server) fault(kind string) (*Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts[kind]++
-	for _, f := range s.faults {
-		if f.Kind != "" && f.Kind != kind {
-			continue
-		}
-		if f.Times >= 0 && f.used >= f.Times {
-			continue
-		}
-		if f.seen < f.After {
-			f.seen++
-			continue
-		}
-		f.used++
-		c := *f
-		return &c, s.latency
+	if f := s.faults.Take(kind); f != nil {
+		return f, s.latency
 	}
 	return nil, s.latency
 }

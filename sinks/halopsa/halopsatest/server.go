@@ -31,6 +31,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/msp-tools/autoimport/internal/fakeapi"
 )
 
 // Default credentials of a Server.
@@ -74,26 +76,7 @@ type Options struct {
 }
 
 // Fault is an injected failure.
-type Fault struct {
-	// Kind is the request kind it applies to; "" means any request but
-	// the token endpoint.
-	Kind string
-	// After lets this many matching requests through untouched first.
-	After int
-	// Times is how many requests fail (default 1; negative: every one).
-	Times int
-	// Status is the answer's status (e.g. 429, 503). Zero with Malformed
-	// answers 200.
-	Status int
-	// RetryAfter is the Retry-After header value, e.g. "1".
-	RetryAfter string
-	// Malformed answers a truncated JSON body.
-	Malformed bool
-	// Latency delays the answer.
-	Latency time.Duration
-
-	seen, used int
-}
+type Fault = fakeapi.Fault
 
 // User is a customer contact as the fake stores it.
 type User struct {
@@ -136,8 +119,8 @@ type Server struct {
 	nextID   int
 	nextSite int
 	tokens   map[string]time.Time
-	faults   []*Fault
-	counts   map[string]int64
+	faults   fakeapi.Faults
+	counts   fakeapi.Counts
 	latency  time.Duration
 }
 
@@ -322,11 +305,8 @@ func (s *Server) ExpireTokens() {
 
 // Inject adds a fault.
 func (s *Server) Inject(f Fault) {
-	if f.Times == 0 {
-		f.Times = 1
-	}
 	s.mu.Lock()
-	s.faults = append(s.faults, &f)
+	s.faults.Add(f)
 	s.mu.Unlock()
 }
 
@@ -355,22 +335,14 @@ func (s *Server) Count(kind string) int64 {
 func (s *Server) Counts() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int64, len(s.counts))
-	for k, v := range s.counts {
-		out[k] = v
-	}
-	return out
+	return s.counts.Copy()
 }
 
 // Total is the number of requests of every kind, token requests included.
 func (s *Server) Total() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for _, v := range s.counts {
-		n += v
-	}
-	return n
+	return s.counts.Total()
 }
 
 // ResetCounts sets every counter to zero.
@@ -384,20 +356,12 @@ func (s *Server) fault(kind string) (*Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts[kind]++
-	for _, f := range s.faults {
-		if f.Kind != kind && (f.Kind != "" || kind == KindToken) {
-			continue
-		}
-		if f.Times >= 0 && f.used >= f.Times {
-			continue
-		}
-		if f.seen < f.After {
-			f.seen++
-			continue
-		}
-		f.used++
-		c := *f
-		return &c, s.latency
+	take := s.faults.Take
+	if kind == KindToken {
+		take = s.faults.TakeExact
+	}
+	if f := take(kind); f != nil {
+		return f, s.latency
 	}
 	return nil, s.latency
 }

@@ -32,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/msp-tools/autoimport/internal/fakeapi"
 )
 
 // DefaultAPIKey is the key a Server accepts unless Options say otherwise.
@@ -83,26 +85,7 @@ type Options struct {
 }
 
 // Fault is an injected failure.
-type Fault struct {
-	// Kind is the request kind it applies to; "" means any request.
-	Kind string
-	// After lets this many matching requests through untouched first.
-	After int
-	// Times is how many requests fail (default 1; negative: every one).
-	Times int
-	// Status is the answer's status (e.g. 429, 503). Zero with Malformed
-	// answers 200.
-	Status int
-	// RetryAfter is the Retry-After header value, e.g. "1".
-	RetryAfter string
-	// Malformed answers a truncated JSON body.
-	Malformed bool
-	// Latency delays the answer (longer than the client's per-attempt
-	// timeout makes a timeout).
-	Latency time.Duration
-
-	seen, used int
-}
+type Fault = fakeapi.Fault
 
 // Password is a password entry as the fake stores it.
 type Password struct {
@@ -147,8 +130,8 @@ type Server struct {
 	passwords  map[int]*Password
 	categories map[int]string
 	nextID     int
-	faults     []*Fault
-	counts     map[string]int64
+	faults     fakeapi.Faults
+	counts     fakeapi.Counts
 	latency    time.Duration
 	window     []time.Time // accepted requests inside the rate window
 	arrivals   []time.Time // every request's arrival, for rate checks
@@ -347,11 +330,8 @@ func (s *Server) Generate(org, n int, seed uint64) []int {
 
 // Inject adds a fault.
 func (s *Server) Inject(f Fault) {
-	if f.Times == 0 {
-		f.Times = 1
-	}
 	s.mu.Lock()
-	s.faults = append(s.faults, &f)
+	s.faults.Add(f)
 	s.mu.Unlock()
 }
 
@@ -381,22 +361,14 @@ func (s *Server) Count(kind string) int64 {
 func (s *Server) Counts() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int64, len(s.counts))
-	for k, v := range s.counts {
-		out[k] = v
-	}
-	return out
+	return s.counts.Copy()
 }
 
 // Total is the number of requests of every kind.
 func (s *Server) Total() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for _, v := range s.counts {
-		n += v
-	}
-	return n
+	return s.counts.Total()
 }
 
 // Throttled is how many requests the rate counter refused with 429.
@@ -459,20 +431,8 @@ func (s *Server) admit(kind string) (f *Fault, latency, wait time.Duration) {
 		}
 		s.window = append(s.window, now)
 	}
-	for _, fl := range s.faults {
-		if fl.Kind != "" && fl.Kind != kind {
-			continue
-		}
-		if fl.Times >= 0 && fl.used >= fl.Times {
-			continue
-		}
-		if fl.seen < fl.After {
-			fl.seen++
-			continue
-		}
-		fl.used++
-		c := *fl
-		return &c, s.latency, 0
+	if f := s.faults.Take(kind); f != nil {
+		return f, s.latency, 0
 	}
 	return nil, s.latency, 0
 }
