@@ -220,6 +220,15 @@ func (f *fixture) run(t *testing.T, opt jobs.RunOptions) *jobs.Report {
 	return rep
 }
 
+// runStream runs and returns, besides the report, every account's plan as
+// OnAccount received it, by customer.
+func (f *fixture) runStream(t *testing.T, opt jobs.RunOptions) (*jobs.Report, map[string][]jobs.AccountPlan) {
+	t.Helper()
+	got := map[string][]jobs.AccountPlan{}
+	opt.OnAccount = func(customer string, p jobs.AccountPlan) { got[customer] = append(got[customer], p) }
+	return f.run(t, opt), got
+}
+
 func customerReport(rep *jobs.Report, id string) *jobs.CustomerReport {
 	for _, c := range rep.Customers {
 		if c.Customer == id {
@@ -333,8 +342,8 @@ func TestCrashBetweenCreateAndRecordLeavesNoDuplicate(t *testing.T) {
 		if cr.Status != jobs.StatusFailed || cr.Counts.Failed != 2 || len(ledgerOf(t, s, "acme")) != 0 || acme.vault.creates.Load() != 2 {
 			t.Fatalf("failing PSA: %s %+v", cr.Status, cr.Counts)
 		}
-		if !strings.Contains(cr.Accounts[0].Reason, "MemPSA: create contact") {
-			t.Fatalf("reason %q", cr.Accounts[0].Reason)
+		if len(cr.Attention) != 2 || !strings.Contains(cr.Attention[0].Reason, "MemPSA: create contact") {
+			t.Fatalf("attention %+v", cr.Attention)
 		}
 		acme.psa.failCreate = nil
 		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
@@ -389,7 +398,8 @@ func TestDryRunWritesNothingAndMatchesTheRealRun(t *testing.T) {
 		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.Admin), sources.Account{Source: sources.KindAD, ID: "x-disabled", Username: "gone", SkipReason: "disabled (userAccountControl 514)"})
 		acme.vault.entries["org-acme"] = []sinks.VaultEntry{{Ref: "nocat", Username: "user1"}}
 		events := auditCount(t, s)
-		dry := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, DryRun: true}), "acme")
+		dryRep, dryAccounts := f.runStream(t, jobs.RunOptions{Customers: []string{"acme"}, DryRun: true})
+		dry := customerReport(dryRep, "acme")
 		if auditCount(t, s) != events || len(ledgerOf(t, s, "acme")) != 0 || acme.vault.creates.Load() != 0 || acme.psa.creates.Load() != 0 || len(acme.mail.sent) != 0 {
 			t.Fatal("dry run wrote something")
 		}
@@ -400,12 +410,17 @@ func TestDryRunWritesNothingAndMatchesTheRealRun(t *testing.T) {
 		if runs != 0 || leases != 0 {
 			t.Fatalf("dry run recorded %d runs and %d leases", runs, leases)
 		}
-		real := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
-		if len(dry.Accounts) != len(real.Accounts) {
-			t.Fatalf("dry %d accounts, real %d", len(dry.Accounts), len(real.Accounts))
+		realRep, realAccounts := f.runStream(t, jobs.RunOptions{Customers: []string{"acme"}})
+		real := customerReport(realRep, "acme")
+		// Every account is reported once: the skipped one and each candidate.
+		if n := real.Counts.Candidates + real.Counts.Skipped; len(dryAccounts["acme"]) != n || len(realAccounts["acme"]) != n {
+			t.Fatalf("dry %d accounts, real %d, want %d", len(dryAccounts["acme"]), len(realAccounts["acme"]), n)
 		}
-		for i := range dry.Accounts {
-			d, r := dry.Accounts[i], real.Accounts[i]
+		if dry.Counts.Imported != real.Counts.Imported || dry.Counts.PossibleDuplicates != real.Counts.PossibleDuplicates || dry.Counts.Skipped != real.Counts.Skipped {
+			t.Fatalf("dry counts %+v, real %+v", dry.Counts, real.Counts)
+		}
+		for i := range dryAccounts["acme"] {
+			d, r := dryAccounts["acme"][i], realAccounts["acme"][i]
 			if d.ID != r.ID || d.Action != r.Action || d.Vault.Op != r.Vault.Op || d.PSA.Op != r.PSA.Op || d.WelcomeMail.Op != r.WelcomeMail.Op || d.Flags != r.Flags || d.Vault.Warning != r.Vault.Warning {
 				t.Fatalf("account %d: dry %+v\nreal %+v", i, d, r)
 			}
@@ -429,6 +444,19 @@ func TestSurgeGuard(t *testing.T) {
 		cr := customerReport(rep, "acme")
 		if cr.Status != jobs.StatusHeld || cr.Counts.Held != 60 || acme.vault.creates.Load() != 0 || !rep.Failed() || !strings.Contains(cr.Error, "--allow-surge --customer acme") {
 			t.Fatalf("surge: %s %q %+v", cr.Status, cr.Error, cr.Counts)
+		}
+		// The hold is audited as one decision, not one per held account.
+		var held []string
+		for e, err := range s.AuditEvents(context.Background(), jobs.AuditFilter{Customer: "acme"}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Action == "import.decisions" {
+				held = append(held, e.After)
+			}
+		}
+		if len(held) != 1 || strings.Count(held[0], `"Action"`) != 1 || !strings.Contains(held[0], "60 new accounts") {
+			t.Fatalf("decisions audited: %q", held)
 		}
 		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
 		if cr.Status != jobs.StatusOK || cr.Counts.Imported != 60 {
@@ -459,7 +487,7 @@ func TestHybridTwinIsImportedOnceAndLinked(t *testing.T) {
 		)
 		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
 		if cr.Counts.Imported != 3 {
-			t.Fatalf("imported %d, want user1 (AD, linked), user2 (AD admin), ga (M365 admin): %+v", cr.Counts.Imported, cr.Accounts)
+			t.Fatalf("imported %d, want user1 (AD, linked), user2 (AD admin), ga (M365 admin): %+v", cr.Counts.Imported, cr)
 		}
 		led := ledgerOf(t, s, "acme")
 		if l := led["user1"]; !l.M365Sync || l.M365ID != "m-1" || l.Source != "ad" {

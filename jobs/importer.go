@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +47,11 @@ type ImportOptions struct {
 	// Stop, when closed or cancelled, ends the pass after the account in
 	// hand is applied and recorded.
 	Stop context.Context
+	// OnAccount, when set, receives every account's final plan as soon as
+	// it is known: skipped and already-imported accounts while the sources
+	// are read, new accounts once their batch is applied and recorded (or
+	// planned, in a dry run). Calls come one at a time.
+	OnAccount func(AccountPlan)
 }
 
 // Counts sum up one customer's pass.
@@ -75,17 +79,24 @@ const (
 	StatusBusy   = "busy" // another runner holds the customer's lease
 )
 
-// CustomerReport is the outcome of one customer's pass.
+// CustomerReport is the outcome of one customer's pass. It holds counts
+// and the accounts that need a person; every account's plan goes to
+// ImportOptions.OnAccount as it is decided, so that a directory of any
+// size is never held whole.
 type CustomerReport struct {
-	Customer string        `json:"customer"`
-	Name     string        `json:"name"`
-	Status   string        `json:"status"`
-	Error    string        `json:"error,omitempty"`
-	DryRun   bool          `json:"dry_run,omitempty"`
-	Counts   Counts        `json:"counts"`
-	Notices  []string      `json:"notices,omitempty"`
-	Accounts []AccountPlan `json:"accounts"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	Customer string   `json:"customer"`
+	Name     string   `json:"name"`
+	Status   string   `json:"status"`
+	Error    string   `json:"error,omitempty"`
+	DryRun   bool     `json:"dry_run,omitempty"`
+	Counts   Counts   `json:"counts"`
+	Notices  []string `json:"notices,omitempty"`
+	// Attention lists the accounts a person must look at: ambiguous
+	// matches, failures and possible duplicates, the first 1,000 of them;
+	// AttentionOmitted counts the rest.
+	Attention        []AccountPlan `json:"attention,omitempty"`
+	AttentionOmitted int           `json:"attention_omitted,omitempty"`
+	Elapsed          time.Duration `json:"elapsed_ns"`
 }
 
 func (r *CustomerReport) fail(err error) {
@@ -109,14 +120,15 @@ func (im *Importer) now() time.Time {
 	return time.Now().UTC()
 }
 
-type ledgerKey struct{ source, id string }
-
-// Import runs one pass for a customer: resolve options, collect candidates,
-// reconcile with the ledger and hybrid twins, read each sink's index once,
-// plan, and (unless a dry run) apply and record each account.
+// Import runs one pass for a customer: resolve options, read the ledger,
+// collect candidates (deciding skipped and already-imported accounts as
+// they stream in), hold a surge, read each sink's index once, then plan
+// and (unless a dry run) apply and record the new accounts batch by
+// batch. Only the new accounts are held for the whole pass, compactly;
+// every account's plan leaves through ImportOptions.OnAccount.
 func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt ImportOptions) *CustomerReport {
 	start := time.Now()
-	rep := &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusOK, DryRun: opt.DryRun, Accounts: []AccountPlan{}}
+	rep := &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusOK, DryRun: opt.DryRun}
 	defer func() { rep.Elapsed = time.Since(start) }()
 	log := im.Log.WithField("customer", c.ID)
 
@@ -135,77 +147,25 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.fail(fmt.Errorf("customer %s: %w", c.ID, err))
 		return rep
 	}
+	ps := newPass(im, c, opt, opts, rep)
+	if err := ps.readLedger(ctx); err != nil {
+		rep.fail(fmt.Errorf("customer %s: read the ledger: %w", c.ID, err))
+		return rep
+	}
 
-	// Collect.
+	// Collect; skipped and already-imported accounts are decided as they come.
 	linkTwins := conn.AD != nil && conn.M365 != nil && opts[EndUser].On(M365Sync)
-	col, err := collect(ctx, c, conn, !opts[Admin].On(Paused), linkTwins)
+	fresh, err := ps.collect(ctx, conn, !opts[Admin].On(Paused), linkTwins)
 	if err != nil {
 		rep.fail(fmt.Errorf("customer %s: %w", c.ID, err))
 		return rep
 	}
-	rep.Notices = append(rep.Notices, col.notices...)
-
-	// Reconcile with the ledger.
-	ledger := map[ledgerKey]ImportedAccount{}
-	for a, err := range im.Store.ImportedAccounts(ctx, c.ID) {
-		if err != nil {
-			rep.fail(err)
-			return rep
-		}
-		a.Options = nil // the snapshot is not needed here; a large ledger stays small
-		ledger[ledgerKey{a.Source, a.SourceID}] = a
-	}
-	var fresh []*Candidate
-	rep.Accounts = make([]AccountPlan, 0, len(col.candidates)+len(col.skipped))
-	stateChanges := map[ledgerKey]string{}
-	seen := map[ledgerKey]bool{}
-	for _, s := range col.skipped {
-		k := ledgerKey{string(s.Source), s.ID}
-		if l, ok := ledger[k]; ok {
-			seen[k] = true
-			if strings.HasPrefix(s.SkipReason, "disabled") && l.State != "disabled" {
-				stateChanges[k] = "disabled"
-			}
-			continue
-		}
-		rep.Accounts = append(rep.Accounts, AccountPlan{Source: string(s.Source), ID: s.ID, Username: s.Username, DisplayName: s.DisplayName, Type: s.Type,
-			Action: ActionSkip, Reason: s.SkipReason, Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
-	}
-	for i := range col.candidates {
-		cand := &col.candidates[i]
-		a := cand.Account
-		k := ledgerKey{string(a.Source), a.ID}
-		if l, ok := ledger[k]; ok {
-			seen[k] = true
-			if l.State != "active" {
-				stateChanges[k] = "active"
-				rep.Notices = append(rep.Notices, fmt.Sprintf("%s %s (%s) is back in its source: it is the same imported account", a.Source, a.Username, a.ID))
-			}
-			if !strings.EqualFold(l.Username, a.Username) {
-				rep.Notices = append(rep.Notices, fmt.Sprintf("%s account %s was renamed from %q to %q: same identity, nothing changed", a.Source, a.ID, l.Username, a.Username))
-			}
-			rep.Accounts = append(rep.Accounts, AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: l.Type,
-				Action: ActionAlreadyImported, Reason: "imported " + l.ImportedAt.Format(time.DateOnly) + " under " + l.OptionsOrigin,
-				Vault: SinkStep{Op: OpNone, Integration: l.VaultIntegration, Ref: l.VaultRef}, PSA: SinkStep{Op: OpNone, Integration: l.PSAIntegration, Ref: l.PSARef},
-				WelcomeMail: EmailStep{Op: OpNone, State: l.Welcome}, Flags: Flags{SelfServe: l.SelfServe, Rotation: l.Rotation, M365Sync: l.M365Sync}})
-			if l.Welcome == "attempted" {
-				rep.Notices = append(rep.Notices, fmt.Sprintf("welcome email to %s (%s) was attempted but never confirmed: check the mail relay's log; it is not sent again", a.Username, a.Email))
-			}
-			continue
-		}
-		fresh = append(fresh, cand)
-	}
-	for k, l := range ledger {
-		if !seen[k] && l.State != "missing" && col.complete[l.Source] {
-			stateChanges[k] = "missing"
-		}
-	}
-	rep.Counts.Candidates = len(col.candidates)
+	ps.markMissing()
 
 	// Surge guard: a wrong selection must never flood the sinks.
 	importable := 0
-	for _, cand := range fresh {
-		if !opts[cand.Account.Type].On(Paused) {
+	for i := range fresh {
+		if !opts[fresh[i].Account.Type].On(Paused) {
 			importable++
 		}
 	}
@@ -213,27 +173,103 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	if c.Surge != nil {
 		surge = *c.Surge
 	}
-	if !opt.AllowSurge && importable > surge.Max && float64(importable) > float64(len(ledger))*surge.Percent/100 {
+	if !opt.AllowSurge && importable > surge.Max && float64(importable) > float64(len(ps.ledger))*surge.Percent/100 {
 		rep.Status = StatusHeld
 		rep.Error = fmt.Sprintf("customer %s held: this run would import %d new accounts, more than %d and more than %.0f%% of the %d already imported. Check the import selection; if it is right, run again with --allow-surge --customer %s (or raise the customer's surge threshold)",
-			c.ID, importable, surge.Max, surge.Percent, len(ledger), c.ID)
-		for _, cand := range fresh {
-			a := cand.Account
-			rep.Accounts = append(rep.Accounts, AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: a.Type,
+			c.ID, importable, surge.Max, surge.Percent, len(ps.ledger), c.ID)
+		for i := range fresh {
+			a := &fresh[i].Account
+			ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: a.Type,
 				Action: ActionHeld, Reason: "surge guard", Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
 		}
-		rep.tally()
+		ps.decide(notice{Account: fmt.Sprintf("%d new accounts", len(fresh)), Action: ActionHeld, Reason: "surge guard"})
 		if !opt.DryRun {
-			im.recordNotices(ctx, c.ID, rep)
+			im.recordNotices(ctx, c.ID, ps.decisions)
 		}
 		return rep
 	}
 
 	// Read each sink's index once, only where a new account needs it.
-	in := PlanInput{Customer: c, Options: opts, Candidates: fresh, VaultName: map[AccountType]string{}, Vaults: map[AccountType]*sinks.VaultIndex{}, Mail: conn.Mailer != nil}
+	in, err := readIndexes(ctx, c, conn, opts, fresh)
+	if err != nil {
+		rep.fail(err)
+		return rep
+	}
+	batchOf := func(from int) []AccountPlan {
+		to := min(from+applyBatch, len(fresh))
+		cands := make([]*Candidate, 0, to-from)
+		for i := from; i < to; i++ {
+			cands = append(cands, &fresh[i])
+		}
+		in.Candidates = cands
+		return Plan(in)
+	}
+	if opt.DryRun {
+		for from := 0; from < len(fresh); from += applyBatch {
+			for _, p := range batchOf(from) {
+				ps.emit(&p)
+			}
+		}
+		return rep
+	}
+
+	if err := ps.recordStates(ctx); err != nil {
+		rep.fail(err)
+		return rep
+	}
+	stop := opt.Stop
+	if stop == nil {
+		stop = ctx
+	}
+	// Batches are planned as they are applied, so only one batch of plans
+	// is ever held. They flow through two stages: the next batch's sink
+	// calls and record run while the previous batch's welcome emails go
+	// out; a batch's plans are reported once its emails are recorded.
+	var emails sync.WaitGroup
+	stopped := false
+	for from := 0; from < len(fresh); from += applyBatch {
+		batch := batchOf(from)
+		if stopped || stop.Err() != nil || ctx.Err() != nil {
+			if !stopped {
+				stopped = true
+				emails.Wait() // the batch before reports first
+				rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", from, len(fresh)))
+			}
+			for i := range batch {
+				if batch[i].Action == ActionImport {
+					batch[i].Action, batch[i].Reason = ActionSkip, "the run was stopped before this account; it is imported next run"
+				}
+				ps.emit(&batch[i])
+			}
+			continue
+		}
+		// The batch in hand finishes even when a stop arrives.
+		im.applyBatch(context.WithoutCancel(ctx), c, conn, opts, batch, log)
+		emails.Wait()
+		emails.Add(1)
+		go func() {
+			defer emails.Done()
+			im.sendWelcomes(context.WithoutCancel(ctx), c, conn, batch, log)
+			for i := range batch {
+				ps.emit(&batch[i])
+			}
+		}()
+	}
+	emails.Wait()
+	if rep.Counts.Failed > 0 {
+		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, len(fresh))
+	}
+	im.recordNotices(ctx, c.ID, ps.decisions)
+	return rep
+}
+
+// readIndexes reads each sink's index once, only where a new account
+// needs it, into the plan's input.
+func readIndexes(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, fresh []Candidate) (PlanInput, error) {
+	in := PlanInput{Customer: c, Options: opts, VaultName: map[AccountType]string{}, Vaults: map[AccountType]*sinks.VaultIndex{}, Mail: conn.Mailer != nil}
 	need := map[AccountType]bool{}
-	for _, cand := range fresh {
-		need[cand.Account.Type] = true
+	for i := range fresh {
+		need[fresh[i].Account.Type] = true
 	}
 	indexed := map[string]*sinks.VaultIndex{}
 	for _, typ := range AccountTypes {
@@ -249,182 +285,22 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		}
 		ix, err := v.Index(ctx, conn.VaultScope[typ])
 		if err != nil {
-			rep.fail(fmt.Errorf("customer %s: %s: list existing password entries: %w", c.ID, v.Name(), err))
-			return rep
+			return in, fmt.Errorf("customer %s: %s: list existing password entries: %w", c.ID, v.Name(), err)
 		}
 		indexed[key] = ix
 		in.Vaults[typ] = ix
 	}
-	if conn.PSA != nil && need[EndUser] && opts[EndUser].On(PSAMatch) {
+	if conn.PSA != nil {
 		in.PSAName = conn.PSA.Name()
+	}
+	if conn.PSA != nil && need[EndUser] && opts[EndUser].On(PSAMatch) {
 		ix, err := conn.PSA.Index(ctx, conn.PSAScope)
 		if err != nil {
-			rep.fail(fmt.Errorf("customer %s: %s: list existing contacts: %w", c.ID, conn.PSA.Name(), err))
-			return rep
+			return in, fmt.Errorf("customer %s: %s: list existing contacts: %w", c.ID, conn.PSA.Name(), err)
 		}
 		in.Contacts = ix
-	} else if conn.PSA != nil {
-		in.PSAName = conn.PSA.Name()
 	}
-
-	plans := Plan(in)
-	if opt.DryRun {
-		rep.Accounts = append(rep.Accounts, plans...)
-		rep.tally()
-		return rep
-	}
-
-	// Apply and record, one account at a time.
-	if len(stateChanges) > 0 {
-		if err := im.recordStates(ctx, c.ID, ledger, stateChanges); err != nil {
-			rep.fail(err)
-			return rep
-		}
-		for k, st := range stateChanges {
-			if st != "active" {
-				rep.Notices = append(rep.Notices, fmt.Sprintf("imported %s account %s (%s) is %s in its source: marked so; nothing was deleted anywhere", k.source, ledger[k].Username, k.id, st))
-			}
-		}
-	}
-	stop := opt.Stop
-	if stop == nil {
-		stop = ctx
-	}
-	// Batches flow through two stages: the next batch's sink calls and
-	// record run while the previous batch's welcome emails go out.
-	var emails sync.WaitGroup
-	for start := 0; start < len(plans); start += applyBatch {
-		end := min(start+applyBatch, len(plans))
-		if stop.Err() != nil || ctx.Err() != nil {
-			for i := start; i < len(plans); i++ {
-				if plans[i].Action == ActionImport {
-					plans[i].Action, plans[i].Reason = ActionSkip, "the run was stopped before this account; it is imported next run"
-				}
-			}
-			rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", start, len(plans)))
-			break
-		}
-		// The batch in hand finishes even when a stop arrives.
-		batch := plans[start:end]
-		im.applyBatch(context.WithoutCancel(ctx), c, conn, opts, batch, log)
-		emails.Wait()
-		emails.Add(1)
-		go func() {
-			defer emails.Done()
-			im.sendWelcomes(context.WithoutCancel(ctx), c, conn, batch, log)
-		}()
-	}
-	emails.Wait()
-	rep.Accounts = append(rep.Accounts, plans...)
-	rep.tally()
-	if rep.Counts.Failed > 0 {
-		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, len(plans))
-	}
-	im.recordNotices(ctx, c.ID, rep)
-	return rep
-}
-
-// collected is what the sources yielded for one customer.
-type collected struct {
-	candidates []Candidate
-	skipped    []sources.Account
-	notices    []string
-	// complete says which sources were read whole (so an account absent
-	// from them is really missing).
-	complete map[string]bool
-}
-
-// collect reads the customer's sources, classifies, and links hybrid twins.
-// With linkTwins, every M365 user is read as well, to find the Entra twin
-// of each AD account (m365_sync), not only those the M365 selection holds.
-func collect(ctx context.Context, c Customer, conn *Connections, wantAdmins, linkTwins bool) (*collected, error) {
-	col := &collected{complete: map[string]bool{}}
-	endUserSource := sources.KindM365
-	if conn.AD != nil {
-		endUserSource = sources.KindAD
-	}
-	each := func(name string, src sources.Source, sel sources.Selection, fn func(sources.Account)) error {
-		for a, err := range src.Accounts(ctx, sel) {
-			var ee *sources.EntryError
-			if errors.As(err, &ee) {
-				col.notices = append(col.notices, fmt.Sprintf("%s: %v", name, ee))
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			fn(a)
-		}
-		return nil
-	}
-
-	// Microsoft 365 first: its users are the twins AD accounts link to.
-	var m365Accounts []sources.Account
-	twins := newTwinIndex()
-	if conn.M365 != nil {
-		m := c.Sources.M365
-		sel := sources.Selection{Groups: m.Select.Groups, Roles: m.Select.Roles, IncludeDisabled: m.IncludeDisabled}
-		if err := each("Microsoft 365", conn.M365, sel, func(a sources.Account) { m365Accounts = append(m365Accounts, a) }); err != nil {
-			return nil, err
-		}
-		col.complete[string(sources.KindM365)] = true
-		if linkTwins && !sel365Empty(c) {
-			if err := each("Microsoft 365 (all users, for hybrid links)", conn.M365, sources.Selection{}, twins.add); err != nil {
-				return nil, err
-			}
-		} else {
-			for _, a := range m365Accounts {
-				twins.add(a)
-			}
-		}
-	}
-
-	// Active Directory, streamed: accounts are classified as they come.
-	linked := map[string]bool{} // M365 ids that are an AD account's twin
-	if conn.AD != nil {
-		ad := c.Sources.AD
-		sel := sources.Selection{Groups: ad.Select.Groups, OUs: ad.Select.OUs, Builtin: ad.Select.Builtin, Admins: wantAdmins, IncludeDisabled: ad.IncludeDisabled}
-		err := each("Active Directory", conn.AD, sel, func(a sources.Account) {
-			if !a.Candidate() {
-				col.skipped = append(col.skipped, a)
-				return
-			}
-			cand := Candidate{Account: a}
-			if l, note := twins.find(a); l != nil {
-				cand.Link = l
-				linked[l.M365ID] = true
-				if note != "" {
-					col.notices = append(col.notices, note)
-				}
-			}
-			col.candidates = append(col.candidates, cand)
-		})
-		if err != nil {
-			return nil, err
-		}
-		col.complete[string(sources.KindAD)] = true
-	}
-	for _, a := range m365Accounts {
-		if linked[a.ID] {
-			continue // one person is imported once, from AD
-		}
-		if !a.Candidate() {
-			col.skipped = append(col.skipped, a)
-			continue
-		}
-		if endUserSource == sources.KindAD && a.Type == EndUser {
-			continue // end users come from AD only
-		}
-		col.candidates = append(col.candidates, Candidate{Account: a})
-	}
-	sort.SliceStable(col.candidates, func(i, j int) bool {
-		a, b := col.candidates[i].Account, col.candidates[j].Account
-		if a.Source != b.Source {
-			return a.Source < b.Source
-		}
-		return strings.ToLower(a.Username) < strings.ToLower(b.Username)
-	})
-	return col, nil
+	return in, nil
 }
 
 func sel365Empty(c Customer) bool {
@@ -679,37 +555,10 @@ func importEvents(customer string, p *AccountPlan) []AuditEvent {
 	return ev
 }
 
-// recordStates marks imported accounts disabled, missing or active again.
-func (im *Importer) recordStates(ctx context.Context, customer string, ledger map[ledgerKey]ImportedAccount, changes map[ledgerKey]string) error {
-	return im.Store.Update(ctx, func(tx Tx) error {
-		for k, st := range changes {
-			if err := tx.SetSourceState(ctx, customer, k.source, k.id, st); err != nil {
-				return err
-			}
-			_, err := tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: "import.source-state", Customer: customer, Subject: k.source + ":" + k.id,
-				Before: doc(map[string]string{"state": ledger[k].State}), After: doc(map[string]string{"state": st})})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
 // recordNotices audits the decisions that need a person — skips,
 // ambiguities, holds, failures — once: only when they differ from what
 // the last run audited, so a run that changes nothing writes nothing.
-func (im *Importer) recordNotices(ctx context.Context, customer string, rep *CustomerReport) {
-	type notice struct {
-		Account, Action, Reason string
-	}
-	var ns []notice
-	for _, a := range rep.Accounts {
-		switch a.Action {
-		case ActionSkip, ActionAmbiguous, ActionHeld, ActionError:
-			ns = append(ns, notice{a.Source + ":" + a.ID + " " + a.Username, a.Action, a.Reason})
-		}
-	}
+func (im *Importer) recordNotices(ctx context.Context, customer string, ns []notice) {
 	b, _ := json.Marshal(ns)
 	sum := sha256.Sum256(b)
 	digest := hex.EncodeToString(sum[:])
@@ -732,41 +581,38 @@ func (im *Importer) recordNotices(ctx context.Context, customer string, rep *Cus
 	}
 }
 
-func (r *CustomerReport) tally() {
-	n := Counts{Candidates: r.Counts.Candidates}
-	for _, a := range r.Accounts {
-		switch a.Action {
-		case ActionImport:
-			n.Imported++
-			switch a.Vault.Op {
-			case OpMatch:
-				n.VaultMatched++
-			case OpCreate:
-				n.VaultCreated++
-			}
-			switch a.PSA.Op {
-			case OpMatch:
-				n.PSAMatched++
-			case OpCreate:
-				n.PSACreated++
-			}
-			if a.WelcomeMail.State == "sent" {
-				n.EmailsSent++
-			}
-			if a.Vault.Warning != "" {
-				n.PossibleDuplicates++
-			}
-		case ActionAlreadyImported:
-			n.AlreadyImported++
-		case ActionSkip:
-			n.Skipped++
-		case ActionAmbiguous:
-			n.Ambiguous++
-		case ActionError:
-			n.Failed++
-		case ActionHeld:
-			n.Held++
+// count adds one account's final plan to the counts.
+func (n *Counts) count(a *AccountPlan) {
+	switch a.Action {
+	case ActionImport:
+		n.Imported++
+		switch a.Vault.Op {
+		case OpMatch:
+			n.VaultMatched++
+		case OpCreate:
+			n.VaultCreated++
 		}
+		switch a.PSA.Op {
+		case OpMatch:
+			n.PSAMatched++
+		case OpCreate:
+			n.PSACreated++
+		}
+		if a.WelcomeMail.State == "sent" {
+			n.EmailsSent++
+		}
+		if a.Vault.Warning != "" {
+			n.PossibleDuplicates++
+		}
+	case ActionAlreadyImported:
+		n.AlreadyImported++
+	case ActionSkip:
+		n.Skipped++
+	case ActionAmbiguous:
+		n.Ambiguous++
+	case ActionError:
+		n.Failed++
+	case ActionHeld:
+		n.Held++
 	}
-	r.Counts = n
 }

@@ -39,16 +39,18 @@ func (m *Metrics) observeRun(rep *Report) {
 				m.accounts.WithLabelValues(c.Customer, outcome).Add(float64(n))
 			}
 		}
-		for _, a := range c.Accounts {
-			if a.Action != ActionImport {
-				continue
-			}
-			if a.Vault.Op != OpNone {
-				m.sinks.WithLabelValues(c.Customer, a.Vault.Integration, a.Vault.Op).Inc()
-			}
-			if a.PSA.Op != OpNone {
-				m.sinks.WithLabelValues(c.Customer, a.PSA.Integration, a.PSA.Op).Inc()
-			}
-		}
+	}
+}
+
+// observeAccount counts an applied account's sink operations.
+func (m *Metrics) observeAccount(customer string, p *AccountPlan) {
+	if m == nil || p.Action != ActionImport {
+		return
+	}
+	if p.Vault.Op != OpNone {
+		m.sinks.WithLabelValues(customer, p.Vault.Integration, p.Vault.Op).Inc()
+	}
+	if p.PSA.Op != OpNone {
+		m.sinks.WithLabelValues(customer, p.PSA.Integration, p.PSA.Op).Inc()
 	}
 }

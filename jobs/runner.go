@@ -28,6 +28,8 @@ type Runner struct {
 	// Progress, when set, is called after each customer.
 	Progress func(done, total int, r *CustomerReport)
 	mu       sync.Mutex // one run at a time
+	// accountMu makes OnAccount calls come one at a time.
+	accountMu sync.Mutex
 }
 
 // RunOptions select what a run does.
@@ -39,6 +41,10 @@ type RunOptions struct {
 	// Stop ends the run after the accounts in hand; the context passed to
 	// Run bounds I/O.
 	Stop context.Context
+	// OnAccount, when set, receives every account's final plan with its
+	// customer as soon as it is known (see ImportOptions.OnAccount). Calls
+	// come one at a time, whichever customer's pass makes them.
+	OnAccount func(customer string, p AccountPlan)
 }
 
 // Report is the outcome of one run.
@@ -163,7 +169,16 @@ func customerStatuses(rep *Report) []string {
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
 	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log}
-	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop}
+	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, OnAccount: func(p AccountPlan) {
+		r.accountMu.Lock()
+		defer r.accountMu.Unlock()
+		if !opt.DryRun {
+			r.Metrics.observeAccount(c.ID, &p)
+		}
+		if opt.OnAccount != nil {
+			opt.OnAccount(c.ID, p)
+		}
+	}}
 	if opt.DryRun {
 		// A dry run writes nothing anywhere, not even a lease.
 		return im.Import(ctx, t, c, iopt)
@@ -175,10 +190,10 @@ func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions)
 	}
 	ok, err := r.Store.AcquireLease(ctx, c.ID, holder, ttl)
 	if err != nil {
-		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error(), Accounts: []AccountPlan{}}
+		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error()}
 	}
 	if !ok {
-		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusBusy, Accounts: []AccountPlan{},
+		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusBusy,
 			Notices: []string{"another autoimport holds this customer's lease (a replica or a manual run): skipped this time"}}
 	}
 	// Renew the lease while the import runs; release it at the end.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -75,7 +76,9 @@ func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
 }
 
 // runOnce runs one pass. SIGTERM or Ctrl-C (the command's context) stops
-// it after the accounts in hand; their I/O is not cut off.
+// it after the accounts in hand; their I/O is not cut off. Accounts are
+// written out as they are decided (the dry-run table, the JSON document),
+// so that a directory of any size never sits in memory.
 func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 	r := a.runner(nil)
 	start := time.Now()
@@ -83,16 +86,39 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 	if f, ok := a.stderr.(*os.File); ok {
 		terminal = isatty.IsTerminal(f.Fd())
 	}
-	accounts := 0
-	r.Progress = func(done, total int, cr *jobs.CustomerReport) {
-		accounts += len(cr.Accounts)
-		rate := float64(accounts) / max(time.Since(start).Seconds(), 0.001)
-		if terminal {
-			fmt.Fprintf(a.stderr, "\r%d/%d customers, %d accounts, %.0f accounts/s ", done, total, accounts, rate)
-			if done == total {
-				fmt.Fprintln(a.stderr)
-			}
+	accounts, customersDone, customersTotal := 0, 0, 0
+	var shown time.Time
+	progress := func(force bool) {
+		if !terminal || (!force && time.Since(shown) < 250*time.Millisecond) {
+			return
 		}
+		shown = time.Now()
+		rate := float64(accounts) / max(time.Since(start).Seconds(), 0.001)
+		fmt.Fprintf(a.stderr, "\r%d/%d customers, %d accounts, %.0f accounts/s ", customersDone, customersTotal, accounts, rate)
+	}
+	var out accountWriter = discardAccounts{}
+	switch {
+	case a.json():
+		out = newJSONReport(a.stdout)
+	case opt.DryRun:
+		out = newPlanTable(a.stdout)
+	}
+	var mu sync.Mutex // Progress and OnAccount come from different goroutines
+	opt.OnAccount = func(customer string, p jobs.AccountPlan) {
+		mu.Lock()
+		defer mu.Unlock()
+		accounts++
+		out.account(customer, &p)
+		progress(false)
+	}
+	r.Progress = func(done, total int, cr *jobs.CustomerReport) {
+		mu.Lock()
+		customersDone, customersTotal = done, total
+		progress(true)
+		if terminal && done == total {
+			fmt.Fprintln(a.stderr)
+		}
+		mu.Unlock()
 		a.log.WithFields(map[string]any{"customer": cr.Customer, "status": cr.Status, "imported": cr.Counts.Imported, "done": done, "total": total}).Info("customer done")
 	}
 	opt.Stop = ctx
@@ -100,11 +126,10 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if a.json() {
-		if err := a.printJSON(rep); err != nil {
-			return err
-		}
-	} else {
+	if err := out.finish(rep); err != nil {
+		return err
+	}
+	if !a.json() {
 		a.printReport(rep)
 	}
 	if rep.Failed() {
@@ -115,23 +140,6 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 
 // printReport writes the summary table and what needs attention.
 func (a *app) printReport(rep *jobs.Report) {
-	if rep.DryRun {
-		fmt.Fprintln(a.stdout, "DRY RUN: the plan below was not carried out; nothing was written anywhere.")
-		for _, c := range rep.Customers {
-			var rows [][]string
-			for _, p := range c.Accounts {
-				if p.Action == jobs.ActionAlreadyImported {
-					continue
-				}
-				rows = append(rows, []string{p.Source, p.Username, string(p.Type), p.Action, step(p.Vault), step(p.PSA), p.WelcomeMail.Op, flags(p.Flags), p.Reason})
-			}
-			fmt.Fprintf(a.stdout, "\n%s (%s): %s\n", c.Customer, c.Name, c.Status)
-			if len(rows) > 0 {
-				a.table([]string{"SOURCE", "USERNAME", "TYPE", "ACTION", "VAULT", "PSA", "EMAIL", "FLAGS", "REASON"}, rows)
-			}
-		}
-		fmt.Fprintln(a.stdout)
-	}
 	var rows [][]string
 	for _, c := range rep.Customers {
 		n := c.Counts
@@ -149,13 +157,16 @@ func (a *app) printReport(rep *jobs.Report) {
 		for _, n := range c.Notices {
 			fmt.Fprintf(a.stdout, "%s: note: %s\n", c.Customer, n)
 		}
-		for _, p := range c.Accounts {
+		for _, p := range c.Attention {
 			switch {
 			case p.Vault.Warning != "":
 				fmt.Fprintf(a.stdout, "%s: warning: %s %s: %s\n", c.Customer, p.Source, p.Username, p.Vault.Warning)
 			case p.Action == jobs.ActionAmbiguous || p.Action == jobs.ActionError:
 				fmt.Fprintf(a.stdout, "%s: %s: %s %s: %s\n", c.Customer, p.Action, p.Source, p.Username, p.Reason)
 			}
+		}
+		if c.AttentionOmitted > 0 {
+			fmt.Fprintf(a.stdout, "%s: and %d more accounts that need attention (run with -o json for every account)\n", c.Customer, c.AttentionOmitted)
 		}
 	}
 	fmt.Fprintf(a.stdout, "\nrun took %s; see `autoimport audit list` for every decision\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))

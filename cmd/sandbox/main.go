@@ -210,7 +210,10 @@ func printSummary(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 		if c.Error != "" {
 			errs = append(errs, c.Error)
 		}
-		for _, a := range c.Accounts {
+		if c.AttentionOmitted > 0 {
+			warnings = append(warnings, fmt.Sprintf("%s: and %d more accounts that need attention", c.Customer, c.AttentionOmitted))
+		}
+		for _, a := range c.Attention {
 			for _, s := range []jobs.SinkStep{a.Vault, a.PSA} {
 				if s.Warning != "" {
 					warnings = append(warnings, fmt.Sprintf("%s: %s (%s): %s", c.Customer, a.Username, a.Source, s.Warning))

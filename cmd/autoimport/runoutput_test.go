@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msp-tools/autoimport/jobs"
+)
+
+func plan(user, action string) jobs.AccountPlan {
+	return jobs.AccountPlan{Source: "ad", ID: "id-" + user, Username: user, Type: jobs.EndUser, Action: action,
+		Vault: jobs.SinkStep{Op: jobs.OpCreate, Integration: "IT Glue"}, PSA: jobs.SinkStep{Op: jobs.OpNone}, WelcomeMail: jobs.EmailStep{Op: jobs.OpSend}}
+}
+
+func TestJSONReportIsOneDocumentWithEveryAccount(t *testing.T) {
+	rep := &jobs.Report{Started: time.Unix(1, 0).UTC(), Finished: time.Unix(2, 0).UTC(), Status: jobs.StatusOK,
+		Customers: []*jobs.CustomerReport{{Customer: "acme", Status: jobs.StatusOK, Counts: jobs.Counts{Imported: 2}}}}
+	for _, n := range []int{0, 1, 3} {
+		var buf bytes.Buffer
+		w := newJSONReport(&buf)
+		for i := range n {
+			w.account("acme", new(plan(strings.Repeat("u", i+1), jobs.ActionImport)))
+		}
+		if err := w.finish(rep); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Accounts []struct {
+				Customer string `json:"customer"`
+				Username string `json:"username"`
+				Action   string `json:"action"`
+			} `json:"accounts"`
+			Status    string `json:"status"`
+			Customers []struct {
+				Customer string      `json:"customer"`
+				Counts   jobs.Counts `json:"counts"`
+			} `json:"customers"`
+		}
+		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+			t.Fatalf("%d accounts: not one JSON document: %v\n%s", n, err, buf.String())
+		}
+		if len(got.Accounts) != n || got.Status != "ok" || len(got.Customers) != 1 || got.Customers[0].Counts.Imported != 2 {
+			t.Fatalf("%d accounts: %+v", n, got)
+		}
+		for _, a := range got.Accounts {
+			if a.Customer != "acme" || a.Action != jobs.ActionImport || a.Username == "" {
+				t.Fatalf("account %+v", a)
+			}
+		}
+	}
+}
+
+func TestPlanTableStreamsNewAccountsOnly(t *testing.T) {
+	var buf bytes.Buffer
+	w := newPlanTable(&buf)
+	for i := range planTableBlock + 5 {
+		w.account("acme", new(plan("user"+strings.Repeat("x", i%7), jobs.ActionImport)))
+	}
+	w.account("acme", new(plan("old", jobs.ActionAlreadyImported)))
+	if err := w.finish(&jobs.Report{}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if !strings.HasPrefix(out, "DRY RUN") || strings.Contains(out, " old ") || strings.Count(out, "\nacme ") != planTableBlock+5 {
+		t.Fatalf("table:\n%s", out)
+	}
+
+	buf.Reset()
+	w = newPlanTable(&buf)
+	w.account("acme", new(plan("old", jobs.ActionAlreadyImported)))
+	w.finish(&jobs.Report{})
+	if !strings.Contains(buf.String(), "(no new accounts)") {
+		t.Fatalf("empty table:\n%s", buf.String())
+	}
+}

@@ -1,0 +1,326 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/msp-tools/autoimport/sources"
+)
+
+// pass is the state of one customer's import pass. It is built so that a
+// directory of any size streams through it: skipped and already-imported
+// accounts are decided and reported as they are read, the ledger is held
+// as small entries, and only the new accounts are kept until they are
+// planned.
+type pass struct {
+	im   *Importer
+	c    Customer
+	opt  ImportOptions
+	opts map[AccountType]Resolved
+	rep  *CustomerReport
+
+	ledger map[ledgerKey]ledgerEntry
+	// changes are the source states to record: disabled, missing, active.
+	changes map[ledgerKey]string
+	// complete says which sources were read whole, so that an account
+	// absent from them is really missing.
+	complete map[string]bool
+	// decisions are what needs a person (skips, ambiguities, failures,
+	// holds), audited as one event when they change.
+	decisions []notice
+	// shared holds one copy of the strings that many accounts repeat.
+	shared map[string]string
+}
+
+type ledgerKey struct{ source, id string }
+
+// ledgerEntry is what a pass needs of an imported account.
+type ledgerEntry struct {
+	typ              AccountType
+	username         string
+	state, welcome   string
+	imported         string // "imported 2026-11-25 under policy Standard"
+	vaultIntegration string
+	vaultRef         string
+	psaIntegration   string
+	psaRef           string
+	flags            Flags
+	seen             bool
+}
+
+// notice is one decision that needs a person.
+type notice struct {
+	Account, Action, Reason string
+}
+
+// attentionLimit bounds the accounts a report lists for a person; the
+// counts stay exact and OnAccount still receives every account.
+const attentionLimit = 1000
+
+func newPass(im *Importer, c Customer, opt ImportOptions, opts map[AccountType]Resolved, rep *CustomerReport) *pass {
+	return &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, ledger: map[ledgerKey]ledgerEntry{},
+		changes: map[ledgerKey]string{}, complete: map[string]bool{}, shared: map[string]string{}}
+}
+
+// share returns the pass's copy of a string that many accounts repeat (a
+// group's type reason, a domain, a state), so that it is held once.
+func (ps *pass) share(s string) string {
+	if v, ok := ps.shared[s]; ok {
+		return v
+	}
+	ps.shared[s] = s
+	return s
+}
+
+// emit reports one account's final plan: counts, the decisions to audit,
+// the accounts for a person, and OnAccount.
+func (ps *pass) emit(p *AccountPlan) {
+	p.work = nil
+	ps.rep.Counts.count(p)
+	switch p.Action {
+	case ActionSkip, ActionAmbiguous, ActionError:
+		ps.decide(notice{p.Source + ":" + p.ID + " " + p.Username, p.Action, p.Reason})
+	}
+	if p.Action == ActionAmbiguous || p.Action == ActionError || p.Vault.Warning != "" || p.PSA.Warning != "" {
+		if len(ps.rep.Attention) < attentionLimit {
+			ps.rep.Attention = append(ps.rep.Attention, *p)
+		} else {
+			ps.rep.AttentionOmitted++
+		}
+	}
+	if ps.opt.OnAccount != nil {
+		ps.opt.OnAccount(*p)
+	}
+}
+
+func (ps *pass) decide(n notice) { ps.decisions = append(ps.decisions, n) }
+
+// readLedger loads the customer's imported accounts, small.
+func (ps *pass) readLedger(ctx context.Context) error {
+	for a, err := range ps.im.Store.ImportedAccounts(ctx, ps.c.ID) {
+		if err != nil {
+			return err
+		}
+		ps.ledger[ledgerKey{ps.share(a.Source), a.SourceID}] = ledgerEntry{
+			typ: AccountType(ps.share(string(a.Type))), username: a.Username, state: ps.share(a.State), welcome: ps.share(a.Welcome),
+			imported:         ps.share("imported " + a.ImportedAt.Format(time.DateOnly) + " under " + a.OptionsOrigin),
+			vaultIntegration: ps.share(a.VaultIntegration), vaultRef: a.VaultRef, psaIntegration: ps.share(a.PSAIntegration), psaRef: a.PSARef,
+			flags: Flags{SelfServe: a.SelfServe, Rotation: a.Rotation, M365Sync: a.M365Sync},
+		}
+	}
+	return nil
+}
+
+// trim drops what planning never reads of an account and shares the
+// strings many accounts repeat, so that new accounts are held compactly.
+func (ps *pass) trim(a sources.Account) sources.Account {
+	a.DN, a.SelectedBy, a.Changed = "", nil, ""
+	a.Domain, a.TypeReason, a.SkipReason = ps.share(a.Domain), ps.share(a.TypeReason), ps.share(a.SkipReason)
+	return a
+}
+
+// skipped reports an account that is not a candidate, unless it was
+// imported before: then its source state is noted.
+func (ps *pass) skipped(a *sources.Account) {
+	k := ledgerKey{string(a.Source), a.ID}
+	if l, ok := ps.ledger[k]; ok {
+		l.seen = true
+		ps.ledger[k] = l
+		if strings.HasPrefix(a.SkipReason, "disabled") && l.state != "disabled" {
+			ps.changes[k] = "disabled"
+		}
+		return
+	}
+	ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: a.Type,
+		Action: ActionSkip, Reason: a.SkipReason, Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
+}
+
+// known reports a candidate the ledger holds as already imported; it
+// returns false for a new account.
+func (ps *pass) known(a *sources.Account) bool {
+	k := ledgerKey{string(a.Source), a.ID}
+	l, ok := ps.ledger[k]
+	if !ok {
+		return false
+	}
+	l.seen = true
+	ps.ledger[k] = l
+	if l.state != "active" {
+		ps.changes[k] = "active"
+		ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("%s %s (%s) is back in its source: it is the same imported account", a.Source, a.Username, a.ID))
+	}
+	if !strings.EqualFold(l.username, a.Username) {
+		ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("%s account %s was renamed from %q to %q: same identity, nothing changed", a.Source, a.ID, l.username, a.Username))
+	}
+	if l.welcome == "attempted" {
+		ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("welcome email to %s (%s) was attempted but never confirmed: check the mail relay's log; it is not sent again", a.Username, a.Email))
+	}
+	ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: l.typ,
+		Action: ActionAlreadyImported, Reason: l.imported,
+		Vault: SinkStep{Op: OpNone, Integration: l.vaultIntegration, Ref: l.vaultRef}, PSA: SinkStep{Op: OpNone, Integration: l.psaIntegration, Ref: l.psaRef},
+		WelcomeMail: EmailStep{Op: OpNone, State: l.welcome}, Flags: l.flags})
+	return true
+}
+
+// markMissing notes the imported accounts that a source read whole no
+// longer holds.
+func (ps *pass) markMissing() {
+	for k, l := range ps.ledger {
+		if !l.seen && l.state != "missing" && ps.complete[k.source] {
+			ps.changes[k] = "missing"
+		}
+	}
+}
+
+// recordStates marks imported accounts disabled, missing or active again.
+func (ps *pass) recordStates(ctx context.Context) error {
+	if len(ps.changes) == 0 {
+		return nil
+	}
+	im := ps.im
+	err := im.Store.Update(ctx, func(tx Tx) error {
+		for k, st := range ps.changes {
+			if err := tx.SetSourceState(ctx, ps.c.ID, k.source, k.id, st); err != nil {
+				return err
+			}
+			_, err := tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: "import.source-state", Customer: ps.c.ID, Subject: k.source + ":" + k.id,
+				Before: doc(map[string]string{"state": ps.ledger[k].state}), After: doc(map[string]string{"state": st})})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k, st := range ps.changes {
+		if st != "active" {
+			ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("imported %s account %s (%s) is %s in its source: marked so; nothing was deleted anywhere", k.source, ps.ledger[k].username, k.id, st))
+		}
+	}
+	return nil
+}
+
+// collect reads the customer's sources and returns the new candidates, in
+// a stable order; skipped and already-imported accounts are reported as
+// they come. With linkTwins, every M365 user is read as well, to find the
+// Entra twin of each AD account (m365_sync), not only those the M365
+// selection holds.
+func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, linkTwins bool) ([]Candidate, error) {
+	c := ps.c
+	var fresh []Candidate
+	endUserSource := sources.KindM365
+	if conn.AD != nil {
+		endUserSource = sources.KindAD
+	}
+	each := func(name string, src sources.Source, sel sources.Selection, fn func(sources.Account)) error {
+		for a, err := range src.Accounts(ctx, sel) {
+			var ee *sources.EntryError
+			if errors.As(err, &ee) {
+				ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("%s: %v", name, ee))
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			fn(a)
+		}
+		return nil
+	}
+
+	// Microsoft 365 first: its users are the twins AD accounts link to.
+	var m365Accounts []sources.Account
+	twins := newTwinIndex()
+	if conn.M365 != nil {
+		m := c.Sources.M365
+		sel := sources.Selection{Groups: m.Select.Groups, Roles: m.Select.Roles, IncludeDisabled: m.IncludeDisabled}
+		if err := each("Microsoft 365", conn.M365, sel, func(a sources.Account) { m365Accounts = append(m365Accounts, ps.trim(a)) }); err != nil {
+			return nil, err
+		}
+		ps.complete[string(sources.KindM365)] = true
+		if linkTwins && !sel365Empty(c) {
+			if err := each("Microsoft 365 (all users, for hybrid links)", conn.M365, sources.Selection{}, twins.add); err != nil {
+				return nil, err
+			}
+		} else {
+			for _, a := range m365Accounts {
+				twins.add(a)
+			}
+		}
+	}
+
+	// Active Directory, streamed: accounts are decided as they come.
+	linked := map[string]bool{} // M365 ids that are an AD account's twin
+	if conn.AD != nil {
+		ad := c.Sources.AD
+		sel := sources.Selection{Groups: ad.Select.Groups, OUs: ad.Select.OUs, Builtin: ad.Select.Builtin, Admins: wantAdmins, IncludeDisabled: ad.IncludeDisabled}
+		err := each("Active Directory", conn.AD, sel, func(a sources.Account) {
+			if !a.Candidate() {
+				ps.skipped(&a)
+				return
+			}
+			ps.rep.Counts.Candidates++
+			l, note := twins.find(a)
+			if l != nil {
+				linked[l.M365ID] = true
+			}
+			if ps.known(&a) {
+				return
+			}
+			if note != "" {
+				ps.rep.Notices = append(ps.rep.Notices, note)
+			}
+			fresh = append(fresh, Candidate{Account: ps.trim(a), Link: l})
+		})
+		if err != nil {
+			return nil, err
+		}
+		ps.complete[string(sources.KindAD)] = true
+	}
+	for i := range m365Accounts {
+		a := &m365Accounts[i]
+		if linked[a.ID] {
+			continue // one person is imported once, from AD
+		}
+		if !a.Candidate() {
+			ps.skipped(a)
+			continue
+		}
+		if endUserSource == sources.KindAD && a.Type == EndUser {
+			continue // end users come from AD only
+		}
+		ps.rep.Counts.Candidates++
+		if !ps.known(a) {
+			fresh = append(fresh, Candidate{Account: *a})
+		}
+	}
+	slices.SortStableFunc(fresh, func(x, y Candidate) int {
+		a, b := &x.Account, &y.Account
+		return cmp.Or(cmp.Compare(a.Source, b.Source), compareFold(a.Username, b.Username))
+	})
+	return slices.Clip(fresh), nil
+}
+
+// compareFold orders two strings ignoring ASCII case, without allocating.
+func compareFold(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := lowerASCII(a[i]), lowerASCII(b[i])
+		if x != y {
+			return cmp.Compare(x, y)
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
