@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -164,8 +163,8 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 
 	// Surge guard: a wrong selection must never flood the sinks.
 	importable := 0
-	for i := range fresh {
-		if !opts[fresh[i].Account.Type].On(Paused) {
+	for i := range fresh.len() {
+		if !opts[fresh.typeOf(i)].On(Paused) {
 			importable++
 		}
 	}
@@ -177,14 +176,14 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.Status = StatusHeld
 		rep.Error = fmt.Sprintf("customer %s held: this run would import %d new accounts, more than %d and more than %.0f%% of the %d already imported. Check the import selection; if it is right, run again with --allow-surge --customer %s (or raise the customer's surge threshold)",
 			c.ID, importable, surge.Max, surge.Percent, len(ps.ledger), c.ID)
-		for i := range fresh {
-			a := &fresh[i].Account
+		for i := range fresh.len() {
+			a := fresh.get(i)
 			ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: a.Type,
 				Action: ActionHeld, Reason: "surge guard", Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
 		}
-		ps.decide(notice{Account: fmt.Sprintf("%d new accounts", len(fresh)), Action: ActionHeld, Reason: "surge guard"})
+		ps.decide(notice{Account: fmt.Sprintf("%d new accounts", fresh.len()), Action: ActionHeld, Reason: "surge guard"}, fresh.len())
 		if !opt.DryRun {
-			im.recordNotices(ctx, c.ID, ps.decisions)
+			im.recordNotices(ctx, c.ID, &ps.decisions)
 		}
 		return rep
 	}
@@ -196,16 +195,16 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		return rep
 	}
 	batchOf := func(from int) []AccountPlan {
-		to := min(from+applyBatch, len(fresh))
+		to := min(from+applyBatch, fresh.len())
 		cands := make([]*Candidate, 0, to-from)
 		for i := from; i < to; i++ {
-			cands = append(cands, &fresh[i])
+			cands = append(cands, new(fresh.get(i)))
 		}
 		in.Candidates = cands
 		return Plan(in)
 	}
 	if opt.DryRun {
-		for from := 0; from < len(fresh); from += applyBatch {
+		for from := 0; from < fresh.len(); from += applyBatch {
 			for _, p := range batchOf(from) {
 				ps.emit(&p)
 			}
@@ -227,13 +226,13 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	// out; a batch's plans are reported once its emails are recorded.
 	var emails sync.WaitGroup
 	stopped := false
-	for from := 0; from < len(fresh); from += applyBatch {
+	for from := 0; from < fresh.len(); from += applyBatch {
 		batch := batchOf(from)
 		if stopped || stop.Err() != nil || ctx.Err() != nil {
 			if !stopped {
 				stopped = true
 				emails.Wait() // the batch before reports first
-				rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", from, len(fresh)))
+				rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", from, fresh.len()))
 			}
 			for i := range batch {
 				if batch[i].Action == ActionImport {
@@ -257,19 +256,19 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	}
 	emails.Wait()
 	if rep.Counts.Failed > 0 {
-		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, len(fresh))
+		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, fresh.len())
 	}
-	im.recordNotices(ctx, c.ID, ps.decisions)
+	im.recordNotices(ctx, c.ID, &ps.decisions)
 	return rep
 }
 
 // readIndexes reads each sink's index once, only where a new account
 // needs it, into the plan's input.
-func readIndexes(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, fresh []Candidate) (PlanInput, error) {
+func readIndexes(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, fresh *newAccounts) (PlanInput, error) {
 	in := PlanInput{Customer: c, Options: opts, VaultName: map[AccountType]string{}, Vaults: map[AccountType]*sinks.VaultIndex{}, Mail: conn.Mailer != nil}
 	need := map[AccountType]bool{}
-	for i := range fresh {
-		need[fresh[i].Account.Type] = true
+	for i := range fresh.len() {
+		need[fresh.typeOf(i)] = true
 	}
 	indexed := map[string]*sinks.VaultIndex{}
 	for _, typ := range AccountTypes {
@@ -558,8 +557,8 @@ func importEvents(customer string, p *AccountPlan) []AuditEvent {
 // recordNotices audits the decisions that need a person — skips,
 // ambiguities, holds, failures — once: only when they differ from what
 // the last run audited, so a run that changes nothing writes nothing.
-func (im *Importer) recordNotices(ctx context.Context, customer string, ns []notice) {
-	b, _ := json.Marshal(ns)
+func (im *Importer) recordNotices(ctx context.Context, customer string, ns *decisionLog) {
+	b := ns.json()
 	sum := sha256.Sum256(b)
 	digest := hex.EncodeToString(sum[:])
 	err := im.Store.Update(ctx, func(tx Tx) error {
@@ -570,10 +569,10 @@ func (im *Importer) recordNotices(ctx context.Context, customer string, ns []not
 		if err := tx.PutState(ctx, customer, "notices", digest); err != nil {
 			return err
 		}
-		if len(ns) == 0 {
+		if ns.n == 0 {
 			return nil
 		}
-		_, err = tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: "import.decisions", Customer: customer, Subject: fmt.Sprintf("%d accounts not imported", len(ns)), After: string(b)})
+		_, err = tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: "import.decisions", Customer: customer, Subject: fmt.Sprintf("%d accounts not imported", ns.accounts), After: string(b)})
 		return err
 	})
 	if err != nil {

@@ -1,11 +1,11 @@
 package jobs
 
 import (
-	"cmp"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -31,10 +31,11 @@ type pass struct {
 	// absent from them is really missing.
 	complete map[string]bool
 	// decisions are what needs a person (skips, ambiguities, failures,
-	// holds), audited as one event when they change.
-	decisions []notice
+	// holds) as a JSON array being written, audited as one event when it
+	// changes; a dry run keeps none.
+	decisions decisionLog
 	// shared holds one copy of the strings that many accounts repeat.
-	shared map[string]string
+	shared stringTable
 }
 
 type ledgerKey struct{ source, id string }
@@ -64,18 +65,10 @@ const attentionLimit = 1000
 
 func newPass(im *Importer, c Customer, opt ImportOptions, opts map[AccountType]Resolved, rep *CustomerReport) *pass {
 	return &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, ledger: map[ledgerKey]ledgerEntry{},
-		changes: map[ledgerKey]string{}, complete: map[string]bool{}, shared: map[string]string{}}
+		changes: map[ledgerKey]string{}, complete: map[string]bool{}}
 }
 
-// share returns the pass's copy of a string that many accounts repeat (a
-// group's type reason, a domain, a state), so that it is held once.
-func (ps *pass) share(s string) string {
-	if v, ok := ps.shared[s]; ok {
-		return v
-	}
-	ps.shared[s] = s
-	return s
-}
+func (ps *pass) share(s string) string { return ps.shared.share(s) }
 
 // emit reports one account's final plan: counts, the decisions to audit,
 // the accounts for a person, and OnAccount.
@@ -84,7 +77,7 @@ func (ps *pass) emit(p *AccountPlan) {
 	ps.rep.Counts.count(p)
 	switch p.Action {
 	case ActionSkip, ActionAmbiguous, ActionError:
-		ps.decide(notice{p.Source + ":" + p.ID + " " + p.Username, p.Action, p.Reason})
+		ps.decide(notice{p.Source + ":" + p.ID + " " + p.Username, p.Action, p.Reason}, 1)
 	}
 	if p.Action == ActionAmbiguous || p.Action == ActionError || p.Vault.Warning != "" || p.PSA.Warning != "" {
 		if len(ps.rep.Attention) < attentionLimit {
@@ -98,7 +91,41 @@ func (ps *pass) emit(p *AccountPlan) {
 	}
 }
 
-func (ps *pass) decide(n notice) { ps.decisions = append(ps.decisions, n) }
+// decide notes a decision about one account, or about accounts at once.
+func (ps *pass) decide(n notice, accounts int) {
+	if !ps.opt.DryRun {
+		ps.decisions.add(n, accounts)
+	}
+}
+
+// decisionLog writes decisions as the JSON array of notices they are
+// audited as, one at a time, so that thousands of them stay compact.
+type decisionLog struct {
+	buf      bytes.Buffer
+	n        int
+	accounts int // the accounts the decisions are about
+}
+
+func (d *decisionLog) add(n notice, accounts int) {
+	d.accounts += accounts
+	b, _ := json.Marshal(n) // three strings: cannot fail
+	if d.n == 0 {
+		d.buf.WriteByte('[')
+	} else {
+		d.buf.WriteByte(',')
+	}
+	d.buf.Write(b)
+	d.n++
+}
+
+// json returns the array; "null" when there was no decision, as for a nil
+// slice.
+func (d *decisionLog) json() []byte {
+	if d.n == 0 {
+		return []byte("null")
+	}
+	return append(d.buf.Bytes(), ']')
+}
 
 // readLedger loads the customer's imported accounts, small.
 func (ps *pass) readLedger(ctx context.Context) error {
@@ -212,9 +239,9 @@ func (ps *pass) recordStates(ctx context.Context) error {
 // they come. With linkTwins, every M365 user is read as well, to find the
 // Entra twin of each AD account (m365_sync), not only those the M365
 // selection holds.
-func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, linkTwins bool) ([]Candidate, error) {
+func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, linkTwins bool) (*newAccounts, error) {
 	c := ps.c
-	var fresh []Candidate
+	fresh := &newAccounts{shared: &ps.shared}
 	endUserSource := sources.KindM365
 	if conn.AD != nil {
 		endUserSource = sources.KindAD
@@ -276,7 +303,7 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 			if note != "" {
 				ps.rep.Notices = append(ps.rep.Notices, note)
 			}
-			fresh = append(fresh, Candidate{Account: ps.trim(a), Link: l})
+			fresh.add(a, l)
 		})
 		if err != nil {
 			return nil, err
@@ -297,30 +324,9 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 		}
 		ps.rep.Counts.Candidates++
 		if !ps.known(a) {
-			fresh = append(fresh, Candidate{Account: *a})
+			fresh.add(*a, nil)
 		}
 	}
-	slices.SortStableFunc(fresh, func(x, y Candidate) int {
-		a, b := &x.Account, &y.Account
-		return cmp.Or(cmp.Compare(a.Source, b.Source), compareFold(a.Username, b.Username))
-	})
-	return slices.Clip(fresh), nil
-}
-
-// compareFold orders two strings ignoring ASCII case, without allocating.
-func compareFold(a, b string) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		x, y := lowerASCII(a[i]), lowerASCII(b[i])
-		if x != y {
-			return cmp.Compare(x, y)
-		}
-	}
-	return cmp.Compare(len(a), len(b))
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
+	fresh.sort()
+	return fresh, nil
 }

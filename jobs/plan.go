@@ -26,11 +26,25 @@ const (
 	OpSend   = "send"
 )
 
-// Candidate is a new account to plan for.
+// Candidate is a new account to plan for. It keeps only what planning and
+// the ledger read of the source's account, so that the new accounts of a
+// large directory are held compactly until they are planned.
 type Candidate struct {
-	Account sources.Account
+	Source                            sources.Kind
+	ID, Username, UPN, DisplayName    string
+	GivenName, Surname, Email, Domain string
+	// ImmutableID is the hybrid link key (see sources.Account).
+	ImmutableID string
+	Type        AccountType
+	TypeReason  string
 	// Link is the account's Entra twin when it has one.
 	Link *Link
+}
+
+// NewCandidate keeps what planning needs of a source account.
+func NewCandidate(a sources.Account, link *Link) Candidate {
+	return Candidate{Source: a.Source, ID: a.ID, Username: a.Username, UPN: a.UPN, DisplayName: a.DisplayName, GivenName: a.GivenName, Surname: a.Surname,
+		Email: a.Email, Domain: a.Domain, ImmutableID: a.ImmutableID, Type: a.Type, TypeReason: a.TypeReason, Link: link}
 }
 
 // Link ties an AD account to the M365 user that is the same person.
@@ -89,7 +103,7 @@ type AccountPlan struct {
 
 // planWork is what applying one plan needs beyond the report.
 type planWork struct {
-	account    *sources.Account
+	account    *Candidate
 	newEntry   sinks.NewVaultEntry
 	newContact sinks.NewContact
 }
@@ -121,7 +135,7 @@ func Plan(in PlanInput) []AccountPlan {
 }
 
 func planOne(in PlanInput, c *Candidate) AccountPlan {
-	a := c.Account
+	a := c
 	typ := a.Type
 	p := AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Email: a.Email, Type: typ, Link: c.Link,
 		Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}}
@@ -132,7 +146,7 @@ func planOne(in PlanInput, c *Candidate) AccountPlan {
 	}
 	p.Action = ActionImport
 	p.Reason = a.TypeReason
-	p.work = &planWork{account: &c.Account}
+	p.work = &planWork{account: c}
 
 	// Vault.
 	if opts.On(VaultMatch) {
@@ -243,7 +257,7 @@ func settingWhy(r Resolved, k Option) string {
 }
 
 // identityOf is what the vault matching rule knows of an account.
-func identityOf(a sources.Account) sinks.Identity {
+func identityOf(a *Candidate) sinks.Identity {
 	id := sinks.Identity{Source: string(a.Source), UPN: a.UPN, NetBIOSDomain: a.Domain, DisplayName: a.DisplayName}
 	if a.Source == sources.KindAD {
 		id.SAMAccountName = a.Username
@@ -255,14 +269,14 @@ func identityOf(a sources.Account) sinks.Identity {
 
 // vaultUsername is the username a new entry gets: the sAMAccountName for
 // AD, the UPN for M365.
-func vaultUsername(a sources.Account) string {
+func vaultUsername(a *Candidate) string {
 	if a.Source == sources.KindM365 && a.UPN != "" {
 		return a.UPN
 	}
 	return a.Username
 }
 
-func entryName(a sources.Account, category string) string {
+func entryName(a *Candidate, category string) string {
 	n := strings.TrimSpace(a.DisplayName)
 	if n == "" {
 		n = a.Username
@@ -272,7 +286,7 @@ func entryName(a sources.Account, category string) string {
 
 // contactName is the account's first and last name, from the directory's
 // given name and surname, else from a two-part display name.
-func contactName(a sources.Account) (string, string) {
+func contactName(a *Candidate) (string, string) {
 	first, last := strings.TrimSpace(a.GivenName), strings.TrimSpace(a.Surname)
 	if first != "" && last != "" {
 		return first, last

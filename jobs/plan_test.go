@@ -67,7 +67,7 @@ func TestPlan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := PlanInput{Customer: mappedCustomer, Options: map[AccountType]Resolved{tc.typ: resolvedWith(tc.typ, tc.opts)},
-				Candidates: []*Candidate{{Account: tc.acct, Link: tc.link}}, VaultName: map[AccountType]string{tc.typ: "IT Glue"},
+				Candidates: []*Candidate{new(NewCandidate(tc.acct, tc.link))}, VaultName: map[AccountType]string{tc.typ: "IT Glue"},
 				Vaults: map[AccountType]*sinks.VaultIndex{tc.typ: tc.entries}, PSAName: "ConnectWise PSA", Contacts: tc.contacts, Mail: true}
 			ps := Plan(in)
 			if len(ps) != 1 {
@@ -106,7 +106,7 @@ func TestPlanM365AccountUsesItsUPN(t *testing.T) {
 		{sinks.VaultEntry{Ref: "1", Username: "jane", Category: "Active Directory"}, OpCreate},
 	} {
 		in := PlanInput{Options: map[AccountType]Resolved{EndUser: resolvedWith(EndUser, Values{VaultMatch: true, VaultCreate: true})},
-			Candidates: []*Candidate{{Account: a}}, VaultName: map[AccountType]string{EndUser: "Hudu"}, Vaults: map[AccountType]*sinks.VaultIndex{EndUser: sinks.NewVaultIndex([]sinks.VaultEntry{tc.entry})}}
+			Candidates: []*Candidate{new(NewCandidate(a, nil))}, VaultName: map[AccountType]string{EndUser: "Hudu"}, Vaults: map[AccountType]*sinks.VaultIndex{EndUser: sinks.NewVaultIndex([]sinks.VaultEntry{tc.entry})}}
 		p := Plan(in)[0]
 		if p.Vault.Op != tc.op {
 			t.Errorf("entry %+v: %s, want %s", tc.entry, p.Vault.Op, tc.op)

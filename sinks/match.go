@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -98,30 +99,47 @@ type VaultMatch struct {
 }
 
 // VaultIndex holds one customer's vault entries by lower-cased username so a
-// match costs no request.
+// match costs no request. It keeps the entries in one slice and finds them
+// through a map of positions, so that an index of 100,000 entries costs
+// little beyond the entries themselves. The zero value is an empty index.
 type VaultIndex struct {
-	byUsername map[string][]VaultEntry
-	n          int
+	entries    []VaultEntry
+	byUsername chains
+	categories map[string]string // one copy of each category name
 }
 
-// NewVaultIndex indexes entries.
+// NewVaultIndex indexes entries. The index keeps the slice: the caller must
+// not change it afterwards.
 func NewVaultIndex(entries []VaultEntry) *VaultIndex {
-	ix := &VaultIndex{byUsername: make(map[string][]VaultEntry, len(entries))}
-	for _, e := range entries {
-		ix.Add(e)
+	ix := &VaultIndex{entries: entries}
+	ix.byUsername.grow(len(entries))
+	for i := range ix.entries {
+		ix.index(i)
 	}
 	return ix
 }
 
 // Add puts one entry into the index, e.g. one just created.
 func (ix *VaultIndex) Add(e VaultEntry) {
-	k := strings.ToLower(strings.TrimSpace(e.Username))
-	ix.byUsername[k] = append(ix.byUsername[k], e)
-	ix.n++
+	ix.entries = append(ix.entries, e)
+	ix.index(len(ix.entries) - 1)
+}
+
+func (ix *VaultIndex) index(i int) {
+	e := &ix.entries[i]
+	if ix.categories == nil {
+		ix.categories = map[string]string{}
+	}
+	if c, ok := ix.categories[e.Category]; ok {
+		e.Category = c
+	} else {
+		ix.categories[e.Category] = e.Category
+	}
+	ix.byUsername.add(strings.ToLower(strings.TrimSpace(e.Username)), i)
 }
 
 // Len is the number of entries indexed.
-func (ix *VaultIndex) Len() int { return ix.n }
+func (ix *VaultIndex) Len() int { return len(ix.entries) }
 
 // Match applies the vault matching rule: an entry matches when its username
 // equals one of the account's names (case-insensitive) and its category is
@@ -130,7 +148,8 @@ func (ix *VaultIndex) Match(id Identity) VaultMatch {
 	var hits, uncategorised []VaultEntry
 	seen := map[string]bool{}
 	for _, name := range id.usernames() {
-		for _, e := range ix.byUsername[name] {
+		for _, i := range ix.byUsername.get(name) {
+			e := ix.entries[i]
 			if seen[e.Ref] {
 				continue
 			}
@@ -173,18 +192,23 @@ type ContactMatch struct {
 	Reason  string
 }
 
-// ContactIndex holds one customer company's PSA contacts.
+// ContactIndex holds one customer company's PSA contacts, by email address
+// and by name, as VaultIndex holds vault entries. The zero value is an
+// empty index.
 type ContactIndex struct {
-	byEmail map[string][]Contact
-	byName  map[string][]Contact
-	n       int
+	contacts []Contact
+	byEmail  chains
+	byName   chains
 }
 
-// NewContactIndex indexes contacts.
+// NewContactIndex indexes contacts. The index keeps the slice: the caller
+// must not change it afterwards.
 func NewContactIndex(contacts []Contact) *ContactIndex {
-	ix := &ContactIndex{byEmail: map[string][]Contact{}, byName: map[string][]Contact{}}
-	for _, c := range contacts {
-		ix.Add(c)
+	ix := &ContactIndex{contacts: contacts}
+	ix.byEmail.grow(len(contacts))
+	ix.byName.grow(len(contacts))
+	for i := range ix.contacts {
+		ix.index(i)
 	}
 	return ix
 }
@@ -199,23 +223,32 @@ func nameKey(first, last string) string {
 
 // Add puts one contact into the index.
 func (ix *ContactIndex) Add(c Contact) {
+	ix.contacts = append(ix.contacts, c)
+	ix.index(len(ix.contacts) - 1)
+}
+
+func (ix *ContactIndex) index(i int) {
+	c := &ix.contacts[i]
 	if e := strings.ToLower(strings.TrimSpace(c.Email)); e != "" {
-		ix.byEmail[e] = append(ix.byEmail[e], c)
+		ix.byEmail.add(e, i)
 	}
 	if k := nameKey(c.FirstName, c.LastName); k != "" {
-		ix.byName[k] = append(ix.byName[k], c)
+		ix.byName.add(k, i)
 	}
-	ix.n++
 }
 
 // Len is the number of contacts indexed.
-func (ix *ContactIndex) Len() int { return ix.n }
+func (ix *ContactIndex) Len() int { return len(ix.contacts) }
 
 // Match applies the PSA rule: by email address first; when no email
 // matches, by first and last name; a single exact match counts and two or
 // more are an ambiguity.
 func (ix *ContactIndex) Match(first, last, email string) ContactMatch {
-	one := func(cs []Contact, by string) (ContactMatch, bool) {
+	one := func(at []int32, by string) (ContactMatch, bool) {
+		cs := make([]Contact, len(at))
+		for i, p := range at {
+			cs[i] = ix.contacts[p]
+		}
 		switch len(cs) {
 		case 0:
 			return ContactMatch{}, false
@@ -229,14 +262,57 @@ func (ix *ContactIndex) Match(first, last, email string) ContactMatch {
 		return ContactMatch{Outcome: Ambiguous, Others: cs, Reason: fmt.Sprintf("%d contacts with the same %s (%s): a technician must choose", len(cs), by, strings.Join(ids, ", "))}, true
 	}
 	if e := strings.ToLower(strings.TrimSpace(email)); e != "" {
-		if m, ok := one(ix.byEmail[e], "email address"); ok {
+		if m, ok := one(ix.byEmail.get(e), "email address"); ok {
 			return m
 		}
 	}
 	if k := nameKey(first, last); k != "" {
-		if m, ok := one(ix.byName[k], "first and last name"); ok {
+		if m, ok := one(ix.byName.get(k), "first and last name"); ok {
 			return m
 		}
 	}
 	return ContactMatch{Outcome: NoMatch, Reason: "no contact with this email address or name"}
+}
+
+// chains maps keys to item positions, several per key, in insertion order:
+// one map entry per key and four bytes per item, instead of a slice per key.
+type chains struct {
+	last map[string]int32 // the last position added under a key
+	prev []int32          // per position, the one before under the same key; -1 for none
+}
+
+// grow makes room for n more positions.
+func (c *chains) grow(n int) {
+	if c.last == nil {
+		c.last = make(map[string]int32, n)
+	}
+	c.prev = slices.Grow(c.prev, n)
+}
+
+// add files position i (the largest so far) under key.
+func (c *chains) add(key string, i int) {
+	if c.last == nil {
+		c.last = map[string]int32{}
+	}
+	for len(c.prev) <= i {
+		c.prev = append(c.prev, -1)
+	}
+	if p, ok := c.last[key]; ok {
+		c.prev[i] = p
+	}
+	c.last[key] = int32(i)
+}
+
+// get returns the positions filed under key, oldest first.
+func (c *chains) get(key string) []int32 {
+	p, ok := c.last[key]
+	if !ok {
+		return nil
+	}
+	var at []int32
+	for ; p >= 0; p = c.prev[p] {
+		at = append(at, p)
+	}
+	slices.Reverse(at)
+	return at
 }

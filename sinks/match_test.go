@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -172,5 +173,36 @@ func TestContactMatch(t *testing.T) {
 				t.Errorf("reason %q does not say %q", got.Reason, tt.reason)
 			}
 		})
+	}
+}
+
+// Entries and contacts sharing a key are found in the order they were
+// indexed, whether they came in the first listing or were added later.
+func TestIndexesKeepOrderUnderOneKey(t *testing.T) {
+	var es []VaultEntry
+	for i := range 5 {
+		es = append(es, VaultEntry{Ref: fmt.Sprint(i), Username: "Jane", Category: "Active Directory"}, VaultEntry{Ref: fmt.Sprint("other", i), Username: fmt.Sprint("u", i)})
+	}
+	ix := NewVaultIndex(es)
+	ix.Add(VaultEntry{Ref: "5", Username: " jane ", Category: "Active Directory"})
+	var zero VaultIndex
+	if m := zero.Match(Identity{Source: "ad", SAMAccountName: "jane"}); m.Outcome != NoMatch || zero.Len() != 0 {
+		t.Fatalf("zero index: %+v", m)
+	}
+	m := ix.Match(Identity{Source: "ad", SAMAccountName: "JANE"})
+	if m.Outcome != Ambiguous || ix.Len() != 11 || !strings.Contains(m.Reason, "6 entries match (0, 1, 2, 3, 4, 5)") {
+		t.Fatalf("%d entries: %+v", ix.Len(), m)
+	}
+	if m := ix.Match(Identity{Source: "ad", SAMAccountName: "u3"}); m.Outcome != PossibleDuplicate || m.Others[0].Ref != "other3" {
+		t.Fatalf("u3: %+v", m)
+	}
+
+	cs := NewContactIndex([]Contact{{Ref: "a", FirstName: "Jane", LastName: "Doe"}, {Ref: "b", FirstName: "jane", LastName: "DOE", Email: "j@x.test"}})
+	cs.Add(Contact{Ref: "c", FirstName: "Jane", LastName: "Doe"})
+	if m := cs.Match("Jane", "Doe", ""); m.Outcome != Ambiguous || !strings.Contains(m.Reason, "(a, b, c)") || cs.Len() != 3 {
+		t.Fatalf("by name: %+v", m)
+	}
+	if m := cs.Match("Jane", "Doe", "J@X.test"); m.Outcome != Matched || m.Contact.Ref != "b" {
+		t.Fatalf("by email: %+v", m)
 	}
 }

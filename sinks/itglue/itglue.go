@@ -227,7 +227,11 @@ func (c *Client) Index(ctx context.Context, scope sinks.VaultScope) (*sinks.Vaul
 		c.mu.Unlock()
 	}
 	if len(skipped) > 0 {
-		c.log.WithFields(logrus.Fields{"customer": scope.Customer, "organization": org, "entries": strings.Join(skipped, ",")}).
+		ids := strings.Join(skipped[:min(len(skipped), 20)], ",")
+		if len(skipped) > 20 {
+			ids += fmt.Sprintf(" and %d more", len(skipped)-20)
+		}
+		c.log.WithFields(logrus.Fields{"customer": scope.Customer, "organization": org, "entries": ids}).
 			Infof("%d archived, personal or restricted password entries are never matched", len(skipped))
 	}
 	return sinks.NewVaultIndex(entries), nil
