@@ -473,6 +473,28 @@ func TestSurgeGuard(t *testing.T) {
 	})
 }
 
+// Accounts the plan leaves ambiguous write nothing, so they never count
+// towards a surge: a customer with many namesakes is not held every run.
+func TestSurgeGuardCountsOnlyAccountsToImport(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		var many []sources.Account
+		for i := range 60 {
+			many = append(many, user(i, jobs.EndUser))
+			for _, ref := range []string{"a", "b"} {
+				acme.vault.entries["org-acme"] = append(acme.vault.entries["org-acme"], sinks.VaultEntry{Ref: fmt.Sprint(ref, i), Username: fmt.Sprint("user", i), Category: "Active Directory"})
+			}
+		}
+		many = append(many, user(100, jobs.EndUser))
+		acme.ad.set(many...)
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusOK || cr.Counts.Ambiguous != 60 || cr.Counts.Imported != 1 || cr.Counts.Held != 0 {
+			t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Counts)
+		}
+	})
+}
+
 func TestHybridTwinIsImportedOnceAndLinked(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := setup(t, s)

@@ -161,11 +161,32 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	}
 	ps.markMissing()
 
-	// Surge guard: a wrong selection must never flood the sinks.
+	// Read each sink's index once, only where a new account needs it.
+	in, err := readIndexes(ctx, c, conn, opts, fresh)
+	if err != nil {
+		rep.fail(err)
+		return rep
+	}
+	// Plans are made a batch at a time, so that only one batch is held.
+	batchOf := func(from int) []AccountPlan {
+		to := min(from+applyBatch, fresh.len())
+		cands := make([]*Candidate, 0, to-from)
+		for i := from; i < to; i++ {
+			cands = append(cands, new(fresh.get(i)))
+		}
+		in.Candidates = cands
+		return Plan(in)
+	}
+
+	// Surge guard: a wrong selection must never flood the sinks. It counts
+	// the accounts the plan would import, not those it leaves ambiguous or
+	// paused, which write nothing.
 	importable := 0
-	for i := range fresh.len() {
-		if !opts[fresh.typeOf(i)].On(Paused) {
-			importable++
+	for from := 0; from < fresh.len(); from += applyBatch {
+		for _, p := range batchOf(from) {
+			if p.Action == ActionImport {
+				importable++
+			}
 		}
 	}
 	surge := opt.Surge
@@ -176,33 +197,22 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.Status = StatusHeld
 		rep.Error = fmt.Sprintf("customer %s held: this run would import %d new accounts, more than %d and more than %.0f%% of the %d already imported. Check the import selection; if it is right, run again with --allow-surge --customer %s (or raise the customer's surge threshold)",
 			c.ID, importable, surge.Max, surge.Percent, len(ps.ledger), c.ID)
-		for i := range fresh.len() {
-			a := fresh.get(i)
-			ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: a.Type,
-				Action: ActionHeld, Reason: "surge guard", Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
+		for from := 0; from < fresh.len(); from += applyBatch {
+			for _, p := range batchOf(from) {
+				if p.Action == ActionImport {
+					p = AccountPlan{Source: p.Source, ID: p.ID, Username: p.Username, DisplayName: p.DisplayName, Type: p.Type,
+						Action: ActionHeld, Reason: "surge guard", Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}}
+				}
+				ps.emit(&p)
+			}
 		}
-		ps.decide(notice{Account: fmt.Sprintf("%d new accounts", fresh.len()), Action: ActionHeld, Reason: "surge guard"}, fresh.len())
+		ps.decide(notice{Account: fmt.Sprintf("%d new accounts", importable), Action: ActionHeld, Reason: "surge guard"}, importable)
 		if !opt.DryRun {
 			im.recordNotices(ctx, c.ID, &ps.decisions)
 		}
 		return rep
 	}
 
-	// Read each sink's index once, only where a new account needs it.
-	in, err := readIndexes(ctx, c, conn, opts, fresh)
-	if err != nil {
-		rep.fail(err)
-		return rep
-	}
-	batchOf := func(from int) []AccountPlan {
-		to := min(from+applyBatch, fresh.len())
-		cands := make([]*Candidate, 0, to-from)
-		for i := from; i < to; i++ {
-			cands = append(cands, new(fresh.get(i)))
-		}
-		in.Candidates = cands
-		return Plan(in)
-	}
 	if opt.DryRun {
 		for from := 0; from < fresh.len(); from += applyBatch {
 			for _, p := range batchOf(from) {
