@@ -193,10 +193,10 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	if c.Surge != nil {
 		surge = *c.Surge
 	}
-	if !opt.AllowSurge && importable > surge.Max && float64(importable) > float64(len(ps.ledger))*surge.Percent/100 {
+	if !opt.AllowSurge && importable > surge.Max && float64(importable) > float64(ps.ledger.len())*surge.Percent/100 {
 		rep.Status = StatusHeld
 		rep.Error = fmt.Sprintf("customer %s held: this run would import %d new accounts, more than %d and more than %.0f%% of the %d already imported. Check the import selection; if it is right, run again with --allow-surge --customer %s (or raise the customer's surge threshold)",
-			c.ID, importable, surge.Max, surge.Percent, len(ps.ledger), c.ID)
+			c.ID, importable, surge.Max, surge.Percent, ps.ledger.len(), c.ID)
 		for from := 0; from < fresh.len(); from += applyBatch {
 			for _, p := range batchOf(from) {
 				if p.Action == ActionImport {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/msp-tools/autoimport/sources"
 )
@@ -24,7 +23,7 @@ type pass struct {
 	opts map[AccountType]Resolved
 	rep  *CustomerReport
 
-	ledger map[ledgerKey]ledgerEntry
+	ledger *ledger
 	// changes are the source states to record: disabled, missing, active.
 	changes map[ledgerKey]string
 	// complete says which sources were read whole, so that an account
@@ -38,22 +37,6 @@ type pass struct {
 	shared stringTable
 }
 
-type ledgerKey struct{ source, id string }
-
-// ledgerEntry is what a pass needs of an imported account.
-type ledgerEntry struct {
-	typ              AccountType
-	username         string
-	state, welcome   string
-	imported         string // "imported 2026-11-25 under policy Standard"
-	vaultIntegration string
-	vaultRef         string
-	psaIntegration   string
-	psaRef           string
-	flags            Flags
-	seen             bool
-}
-
 // notice is one decision that needs a person.
 type notice struct {
 	Account, Action, Reason string
@@ -64,11 +47,10 @@ type notice struct {
 const attentionLimit = 1000
 
 func newPass(im *Importer, c Customer, opt ImportOptions, opts map[AccountType]Resolved, rep *CustomerReport) *pass {
-	return &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, ledger: map[ledgerKey]ledgerEntry{},
-		changes: map[ledgerKey]string{}, complete: map[string]bool{}}
+	ps := &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, changes: map[ledgerKey]string{}, complete: map[string]bool{}}
+	ps.ledger = newLedger(&ps.shared)
+	return ps
 }
-
-func (ps *pass) share(s string) string { return ps.shared.share(s) }
 
 // emit reports one account's final plan: counts, the decisions to audit,
 // the accounts for a person, and OnAccount.
@@ -133,21 +115,21 @@ func (ps *pass) readLedger(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		ps.ledger[ledgerKey{ps.share(a.Source), a.SourceID}] = ledgerEntry{
-			typ: AccountType(ps.share(string(a.Type))), username: a.Username, state: ps.share(a.State), welcome: ps.share(a.Welcome),
-			imported:         ps.share("imported " + a.ImportedAt.Format(time.DateOnly) + " under " + a.OptionsOrigin),
-			vaultIntegration: ps.share(a.VaultIntegration), vaultRef: a.VaultRef, psaIntegration: ps.share(a.PSAIntegration), psaRef: a.PSARef,
-			flags: Flags{SelfServe: a.SelfServe, Rotation: a.Rotation, M365Sync: a.M365Sync},
-		}
+		ps.ledger.add(a)
 	}
 	return nil
+}
+
+func (ps *pass) imported(k ledgerKey) imported {
+	l, _ := ps.ledger.get(k)
+	return l
 }
 
 // trim drops what planning never reads of an account and shares the
 // strings many accounts repeat, so that new accounts are held compactly.
 func (ps *pass) trim(a sources.Account) sources.Account {
 	a.DN, a.SelectedBy, a.Changed = "", nil, ""
-	a.Domain, a.TypeReason, a.SkipReason = ps.share(a.Domain), ps.share(a.TypeReason), ps.share(a.SkipReason)
+	a.Domain, a.TypeReason, a.SkipReason = ps.shared.share(a.Domain), ps.shared.share(a.TypeReason), ps.shared.share(a.SkipReason)
 	return a
 }
 
@@ -155,9 +137,7 @@ func (ps *pass) trim(a sources.Account) sources.Account {
 // imported before: then its source state is noted.
 func (ps *pass) skipped(a *sources.Account) {
 	k := ledgerKey{string(a.Source), a.ID}
-	if l, ok := ps.ledger[k]; ok {
-		l.seen = true
-		ps.ledger[k] = l
+	if l, ok := ps.ledger.see(k); ok {
 		if strings.HasPrefix(a.SkipReason, "disabled") && l.state != "disabled" {
 			ps.changes[k] = "disabled"
 		}
@@ -171,12 +151,10 @@ func (ps *pass) skipped(a *sources.Account) {
 // returns false for a new account.
 func (ps *pass) known(a *sources.Account) bool {
 	k := ledgerKey{string(a.Source), a.ID}
-	l, ok := ps.ledger[k]
+	l, ok := ps.ledger.see(k)
 	if !ok {
 		return false
 	}
-	l.seen = true
-	ps.ledger[k] = l
 	if l.state != "active" {
 		ps.changes[k] = "active"
 		ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("%s %s (%s) is back in its source: it is the same imported account", a.Source, a.Username, a.ID))
@@ -197,11 +175,11 @@ func (ps *pass) known(a *sources.Account) bool {
 // markMissing notes the imported accounts that a source read whole no
 // longer holds.
 func (ps *pass) markMissing() {
-	for k, l := range ps.ledger {
-		if !l.seen && l.state != "missing" && ps.complete[k.source] {
+	ps.ledger.unseen(func(k ledgerKey, l imported) {
+		if l.state != "missing" && ps.complete[k.source] {
 			ps.changes[k] = "missing"
 		}
-	}
+	})
 }
 
 // recordStates marks imported accounts disabled, missing or active again.
@@ -216,7 +194,7 @@ func (ps *pass) recordStates(ctx context.Context) error {
 				return err
 			}
 			_, err := tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: "import.source-state", Customer: ps.c.ID, Subject: k.source + ":" + k.id,
-				Before: doc(map[string]string{"state": ps.ledger[k].state}), After: doc(map[string]string{"state": st})})
+				Before: doc(map[string]string{"state": ps.imported(k).state}), After: doc(map[string]string{"state": st})})
 			if err != nil {
 				return err
 			}
@@ -228,7 +206,7 @@ func (ps *pass) recordStates(ctx context.Context) error {
 	}
 	for k, st := range ps.changes {
 		if st != "active" {
-			ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("imported %s account %s (%s) is %s in its source: marked so; nothing was deleted anywhere", k.source, ps.ledger[k].username, k.id, st))
+			ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("imported %s account %s (%s) is %s in its source: marked so; nothing was deleted anywhere", k.source, ps.imported(k).username, k.id, st))
 		}
 	}
 	return nil
