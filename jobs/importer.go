@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -568,9 +566,7 @@ func importEvents(customer string, p *AccountPlan) []AuditEvent {
 // ambiguities, holds, failures — once: only when they differ from what
 // the last run audited, so a run that changes nothing writes nothing.
 func (im *Importer) recordNotices(ctx context.Context, customer string, ns *decisionLog) {
-	b := ns.json()
-	sum := sha256.Sum256(b)
-	digest := hex.EncodeToString(sum[:])
+	digest := ns.sum()
 	err := im.Store.Update(ctx, func(tx Tx) error {
 		last, err := tx.State(ctx, customer, "notices")
 		if err != nil || last == digest {
@@ -582,12 +578,19 @@ func (im *Importer) recordNotices(ctx context.Context, customer string, ns *deci
 		if ns.n == 0 {
 			return nil
 		}
-		_, err = tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: "import.decisions", Customer: customer, Subject: fmt.Sprintf("%d accounts not imported", ns.accounts), After: string(b)})
+		_, err = tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: "import.decisions", Customer: customer, Subject: decisionsSubject(ns), After: ns.list()})
 		return err
 	})
 	if err != nil {
 		im.Log.WithField("customer", customer).WithError(err).Warn("could not audit the run's skipped and ambiguous accounts")
 	}
+}
+
+func decisionsSubject(ns *decisionLog) string {
+	if ns.n > decisionsListed {
+		return fmt.Sprintf("%d accounts not imported (the first %d of %d decisions listed)", ns.accounts, decisionsListed, ns.n)
+	}
+	return fmt.Sprintf("%d accounts not imported", ns.accounts)
 }
 
 // count adds one account's final plan to the counts.

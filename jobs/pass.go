@@ -3,9 +3,12 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 
 	"github.com/msp-tools/autoimport/sources"
@@ -80,34 +83,54 @@ func (ps *pass) decide(n notice, accounts int) {
 	}
 }
 
-// decisionLog writes decisions as the JSON array of notices they are
-// audited as, one at a time, so that thousands of them stay compact.
+// decisionLog keeps the decisions of a pass as the JSON array of notices
+// they are audited as: the digest covers them all, the event lists the
+// first decisionsListed, so that a customer with thousands of ambiguous
+// accounts neither holds them all nor writes an audit row of megabytes
+// (MySQL refuses rows over max_allowed_packet).
 type decisionLog struct {
-	buf      bytes.Buffer
+	digest   hash.Hash // of "[n1,n2,…]", as json.Marshal writes the slice
+	listed   bytes.Buffer
 	n        int
 	accounts int // the accounts the decisions are about
 }
 
+// decisionsListed is how many decisions an import.decisions event lists.
+const decisionsListed = 1000
+
 func (d *decisionLog) add(n notice, accounts int) {
+	if d.digest == nil {
+		d.digest = sha256.New()
+	}
 	d.accounts += accounts
 	b, _ := json.Marshal(n) // three strings: cannot fail
+	sep := byte(',')
 	if d.n == 0 {
-		d.buf.WriteByte('[')
-	} else {
-		d.buf.WriteByte(',')
+		sep = '['
 	}
-	d.buf.Write(b)
+	d.digest.Write([]byte{sep})
+	d.digest.Write(b)
+	if d.n < decisionsListed {
+		d.listed.WriteByte(sep)
+		d.listed.Write(b)
+	}
 	d.n++
 }
 
-// json returns the array; "null" when there was no decision, as for a nil
-// slice.
-func (d *decisionLog) json() []byte {
+// sum is the hex digest of every decision; that of "null" when there was
+// none, as for a nil slice.
+func (d *decisionLog) sum() string {
 	if d.n == 0 {
-		return []byte("null")
+		s := sha256.Sum256([]byte("null"))
+		return hex.EncodeToString(s[:])
 	}
-	return append(d.buf.Bytes(), ']')
+	h := d.digest
+	h.Write([]byte{']'})
+	return hex.EncodeToString(h.Sum(nil))
 }
+
+// list is the JSON array of the first decisionsListed decisions.
+func (d *decisionLog) list() string { return d.listed.String() + "]" }
 
 // readLedger loads the customer's imported accounts, small.
 func (ps *pass) readLedger(ctx context.Context) error {
