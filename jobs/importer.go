@@ -119,7 +119,7 @@ func (im *Importer) now() time.Time {
 
 // Import runs one pass for a customer: resolve options, read the ledger,
 // collect candidates (deciding skipped and already-imported accounts as
-// they stream in), hold a surge, read each sink's index once, then plan
+// they stream in), read each sink's index once, hold a surge, then plan
 // and (unless a dry run) apply and record the new accounts batch by
 // batch. Only the new accounts are held for the whole pass, compactly;
 // every account's plan leaves through ImportOptions.OnAccount.

@@ -33,8 +33,7 @@ type pass struct {
 	// absent from them is really missing.
 	complete map[string]bool
 	// decisions are what needs a person (skips, ambiguities, failures,
-	// holds) as a JSON array being written, audited as one event when it
-	// changes; a dry run keeps none.
+	// holds), audited as one event when they change; a dry run keeps none.
 	decisions decisionLog
 	// shared holds one copy of the strings that many accounts repeat.
 	shared stringTable
@@ -118,7 +117,7 @@ func (d *decisionLog) add(n notice, accounts int) {
 }
 
 // sum is the hex digest of every decision; that of "null" when there was
-// none, as for a nil slice.
+// none, as for a nil slice. It ends the log: call it once, at the end.
 func (d *decisionLog) sum() string {
 	if d.n == 0 {
 		s := sha256.Sum256([]byte("null"))
