@@ -96,6 +96,9 @@ type runResult struct {
 	// included).
 	StoreTransactions int64   `json:"store_transactions"`
 	StoreSeconds      float64 `json:"store_s"`
+	// JobPeakRSS is the job process's resident high-water mark, with
+	// --job-process: the job's own memory, no fake's.
+	JobPeakRSS int64 `json:"job_peak_rss_bytes,omitempty"`
 }
 
 type customerTime struct {
@@ -138,6 +141,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	jsonFile := fs.String("json", "", "write the figures to this file as JSON")
 	dryRun := fs.Bool("dry-run", false, "measure one dry run (read and plan, write nothing) instead of a first run and a re-run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of both runs to this file (go tool pprof reads it)")
+	jobProcess := fs.Bool("job-process", false, "run the job in a process of its own, so that its peak memory is measured apart from the fakes'")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sandbox bench [flags]: a first run and a no-change re-run over a scaled sandbox, measured")
 		fs.PrintDefaults()
@@ -204,7 +208,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if i > 0 {
 			env.ClearFaults()
 		}
-		rr, err := measure(ctx, env, run.name, run.opt)
+		rr, err := measure(ctx, env, run.name, run.opt, *jobProcess, stderr)
 		if err != nil {
 			fmt.Fprintln(stderr, "sandbox bench:", err)
 			return exitFailed
@@ -233,30 +237,27 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// measure runs the job once and collects the figures.
-func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOptions) (runResult, error) {
+// measure runs the job once, in this process or (jobProcess) in a child
+// process of its own, and collects the figures.
+func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOptions, jobProcess bool, stderr io.Writer) (runResult, error) {
 	env.ResetRequests()
-	sc := &statsConnector{inner: env.Connector()}
-	r := env.Runner()
-	r.Connector = sc
-	ts := &timedStore{Store: r.Store}
-	r.Store = ts
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	peak := sampleHeap()
-	start := time.Now()
-	rep, err := r.Run(ctx, opt)
-	elapsed := time.Since(start)
-	heap := peak()
+	var jf jobFigures
+	var err error
+	if jobProcess {
+		jf, err = runJobProcess(ctx, env.Environ(), env.Options().Concurrency, opt, stderr)
+	} else {
+		jf, err = runJob(ctx, env.Runner(), opt)
+	}
 	if err != nil {
 		return runResult{}, err
 	}
 	o := env.Options()
-	rr := runResult{Name: name, Seconds: elapsed.Seconds(), Status: rep.Status, Candidates: rep.Totals.Candidates, Imported: rep.Totals.Imported,
-		Failed: rep.Totals.Failed, Ambiguous: rep.Totals.Ambiguous, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse}
-	rr.AccountsPerSecond = float64(rr.Candidates) / elapsed.Seconds()
-	rr.ImportedPerSecond = float64(rr.Imported) / elapsed.Seconds()
+	t := jf.Totals
+	rr := runResult{Name: name, Seconds: jf.Seconds, Status: jf.Status, Candidates: t.Candidates, Imported: t.Imported, Failed: t.Failed, Ambiguous: t.Ambiguous,
+		PeakHeapInuse: jf.PeakHeapInuse, HeapInuseBefore: jf.HeapInuseBefore, LimiterWait: jf.LimiterWait, StoreTransactions: jf.StoreTransactions,
+		StoreSeconds: jf.StoreSeconds, JobPeakRSS: jf.PeakRSSBytes}
+	rr.AccountsPerSecond = float64(rr.Candidates) / jf.Seconds
+	rr.ImportedPerSecond = float64(rr.Imported) / jf.Seconds
 
 	byClass := map[[2]string]int64{}
 	perCred := map[string]int64{}
@@ -285,8 +286,6 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 		a, b := rr.Requests[i], rr.Requests[j]
 		return a.Integration < b.Integration || a.Integration == b.Integration && a.Class < b.Class
 	})
-	rr.LimiterWait = sc.figures()
-	rr.StoreTransactions, rr.StoreSeconds = ts.n.Load(), time.Duration(ts.ns.Load()).Seconds()
 
 	// The lower bound: each HTTP credential's requests at its allowed rate.
 	// Autotask also runs at most autotaskThreads requests per endpoint at
@@ -330,18 +329,18 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	for _, c := range env.Customers() {
 		info[c.ID] = c
 	}
-	for _, c := range rep.Customers {
-		rr.Slowest = append(rr.Slowest, customerTime{Customer: c.Customer, Profile: info[c.Customer].Profile, Seconds: c.Elapsed.Seconds(), Imported: c.Counts.Imported})
+	for _, c := range jf.Customers {
+		rr.Slowest = append(rr.Slowest, customerTime{Customer: c.ID, Profile: info[c.ID].Profile, Seconds: c.Seconds, Imported: c.Counts.Imported})
 	}
 	sort.Slice(rr.Slowest, func(i, j int) bool { return rr.Slowest[i].Seconds > rr.Slowest[j].Seconds })
 	rr.Slowest = rr.Slowest[:min(3, len(rr.Slowest))]
-	for _, c := range rep.Customers {
+	for _, c := range jf.Customers {
 		writes := c.Counts.PSACreated + 2*c.Counts.EmailsSent // the SMTP fake delays MAIL and DATA
-		if info[c.Customer].Vault != "Technician Vault" {
+		if info[c.ID].Vault != "Technician Vault" {
 			writes += c.Counts.VaultCreated
 		}
 		if s := float64(writes) * lat; s > rr.SerialEstimate {
-			rr.SerialEstimate, rr.SerialCustomer = s, c.Customer
+			rr.SerialEstimate, rr.SerialCustomer = s, c.ID
 		}
 	}
 	return rr, nil
@@ -384,7 +383,11 @@ func printRun(w io.Writer, r runResult) {
 		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
 			1000*r.StoreSeconds/float64(r.StoreTransactions))
 	}
-	fmt.Fprintf(w, "  peak heap in use: %s (%s before the run, mostly the fakes' data)\n", mib(r.PeakHeapInuse), mib(r.HeapInuseBefore))
+	if r.JobPeakRSS > 0 {
+		fmt.Fprintf(w, "  job process: peak resident memory %s, peak heap in use %s\n", mib(uint64(r.JobPeakRSS)), mib(r.PeakHeapInuse))
+	} else {
+		fmt.Fprintf(w, "  peak heap in use: %s (%s before the run, mostly the fakes' data)\n", mib(r.PeakHeapInuse), mib(r.HeapInuseBefore))
+	}
 }
 
 // timedStore times the job's write transactions.

@@ -106,6 +106,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "bench" {
 		return bench(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == jobCommand {
+		return benchJob(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

@@ -226,3 +226,43 @@ func TestBenchDryRun(t *testing.T) {
 		t.Errorf("dry run: %d writes, %d candidates, peak heap %d; want no write, some candidates, a heap figure", r.WriteTotal, r.Candidates, r.PeakHeapInuse)
 	}
 }
+
+// TestMain lets this test binary be the benchmark's job process: the
+// benchmark runs its own executable with the job subcommand.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == jobCommand {
+		os.Exit(benchJob(context.Background(), os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// With --job-process the job runs in a process of its own: the figures are
+// the same kind, and the job's peak memory is reported apart.
+func TestBenchJobProcess(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bench.json")
+	code, out, errs := sandboxCLI(t, "bench", "--job-process", "--customers", "3", "--accounts", "10", "--json", file)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "job process: peak resident memory") {
+		t.Errorf("output lacks the job's memory:\n%s", out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var br benchReport
+	if err := json.Unmarshal(b, &br); err != nil {
+		t.Fatal(err)
+	}
+	if len(br.Runs) != 2 {
+		t.Fatalf("%d runs", len(br.Runs))
+	}
+	first, again := br.Runs[0], br.Runs[1]
+	if first.Status != "ok" || first.Imported == 0 || first.WriteTotal == 0 || first.JobPeakRSS == 0 || first.PeakHeapInuse == 0 || len(first.LimiterWait) == 0 {
+		t.Errorf("first run: %+v", first)
+	}
+	if again.Imported != 0 || again.WriteTotal != 0 || again.JobPeakRSS == 0 {
+		t.Errorf("re-run: imported %d, writes %d, job RSS %d", again.Imported, again.WriteTotal, again.JobPeakRSS)
+	}
+}
