@@ -588,6 +588,40 @@ func TestTwoRunnersImportEachCustomerOnce(t *testing.T) {
 	}
 }
 
+// countingStore counts write transactions.
+type countingStore struct {
+	*store.Store
+	updates atomic.Int64
+}
+
+func (s *countingStore) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	s.updates.Add(1)
+	return s.Store.Update(ctx, fn)
+}
+
+// Batches with nothing to import (ambiguous accounts only) open no
+// transaction: a run that imports nothing writes at most its decisions.
+func TestNothingToImportOpensNoBatchTransaction(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		cs := &countingStore{Store: s}
+		f.runner.Store = cs
+		acme := f.worlds["acme"]
+		var many []sources.Account
+		for i := range 200 { // four batches
+			many = append(many, user(i, jobs.EndUser))
+			for _, ref := range []string{"a", "b"} {
+				acme.vault.entries["org-acme"] = append(acme.vault.entries["org-acme"], sinks.VaultEntry{Ref: fmt.Sprint(ref, i), Username: fmt.Sprint("user", i), Category: "Active Directory"})
+			}
+		}
+		acme.ad.set(many...)
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Counts.Ambiguous != 200 || cs.updates.Load() != 1 { // the decisions, audited once
+			t.Fatalf("%+v; %d write transactions, want 1", cr.Counts, cs.updates.Load())
+		}
+	})
+}
+
 // crashingStore fails the next write transaction, as a process stopped
 // after the sink calls and before the ledger write would.
 type crashingStore struct {

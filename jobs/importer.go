@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -385,6 +386,9 @@ const (
 // events in one transaction, which also records each welcome email's
 // attempt before sendWelcomes sends it.
 func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, batch []AccountPlan, log logrus.FieldLogger) {
+	if !slices.ContainsFunc(batch, func(p AccountPlan) bool { return p.Action == ActionImport }) {
+		return // only ambiguous or paused accounts: nothing to write
+	}
 	failed := func(p *AccountPlan, what string, err error) {
 		p.Action = ActionError
 		p.Reason = fmt.Sprintf("%s: %v — nothing was recorded; the account is retried next run and matched, not created twice", what, err)

@@ -79,16 +79,14 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-func TestBench(t *testing.T) {
+// benchJSON runs sandbox bench with args and --json, and returns what it
+// printed and the figures it wrote.
+func benchJSON(t *testing.T, args ...string) (string, benchReport) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "bench.json")
-	code, out, errs := sandboxCLI(t, "bench", "--customers", "3", "--accounts", "10", "--json", file)
+	code, out, errs := sandboxCLI(t, append(append([]string{"bench"}, args...), "--json", file)...)
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
-	}
-	for _, want := range []string{"first run", "no-change re-run", "accounts/s", "per imported account", "waiting on rate limiters", "measured / lower bound", "peak heap in use"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("bench output lacks %q:\n%s", want, out)
-		}
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -97,6 +95,16 @@ func TestBench(t *testing.T) {
 	var br benchReport
 	if err := json.Unmarshal(b, &br); err != nil {
 		t.Fatal(err)
+	}
+	return out, br
+}
+
+func TestBench(t *testing.T) {
+	out, br := benchJSON(t, "--customers", "3", "--accounts", "10")
+	for _, want := range []string{"first run", "no-change re-run", "accounts/s", "per imported account", "waiting on rate limiters", "measured / lower bound", "peak heap in use"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
 	}
 	if br.Customers != 3 || br.Accounts != 10 || len(br.Runs) != 2 {
 		t.Fatalf("JSON: %d customers, %d accounts, %d runs; want 3, 10, 2", br.Customers, br.Accounts, len(br.Runs))
@@ -206,19 +214,7 @@ func TestServe(t *testing.T) {
 }
 
 func TestBenchDryRun(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "bench.json")
-	code, out, errs := sandboxCLI(t, "bench", "--dry-run", "--customers", "3", "--accounts", "10", "--json", file)
-	if code != exitOK {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var br benchReport
-	if err := json.Unmarshal(b, &br); err != nil {
-		t.Fatal(err)
-	}
+	_, br := benchJSON(t, "--dry-run", "--customers", "3", "--accounts", "10")
 	if len(br.Runs) != 1 || br.Runs[0].Name != "dry run" {
 		t.Fatalf("runs: %+v; want one dry run", br.Runs)
 	}
@@ -239,21 +235,9 @@ func TestMain(m *testing.M) {
 // With --job-process the job runs in a process of its own: the figures are
 // the same kind, and the job's peak memory is reported apart.
 func TestBenchJobProcess(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "bench.json")
-	code, out, errs := sandboxCLI(t, "bench", "--job-process", "--customers", "3", "--accounts", "10", "--json", file)
-	if code != exitOK {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
-	}
+	out, br := benchJSON(t, "--job-process", "--customers", "3", "--accounts", "10")
 	if !strings.Contains(out, "job process: peak resident memory") {
 		t.Errorf("output lacks the job's memory:\n%s", out)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var br benchReport
-	if err := json.Unmarshal(b, &br); err != nil {
-		t.Fatal(err)
 	}
 	if len(br.Runs) != 2 {
 		t.Fatalf("%d runs", len(br.Runs))
