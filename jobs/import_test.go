@@ -473,20 +473,26 @@ func TestSurgeGuard(t *testing.T) {
 	})
 }
 
+// ambiguousUsers returns n end users that each match two entries of w's
+// vault, so that every one is left ambiguous.
+func ambiguousUsers(w *world, n int) []sources.Account {
+	var users []sources.Account
+	for i := range n {
+		users = append(users, user(i, jobs.EndUser))
+		for _, ref := range []string{"a", "b"} {
+			w.vault.entries["org-acme"] = append(w.vault.entries["org-acme"], sinks.VaultEntry{Ref: fmt.Sprint(ref, i), Username: fmt.Sprint("user", i), Category: "Active Directory"})
+		}
+	}
+	return users
+}
+
 // Accounts the plan leaves ambiguous write nothing, so they never count
 // towards a surge: a customer with many namesakes is not held every run.
 func TestSurgeGuardCountsOnlyAccountsToImport(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := setup(t, s)
 		acme := f.worlds["acme"]
-		var many []sources.Account
-		for i := range 60 {
-			many = append(many, user(i, jobs.EndUser))
-			for _, ref := range []string{"a", "b"} {
-				acme.vault.entries["org-acme"] = append(acme.vault.entries["org-acme"], sinks.VaultEntry{Ref: fmt.Sprint(ref, i), Username: fmt.Sprint("user", i), Category: "Active Directory"})
-			}
-		}
-		many = append(many, user(100, jobs.EndUser))
+		many := append(ambiguousUsers(acme, 60), user(100, jobs.EndUser))
 		acme.ad.set(many...)
 		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
 		if cr.Status != jobs.StatusOK || cr.Counts.Ambiguous != 60 || cr.Counts.Imported != 1 || cr.Counts.Held != 0 {
@@ -588,33 +594,15 @@ func TestTwoRunnersImportEachCustomerOnce(t *testing.T) {
 	}
 }
 
-// countingStore counts write transactions.
-type countingStore struct {
-	*store.Store
-	updates atomic.Int64
-}
-
-func (s *countingStore) Update(ctx context.Context, fn func(jobs.Tx) error) error {
-	s.updates.Add(1)
-	return s.Store.Update(ctx, fn)
-}
-
 // Batches with nothing to import (ambiguous accounts only) open no
 // transaction: a run that imports nothing writes at most its decisions.
 func TestNothingToImportOpensNoBatchTransaction(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := setup(t, s)
-		cs := &countingStore{Store: s}
+		cs := &watchedStore{Store: s}
 		f.runner.Store = cs
 		acme := f.worlds["acme"]
-		var many []sources.Account
-		for i := range 200 { // four batches
-			many = append(many, user(i, jobs.EndUser))
-			for _, ref := range []string{"a", "b"} {
-				acme.vault.entries["org-acme"] = append(acme.vault.entries["org-acme"], sinks.VaultEntry{Ref: fmt.Sprint(ref, i), Username: fmt.Sprint("user", i), Category: "Active Directory"})
-			}
-		}
-		acme.ad.set(many...)
+		acme.ad.set(ambiguousUsers(acme, 200)...) // four batches
 		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
 		if cr.Counts.Ambiguous != 200 || cs.updates.Load() != 1 { // the decisions, audited once
 			t.Fatalf("%+v; %d write transactions, want 1", cr.Counts, cs.updates.Load())
@@ -622,14 +610,17 @@ func TestNothingToImportOpensNoBatchTransaction(t *testing.T) {
 	})
 }
 
-// crashingStore fails the next write transaction, as a process stopped
-// after the sink calls and before the ledger write would.
-type crashingStore struct {
+// watchedStore counts write transactions and, when crash is set, fails
+// the next one, as a process stopped after the sink calls and before the
+// ledger write would.
+type watchedStore struct {
 	*store.Store
-	crash atomic.Bool
+	updates atomic.Int64
+	crash   atomic.Bool
 }
 
-func (s *crashingStore) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+func (s *watchedStore) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	s.updates.Add(1)
 	if s.crash.CompareAndSwap(true, false) {
 		return errors.New("the process stopped before the ledger write")
 	}
@@ -639,7 +630,7 @@ func (s *crashingStore) Update(ctx context.Context, fn func(jobs.Tx) error) erro
 func TestStopBeforeTheLedgerWriteLeavesNoDuplicateAnywhere(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := setup(t, s)
-		cs := &crashingStore{Store: s}
+		cs := &watchedStore{Store: s}
 		f.runner.Store = cs
 		acme := f.worlds["acme"]
 		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
