@@ -229,18 +229,39 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	if stop == nil {
 		stop = ctx
 	}
-	// Batches are planned as they are applied, so only one batch of plans
-	// is ever held. They flow through two stages: the next batch's sink
-	// calls and record run while the previous batch's welcome emails go
-	// out; a batch's plans are reported once its emails are recorded.
-	var emails sync.WaitGroup
+	// Batches go through three stages, each working on a later batch than
+	// the next: sink calls (here), the record (ledger rows and audit events
+	// in one transaction) and the welcome emails, after which the batch's
+	// plans are reported. So the sinks are never idle while the store
+	// commits or mail goes out. Batches are planned as they enter, so only
+	// the few in the stages are held. A stop ends the first stage; the
+	// batches in hand finish the others.
+	work := context.WithoutCancel(ctx)
+	toRecord, toMail := make(chan []AccountPlan, 1), make(chan []AccountPlan, 1)
+	var stages sync.WaitGroup
+	stages.Go(func() {
+		defer close(toMail)
+		for batch := range toRecord {
+			im.record(work, c, opts, batch, log)
+			toMail <- batch
+		}
+	})
+	stages.Go(func() {
+		for batch := range toMail {
+			im.sendWelcomes(work, c, conn, batch, log)
+			for i := range batch {
+				ps.emit(&batch[i])
+			}
+		}
+	})
 	stopped := false
 	for from := 0; from < fresh.len(); from += applyBatch {
 		batch := batchOf(from)
 		if stopped || stop.Err() != nil || ctx.Err() != nil {
 			if !stopped {
 				stopped = true
-				emails.Wait() // the batch before reports first
+				close(toRecord)
+				stages.Wait() // the batches in hand report first
 				rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", from, fresh.len()))
 			}
 			for i := range batch {
@@ -251,19 +272,13 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 			}
 			continue
 		}
-		// The batch in hand finishes even when a stop arrives.
-		im.applyBatch(context.WithoutCancel(ctx), c, conn, opts, batch, log)
-		emails.Wait()
-		emails.Add(1)
-		go func() {
-			defer emails.Done()
-			im.sendWelcomes(context.WithoutCancel(ctx), c, conn, batch, log)
-			for i := range batch {
-				ps.emit(&batch[i])
-			}
-		}()
+		im.createInSinks(work, conn, batch, log)
+		toRecord <- batch
 	}
-	emails.Wait()
+	if !stopped {
+		close(toRecord)
+		stages.Wait()
+	}
 	if rep.Counts.Failed > 0 {
 		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, fresh.len())
 	}
@@ -375,32 +390,29 @@ func (ix *twinIndex) find(a sources.Account) (*Link, string) {
 // concurrently, then the batch's ledger rows and audit events are written
 // in one transaction, then its welcome emails are sent. A crash before the
 // transaction leaves entries that the next run matches; emails go out only
-// after their attempt is recorded.
+// after their attempt is recorded. The three stages overlap across
+// batches (see Import).
 const (
 	applyBatch   = 64
 	applyWorkers = 8
 )
 
-// applyBatch carries out a batch of plans: vault, then PSA, per account
-// (concurrently across accounts); then the ledger rows and their audit
-// events in one transaction, which also records each welcome email's
-// attempt before sendWelcomes sends it.
-func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, batch []AccountPlan, log logrus.FieldLogger) {
-	if !slices.ContainsFunc(batch, func(p AccountPlan) bool { return p.Action == ActionImport }) {
-		return // only ambiguous or paused accounts: nothing to write
-	}
-	failed := func(p *AccountPlan, what string, err error) {
-		p.Action = ActionError
-		p.Reason = fmt.Sprintf("%s: %v — nothing was recorded; the account is retried next run and matched, not created twice", what, err)
-		log.WithFields(logrus.Fields{"account": p.Username, "source": p.Source}).WithError(err).Warn("account import failed")
-	}
-	// 1. Sinks.
+// markFailed turns a plan to import into an error that is retried next run.
+func markFailed(p *AccountPlan, what string, err error, log logrus.FieldLogger) {
+	p.Action = ActionError
+	p.Reason = fmt.Sprintf("%s: %v — nothing was recorded; the account is retried next run and matched, not created twice", what, err)
+	log.WithFields(logrus.Fields{"account": p.Username, "source": p.Source}).WithError(err).Warn("account import failed")
+}
+
+// createInSinks creates what a batch's plans call for, vault then PSA per
+// account, concurrently across accounts.
+func (im *Importer) createInSinks(ctx context.Context, conn *Connections, batch []AccountPlan, log logrus.FieldLogger) {
 	parallelPlans(batch, func(p *AccountPlan) {
 		if p.Vault.Op == OpCreate {
 			v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
 			e, err := v.Create(ctx, scope, p.work.newEntry)
 			if err != nil {
-				failed(p, v.Name()+": create password entry", err)
+				markFailed(p, v.Name()+": create password entry", err, log)
 				return
 			}
 			p.Vault.Ref = e.Ref
@@ -408,14 +420,21 @@ func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connection
 		if p.PSA.Op == OpCreate {
 			ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.work.newContact)
 			if err != nil {
-				failed(p, conn.PSA.Name()+": create contact", err)
+				markFailed(p, conn.PSA.Name()+": create contact", err, log)
 				return
 			}
 			p.PSA.Ref = ct.Ref
 		}
 	})
+}
 
-	// 2. Record.
+// record writes a batch's ledger rows and their audit events in one
+// transaction, which also records each welcome email's attempt before
+// sendWelcomes sends it. A batch with nothing to import opens none.
+func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType]Resolved, batch []AccountPlan, log logrus.FieldLogger) {
+	if !slices.ContainsFunc(batch, func(p AccountPlan) bool { return p.Action == ActionImport }) {
+		return
+	}
 	err := im.Store.Update(ctx, func(tx Tx) error {
 		for i := range batch {
 			p := &batch[i]
@@ -437,12 +456,10 @@ func (im *Importer) applyBatch(ctx context.Context, c Customer, conn *Connection
 	if err != nil {
 		for i := range batch {
 			if batch[i].Action == ActionImport {
-				failed(&batch[i], "record the import", err)
+				markFailed(&batch[i], "record the import", err, log)
 			}
 		}
-		return
 	}
-
 }
 
 // sendWelcomes sends a recorded batch's welcome emails, whose attempts
