@@ -111,14 +111,13 @@ type Server struct {
 	opts Options
 	srv  *httptest.Server
 
+	fakeapi.Traffic // counters, arrivals, rate limit, faults, latency
+
 	mu        sync.Mutex
 	companies map[int64]string
 	contacts  map[int64]*Contact
 	nextID    int64
 	pages     map[string]*pageState
-	faults    fakeapi.Faults
-	counts    fakeapi.Counts
-	latency   time.Duration
 	window    []time.Time // times of counted API calls in the rolling window
 	now       func() time.Time
 	slots     map[string]chan struct{} // per endpoint kind
@@ -178,13 +177,12 @@ func Start(o Options) (*Server, error) {
 		contacts:  map[int64]*Contact{},
 		nextID:    29683000,
 		pages:     map[string]*pageState{},
-		counts:    map[string]int64{},
-		latency:   o.Latency,
 		now:       time.Now,
 		slots:     map[string]chan struct{}{},
 		running:   map[string]int{},
 		peak:      map[string]int{},
 	}
+	s.SetLatency(o.Latency)
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	if o.Addr != "" {
 		l, err := net.Listen("tcp", o.Addr)
@@ -286,55 +284,6 @@ func (s *Server) Generate(companyID int64, n int, seed uint64) []int64 {
 	return ids
 }
 
-// Inject adds a fault.
-func (s *Server) Inject(f Fault) {
-	s.mu.Lock()
-	s.faults.Add(f)
-	s.mu.Unlock()
-}
-
-// ClearFaults removes every pending fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
-
-// SetLatency delays every later answer.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	s.latency = d
-	s.mu.Unlock()
-}
-
-// Count returns how many requests of a kind arrived (faulty ones included).
-func (s *Server) Count(kind string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[kind]
-}
-
-// Counts returns every counter.
-func (s *Server) Counts() map[string]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Copy()
-}
-
-// Total is the number of requests of every kind.
-func (s *Server) Total() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Total()
-}
-
-// ResetCounts sets every counter to zero (the hourly window is kept).
-func (s *Server) ResetCounts() {
-	s.mu.Lock()
-	s.counts = map[string]int64{}
-	s.mu.Unlock()
-}
-
 // WindowCount is the number of API calls in the current rolling window,
 // what ThresholdInformation reports.
 func (s *Server) WindowCount() int {
@@ -348,16 +297,6 @@ func (s *Server) windowLocked() int {
 	i := sort.Search(len(s.window), func(i int) bool { return s.window[i].After(cut) })
 	s.window = s.window[i:]
 	return len(s.window)
-}
-
-func (s *Server) fault(kind string) (*Fault, time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.counts[kind]++
-	if f := s.faults.Take(kind); f != nil {
-		return f, s.latency
-	}
-	return nil, s.latency
 }
 
 func kindOf(r *http.Request) string {
@@ -388,7 +327,7 @@ func kindOf(r *http.Request) string {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	kind := kindOf(r)
-	f, lat := s.fault(kind)
+	f, lat, _ := s.Admit(kind)
 	if f != nil {
 		lat += f.Latency
 	}

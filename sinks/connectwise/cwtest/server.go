@@ -116,14 +116,13 @@ type Server struct {
 	opts Options
 	srv  *httptest.Server
 
+	fakeapi.Traffic // counters, arrivals, rate limit, faults, latency
+
 	mu        sync.Mutex
 	companies map[int]*company
 	contacts  map[int]*Contact
 	nextID    int
 	commTypes []commType
-	faults    fakeapi.Faults
-	counts    fakeapi.Counts
-	latency   time.Duration
 }
 
 // NewServer starts a fake on loopback; it panics when it cannot listen on
@@ -162,9 +161,8 @@ func Start(o Options) (*Server, error) {
 		companies: map[int]*company{},
 		contacts:  map[int]*Contact{},
 		nextID:    500,
-		counts:    map[string]int64{},
-		latency:   o.Latency,
 	}
+	s.SetLatency(o.Latency)
 	phone := o.EmailTypeID + 1
 	if phone == 2 && o.EmailTypeID != 1 {
 		phone = 3
@@ -279,65 +277,6 @@ func (s *Server) Generate(companyID, n int, seed uint64) []int {
 	return ids
 }
 
-// Inject adds a fault.
-func (s *Server) Inject(f Fault) {
-	s.mu.Lock()
-	s.faults.Add(f)
-	s.mu.Unlock()
-}
-
-// ClearFaults removes every pending fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
-
-// SetLatency delays every later answer.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	s.latency = d
-	s.mu.Unlock()
-}
-
-// Count returns how many requests of a kind arrived (faulty ones included).
-func (s *Server) Count(kind string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[kind]
-}
-
-// Counts returns every counter.
-func (s *Server) Counts() map[string]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Copy()
-}
-
-// Total is the number of requests of every kind.
-func (s *Server) Total() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Total()
-}
-
-// ResetCounts sets every counter to zero.
-func (s *Server) ResetCounts() {
-	s.mu.Lock()
-	s.counts = map[string]int64{}
-	s.mu.Unlock()
-}
-
-func (s *Server) fault(kind string) (*Fault, time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.counts[kind]++
-	if f := s.faults.Take(kind); f != nil {
-		return f, s.latency
-	}
-	return nil, s.latency
-}
-
 func kindOf(r *http.Request) string {
 	p := r.URL.Path
 	if strings.HasPrefix(p, "/login/companyinfo/") {
@@ -362,7 +301,7 @@ func kindOf(r *http.Request) string {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	kind := kindOf(r)
-	f, lat := s.fault(kind)
+	f, lat, _ := s.Admit(kind)
 	if f != nil {
 		lat += f.Latency
 	}

@@ -113,15 +113,14 @@ type Server struct {
 	opts Options
 	srv  *httptest.Server
 
+	fakeapi.Traffic // counters, arrivals, rate limit, faults, latency
+
 	mu       sync.Mutex
 	clients  map[int]*client
 	users    map[int]*User
 	nextID   int
 	nextSite int
 	tokens   map[string]time.Time
-	faults   fakeapi.Faults
-	counts   fakeapi.Counts
-	latency  time.Duration
 }
 
 // NewServer starts a fake on loopback; it panics when it cannot listen on
@@ -156,9 +155,8 @@ func Start(o Options) (*Server, error) {
 		nextID:   100,
 		nextSite: 30,
 		tokens:   map[string]time.Time{},
-		counts:   map[string]int64{},
-		latency:  o.Latency,
 	}
+	s.SetLatency(o.Latency)
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	if o.Addr != "" {
 		l, err := net.Listen("tcp", o.Addr)
@@ -303,69 +301,6 @@ func (s *Server) ExpireTokens() {
 	s.mu.Unlock()
 }
 
-// Inject adds a fault.
-func (s *Server) Inject(f Fault) {
-	s.mu.Lock()
-	s.faults.Add(f)
-	s.mu.Unlock()
-}
-
-// ClearFaults removes every pending fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
-
-// SetLatency delays every later answer.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	s.latency = d
-	s.mu.Unlock()
-}
-
-// Count returns how many requests of a kind arrived (faulty ones included).
-func (s *Server) Count(kind string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[kind]
-}
-
-// Counts returns every counter.
-func (s *Server) Counts() map[string]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Copy()
-}
-
-// Total is the number of requests of every kind, token requests included.
-func (s *Server) Total() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Total()
-}
-
-// ResetCounts sets every counter to zero.
-func (s *Server) ResetCounts() {
-	s.mu.Lock()
-	s.counts = map[string]int64{}
-	s.mu.Unlock()
-}
-
-func (s *Server) fault(kind string) (*Fault, time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.counts[kind]++
-	take := s.faults.Take
-	if kind == KindToken {
-		take = s.faults.TakeExact
-	}
-	if f := take(kind); f != nil {
-		return f, s.latency
-	}
-	return nil, s.latency
-}
-
 func kindOf(r *http.Request) string {
 	p := strings.ToLower(strings.TrimSuffix(r.URL.Path, "/"))
 	switch {
@@ -385,7 +320,11 @@ func kindOf(r *http.Request) string {
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	kind := kindOf(r)
-	f, lat := s.fault(kind)
+	admit := s.Admit
+	if kind == KindToken {
+		admit = s.AdmitExact // a fault of any kind leaves the token alone
+	}
+	f, lat, _ := admit(kind)
 	if f != nil {
 		lat += f.Latency
 	}

@@ -114,16 +114,12 @@ type Server struct {
 	opts Options
 	srv  *httptest.Server
 
+	fakeapi.Traffic // counters, arrivals, rate limit, faults, latency
+
 	mu        sync.Mutex
 	companies map[int]*Company
 	passwords map[int]*AssetPassword
 	nextID    int
-	faults    fakeapi.Faults
-	counts    fakeapi.Counts
-	latency   time.Duration
-	window    []time.Time
-	arrivals  []time.Time
-	throttled int64
 }
 
 // NewServer starts a fake on loopback; it panics when Options.Addr cannot be
@@ -153,9 +149,9 @@ func Start(o Options) (*Server, error) {
 		companies: map[int]*Company{},
 		passwords: map[int]*AssetPassword{},
 		nextID:    100,
-		counts:    map[string]int64{},
-		latency:   o.Latency,
 	}
+	s.SetLatency(o.Latency)
+	s.SetRateLimit(o.RateLimit, o.RateWindow)
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	if o.Addr != "" {
 		l, err := net.Listen("tcp", o.Addr)
@@ -270,97 +266,6 @@ func (s *Server) Generate(company, n int, seed uint64) []int {
 	return ids
 }
 
-// Inject adds a fault.
-func (s *Server) Inject(f Fault) {
-	s.mu.Lock()
-	s.faults.Add(f)
-	s.mu.Unlock()
-}
-
-// ClearFaults removes every pending fault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	s.faults = nil
-	s.mu.Unlock()
-}
-
-// SetLatency delays every later answer.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	s.latency = d
-	s.mu.Unlock()
-}
-
-// Count returns how many requests of a kind arrived (faulty and throttled
-// ones included).
-func (s *Server) Count(kind string) int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[kind]
-}
-
-// Counts returns every counter.
-func (s *Server) Counts() map[string]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Copy()
-}
-
-// Total is the number of requests of every kind.
-func (s *Server) Total() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts.Total()
-}
-
-// Throttled is how many requests the rate counter refused with 429.
-func (s *Server) Throttled() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.throttled
-}
-
-// ResetCounts sets every counter to zero and forgets arrival times.
-func (s *Server) ResetCounts() {
-	s.mu.Lock()
-	s.counts = map[string]int64{}
-	s.arrivals = nil
-	s.throttled = 0
-	s.mu.Unlock()
-}
-
-// Arrivals returns the arrival time of every request since the last
-// ResetCounts, in order.
-func (s *Server) Arrivals() []time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Time(nil), s.arrivals...)
-}
-
-func (s *Server) admit(kind string) (f *Fault, latency, wait time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	s.counts[kind]++
-	s.arrivals = append(s.arrivals, now)
-	if s.opts.RateLimit > 0 {
-		cut := 0
-		for cut < len(s.window) && now.Sub(s.window[cut]) >= s.opts.RateWindow {
-			cut++
-		}
-		s.window = s.window[cut:]
-		if len(s.window) >= s.opts.RateLimit {
-			s.throttled++
-			return nil, s.latency, s.window[0].Add(s.opts.RateWindow).Sub(now)
-		}
-		s.window = append(s.window, now)
-	}
-	if f := s.faults.Take(kind); f != nil {
-		return f, s.latency, 0
-	}
-	return nil, s.latency, 0
-}
-
 func kindOf(r *http.Request) string {
 	p, ok := strings.CutPrefix(strings.TrimSuffix(r.URL.Path, "/"), APIPath)
 	if !ok {
@@ -384,13 +289,11 @@ func kindOf(r *http.Request) string {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	kind := kindOf(r)
 	if key := r.Header.Get("x-api-key"); key == "" || key != s.APIKey {
-		s.mu.Lock()
-		s.counts[kind]++
-		s.mu.Unlock()
+		s.Note(kind)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Invalid API key"})
 		return
 	}
-	f, lat, wait := s.admit(kind)
+	f, lat, wait := s.Admit(kind)
 	if f != nil {
 		lat += f.Latency
 	}
