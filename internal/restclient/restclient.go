@@ -526,3 +526,25 @@ func ParseRate(s string) (rate.Limit, error) {
 	}
 	return rate.Limit(count / d.Seconds()), nil
 }
+
+// OpError is an error whose message names the integration, the customer
+// and the operation, with the error it describes still reachable through
+// errors.As and errors.Is.
+type OpError struct {
+	Msg string
+	Err error
+}
+
+func (e *OpError) Error() string { return e.Msg }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Wrap names the integration, the customer and the operation in err. The
+// HTTP detail of an *Error follows the operation, once.
+func Wrap(integration, customer, op string, err error) error {
+	var re *Error
+	if errors.As(err, &re) {
+		detail := strings.TrimPrefix(re.Error(), fmt.Sprintf("%s: customer %s: ", re.Integration, re.Customer))
+		return &OpError{Msg: fmt.Sprintf("%s: customer %s: %s: %s", integration, customer, op, detail), Err: err}
+	}
+	return &OpError{Msg: fmt.Sprintf("%s: customer %s: %s: %v", integration, customer, op, err), Err: err}
+}

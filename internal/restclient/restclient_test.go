@@ -3,6 +3,7 @@ package restclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -145,4 +146,21 @@ func FuzzVendorMessage(f *testing.F) {
 	f.Add([]byte(`{"errors":[1,{"title":2}]}`))
 	f.Add([]byte(`{"error":"invalid_client","error_description":"AADSTS7000215"}`))
 	f.Fuzz(func(t *testing.T, b []byte) { VendorMessage(b) })
+}
+
+func TestWrapNamesTheOperationOnce(t *testing.T) {
+	he := &Error{Integration: "IT Glue", Customer: "acme", Method: "GET", Path: "/passwords", Status: 503, Err: ErrMalformed}
+	err := Wrap("IT Glue", "acme", "list passwords page 2", fmt.Errorf("page: %w", he))
+	want := "IT Glue: customer acme: list passwords page 2: GET /passwords: HTTP 503: " + ErrMalformed.Error()
+	if !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "customer acme") != 1 {
+		t.Fatalf("got  %q\nwant %q…", err, want)
+	}
+	var re *Error
+	if !errors.As(err, &re) || !errors.Is(err, ErrMalformed) {
+		t.Fatal("the HTTP error is not reachable")
+	}
+	plain := Wrap("Hudu", "acme", "create", errors.New("boom"))
+	if plain.Error() != "Hudu: customer acme: create: boom" {
+		t.Fatalf("got %q", plain)
+	}
 }

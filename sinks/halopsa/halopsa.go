@@ -194,9 +194,9 @@ func (c *Client) token(ctx context.Context, customer string) (string, error) {
 			if detail == "" {
 				detail = strings.TrimSpace(string(bytes.ToValidUTF8(re.Body[:min(len(re.Body), 200)], []byte("?"))))
 			}
-			return "", &opError{msg: fmt.Sprintf("%s: customer %s: token: HTTP %d: %s (check the %s client id, secret and tenant)", Integration, customer, re.Response.StatusCode, detail, Integration), err: err}
+			return "", &restclient.OpError{Msg: fmt.Sprintf("%s: customer %s: token: HTTP %d: %s (check the %s client id, secret and tenant)", Integration, customer, re.Response.StatusCode, detail, Integration), Err: err}
 		}
-		return "", &opError{msg: fmt.Sprintf("%s: customer %s: token: %s", Integration, customer, redact(err.Error(), c.cfg.ClientSecret)), err: err}
+		return "", &restclient.OpError{Msg: fmt.Sprintf("%s: customer %s: token: %s", Integration, customer, redact(err.Error(), c.cfg.ClientSecret)), Err: err}
 	}
 	c.tok = tok
 	return tok.AccessToken, nil
@@ -483,22 +483,7 @@ func decodeCreated(raw []byte) (user, error) {
 	return u, nil
 }
 
-// opError puts the operation between the integration and customer and the
-// HTTP detail, keeping the cause reachable with errors.As.
-type opError struct {
-	msg string
-	err error
-}
-
-func (e *opError) Error() string { return e.msg }
-func (e *opError) Unwrap() error { return e.err }
-
 // wrap names the integration, the customer and the operation in err.
 func wrap(customer, op string, err error) error {
-	var re *restclient.Error
-	if errors.As(err, &re) {
-		detail := strings.TrimPrefix(re.Error(), fmt.Sprintf("%s: customer %s: ", re.Integration, re.Customer))
-		return &opError{msg: fmt.Sprintf("%s: customer %s: %s: %s", Integration, customer, op, detail), err: err}
-	}
-	return &opError{msg: fmt.Sprintf("%s: customer %s: %s: %v", Integration, customer, op, err), err: err}
+	return restclient.Wrap(Integration, customer, op, err)
 }

@@ -407,22 +407,7 @@ func (c *Client) Create(ctx context.Context, scope sinks.VaultScope, e sinks.New
 	return out, nil
 }
 
-// opError puts the operation between the integration and customer and the
-// HTTP detail, keeping the *restclient.Error reachable with errors.As.
-type opError struct {
-	msg string
-	err error
-}
-
-func (e *opError) Error() string { return e.msg }
-func (e *opError) Unwrap() error { return e.err }
-
 // wrap names the integration, the customer and the operation in err.
 func wrap(customer, op string, err error) error {
-	var re *restclient.Error
-	if errors.As(err, &re) {
-		detail := strings.TrimPrefix(re.Error(), fmt.Sprintf("%s: customer %s: ", re.Integration, re.Customer))
-		return &opError{msg: fmt.Sprintf("%s: customer %s: %s: %s", Integration, customer, op, detail), err: err}
-	}
-	return &opError{msg: fmt.Sprintf("%s: customer %s: %s: %v", Integration, customer, op, err), err: err}
+	return restclient.Wrap(Integration, customer, op, err)
 }
