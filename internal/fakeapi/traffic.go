@@ -1,6 +1,10 @@
 package fakeapi
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 )
@@ -157,4 +161,20 @@ func (t *Traffic) admit(kind string, take func(Faults, string) *Fault) (*Fault, 
 		t.accepted = append(t.accepted, now)
 	}
 	return take(t.faults, kind), t.latency, 0
+}
+
+// Serve starts an HTTP test server for h on addr ("127.0.0.1:8443"), or
+// on a free loopback port when addr is empty.
+func Serve(addr string, h http.Handler) (*httptest.Server, error) {
+	srv := httptest.NewUnstartedServer(h)
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
+	return srv, nil
 }

@@ -25,7 +25,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -171,16 +170,11 @@ func Start(o Options) (*Server, error) {
 		{ID: phone, Name: "Direct", PhoneFlag: true},
 		{ID: o.EmailTypeID, Name: "Email", EmailFlag: true},
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	if o.Addr != "" {
-		l, err := net.Listen("tcp", o.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
-		}
-		s.srv.Listener.Close()
-		s.srv.Listener = l
+	srv, err := fakeapi.Serve(o.Addr, http.HandlerFunc(s.serveHTTP))
+	if err != nil {
+		return nil, err
 	}
-	s.srv.Start()
+	s.srv = srv
 	s.URL = s.srv.URL
 	return s, nil
 }

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -152,16 +151,11 @@ func Start(o Options) (*Server, error) {
 	}
 	s.SetLatency(o.Latency)
 	s.SetRateLimit(o.RateLimit, o.RateWindow)
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	if o.Addr != "" {
-		l, err := net.Listen("tcp", o.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("hudutest: listen on %s: %w", o.Addr, err)
-		}
-		s.srv.Listener.Close()
-		s.srv.Listener = l
+	srv, err := fakeapi.Serve(o.Addr, http.HandlerFunc(s.serveHTTP))
+	if err != nil {
+		return nil, fmt.Errorf("hudutest: %w", err)
 	}
-	s.srv.Start()
+	s.srv = srv
 	s.URL = s.srv.URL
 	return s, nil
 }

@@ -24,7 +24,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -32,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/fakeapi"
 	"golang.org/x/time/rate"
 )
 
@@ -182,16 +182,11 @@ func Start(o Options) (*Server, error) {
 	}
 	s.tenants[o.TenantID] = newTenant(o.TenantID)
 	s.buckets = map[string]*rate.Limiter{}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	if o.Addr != "" {
-		l, err := net.Listen("tcp", o.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("m365test: listen on %s: %w", o.Addr, err)
-		}
-		s.srv.Listener.Close()
-		s.srv.Listener = l
+	srv, err := fakeapi.Serve(o.Addr, http.HandlerFunc(s.serveHTTP))
+	if err != nil {
+		return nil, fmt.Errorf("m365test: %w", err)
 	}
-	s.srv.Start()
+	s.srv = srv
 	s.URL = s.srv.URL
 	return s, nil
 }
