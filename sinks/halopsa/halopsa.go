@@ -83,6 +83,9 @@ type Client struct {
 	mu    sync.Mutex
 	tok   *oauth2.Token
 	sites map[int]int // client id -> site id for new users
+	// siteMu lets one site lookup run at a time, so that concurrent
+	// creates wait for the first lookup instead of each making their own.
+	siteMu sync.Mutex
 }
 
 var _ sinks.PSA = (*Client)(nil)
@@ -375,6 +378,8 @@ func (c *Client) Index(ctx context.Context, scope sinks.PSAScope) (*sinks.Contac
 // site returns the site new users of a client go to: the client's site
 // named "Main", else its first, looked up once per client.
 func (c *Client) site(ctx context.Context, customer string, clientID int) (int, error) {
+	c.siteMu.Lock()
+	defer c.siteMu.Unlock()
 	c.mu.Lock()
 	id, ok := c.sites[clientID]
 	c.mu.Unlock()

@@ -300,3 +300,25 @@ func BenchmarkImport1000Into5000(b *testing.B) {
 	}
 	b.ReportMetric(perAccount, "requests/account")
 }
+
+// Concurrent creates in one client look its site up once, not once each.
+func TestConcurrentCreatesLookTheSiteUpOnce(t *testing.T) {
+	srv := newServer(t, halopsatest.Options{RequireSite: true})
+	srv.SetLatency(20 * time.Millisecond) // all eight are in flight before the first lookup answers
+	c := newClient(t, srv, nil)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, err := c.Create(context.Background(), scope, sinks.NewContact{FirstName: "User", LastName: fmt.Sprint(i)})
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.Count(halopsatest.KindSites); n != 1 {
+		t.Fatalf("site lookups = %d, want 1", n)
+	}
+}
