@@ -86,6 +86,9 @@ type Client struct {
 
 	mu        sync.Mutex
 	emailType *typeRef // resolved communication type for email
+	// typeMu lets one lookup of the communication types run at a time, so
+	// that concurrent creates wait for the first instead of each listing.
+	typeMu sync.Mutex
 }
 
 var _ sinks.PSA = (*Client)(nil)
@@ -344,6 +347,8 @@ func splitLinks(v string) []string {
 // resolveEmailType finds the instance's email communication type once;
 // when the types cannot be listed it refers to the type by name.
 func (c *Client) resolveEmailType(ctx context.Context, customer string) (*typeRef, error) {
+	c.typeMu.Lock()
+	defer c.typeMu.Unlock()
 	c.mu.Lock()
 	et := c.emailType
 	c.mu.Unlock()

@@ -276,3 +276,25 @@ func BenchmarkImport1000Into5000(b *testing.B) {
 	}
 	b.ReportMetric(perAccount, "requests/account")
 }
+
+// Concurrent creates resolve the email communication type once.
+func TestConcurrentCreatesListCommunicationTypesOnce(t *testing.T) {
+	srv := newServer(t, cwtest.Options{})
+	srv.SetLatency(20 * time.Millisecond) // all eight are in flight before the first listing answers
+	c := newClient(t, srv, nil)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, err := c.Create(context.Background(), scope, sinks.NewContact{FirstName: "User", LastName: fmt.Sprint(i), Email: fmt.Sprintf("u%d@acme.example", i)})
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.Count(cwtest.KindCommTypes); n != 1 {
+		t.Fatalf("communication type listings = %d, want 1", n)
+	}
+}
