@@ -84,6 +84,9 @@ type Client struct {
 
 	mu   sync.Mutex
 	zone string // REST base ending in "V1.0/"
+	// zoneMu lets one zone discovery run at a time, so that concurrent
+	// calls wait for the first instead of each asking.
+	zoneMu sync.Mutex
 	// answered is set once any API call got a 2xx: a 500 before that is
 	// more likely a credential problem.
 	answered atomic.Bool
@@ -188,6 +191,8 @@ func normaliseZone(s string) (string, error) {
 
 // Zone returns the REST base of the API user's zone, discovering it once.
 func (c *Client) Zone(ctx context.Context, customer string) (string, error) {
+	c.zoneMu.Lock()
+	defer c.zoneMu.Unlock()
 	c.mu.Lock()
 	z := c.zone
 	c.mu.Unlock()

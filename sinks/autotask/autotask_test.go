@@ -315,3 +315,25 @@ func BenchmarkImport1000Into5000(b *testing.B) {
 	}
 	b.ReportMetric(perAccount, "requests/account")
 }
+
+// Concurrent first calls discover the zone once.
+func TestConcurrentCallsDiscoverTheZoneOnce(t *testing.T) {
+	srv := newServer(t, autotasktest.Options{})
+	srv.SetLatency(20 * time.Millisecond) // all eight are in flight before the first answer
+	c := newClient(t, srv, nil)
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := c.Zone(context.Background(), "acme")
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.Count(autotasktest.KindZone); n != 1 {
+		t.Fatalf("zone discoveries = %d, want 1", n)
+	}
+}
