@@ -179,20 +179,26 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 
 	// Surge guard: a wrong selection must never flood the sinks. It counts
 	// the accounts the plan would import, not those it leaves ambiguous or
-	// paused, which write nothing.
-	importable := 0
-	for from := 0; from < fresh.len(); from += applyBatch {
-		for _, p := range batchOf(from) {
-			if p.Action == ActionImport {
-				importable++
-			}
-		}
-	}
+	// paused, which write nothing; the plan is only counted when the new
+	// accounts are numerous enough to be held at all.
 	surge := opt.Surge
 	if c.Surge != nil {
 		surge = *c.Surge
 	}
-	if !opt.AllowSurge && importable > surge.Max && float64(importable) > float64(ps.ledger.len())*surge.Percent/100 {
+	surges := func(n int) bool {
+		return !opt.AllowSurge && n > surge.Max && float64(n) > float64(ps.ledger.len())*surge.Percent/100
+	}
+	importable := 0
+	if surges(fresh.len()) {
+		for from := 0; from < fresh.len(); from += applyBatch {
+			for _, p := range batchOf(from) {
+				if p.Action == ActionImport {
+					importable++
+				}
+			}
+		}
+	}
+	if surges(importable) {
 		rep.Status = StatusHeld
 		rep.Error = fmt.Sprintf("customer %s held: this run would import %d new accounts, more than %d and more than %.0f%% of the %d already imported. Check the import selection; if it is right, run again with --allow-surge --customer %s (or raise the customer's surge threshold)",
 			c.ID, importable, surge.Max, surge.Percent, ps.ledger.len(), c.ID)
