@@ -90,6 +90,9 @@ type ITGlue struct {
 	URL       string     `yaml:"url" json:"url"`
 	APIKey    secret.Ref `yaml:"api_key" json:"api_key"`
 	RateLimit string     `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// AllowInsecureHTTP lets url be http:// to a host that is not this
+	// machine; credentials then cross the network in clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http,omitempty" json:"allow_insecure_http,omitempty"`
 }
 
 // Hudu is the MSP's Hudu instance.
@@ -97,6 +100,9 @@ type Hudu struct {
 	URL       string     `yaml:"url" json:"url"`
 	APIKey    secret.Ref `yaml:"api_key" json:"api_key"`
 	RateLimit string     `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// AllowInsecureHTTP lets url be http:// to a host that is not this
+	// machine; credentials then cross the network in clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http,omitempty" json:"allow_insecure_http,omitempty"`
 }
 
 // TechVault is the built-in Technician Vault.
@@ -112,6 +118,9 @@ type ConnectWise struct {
 	PrivateKey secret.Ref `yaml:"private_key" json:"private_key"`
 	ClientID   secret.Ref `yaml:"client_id" json:"client_id"`
 	RateLimit  string     `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// AllowInsecureHTTP lets url be http:// to a host that is not this
+	// machine; credentials then cross the network in clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http,omitempty" json:"allow_insecure_http,omitempty"`
 }
 
 // Autotask is the MSP's Autotask PSA.
@@ -121,6 +130,9 @@ type Autotask struct {
 	Secret          secret.Ref `yaml:"secret" json:"secret"`
 	IntegrationCode secret.Ref `yaml:"integration_code" json:"integration_code"`
 	RateLimit       string     `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// AllowInsecureHTTP lets url be http:// to a host that is not this
+	// machine; credentials then cross the network in clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http,omitempty" json:"allow_insecure_http,omitempty"`
 }
 
 // HaloPSA is the MSP's HaloPSA instance.
@@ -130,6 +142,9 @@ type HaloPSA struct {
 	ClientID     secret.Ref `yaml:"client_id" json:"client_id"`
 	ClientSecret secret.Ref `yaml:"client_secret" json:"client_secret"`
 	RateLimit    string     `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// AllowInsecureHTTP lets url be http:// to a host that is not this
+	// machine; credentials then cross the network in clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http,omitempty" json:"allow_insecure_http,omitempty"`
 }
 
 // M365App is the MSP's multi-tenant app registration.
@@ -141,6 +156,9 @@ type M365App struct {
 	// RateLimit paces Graph per customer tenant (Graph throttles per app
 	// and tenant); default 60/s.
 	RateLimit string `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	// AllowInsecureHTTP lets login_url and graph_url be http:// to a host
+	// that is not this machine.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http,omitempty" json:"allow_insecure_http,omitempty"`
 }
 
 // SMTP is the relay welcome emails go through.
