@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -104,11 +106,39 @@ func redactDSNError(err error) string {
 	return s
 }
 
+// sqliteDSN is the driver's URI for a SQLite file. The path is escaped,
+// so that a '%', '#' or '?' in a directory name is part of the name.
 func sqliteDSN(p string) string {
-	if i := strings.IndexByte(p, '?'); i >= 0 {
-		p = p[:i]
+	r := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f")
+	return "file:" + r.Replace(p) + "?_pragma=busy_timeout(15000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+}
+
+// sqlitePath is the file a SQLite DSN made by sqliteDSN names.
+func sqlitePath(dsn string) string {
+	p, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if u, err := url.PathUnescape(p); err == nil {
+		return u
 	}
-	return "file:" + p + "?_pragma=busy_timeout(15000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	return p
+}
+
+// privateSQLiteFiles makes the database file, creating it when missing,
+// and the WAL and shared-memory files beside it readable by their owner
+// only, whatever the umask: the database holds sealed credentials, the
+// ledger and the audit log. SQLite gives the -wal and -shm files it
+// creates later the database file's mode.
+func privateSQLiteFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite database %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sqlite database %s: make it private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Open connects to the database and applies pending migrations.
@@ -116,6 +146,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	d, dsn, err := ParseURL(url)
 	if err != nil {
 		return nil, err
+	}
+	if d == SQLite {
+		if err := privateSQLiteFiles(sqlitePath(dsn)); err != nil {
+			return nil, err
+		}
 	}
 	db, err := sqlx.Open(string(d), dsn)
 	if err != nil {
