@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -197,11 +198,35 @@ func (a *app) exportCommand() *cobra.Command {
 				_, err = a.stdout.Write(b)
 				return err
 			}
-			return os.WriteFile(file, b, 0o600)
+			return writePrivateFile(file, b)
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "write to FILE instead of standard output")
 	return c
+}
+
+// writePrivateFile replaces path with data, readable by its owner only
+// whatever the umask or the mode of a file it replaces: an export names
+// every integration and holds sealed secrets. The data goes to a new file
+// beside path that is renamed over it, so a reader never sees half a file.
+func writePrivateFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func (a *app) customerCommand() *cobra.Command {
