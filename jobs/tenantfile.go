@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -205,6 +206,35 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			add(path, "%q is not an http(s) URL", u)
 		}
 	}
+	// checkAPIURL checks a URL credentials are sent to: https, or http
+	// only to this machine or with the integration's allow_insecure_http.
+	checkAPIURL := func(path, u string, required, allowInsecure bool) {
+		if u == "" {
+			if required {
+				add(path, "is required")
+			}
+			return
+		}
+		if err := restclient.CheckURL(u, allowInsecure); err != nil {
+			add(path, "%v", err)
+		}
+	}
+	// checkTemplate refuses a template that is not a regular file: its
+	// contents are mailed to every new user.
+	checkTemplate := func(path, file string) {
+		if file == "" {
+			return
+		}
+		if err := secret.CheckPath(file); err != nil {
+			add(path, "%v", err)
+			return
+		}
+		if _, err := os.Lstat(file); err == nil {
+			if err := secret.CheckFile(file); err != nil {
+				add(path, "%v", err)
+			}
+		}
+	}
 	checkRate := func(path, r string) {
 		if r == "" {
 			return
@@ -215,19 +245,19 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 	}
 	in := t.Integrations
 	if g := in.ITGlue; g != nil {
-		checkURL("integrations.itglue.url", g.URL, true)
+		checkAPIURL("integrations.itglue.url", g.URL, true, g.AllowInsecureHTTP)
 		checkRef("integrations.itglue.api_key", g.APIKey, true)
 		checkRate("integrations.itglue.rate_limit", g.RateLimit)
 	}
 	if h := in.Hudu; h != nil {
-		checkURL("integrations.hudu.url", h.URL, true)
+		checkAPIURL("integrations.hudu.url", h.URL, true, h.AllowInsecureHTTP)
 		checkRef("integrations.hudu.api_key", h.APIKey, true)
 		checkRate("integrations.hudu.rate_limit", h.RateLimit)
 	}
 	psas := 0
 	if c := in.ConnectWise; c != nil {
 		psas++
-		checkURL("integrations.connectwise.url", c.URL, true)
+		checkAPIURL("integrations.connectwise.url", c.URL, true, c.AllowInsecureHTTP)
 		if c.CompanyID == "" {
 			add("integrations.connectwise.company_id", "is required")
 		}
@@ -238,7 +268,7 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 	}
 	if a := in.Autotask; a != nil {
 		psas++
-		checkURL("integrations.autotask.url", a.URL, false)
+		checkAPIURL("integrations.autotask.url", a.URL, false, a.AllowInsecureHTTP)
 		checkRef("integrations.autotask.username", a.Username, true)
 		checkRef("integrations.autotask.secret", a.Secret, true)
 		checkRef("integrations.autotask.integration_code", a.IntegrationCode, true)
@@ -246,7 +276,7 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 	}
 	if h := in.HaloPSA; h != nil {
 		psas++
-		checkURL("integrations.halopsa.url", h.URL, true)
+		checkAPIURL("integrations.halopsa.url", h.URL, true, h.AllowInsecureHTTP)
 		checkRef("integrations.halopsa.client_id", h.ClientID, true)
 		checkRef("integrations.halopsa.client_secret", h.ClientSecret, true)
 		checkRate("integrations.halopsa.rate_limit", h.RateLimit)
@@ -254,8 +284,8 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 	if m := in.M365; m != nil {
 		checkRef("integrations.m365.client_id", m.ClientID, true)
 		checkRef("integrations.m365.client_secret", m.ClientSecret, true)
-		checkURL("integrations.m365.login_url", m.LoginURL, false)
-		checkURL("integrations.m365.graph_url", m.GraphURL, false)
+		checkAPIURL("integrations.m365.login_url", m.LoginURL, false, m.AllowInsecureHTTP)
+		checkAPIURL("integrations.m365.graph_url", m.GraphURL, false, m.AllowInsecureHTTP)
 		checkRate("integrations.m365.rate_limit", m.RateLimit)
 	}
 	if s := in.SMTP; s != nil {
@@ -266,10 +296,16 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			add("integrations.smtp.port", "%d is not a TCP port", s.Port)
 		}
 		switch s.TLS {
-		case "", "starttls", "implicit", "none":
+		case "", "starttls", "implicit":
+		case "none":
+			if !restclient.IsLoopback(s.Host) {
+				add("integrations.smtp.tls", "none sends the SMTP password and every welcome email in clear: it is allowed only to a relay on this machine (localhost, 127.0.0.1, ::1), not %q; use starttls (port 587) or implicit (port 465)", s.Host)
+			}
 		default:
 			add("integrations.smtp.tls", "%q: want starttls, implicit or none", s.TLS)
 		}
+		checkTemplate("integrations.smtp.text_template", s.TextTemplate)
+		checkTemplate("integrations.smtp.html_template", s.HTMLTemplate)
 		checkRef("integrations.smtp.username", s.Username, false)
 		checkRef("integrations.smtp.password", s.Password, false)
 		if s.From == "" {

@@ -46,6 +46,13 @@ func TestTenantFileErrors(t *testing.T) {
 		{"not yaml", "customers: [\n", "t.yaml:1: did not find expected node content"},
 		{"empty", "", "t.yaml: the file is empty"},
 		{"invalid utf-8", "customers:\n  - id: a\n    name: \xff\n", "not valid UTF-8"},
+		{"env ref to autoimport's own key", "integrations:\n  itglue:\n    url: https://x.example\n    api_key: env:AUTOIMPORT_SECRET_KEY\n", "t.yaml:4: integrations.itglue.api_key: env:AUTOIMPORT_SECRET_KEY is autoimport's own configuration"},
+		{"file ref under /proc", "integrations:\n  hudu:\n    url: https://h.example\n    api_key: file:/proc/self/environ\n", "t.yaml:4: integrations.hudu.api_key: secret file:/proc/self/environ: /proc/self/environ is under /proc"},
+		{"template under /etc is a directory", "integrations:\n  smtp: {host: smtp.example, port: 587, from: a@b.example, enrollment_url: https://e.example,\n    text_template: /etc}\n", "integrations.smtp.text_template: /etc is not a regular file"},
+		{"template under /proc", "integrations:\n  smtp: {host: smtp.example, port: 587, from: a@b.example, enrollment_url: https://e.example,\n    html_template: /proc/self/environ}\n", "integrations.smtp.html_template: /proc/self/environ is under /proc"},
+		{"vendor URL over http", "integrations:\n  itglue:\n    url: http://any-host\n    api_key: env:K\n", "t.yaml:3: integrations.itglue.url: \"http://any-host\": credentials are only sent over https"},
+		{"Graph login over http", "integrations:\n  m365: {client_id: env:A, client_secret: env:B, login_url: \"http://login.example\"}\n", "integrations.m365.login_url: \"http://login.example\": credentials are only sent over https"},
+		{"SMTP in clear to another host", "integrations:\n  smtp: {host: smtp.example, port: 25, tls: none, from: a@b.example, enrollment_url: https://e.example}\n", "integrations.smtp.tls: none sends the SMTP password and every welcome email in clear"},
 		{"unavailable customer option", "customers:\n  - id: a\n    name: A\n    policies: {end-user: none}\n    options:\n      end-user: {welcome_email: true}\n", "t.yaml:6: customers[0].options.end-user: end-user option welcome_email is not available for customer a: no SMTP relay"},
 	}
 	for _, tc := range cases {
@@ -90,4 +97,24 @@ func FuzzParseTenantFile(f *testing.F) {
 			t.Fatalf("export does not round-trip:\n%s\n---\n%s", out, again)
 		}
 	})
+}
+
+// What a tenant file may point at: https anywhere, http and SMTP without
+// TLS only on this machine or, for an HTTP API, when the integration says
+// allow_insecure_http.
+func TestTenantFileTransportsThatAreAllowed(t *testing.T) {
+	for name, file := range map[string]string{
+		"http to loopback":            "integrations:\n  itglue: {url: \"http://127.0.0.1:8080\", api_key: env:K}\n",
+		"http to localhost":           "integrations:\n  hudu: {url: \"http://localhost:3000\", api_key: env:K}\n",
+		"http allowed explicitly":     "integrations:\n  halopsa: {url: \"http://halo.lan\", allow_insecure_http: true, client_id: env:A, client_secret: env:B}\n",
+		"Graph on loopback":           "integrations:\n  m365: {client_id: env:A, client_secret: env:B, login_url: \"http://[::1]:9000\", graph_url: \"http://127.0.0.1:9001\"}\n",
+		"SMTP in clear on this host":  "integrations:\n  smtp: {host: 127.0.0.1, port: 25, tls: none, from: a@b.example, enrollment_url: https://e.example}\n",
+		"SMTP in clear to localhost":  "integrations:\n  smtp: {host: localhost, port: 25, tls: none, from: a@b.example, enrollment_url: https://e.example}\n",
+		"an ordinary env reference":   "integrations:\n  itglue: {url: \"https://api.itglue.com\", api_key: env:MSP_ITGLUE_KEY}\n",
+		"a file reference under /run": "integrations:\n  itglue: {url: \"https://api.itglue.com\", api_key: file:/run/secrets/itglue}\n",
+	} {
+		if _, err := ParseTenantFile("t.yaml", []byte(file)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

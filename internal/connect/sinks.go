@@ -3,6 +3,8 @@ package connect
 import (
 	"context"
 	"fmt"
+	"github.com/msp-tools/autoimport/internal/restclient"
+	"github.com/msp-tools/autoimport/internal/secret"
 
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
@@ -113,6 +115,19 @@ func (c *Connector) mailer(s *jobs.SMTP, log logrus.FieldLogger) (sinks.Mailer, 
 	pw, err := c.resolve("SMTP password", s.Password)
 	if err != nil {
 		return nil, err
+	}
+	// Checked again here: a tenant applied by an older version, or a file
+	// replaced since, must not mail a system file or send in clear.
+	for _, tmpl := range []string{s.TextTemplate, s.HTMLTemplate} {
+		if tmpl == "" {
+			continue
+		}
+		if err := secret.CheckFile(tmpl); err != nil {
+			return nil, fmt.Errorf("SMTP: template: %w", err)
+		}
+	}
+	if s.TLS == email.TLSNone && !restclient.IsLoopback(s.Host) {
+		return nil, fmt.Errorf("SMTP: tls none is allowed only to a relay on this machine, not %s: use starttls or implicit (autoimport apply refuses it too)", s.Host)
 	}
 	m, err := email.New(email.Config{Host: s.Host, Port: s.Port, Username: user, Password: pw, From: s.From, TLS: s.TLS, AllowNoTLS: s.TLS == email.TLSNone,
 		RootCAs: c.SMTPRootCAs, TextTemplate: s.TextTemplate, HTMLTemplate: s.HTMLTemplate, Log: log})

@@ -28,7 +28,12 @@ func (r Ref) Validate() error {
 		return ErrPlain
 	}
 	switch kind {
-	case "env", "file":
+	case "env":
+		return checkEnvName(rest)
+	case "file":
+		if err := CheckPath(rest); err != nil {
+			return fmt.Errorf("secret file:%s: %w", rest, err)
+		}
 		return nil
 	case "sealed":
 		if _, err := base64.StdEncoding.DecodeString(rest); err != nil {
@@ -56,15 +61,18 @@ func (r Ref) Resolve(k *Key) (string, error) {
 	kind, rest, _ := strings.Cut(string(r), ":")
 	switch kind {
 	case "env":
+		if err := checkEnvName(rest); err != nil {
+			return "", fmt.Errorf("secret %s: %w", r, err)
+		}
 		v, ok := os.LookupEnv(rest)
 		if !ok || v == "" {
 			return "", fmt.Errorf("secret %s: environment variable %s is not set (set it, or change the reference)", r, rest)
 		}
 		return v, nil
 	case "file":
-		b, err := os.ReadFile(rest)
+		b, err := ReadFile(rest)
 		if err != nil {
-			return "", fmt.Errorf("secret %s: %w", r, errors.Unwrap(err))
+			return "", fmt.Errorf("secret %s: %w", r, err)
 		}
 		v := strings.TrimRight(string(b), "\r\n")
 		if v == "" {
