@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/msp-tools/autoimport/internal/secret"
 	"io"
 	"os"
 	"path/filepath"
@@ -63,10 +65,18 @@ func (a *app) admin() *jobs.TenantAdmin {
 
 func (a *app) json() bool { return a.output == "json" }
 
+// printJSON writes v as indented JSON. Sealed secrets, wherever they stand
+// (a customer's bind password, an integration's key inside an audit
+// event), are printed as "sealed:…", never as their ciphertext.
 func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := io.WriteString(a.stdout, secret.RedactSealed(b.String()))
+	return err
 }
 
 // table writes rows as aligned columns.
@@ -740,7 +750,7 @@ func (a *app) auditCommand() *cobra.Command {
 
 // summary shortens an event's change for the table.
 func summary(e jobs.AuditEvent) string {
-	s := e.After
+	s := secret.RedactSealed(e.After)
 	if s == "" {
 		s = "removed"
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -41,5 +42,45 @@ func TestExportFileIsPrivate(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir("."); len(entries) > 5 {
 		t.Errorf("left files behind: %v", entries)
+	}
+}
+
+// Sealed secrets are shown as "sealed:…" in every JSON output — customer
+// listings and audit events included —, while export keeps the sealed
+// value, since a re-apply needs it.
+func TestJSONOutputsNeverPrintASealedValue(t *testing.T) {
+	freshDir(t)
+	t.Setenv("AUTOIMPORT_SECRET_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	_, sealed, _ := cli(t, "hunter2\n", "seal")
+	sealed = strings.TrimSpace(sealed)
+	b, err := os.ReadFile(example(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := strings.ReplaceAll(strings.ReplaceAll(string(b), "env:ACME_AD_PASSWORD", sealed), "env:ITGLUE_API_KEY", sealed)
+	os.WriteFile("tenant.yaml", []byte(file), 0o600)
+	if code, _, errs := cli(t, "", "apply", "-f", "tenant.yaml"); code != 0 {
+		t.Fatalf("apply exit %d: %s", code, errs)
+	}
+	cipher := strings.TrimPrefix(sealed, "sealed:")
+	for _, args := range [][]string{
+		{"customer", "show", "acme", "-o", "json"},
+		{"customer", "list", "-o", "json"},
+		{"audit", "list", "-o", "json"},
+		{"audit", "list"},
+	} {
+		code, out, errs := cli(t, "", args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		if strings.Contains(out, cipher[:16]) {
+			t.Errorf("%v prints the sealed value", args)
+		}
+		if args[0] == "customer" && !strings.Contains(out, "sealed:…") {
+			t.Errorf("%v does not say the secret is sealed:\n%s", args, out)
+		}
+	}
+	if _, out, _ := cli(t, "", "export"); !strings.Contains(out, sealed) {
+		t.Error("export lost the sealed value a re-apply needs")
 	}
 }

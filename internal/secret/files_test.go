@@ -91,3 +91,17 @@ func TestCheckFileOnTemplates(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactSealed(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"api_key":"sealed:QUJD+/x=="}`:   `{"api_key":"sealed:…"}`,
+		`sealed:abc sealed:def= env:X`:     `sealed:… sealed:… env:X`,
+		`{"note":"unsealed text"}`:         `{"note":"unsealed text"}`,
+		`"{\"k\":\"sealed:AAAA\"}"`:        `"{\"k\":\"sealed:…\"}"`,
+		`already sealed:… stays as it was`: `already sealed:… stays as it was`,
+	} {
+		if got := RedactSealed(in); got != want {
+			t.Errorf("RedactSealed(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -147,4 +148,17 @@ func (k *Key) Open(sealed string) ([]byte, error) {
 		return nil, errors.New("sealed value cannot be opened with this AUTOIMPORT_SECRET_KEY (wrong key or damaged value)")
 	}
 	return pt, nil
+}
+
+// sealedValue finds sealed values in text, JSON included.
+var sealedValue = regexp.MustCompile(`sealed:[A-Za-z0-9+/]+=*`)
+
+// RedactSealed replaces every sealed value in s by "sealed:…", as
+// Ref.String prints one: reports show that a secret is sealed, never its
+// ciphertext.
+func RedactSealed(s string) string {
+	if !strings.Contains(s, "sealed:") {
+		return s
+	}
+	return sealedValue.ReplaceAllLiteralString(s, "sealed:…")
 }
