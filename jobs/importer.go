@@ -50,6 +50,19 @@ type ImportOptions struct {
 	// are read, new accounts once their batch is applied and recorded (or
 	// planned, in a dry run). Calls come one at a time.
 	OnAccount func(AccountPlan)
+	// Lease, when set, is done once the customer's lease is lost (see
+	// Lease.Context): another autoimport may import the customer from
+	// then on, so the pass makes no further sink call and records nothing
+	// more, and the customer is reported failed with the cause.
+	Lease context.Context
+}
+
+// leaseLost returns why the customer's lease was lost, nil while it holds.
+func (o *ImportOptions) leaseLost() error {
+	if o.Lease == nil || o.Lease.Err() == nil {
+		return nil
+	}
+	return context.Cause(o.Lease)
 }
 
 // Counts sum up one customer's pass.
@@ -227,6 +240,10 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		return rep
 	}
 
+	if err := opt.leaseLost(); err != nil {
+		rep.fail(fmt.Errorf("%w: nothing was written", err))
+		return rep
+	}
 	if err := ps.recordStates(ctx); err != nil {
 		rep.fail(err)
 		return rep
@@ -248,7 +265,11 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	stages.Go(func() {
 		defer close(toMail)
 		for batch := range toRecord {
-			im.record(work, c, opts, batch, log)
+			if err := opt.leaseLost(); err != nil {
+				abandon(batch, "not recorded: "+err.Error()+"; the next run matches what was created, never creates it twice")
+			} else {
+				im.record(work, c, opts, batch, log)
+			}
 			toMail <- batch
 		}
 	})
@@ -263,33 +284,45 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	stopped := false
 	for from := 0; from < fresh.len(); from += applyBatch {
 		batch := batchOf(from)
-		if stopped || stop.Err() != nil || ctx.Err() != nil {
+		if stopped || stop.Err() != nil || ctx.Err() != nil || opt.leaseLost() != nil {
 			if !stopped {
 				stopped = true
 				close(toRecord)
 				stages.Wait() // the batches in hand report first
 				rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", from, fresh.len()))
 			}
+			abandon(batch, "the run was stopped before this account; it is imported next run")
 			for i := range batch {
-				if batch[i].Action == ActionImport {
-					batch[i].Action, batch[i].Reason = ActionSkip, "the run was stopped before this account; it is imported next run"
-				}
 				ps.emit(&batch[i])
 			}
 			continue
 		}
-		im.createInSinks(work, conn, batch, log)
+		im.createInSinks(work, conn, batch, opt.leaseLost, log)
 		toRecord <- batch
 	}
 	if !stopped {
 		close(toRecord)
 		stages.Wait()
 	}
+	if err := opt.leaseLost(); err != nil {
+		rep.fail(fmt.Errorf("%w: stopped before the next write; what was created and not recorded is matched, not created twice, on the next run", err))
+		return rep
+	}
 	if rep.Counts.Failed > 0 {
 		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, fresh.len())
 	}
 	im.recordNotices(ctx, c.ID, &ps.decisions)
 	return rep
+}
+
+// abandon turns a batch's plans to import into skips for reason: they were
+// not recorded and are imported by a later run.
+func abandon(batch []AccountPlan, reason string) {
+	for i := range batch {
+		if batch[i].Action == ActionImport {
+			batch[i].Action, batch[i].Reason = ActionSkip, reason
+		}
+	}
 }
 
 // readIndexes reads each sink's index once, only where a new account
@@ -411,9 +444,14 @@ func markFailed(p *AccountPlan, what string, err error, log logrus.FieldLogger) 
 }
 
 // createInSinks creates what a batch's plans call for, vault then PSA per
-// account, concurrently across accounts.
-func (im *Importer) createInSinks(ctx context.Context, conn *Connections, batch []AccountPlan, log logrus.FieldLogger) {
+// account, concurrently across accounts. Before each call it asks lost
+// whether the customer's lease still holds; once it does not, the
+// remaining accounts are left alone (and not recorded by the caller).
+func (im *Importer) createInSinks(ctx context.Context, conn *Connections, batch []AccountPlan, lost func() error, log logrus.FieldLogger) {
 	parallelPlans(batch, func(p *AccountPlan) {
+		if lost() != nil {
+			return
+		}
 		if p.Vault.Op == OpCreate {
 			v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
 			e, err := v.Create(ctx, scope, p.work.newEntry)
@@ -423,7 +461,7 @@ func (im *Importer) createInSinks(ctx context.Context, conn *Connections, batch 
 			}
 			p.Vault.Ref = e.Ref
 		}
-		if p.PSA.Op == OpCreate {
+		if p.PSA.Op == OpCreate && lost() == nil {
 			ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.work.newContact)
 			if err != nil {
 				markFailed(p, conn.PSA.Name()+": create contact", err, log)

@@ -3,8 +3,8 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -19,15 +19,18 @@ type Runner struct {
 	Store     Store
 	Connector Connector
 	Log       logrus.FieldLogger
-	// Holder names this runner in leases (host and process by default).
+	// Holder names this runner in leases (host, process and a random part
+	// by default; see HolderName).
 	Holder      string
 	LeaseTTL    time.Duration
 	Concurrency int
 	Surge       SurgeThreshold
 	Metrics     *Metrics
 	// Progress, when set, is called after each customer.
-	Progress func(done, total int, r *CustomerReport)
-	mu       sync.Mutex // one run at a time
+	Progress   func(done, total int, r *CustomerReport)
+	mu         sync.Mutex // one run at a time
+	holderOnce sync.Once
+	holderName string
 	// accountMu makes OnAccount calls come one at a time.
 	accountMu sync.Mutex
 }
@@ -63,12 +66,15 @@ func (r *Report) Failed() bool { return r.Status != StatusOK }
 // ErrBusy is returned when another run of this runner is under way.
 var ErrBusy = fmt.Errorf("a run is already under way")
 
-func (r *Runner) holder() string {
+// HolderName is the name this runner takes leases under: Holder when
+// set, else one made once per runner from the host, the process and a
+// random part.
+func (r *Runner) HolderName() string {
 	if r.Holder != "" {
 		return r.Holder
 	}
-	h, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", h, os.Getpid())
+	r.holderOnce.Do(func() { r.holderName = newHolderName() })
+	return r.holderName
 }
 
 // Run imports every customer (or those named) once.
@@ -183,45 +189,18 @@ func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions)
 		// A dry run writes nothing anywhere, not even a lease.
 		return im.Import(ctx, t, c, iopt)
 	}
-	holder := r.holder()
-	ttl := r.LeaseTTL
-	if ttl <= 0 {
-		ttl = 10 * time.Minute
-	}
-	ok, err := r.Store.AcquireLease(ctx, c.ID, holder, ttl)
-	if err != nil {
-		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error()}
-	}
-	if !ok {
+	lease, err := AcquireLease(ctx, r.Store, c.ID, r.HolderName(), r.LeaseTTL, r.Log)
+	var held *ErrLeaseHeld
+	if errors.As(err, &held) {
 		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusBusy,
 			Notices: []string{"another autoimport holds this customer's lease (a replica or a manual run): skipped this time"}}
 	}
-	// Renew the lease while the import runs; release it at the end.
-	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
-	var renewed sync.WaitGroup
-	renewed.Add(1)
-	go func() {
-		defer renewed.Done()
-		tick := time.NewTicker(ttl / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-renewCtx.Done():
-				return
-			case <-tick.C:
-				if ok, err := r.Store.AcquireLease(renewCtx, c.ID, holder, ttl); err != nil || !ok {
-					r.Log.WithField("customer", c.ID).WithError(err).Warn("could not renew the customer's lease")
-				}
-			}
-		}
-	}()
-	rep := im.Import(ctx, t, c, iopt)
-	stopRenew()
-	renewed.Wait()
-	if err := r.Store.ReleaseLease(context.WithoutCancel(ctx), c.ID, holder); err != nil {
-		r.Log.WithField("customer", c.ID).WithError(err).Warn("could not release the customer's lease; it expires by itself")
+	if err != nil {
+		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error()}
 	}
-	return rep
+	defer lease.Release(ctx)
+	iopt.Lease = lease.Context()
+	return im.Import(ctx, t, c, iopt)
 }
 
 // Add adds c's counts to t.
