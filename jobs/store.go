@@ -40,6 +40,12 @@ type StoreReader interface {
 	LoadTenant(ctx context.Context) (*Tenant, error)
 	// ImportedAccounts streams one customer's ledger.
 	ImportedAccounts(ctx context.Context, customer string) iter.Seq2[ImportedAccount, error]
+	// Attention lists the customer's accounts that need a person, as its
+	// last pass left them.
+	Attention(ctx context.Context, customer string) ([]AccountAttention, error)
+	// Decisions lists the technicians' decisions about the customer's
+	// accounts (matches and exclusions).
+	Decisions(ctx context.Context, customer string) ([]AccountDecision, error)
 }
 
 // Tx is a store transaction.
@@ -57,6 +63,20 @@ type Tx interface {
 	SetSourceState(ctx context.Context, customer, source, sourceID, state string) error
 	// SetWelcome records the welcome email's state of an imported account.
 	SetWelcome(ctx context.Context, customer, source, sourceID, state string) error
+	// SetLinks changes the vault entry and PSA contact an imported
+	// account is linked to (a technician's re-link).
+	SetLinks(ctx context.Context, a ImportedAccount) error
+	// SetFlags changes the self-serve and rotation flags of an imported
+	// account (a roll-out); its options snapshot stays as it was.
+	SetFlags(ctx context.Context, customer, source, sourceID string, f Flags) error
+	// PutAttention records that an account needs a person;
+	// DeleteAttention that it no longer does.
+	PutAttention(ctx context.Context, a AccountAttention) error
+	DeleteAttention(ctx context.Context, customer, source, sourceID string) error
+	// PutDecision records a technician's decision about an account,
+	// replacing an earlier one; DeleteDecision withdraws it.
+	PutDecision(ctx context.Context, d AccountDecision) error
+	DeleteDecision(ctx context.Context, customer, source, sourceID string) error
 	// State and PutState keep small per-customer values (delta links,
 	// the digest of the last notices audited).
 	State(ctx context.Context, customer, name string) (string, error)
@@ -66,6 +86,8 @@ type Tx interface {
 // AuditFilter narrows an audit listing.
 type AuditFilter struct {
 	Customer string
+	// Subject keeps the events about one account ("ad:<guid>").
+	Subject string
 	AfterID  int64
 	Limit    int
 }

@@ -347,6 +347,10 @@ func (s *Store) AuditEvents(ctx context.Context, f jobs.AuditFilter) iter.Seq2[j
 			q += " AND customer_id = ?"
 			args = append(args, f.Customer)
 		}
+		if f.Subject != "" {
+			q += " AND subject = ?"
+			args = append(args, f.Subject)
+		}
 		q += " ORDER BY id"
 		if f.Limit > 0 {
 			q += fmt.Sprintf(" LIMIT %d", f.Limit)

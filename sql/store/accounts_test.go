@@ -1,0 +1,104 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sql/store"
+	"github.com/msp-tools/autoimport/sql/store/storetest"
+)
+
+func TestAccountStatesAndDecisions(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		since := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+		a := jobs.AccountAttention{Customer: "acme", Source: "ad", SourceID: "g1", Type: jobs.EndUser, Username: "jane", DisplayName: "Jane Doe",
+			State: jobs.StateAmbiguous, Reason: "2 entries fit: 11, 12", Since: since}
+		d := jobs.AccountDecision{Customer: "acme", Source: "ad", SourceID: "g1", Username: "jane", Kind: jobs.DecisionMatch, VaultRef: "11", PSACreate: true, Actor: "tech", At: since}
+		err := s.Update(ctx, func(tx jobs.Tx) error {
+			if err := tx.PutAttention(ctx, a); err != nil {
+				return err
+			}
+			a2 := a
+			a2.SourceID, a2.State, a2.Reason = "g2", jobs.StateHeld, "surge guard"
+			if err := tx.PutAttention(ctx, a2); err != nil {
+				return err
+			}
+			a.Reason = "2 entries fit: 11, 13" // an upsert replaces
+			if err := tx.PutAttention(ctx, a); err != nil {
+				return err
+			}
+			return tx.PutDecision(ctx, d)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Attention(ctx, "acme")
+		if err != nil || len(got) != 2 || got[0] != a || got[1].State != jobs.StateHeld {
+			t.Fatalf("attention = %+v, %v", got, err)
+		}
+		ds, err := s.Decisions(ctx, "acme")
+		if err != nil || len(ds) != 1 || ds[0] != d {
+			t.Fatalf("decisions = %+v, %v", ds, err)
+		}
+		if other, _ := s.Attention(ctx, "bravo"); len(other) != 0 {
+			t.Fatal("another customer sees acme's accounts")
+		}
+		err = s.Update(ctx, func(tx jobs.Tx) error {
+			if err := tx.DeleteAttention(ctx, "acme", "ad", "g2"); err != nil {
+				return err
+			}
+			return tx.DeleteDecision(ctx, "acme", "ad", "g1")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Attention(ctx, "acme"); len(got) != 1 {
+			t.Fatalf("after delete: %+v", got)
+		}
+		if ds, _ := s.Decisions(ctx, "acme"); len(ds) != 0 {
+			t.Fatalf("after delete: %+v", ds)
+		}
+	})
+}
+
+func TestSetLinksAndFlagsOfImportedAccounts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		row := jobs.ImportedAccount{Customer: "acme", Source: "ad", SourceID: "g1", Type: jobs.EndUser, Username: "jane", VaultIntegration: "IT Glue", VaultRef: "1",
+			SelfServe: false, Options: jobs.Values{jobs.SelfServe: false}}
+		err := s.Update(ctx, func(tx jobs.Tx) error { return tx.InsertImported(ctx, row) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Update(ctx, func(tx jobs.Tx) error {
+			row.VaultRef, row.PSAIntegration, row.PSARef = "9", "ConnectWise PSA", "501"
+			if err := tx.SetLinks(ctx, row); err != nil {
+				return err
+			}
+			if err := tx.SetFlags(ctx, "acme", "ad", "g1", jobs.Flags{SelfServe: true}); err != nil {
+				return err
+			}
+			// Setting what is already set finds the row (MySQL counts changed rows only).
+			return tx.SetFlags(ctx, "acme", "ad", "g1", jobs.Flags{SelfServe: true})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for a, err := range s.ImportedAccounts(ctx, "acme") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.VaultRef != "9" || a.PSARef != "501" || !a.SelfServe || a.Options[jobs.SelfServe] {
+				t.Fatalf("row = %+v (the options snapshot must not change)", a)
+			}
+		}
+		err = s.Update(ctx, func(tx jobs.Tx) error { return tx.SetFlags(ctx, "acme", "ad", "nobody", jobs.Flags{}) })
+		if !errors.Is(err, jobs.ErrNotFound) {
+			t.Fatalf("unknown account: %v", err)
+		}
+	})
+}
