@@ -605,8 +605,15 @@ func TestNothingToImportOpensNoBatchTransaction(t *testing.T) {
 		acme := f.worlds["acme"]
 		acme.ad.set(ambiguousUsers(acme, 200)...) // four batches
 		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
-		if cr.Counts.Ambiguous != 200 || cs.updates.Load() != 1 { // the decisions, audited once
-			t.Fatalf("%+v; %d write transactions, want 1", cr.Counts, cs.updates.Load())
+		// The decisions, audited once, and the 200 accounts that need a person.
+		if cr.Counts.Ambiguous != 200 || cs.updates.Load() != 2 || cr.NeedPerson[jobs.StateAmbiguous] != 200 {
+			t.Fatalf("%+v; %d write transactions, want 2; need a person: %v", cr.Counts, cs.updates.Load(), cr.NeedPerson)
+		}
+		// The same run again changes nothing: only the decisions' digest is
+		// compared, in one transaction; no account is written.
+		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Counts.Ambiguous != 200 || cs.updates.Load() != 3 || cr.NeedPerson[jobs.StateAmbiguous] != 200 {
+			t.Fatalf("second run: %+v; %d write transactions in all, want 3", cr.Counts, cs.updates.Load())
 		}
 	})
 }

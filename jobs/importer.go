@@ -107,7 +107,11 @@ type CustomerReport struct {
 	// AttentionOmitted counts the rest.
 	Attention        []AccountPlan `json:"attention,omitempty"`
 	AttentionOmitted int           `json:"attention_omitted,omitempty"`
-	Elapsed          time.Duration `json:"elapsed_ns"`
+	// NeedPerson counts, by state, the customer's accounts that need a
+	// person after this pass, as the store keeps them (autoimport
+	// accounts list shows them): this pass's and those left before.
+	NeedPerson map[string]int `json:"need_person,omitempty"`
+	Elapsed    time.Duration  `json:"elapsed_ns"`
 }
 
 func (r *CustomerReport) fail(err error) {
@@ -163,6 +167,10 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.fail(fmt.Errorf("customer %s: read the ledger: %w", c.ID, err))
 		return rep
 	}
+	if err := ps.readAttention(ctx, !opt.DryRun); err != nil {
+		rep.fail(fmt.Errorf("customer %s: %w", c.ID, err))
+		return rep
+	}
 
 	// Collect; skipped and already-imported accounts are decided as they come.
 	linkTwins := conn.AD != nil && conn.M365 != nil && opts[EndUser].On(M365Sync)
@@ -187,6 +195,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 			cands = append(cands, new(fresh.get(i)))
 		}
 		in.Candidates = cands
+		in.Choices = ps.choices
 		return Plan(in)
 	}
 
@@ -227,6 +236,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		ps.decide(notice{Account: fmt.Sprintf("%d new accounts", importable), Action: ActionHeld, Reason: "surge guard"}, importable)
 		if !opt.DryRun {
 			im.recordNotices(ctx, c.ID, &ps.decisions)
+			ps.keepAttention(ctx)
 		}
 		return rep
 	}
@@ -312,6 +322,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, fresh.len())
 	}
 	im.recordNotices(ctx, c.ID, &ps.decisions)
+	ps.keepAttention(ctx)
 	return rep
 }
 
@@ -320,7 +331,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 func abandon(batch []AccountPlan, reason string) {
 	for i := range batch {
 		if batch[i].Action == ActionImport {
-			batch[i].Action, batch[i].Reason = ActionSkip, reason
+			batch[i].Action, batch[i].Reason, batch[i].deferred = ActionSkip, reason, true
 		}
 	}
 }
@@ -592,7 +603,7 @@ func (im *Importer) ledgerRow(c Customer, opts map[AccountType]Resolved, p *Acco
 		row.M365ID = p.Link.M365ID
 	}
 	if p.Vault.Op != OpNone {
-		row.VaultIntegration, row.VaultRef = p.Vault.Integration, p.Vault.Ref
+		row.VaultIntegration, row.VaultRef, row.VaultName = p.Vault.Integration, p.Vault.Ref, p.Vault.Name
 	}
 	if p.PSA.Op != OpNone {
 		row.PSAIntegration, row.PSARef = p.PSA.Integration, p.PSA.Ref

@@ -37,6 +37,10 @@ type pass struct {
 	decisions decisionLog
 	// shared holds one copy of the strings that many accounts repeat.
 	shared stringTable
+	// attention tracks the accounts that need a person, for the store;
+	// choices are the technicians' decisions, by "source:id".
+	attention attentionLog
+	choices   map[string]AccountDecision
 }
 
 // notice is one decision that needs a person.
@@ -59,6 +63,7 @@ func newPass(im *Importer, c Customer, opt ImportOptions, opts map[AccountType]R
 func (ps *pass) emit(p *AccountPlan) {
 	p.work = nil
 	ps.rep.Counts.count(p)
+	ps.attention.note(ps.c.ID, p)
 	switch p.Action {
 	case ActionSkip, ActionAmbiguous, ActionError:
 		ps.decide(notice{p.Source + ":" + p.ID + " " + p.Username, p.Action, p.Reason}, 1)
@@ -167,6 +172,18 @@ func (ps *pass) skipped(a *sources.Account) {
 	}
 	ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: a.Type,
 		Action: ActionSkip, Reason: a.SkipReason, Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
+}
+
+// skipIgnored reports a new account a technician chose to ignore: it is
+// skipped with who ignored it and why, and never counts towards a surge.
+func (ps *pass) skipIgnored(a *sources.Account) bool {
+	d, ok := ps.ignored(string(a.Source), a.ID)
+	if !ok {
+		return false
+	}
+	ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: a.Type,
+		Action: ActionSkip, Reason: ignoredReason(d), Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}})
+	return true
 }
 
 // known reports a candidate the ledger holds as already imported; it
@@ -300,6 +317,9 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 			if ps.known(&a) {
 				return
 			}
+			if ps.skipIgnored(&a) {
+				return
+			}
 			if note != "" {
 				ps.rep.Notices = append(ps.rep.Notices, note)
 			}
@@ -323,7 +343,7 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 			continue // end users come from AD only
 		}
 		ps.rep.Counts.Candidates++
-		if !ps.known(a) {
+		if !ps.known(a) && !ps.skipIgnored(a) {
 			fresh.add(*a, nil)
 		}
 	}

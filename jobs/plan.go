@@ -3,6 +3,7 @@ package jobs
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sources"
@@ -60,7 +61,9 @@ type SinkStep struct {
 	Op          string `json:"op"` // match, create, none
 	Integration string `json:"integration,omitempty"`
 	Ref         string `json:"ref,omitempty"`
-	Reason      string `json:"reason,omitempty"`
+	// Name is the vault entry's name, when known.
+	Name   string `json:"name,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Warning flags a possible duplicate: an entry with the same username
 	// but no category exists, and a new entry is created beside it.
 	Warning string `json:"warning,omitempty"`
@@ -99,6 +102,9 @@ type AccountPlan struct {
 	// work is what applying the plan needs; only plans to import have it,
 	// so the many report-only entries of a large directory stay small.
 	work *planWork
+	// deferred marks a plan a stopped pass left for the next run: nothing
+	// was decided about the account.
+	deferred bool
 }
 
 // planWork is what applying one plan needs beyond the report.
@@ -121,6 +127,9 @@ type PlanInput struct {
 	Contacts  *sinks.ContactIndex
 	// Mail is true when a mailer is configured.
 	Mail bool
+	// Choices are the technicians' matches, by "source:id": the vault
+	// entry and PSA contact to use, or to create one where several fit.
+	Choices map[string]AccountDecision
 }
 
 // Plan decides, as a pure function of its input, what to do for each new
@@ -157,24 +166,30 @@ func planOne(in PlanInput, c *Candidate) AccountPlan {
 			p.Action, p.Reason = ActionError, name+" index was not read; nothing is done for this account"
 			return p
 		}
+		ch := in.Choices[p.Source+":"+p.ID]
 		m := ix.Match(identityOf(a))
+		if ch.VaultRef != "" {
+			m = chosenEntry(ix, ch)
+		} else if m.Outcome == sinks.Ambiguous && ch.VaultCreate {
+			m = sinks.VaultMatch{Outcome: sinks.NoMatch, Reason: m.Reason + "; " + ch.Actor + " chose to create a new entry"}
+		}
 		switch m.Outcome {
 		case sinks.Matched:
-			p.Vault.Op, p.Vault.Ref, p.Vault.Reason = OpMatch, m.Entry.Ref, m.Reason
+			p.Vault.Op, p.Vault.Ref, p.Vault.Name, p.Vault.Reason = OpMatch, m.Entry.Ref, m.Entry.Name, m.Reason
 		case sinks.Ambiguous:
 			p.Action, p.Reason = ActionAmbiguous, name+": "+m.Reason
 			p.Vault.Reason = m.Reason
 			return p
 		default:
-			if opts.On(VaultCreate) {
+			if opts.On(VaultCreate) || ch.VaultCreate {
 				cat := sinks.CategoryFor(string(a.Source))
-				p.Vault.Op, p.Vault.Reason = OpCreate, fmt.Sprintf("no matching entry; create %q in category %q", entryName(a, cat), cat)
+				p.Vault.Op, p.Vault.Name, p.Vault.Reason = OpCreate, entryName(a, cat), fmt.Sprintf("no matching entry; create %q in category %q", entryName(a, cat), cat)
 				p.work.newEntry = sinks.NewVaultEntry{Name: entryName(a, cat), Username: vaultUsername(a), Category: cat,
 					Notes: fmt.Sprintf("Imported by autoimport for customer %s (%s).", in.Customer.ID, a.TypeReason)}
 			} else {
 				p.Vault.Reason = "no matching entry, and vault_create is off"
 			}
-			if m.Outcome == sinks.PossibleDuplicate {
+			if m.Outcome == sinks.PossibleDuplicate && !ch.VaultCreate {
 				p.Vault.Warning = "possible duplicate: " + m.Reason
 			}
 		}
@@ -191,7 +206,13 @@ func planOne(in PlanInput, c *Candidate) AccountPlan {
 				p.Action, p.Reason = ActionError, in.PSAName+" contacts were not read; nothing is done for this account"
 				return p
 			}
+			ch := in.Choices[p.Source+":"+p.ID]
 			m := in.Contacts.Match(first, last, a.Email)
+			if ch.PSARef != "" {
+				m = chosenContact(in.Contacts, ch)
+			} else if m.Outcome == sinks.Ambiguous && ch.PSACreate {
+				m = sinks.ContactMatch{Outcome: sinks.NoMatch}
+			}
 			switch m.Outcome {
 			case sinks.Matched:
 				p.PSA.Op, p.PSA.Ref, p.PSA.Reason = OpMatch, m.Contact.Ref, m.Reason
@@ -202,7 +223,7 @@ func planOne(in PlanInput, c *Candidate) AccountPlan {
 				return p
 			default:
 				switch {
-				case !opts.On(PSACreate):
+				case !opts.On(PSACreate) && !ch.PSACreate:
 					p.PSA.Reason = "no matching contact, and psa_create is off"
 				case first == "" || last == "":
 					p.PSA.Reason = "no matching contact, and the account has no first and last name to create one"
@@ -239,6 +260,23 @@ func planOne(in PlanInput, c *Candidate) AccountPlan {
 		p.Flags.Rotation = opts.On(Rotation)
 	}
 	return p
+}
+
+// chosenEntry is the vault entry a technician chose, as a match; when it
+// is no longer in the vault, the account is ambiguous again.
+func chosenEntry(ix *sinks.VaultIndex, ch AccountDecision) sinks.VaultMatch {
+	if e, ok := ix.ByRef(ch.VaultRef); ok {
+		return sinks.VaultMatch{Outcome: sinks.Matched, Entry: e, Reason: fmt.Sprintf("entry %s chosen by %s on %s", e.Ref, ch.Actor, ch.At.Format(time.DateOnly))}
+	}
+	return sinks.VaultMatch{Outcome: sinks.Ambiguous, Reason: fmt.Sprintf("entry %s, chosen by %s on %s, no longer exists: choose again (autoimport accounts match)", ch.VaultRef, ch.Actor, ch.At.Format(time.DateOnly))}
+}
+
+// chosenContact is chosenEntry for the PSA.
+func chosenContact(ix *sinks.ContactIndex, ch AccountDecision) sinks.ContactMatch {
+	if c, ok := ix.ByRef(ch.PSARef); ok {
+		return sinks.ContactMatch{Outcome: sinks.Matched, Contact: c, Reason: fmt.Sprintf("contact %s chosen by %s on %s", c.Ref, ch.Actor, ch.At.Format(time.DateOnly))}
+	}
+	return sinks.ContactMatch{Outcome: sinks.Ambiguous, Reason: fmt.Sprintf("contact %s, chosen by %s on %s, no longer exists: choose again (autoimport accounts match)", ch.PSARef, ch.Actor, ch.At.Format(time.DateOnly))}
 }
 
 func originOf(r Resolved) string {

@@ -88,8 +88,8 @@ type AuditFilter struct {
 	Customer string
 	// Subject keeps the events about one account ("ad:<guid>").
 	Subject string
-	AfterID  int64
-	Limit    int
+	AfterID int64
+	Limit   int
 }
 
 // ImportedAccount is one row of the ledger: an account imported once, with
@@ -111,6 +111,7 @@ type ImportedAccount struct {
 
 	VaultIntegration string `json:"vault_integration,omitempty" db:"vault_integration"`
 	VaultRef         string `json:"vault_ref,omitempty" db:"vault_ref"`
+	VaultName        string `json:"vault_name,omitempty" db:"vault_name"`
 	PSAIntegration   string `json:"psa_integration,omitempty" db:"psa_integration"`
 	PSARef           string `json:"psa_ref,omitempty" db:"psa_ref"`
 

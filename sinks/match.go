@@ -141,6 +141,18 @@ func (ix *VaultIndex) index(i int) {
 // Len is the number of entries indexed.
 func (ix *VaultIndex) Len() int { return len(ix.entries) }
 
+// ByRef finds the entry with the given id: the one a technician chose.
+// It scans the entries, as it is asked only for the few accounts a
+// technician matched by hand.
+func (ix *VaultIndex) ByRef(ref string) (VaultEntry, bool) {
+	for _, e := range ix.entries {
+		if e.Ref == ref {
+			return e, true
+		}
+	}
+	return VaultEntry{}, false
+}
+
 // Match applies the vault matching rule: an entry matches when its username
 // equals one of the account's names (case-insensitive) and its category is
 // one of the names allowed for the account's source.
@@ -239,6 +251,16 @@ func (ix *ContactIndex) index(i int) {
 
 // Len is the number of contacts indexed.
 func (ix *ContactIndex) Len() int { return len(ix.contacts) }
+
+// ByRef finds the contact with the given id (see VaultIndex.ByRef).
+func (ix *ContactIndex) ByRef(ref string) (Contact, bool) {
+	for _, c := range ix.contacts {
+		if c.Ref == ref {
+			return c, true
+		}
+	}
+	return Contact{}, false
+}
 
 // Match applies the PSA rule: by email address first; when no email
 // matches, by first and last name; a single exact match counts and two or

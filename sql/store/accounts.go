@@ -116,9 +116,9 @@ func (t *tx) DeleteDecision(ctx context.Context, customer, source, sourceID stri
 
 // SetLinks changes the vault entry and PSA contact of an imported account.
 func (t *tx) SetLinks(ctx context.Context, a jobs.ImportedAccount) error {
-	return t.exec1(ctx, "UPDATE imported_accounts SET vault_integration = ?, vault_ref = ?, psa_integration = ?, psa_ref = ? WHERE customer_id = ? AND source = ? AND source_id = ?",
+	return t.exec1(ctx, "UPDATE imported_accounts SET vault_integration = ?, vault_ref = ?, vault_name = ?, psa_integration = ?, psa_ref = ? WHERE customer_id = ? AND source = ? AND source_id = ?",
 		fmt.Sprintf("customer %s: re-link %s:%s", a.Customer, a.Source, a.SourceID),
-		a.VaultIntegration, a.VaultRef, a.PSAIntegration, a.PSARef, a.Customer, a.Source, a.SourceID)
+		a.VaultIntegration, a.VaultRef, a.VaultName, a.PSAIntegration, a.PSARef, a.Customer, a.Source, a.SourceID)
 }
 
 // SetFlags changes the self-serve and rotation flags of an imported account.

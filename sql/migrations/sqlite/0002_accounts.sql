@@ -36,3 +36,6 @@ CREATE TABLE account_decisions (
   decided_at   BIGINT       NOT NULL,
   PRIMARY KEY (customer_id, source, source_id)
 );
+
+-- The name of the vault entry an account is linked to, for a technician.
+ALTER TABLE imported_accounts ADD COLUMN vault_name VARCHAR(255) NOT NULL DEFAULT '';

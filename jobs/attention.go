@@ -1,0 +1,177 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// attentionLog keeps, through one pass, which of the customer's accounts
+// need a person, so that the store holds them between runs: the rows the
+// last pass left, and what this pass decided. Only accounts that need a
+// person, or needed one before, are held, so a large directory costs
+// nothing here.
+type attentionLog struct {
+	before  map[ledgerKey]AccountAttention
+	now     map[ledgerKey]AccountAttention
+	seen    map[ledgerKey]bool // accounts of before that this pass reported
+	settled map[ledgerKey]bool // accounts of before that no longer need a person
+}
+
+// readAttention loads the technicians' decisions the plan honours and,
+// when the pass records (not a dry run), what the last pass left.
+func (ps *pass) readAttention(ctx context.Context, record bool) error {
+	if record {
+		rows, err := ps.im.Store.Attention(ctx, ps.c.ID)
+		if err != nil {
+			return err
+		}
+		ps.attention = attentionLog{before: map[ledgerKey]AccountAttention{}, now: map[ledgerKey]AccountAttention{}, seen: map[ledgerKey]bool{}, settled: map[ledgerKey]bool{}}
+		for _, a := range rows {
+			ps.attention.before[ledgerKey{a.Source, a.SourceID}] = a
+		}
+	}
+	ds, err := ps.im.Store.Decisions(ctx, ps.c.ID)
+	if err != nil {
+		return err
+	}
+	ps.choices = map[string]AccountDecision{}
+	for _, d := range ds {
+		ps.choices[d.Source+":"+d.SourceID] = d
+	}
+	return nil
+}
+
+// ignored returns the technician's decision to ignore an account, if any.
+func (ps *pass) ignored(source, id string) (AccountDecision, bool) {
+	d, ok := ps.choices[source+":"+id]
+	return d, ok && d.Kind == DecisionIgnore
+}
+
+// ignoredReason says who ignored an account, when and why.
+func ignoredReason(d AccountDecision) string {
+	return fmt.Sprintf("ignored by %s on %s: %s (autoimport accounts unignore to import it)", d.Actor, d.At.Format(time.DateOnly), d.Reason)
+}
+
+// attentionState is the state an account's final plan leaves it in, ""
+// when it needs no person.
+func attentionState(p *AccountPlan) string {
+	switch {
+	case p.Action == ActionAmbiguous:
+		return StateAmbiguous
+	case p.Action == ActionError:
+		return StateFailed
+	case p.Action == ActionHeld:
+		return StateHeld
+	case p.Action == ActionImport && p.Vault.Warning != "":
+		return StatePossibleDuplicate
+	}
+	return ""
+}
+
+// note takes one account's final plan into the log.
+func (l *attentionLog) note(customer string, p *AccountPlan) {
+	if l.now == nil {
+		return // a dry run, or the log was never read
+	}
+	k := ledgerKey{p.Source, p.ID}
+	_, had := l.before[k]
+	if had {
+		l.seen[k] = true
+	}
+	if st := attentionState(p); st != "" {
+		reason := p.Reason
+		if st == StatePossibleDuplicate {
+			reason = p.Vault.Warning
+		}
+		l.now[k] = AccountAttention{Customer: customer, Source: p.Source, SourceID: p.ID, Type: p.Type, Username: p.Username, DisplayName: p.DisplayName,
+			Email: p.Email, State: st, Reason: reason}
+		return
+	}
+	if !had || p.deferred {
+		return // a stopped run decided nothing about it
+	}
+	switch p.Action {
+	case ActionImport, ActionSkip:
+		l.settled[k] = true
+	case ActionAlreadyImported:
+		// A possible duplicate stays until a technician settles it.
+		if l.before[k].State != StatePossibleDuplicate {
+			l.settled[k] = true
+		}
+	}
+}
+
+// attentionWriteBatch bounds the rows written in one transaction.
+const attentionWriteBatch = 500
+
+// recordAttention writes what changed since the last pass: new and
+// changed states, and the rows of accounts that no longer need a person
+// or left a source that was read whole. It counts, in the report, the
+// accounts that need a person now, by state.
+func (ps *pass) recordAttention(ctx context.Context) error {
+	l := &ps.attention
+	if l.now == nil {
+		return nil
+	}
+	now := ps.im.now()
+	type change struct {
+		put *AccountAttention
+		del ledgerKey
+	}
+	var changes []change
+	left := map[string]int{}
+	for k, a := range l.now {
+		old, had := l.before[k]
+		left[a.State]++
+		if had && old.State == a.State && old.Reason == a.Reason && old.Type == a.Type {
+			continue
+		}
+		a.Since = now
+		if had && old.State == a.State {
+			a.Since = old.Since
+		}
+		changes = append(changes, change{put: &a})
+	}
+	for k, old := range l.before {
+		if _, ok := l.now[k]; ok {
+			continue
+		}
+		gone := !l.seen[k] && ps.complete[k.source] && old.State != StatePossibleDuplicate
+		if l.settled[k] || gone {
+			changes = append(changes, change{del: k})
+			continue
+		}
+		left[old.State]++
+	}
+	ps.rep.NeedPerson = left
+	for from := 0; from < len(changes); from += attentionWriteBatch {
+		batch := changes[from:min(from+attentionWriteBatch, len(changes))]
+		err := ps.im.Store.Update(ctx, func(tx Tx) error {
+			for _, c := range batch {
+				var err error
+				if c.put != nil {
+					err = tx.PutAttention(ctx, *c.put)
+				} else {
+					err = tx.DeleteAttention(ctx, ps.c.ID, c.del.source, c.del.id)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("customer %s: record the accounts that need a person: %w", ps.c.ID, err)
+		}
+	}
+	return nil
+}
+
+// keepAttention records the accounts that need a person; a failure is
+// logged, as the import itself is done and the next pass writes them.
+func (ps *pass) keepAttention(ctx context.Context) {
+	if err := ps.recordAttention(ctx); err != nil {
+		ps.im.Log.WithField("customer", ps.c.ID).WithError(err).Warn("could not record the accounts that need a person; the next run does")
+	}
+}
