@@ -695,3 +695,40 @@ func TestStopFinishesTheBatchInHand(t *testing.T) {
 		}
 	})
 }
+
+// Entry reads one entry of the scope's organization by id.
+func (v *memVault) Entry(ctx context.Context, s sinks.VaultScope, ref string) (sinks.VaultEntry, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for c, es := range v.entries {
+		for _, e := range es {
+			if e.Ref != ref {
+				continue
+			}
+			if c != s.Container {
+				return sinks.VaultEntry{}, fmt.Errorf("entry %s belongs to organization %s, not %s", ref, c, s.Container)
+			}
+			return e, nil
+		}
+	}
+	return sinks.VaultEntry{}, fmt.Errorf("entry %s does not exist", ref)
+}
+
+// remove deletes an entry, as a person would in the vault.
+func (v *memVault) remove(container, ref string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.entries[container] = slices.DeleteFunc(v.entries[container], func(e sinks.VaultEntry) bool { return e.Ref == ref })
+}
+
+// Contact reads one contact by id.
+func (p *memPSA) Contact(ctx context.Context, s sinks.PSAScope, ref string) (sinks.Contact, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.contacts {
+		if c.Ref == ref {
+			return c, nil
+		}
+	}
+	return sinks.Contact{}, fmt.Errorf("contact %s does not exist", ref)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -638,12 +639,19 @@ func importEvents(customer string, p *AccountPlan) []AuditEvent {
 	return ev
 }
 
-// recordNotices audits the decisions that need a person — skips,
+// stateLastPass holds when the customer's last complete pass ended (unix
+// microseconds): every account it reported was seen then.
+const stateLastPass = "last_pass"
+
+// recordNotices notes the end of the pass and audits the decisions that need a person — skips,
 // ambiguities, holds, failures — once: only when they differ from what
 // the last run audited, so a run that changes nothing writes nothing.
 func (im *Importer) recordNotices(ctx context.Context, customer string, ns *decisionLog) {
 	digest := ns.sum()
 	err := im.Store.Update(ctx, func(tx Tx) error {
+		if err := tx.PutState(ctx, customer, stateLastPass, strconv.FormatInt(im.now().UnixMicro(), 10)); err != nil {
+			return err
+		}
 		last, err := tx.State(ctx, customer, "notices")
 		if err != nil || last == digest {
 			return err

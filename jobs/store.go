@@ -46,6 +46,9 @@ type StoreReader interface {
 	// Decisions lists the technicians' decisions about the customer's
 	// accounts (matches and exclusions).
 	Decisions(ctx context.Context, customer string) ([]AccountDecision, error)
+	// State reads a small per-customer value (delta links, the digest of
+	// the last notices audited, the time of the last pass); "" when unset.
+	State(ctx context.Context, customer, name string) (string, error)
 }
 
 // Tx is a store transaction.
@@ -77,9 +80,7 @@ type Tx interface {
 	// replacing an earlier one; DeleteDecision withdraws it.
 	PutDecision(ctx context.Context, d AccountDecision) error
 	DeleteDecision(ctx context.Context, customer, source, sourceID string) error
-	// State and PutState keep small per-customer values (delta links,
-	// the digest of the last notices audited).
-	State(ctx context.Context, customer, name string) (string, error)
+	// PutState keeps a small per-customer value (see StoreReader.State).
 	PutState(ctx context.Context, customer, name, value string) error
 }
 

@@ -408,9 +408,14 @@ func (t *tx) SetWelcome(ctx context.Context, customer, source, sourceID, state s
 	return nil
 }
 
-func (t *tx) State(ctx context.Context, customer, name string) (string, error) {
+// State reads a small per-customer value; "" when there is none.
+func (s *Store) State(ctx context.Context, customer, name string) (string, error) {
+	return reader{s, s.db}.State(ctx, customer, name)
+}
+
+func (r reader) State(ctx context.Context, customer, name string) (string, error) {
 	var v string
-	err := t.sx.GetContext(ctx, &v, "SELECT value FROM sync_state WHERE customer_id = ? AND name = ?", customer, name)
+	err := r.q.GetContext(ctx, &v, "SELECT value FROM sync_state WHERE customer_id = ? AND name = ?", customer, name)
 	if errors.Is(err, dbsql.ErrNoRows) {
 		return "", nil
 	}
