@@ -17,6 +17,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -463,20 +465,55 @@ func pathOf(rawURL string) string {
 	return rawURL
 }
 
-// redactURLError drops the query string from a *url.Error, where API keys
-// sometimes travel.
+// redactURLError removes the query string, fragment and user info of the
+// URL in a *url.Error, where API keys and user names sometimes travel. The
+// whole query goes, whatever it holds (colons, quotes, spaces); the method,
+// scheme, host and path stay. An error that wraps a *url.Error has that
+// URL removed from its message too. Errors without one are returned as
+// they are.
 func redactURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		msg := err.Error()
-		if i := strings.Index(msg, "?"); i >= 0 {
-			if j := strings.IndexAny(msg[i:], "\": "); j > 0 {
-				return errors.New(msg[:i] + msg[i+j:])
-			}
-		}
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
 	}
-	return err
+	clean := &url.Error{Op: ue.Op, URL: stripURL(ue.URL), Err: ue.Err}
+	if clean.URL == ue.URL {
+		return err
+	}
+	if err == error(ue) {
+		return clean
+	}
+	// A wrapper printed the URL in its own words: replace it wherever it
+	// appears, quoted as url.Error quotes it or bare.
+	msg := strings.ReplaceAll(err.Error(), strconv.Quote(ue.URL), strconv.Quote(clean.URL))
+	msg = strings.ReplaceAll(msg, ue.URL, clean.URL)
+	return &redactedError{msg: msg, err: clean}
 }
+
+// stripURL keeps a URL's scheme, host and path.
+func stripURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Not parseable: cut at the first query or fragment mark.
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			return raw[:i]
+		}
+		return raw
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// redactedError is an error message with a URL removed; it unwraps to
+// the redacted *url.Error, so errors.Is still finds a timeout or a
+// cancellation.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 var (
 	limitersMu sync.Mutex
