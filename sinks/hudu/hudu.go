@@ -43,9 +43,6 @@ const apiPath = "/api/v1"
 // maxPages guards against a server that never stops paging.
 const maxPages = 10000
 
-// maxBody bounds one response read into memory.
-const maxBody = 64 << 20
-
 // Config configures a Client.
 type Config struct {
 	// URL is the MSP's Hudu instance, e.g. https://docs.msp.example; a URL
@@ -71,6 +68,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // Client is a Hudu instance implementing sinks.Vault.
@@ -139,6 +139,7 @@ func New(cfg Config) (*Client, error) {
 			Limiter:     restclient.SharedLimiter(Integration, strings.ToLower(u.Host), rate.Limit(lim), cfg.Burst),
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
+			MaxBody:     cfg.MaxBody,
 		}),
 	}, nil
 }
@@ -266,16 +267,16 @@ func syntaxOnly(err error) string {
 	return "JSON that does not fit the documented shape"
 }
 
-// read sends a request and returns its whole 2xx body.
+// read sends a request and returns its whole 2xx body, at most
+// Config.MaxBody bytes of it.
 func (c *Client) read(ctx context.Context, r restclient.Request) ([]byte, int, string, error) {
 	resp, err := c.rest.Do(ctx, r)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := c.rest.ReadBody(resp, r, nil)
 	if err != nil {
-		return nil, 0, "", &restclient.Error{Integration: Integration, Customer: r.Customer, Method: r.Method, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
+		return nil, 0, "", err
 	}
 	return body, resp.StatusCode, resp.Request.URL.Path, nil
 }

@@ -49,9 +49,6 @@ const MediaType = "application/vnd.api+json"
 // maxPages guards against a server that never stops paging.
 const maxPages = 10000
 
-// maxBody bounds one response read into memory.
-const maxBody = 64 << 20
-
 // Config configures a Client.
 type Config struct {
 	// URL is the API base. Empty means the Region's URL.
@@ -78,6 +75,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // RegionURL returns the API base URL of a region: "us", "eu" or "au".
@@ -165,6 +165,7 @@ func New(cfg Config) (*Client, error) {
 			Limiter:     restclient.SharedLimiter(Integration, cfg.APIKey, rate.Limit(lim), cfg.Burst),
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
+			MaxBody:     cfg.MaxBody,
 		}),
 	}, nil
 }
@@ -288,16 +289,16 @@ func (c *Client) getPage(ctx context.Context, customer, u string) (*PasswordPage
 	return p, nil
 }
 
-// read sends a request and returns its whole 2xx body.
+// read sends a request and returns its whole 2xx body, at most
+// Config.MaxBody bytes of it.
 func (c *Client) read(ctx context.Context, r restclient.Request) ([]byte, int, string, error) {
 	resp, err := c.rest.Do(ctx, r)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := c.rest.ReadBody(resp, r, nil)
 	if err != nil {
-		return nil, 0, "", &restclient.Error{Integration: Integration, Customer: r.Customer, Method: r.Method, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
+		return nil, 0, "", err
 	}
 	return body, resp.StatusCode, resp.Request.URL.Path, nil
 }
