@@ -74,6 +74,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // Client is an Autotask PSA implementing sinks.PSA.
@@ -151,6 +154,7 @@ func New(cfg Config) (*Client, error) {
 		Limiter:   restclient.SharedLimiter(Integration, strings.ToLower(cfg.UserName), rate.Limit(lim), cfg.Burst),
 		Transport: cfg.Transport,
 		Log:       cfg.Log,
+		MaxBody:   cfg.MaxBody,
 	})
 	return c, nil
 }

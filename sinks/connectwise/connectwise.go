@@ -75,6 +75,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // Client is a ConnectWise PSA implementing sinks.PSA.
@@ -144,6 +147,7 @@ func New(cfg Config) (*Client, error) {
 		Limiter:     restclient.SharedLimiter(Integration, strings.ToLower(cfg.CompanyID)+"+"+cfg.PublicKey, rate.Limit(lim), cfg.Burst),
 		Transport:   cfg.Transport,
 		Log:         cfg.Log,
+		MaxBody:     cfg.MaxBody,
 	})
 	return c, nil
 }
