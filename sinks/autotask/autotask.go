@@ -65,6 +65,11 @@ type Config struct {
 	Burst int
 	// PageSize is MaxRecords per query page (default and maximum 500).
 	PageSize int
+	// AllowInsecureHTTP lets ZoneURL, APIURL and the zone URL that
+	// discovery returns be http:// to a host other than this machine
+	// (restclient.CheckURL); credentials then cross the network in clear.
+	// Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request.
@@ -114,11 +119,17 @@ func New(cfg Config) (*Client, error) {
 	if _, err := httpURL(cfg.ZoneURL); err != nil {
 		return nil, fmt.Errorf("%s: config: ZoneURL: %w", Integration, err)
 	}
+	if err := restclient.CheckURL(strings.TrimSpace(cfg.ZoneURL), cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: ZoneURL %w", Integration, err)
+	}
 	c := &Client{cfg: cfg}
 	if cfg.APIURL != "" {
 		z, err := normaliseZone(cfg.APIURL)
 		if err != nil {
 			return nil, fmt.Errorf("%s: config: APIURL: %w", Integration, err)
+		}
+		if err := restclient.CheckURL(z, cfg.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("%s: config: APIURL %w", Integration, err)
 		}
 		c.zone = z
 	}
@@ -217,6 +228,11 @@ func (c *Client) Zone(ctx context.Context, customer string) (string, error) {
 	z, err := normaliseZone(info.URL)
 	if err != nil {
 		return "", fmt.Errorf("%s: customer %s: zone discovery for user %s: %w: zone url: %v", Integration, customer, c.cfg.UserName, restclient.ErrMalformed, err)
+	}
+	// The zone gets the secret on every call: it must pass the same
+	// check as a configured URL.
+	if err := restclient.CheckURL(z, c.cfg.AllowInsecureHTTP); err != nil {
+		return "", fmt.Errorf("%s: customer %s: zone discovery for user %s answered zone URL %w", Integration, customer, c.cfg.UserName, err)
 	}
 	c.mu.Lock()
 	c.zone = z

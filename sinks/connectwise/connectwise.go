@@ -66,6 +66,10 @@ type Config struct {
 	// addresses when the instance's types cannot be listed (default
 	// "Email").
 	EmailType string
+	// AllowInsecureHTTP lets URL be http:// to a host other than this
+	// machine (restclient.CheckURL); credentials then cross the network
+	// in clear. Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request.
@@ -112,8 +116,11 @@ func New(cfg Config) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: config: missing %s", Integration, strings.Join(missing, ", "))
 	}
+	if err := restclient.CheckURL(cfg.URL, cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL %q is not an http(s) URL", Integration, cfg.URL)
 	}
 	base := u.String()

@@ -60,6 +60,10 @@ type Config struct {
 	Burst int
 	// PageSize of user listings (default DefaultPageSize).
 	PageSize int
+	// AllowInsecureHTTP lets URL and AuthURL be http:// to a host other than this
+	// machine (restclient.CheckURL); credentials then cross the network
+	// in clear. Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request.
@@ -108,6 +112,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL: %w", Integration, err)
 	}
+	if err := restclient.CheckURL(strings.TrimSpace(cfg.URL), cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	api := strings.TrimRight(u.String(), "/")
 	root := api
 	if strings.HasSuffix(strings.ToLower(api), "/api") {
@@ -121,6 +128,10 @@ func New(cfg Config) (*Client, error) {
 	au, err := httpURL(cfg.AuthURL)
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: AuthURL: %w", Integration, err)
+	}
+	// The client secret goes to the authorisation server.
+	if err := restclient.CheckURL(strings.TrimSpace(cfg.AuthURL), cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: AuthURL %w", Integration, err)
 	}
 	tokenURL := strings.TrimRight(au.String(), "/") + "/token"
 	if cfg.Tenant != "" {

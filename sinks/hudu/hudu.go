@@ -58,6 +58,10 @@ type Config struct {
 	Burst int
 	// PageSize of listings (default DefaultPageSize).
 	PageSize int
+	// AllowInsecureHTTP lets URL be http:// to a host other than this
+	// machine (restclient.CheckURL); credentials then cross the network
+	// in clear. Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request; never a password.
@@ -96,8 +100,11 @@ func New(cfg Config) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: config: missing %s", Integration, strings.Join(missing, ", "))
 	}
+	if err := restclient.CheckURL(cfg.URL, cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL %q is not an http(s) URL", Integration, cfg.URL)
 	}
 	base := u.String()

@@ -64,6 +64,10 @@ type Config struct {
 	Burst int
 	// PageSize of listings (default and maximum 1,000).
 	PageSize int
+	// AllowInsecureHTTP lets URL be http:// to a host other than this
+	// machine (restclient.CheckURL); credentials then cross the network
+	// in clear. Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request and a line per entry left
@@ -126,8 +130,11 @@ func New(cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
+	if err := restclient.CheckURL(raw, cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL %q is not an http(s) URL", Integration, raw)
 	}
 	if cfg.Rate == "" {

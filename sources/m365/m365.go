@@ -60,6 +60,11 @@ type Config struct {
 	// path (defaults DefaultLoginURL and DefaultGraphURL).
 	LoginURL string
 	GraphURL string
+	// AllowInsecureHTTP lets LoginURL and GraphURL be http:// to a host
+	// other than this machine (restclient.CheckURL); the client secret
+	// and tokens then cross the network in clear. Off, only https:// and
+	// http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Scope is the token scope (default GraphURL + "/.default", which is
 	// https://graph.microsoft.com/.default for the global cloud).
 	Scope string
@@ -169,6 +174,11 @@ func New(cfg Config) (*Source, error) {
 	cfg.LoginURL = strings.TrimRight(cfg.LoginURL, "/")
 	// A base given with its version ("…/v1.0") is accepted as the base.
 	cfg.GraphURL = strings.TrimSuffix(strings.TrimRight(cfg.GraphURL, "/"), "/v1.0")
+	for _, u := range []struct{ name, url string }{{"login URL", cfg.LoginURL}, {"Graph URL", cfg.GraphURL}} {
+		if err := restclient.CheckURL(u.url, cfg.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("Microsoft 365: customer %s: config: %s %w", cfg.Customer, u.name, err)
+		}
+	}
 	if cfg.Scope == "" {
 		cfg.Scope = cfg.GraphURL + "/.default"
 	}
