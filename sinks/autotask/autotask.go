@@ -31,6 +31,9 @@ const Integration = "Autotask"
 // DefaultZoneURL is where zone discovery starts.
 const DefaultZoneURL = "https://webservices.autotask.net/atservicesrest"
 
+// zoneInfoPath is zone discovery's endpoint under the REST root.
+const zoneInfoPath = "/v1.0/zoneInformation"
+
 // DefaultRate paces requests when Config.Rate is empty: Autotask allows
 // 10,000 requests per rolling hour per database, shared by every
 // integration of the MSP, and slows calls down past half of it; autoimport
@@ -47,7 +50,11 @@ const maxPages = 10000
 
 // Config configures a Client.
 type Config struct {
-	// ZoneURL is the zone-discovery base (default DefaultZoneURL).
+	// ZoneURL is where zone discovery is asked (default DefaultZoneURL):
+	// the bare host, https://webservices.autotask.net, or its REST root,
+	// https://webservices.autotask.net/atservicesrest (any case, trailing
+	// slash or not). Another path is taken as a prefix the REST root is
+	// under.
 	ZoneURL string
 	// APIURL is the zone's REST base (e.g.
 	// https://webservices15.autotask.net/ATServicesRest/); when set, zone
@@ -116,12 +123,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ZoneURL == "" {
 		cfg.ZoneURL = DefaultZoneURL
 	}
-	if _, err := httpURL(cfg.ZoneURL); err != nil {
+	zoneURL, err := zoneRoot(cfg.ZoneURL)
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: ZoneURL: %w", Integration, err)
 	}
 	if err := restclient.CheckURL(strings.TrimSpace(cfg.ZoneURL), cfg.AllowInsecureHTTP); err != nil {
 		return nil, fmt.Errorf("%s: config: ZoneURL %w", Integration, err)
 	}
+	cfg.ZoneURL = zoneURL
 	c := &Client{cfg: cfg}
 	if cfg.APIURL != "" {
 		z, err := normaliseZone(cfg.APIURL)
@@ -184,6 +193,35 @@ func httpURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// zoneRoot turns a configured zone-discovery URL into the REST root that
+// zoneInformation lives under, without a trailing slash: a bare host gets
+// /atservicesrest, a path that already ends in it (any case, with or
+// without a trailing slash or /v1.0) is kept, and any other path is a
+// prefix the root is appended to.
+func zoneRoot(s string) (string, error) {
+	u, err := httpURL(s)
+	if err != nil {
+		return "", err
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q: want the zone-discovery host without a query, e.g. %s", s, DefaultZoneURL)
+	}
+	p := strings.TrimRight(u.Path, "/")
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	lower := strings.ToLower(p)
+	switch {
+	case strings.HasSuffix(lower, "/atservicesrest"):
+	case strings.HasSuffix(lower, "/atservicesrest/v1.0"):
+		p = p[:len(p)-len("/v1.0")]
+	default:
+		p += "/atservicesrest"
+	}
+	u.Path, u.RawPath = p, ""
+	return u.String(), nil
+}
+
 // normaliseZone turns the url of zoneInformation into the REST base: it
 // collapses repeated slashes in the path, adds the trailing slash and
 // appends V1.0/ (unless present).
@@ -218,7 +256,7 @@ func (c *Client) Zone(ctx context.Context, customer string) (string, error) {
 		ZoneName string `json:"zoneName"`
 		URL      string `json:"url"`
 	}
-	u := strings.TrimSuffix(c.cfg.ZoneURL, "/") + "/v1.0/zoneInformation?" + url.Values{"user": {c.cfg.UserName}}.Encode()
+	u := c.cfg.ZoneURL + zoneInfoPath + "?" + url.Values{"user": {c.cfg.UserName}}.Encode()
 	// An unknown user may come back as 500: report it at once (a 429 is
 	// still retried).
 	req := restclient.Request{Method: http.MethodGet, URL: u, Customer: customer, Header: http.Header{"Accept": {"application/json"}}, Idempotent: new(bool)}
