@@ -1,9 +1,11 @@
 // Package restclient is the HTTP client every vendor API client of
 // autoimport is built on: a per-attempt timeout, retries with exponential
 // backoff and jitter on 429/5xx that honour Retry-After, a rate limiter shared
-// by every customer that uses the same API credential, request counting, and
+// by every customer that uses the same API credential, request counting,
+// response bodies read up to a fixed limit (a longer one is malformed), and
 // errors that name the integration, the customer and the vendor's own message
-// without ever carrying a secret.
+// without ever carrying a secret. CheckURL says which URLs credentials may be
+// sent to.
 package restclient
 
 import (
