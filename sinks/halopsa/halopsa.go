@@ -60,9 +60,10 @@ type Config struct {
 	Burst int
 	// PageSize of user listings (default DefaultPageSize).
 	PageSize int
-	// AllowInsecureHTTP lets URL and AuthURL be http:// to a host other than this
-	// machine (restclient.CheckURL); credentials then cross the network
-	// in clear. Off, only https:// and http:// to loopback are accepted.
+	// AllowInsecureHTTP lets URL and AuthURL be http:// to a host other
+	// than this machine (restclient.CheckURL); credentials then cross the
+	// network in clear. Off, only https:// and http:// to loopback are
+	// accepted.
 	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
