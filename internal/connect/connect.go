@@ -104,7 +104,7 @@ func (c *Connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Custome
 			return nil, err
 		}
 		src, err := m365.New(m365.Config{Customer: cu.ID, TenantID: s.TenantID, ClientID: id, ClientSecret: sec, LoginURL: in.M365.LoginURL, GraphURL: in.M365.GraphURL,
-			Limiter: lim, Transport: c.Transport, HTTPClient: c.httpClient(), Log: log})
+			AllowInsecureHTTP: in.M365.AllowInsecureHTTP, Limiter: lim, Transport: c.Transport, HTTPClient: c.httpClient(), Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("Microsoft 365: %w", err)
 		}

@@ -26,7 +26,7 @@ func (c *Connector) documentationVault(in jobs.Integrations, cu jobs.Customer, l
 		if err != nil {
 			return nil, sinks.VaultScope{}, err
 		}
-		v, err := itglue.New(itglue.Config{URL: in.ITGlue.URL, APIKey: key, Rate: in.ITGlue.RateLimit, Transport: c.Transport, Log: log})
+		v, err := itglue.New(itglue.Config{URL: in.ITGlue.URL, AllowInsecureHTTP: in.ITGlue.AllowInsecureHTTP, APIKey: key, Rate: in.ITGlue.RateLimit, Transport: c.Transport, Log: log})
 		if err != nil {
 			return nil, sinks.VaultScope{}, fmt.Errorf("IT Glue: %w", err)
 		}
@@ -36,7 +36,7 @@ func (c *Connector) documentationVault(in jobs.Integrations, cu jobs.Customer, l
 		if err != nil {
 			return nil, sinks.VaultScope{}, err
 		}
-		v, err := hudu.New(hudu.Config{URL: in.Hudu.URL, APIKey: key, Rate: in.Hudu.RateLimit, Transport: c.Transport, Log: log})
+		v, err := hudu.New(hudu.Config{URL: in.Hudu.URL, AllowInsecureHTTP: in.Hudu.AllowInsecureHTTP, APIKey: key, Rate: in.Hudu.RateLimit, Transport: c.Transport, Log: log})
 		if err != nil {
 			return nil, sinks.VaultScope{}, fmt.Errorf("Hudu: %w", err)
 		}
@@ -62,7 +62,7 @@ func (c *Connector) psa(in jobs.Integrations, cu jobs.Customer, log logrus.Field
 		if err != nil {
 			return nil, err
 		}
-		p, err := connectwise.New(connectwise.Config{URL: cw.URL, CompanyID: cw.CompanyID, PublicKey: pub, PrivateKey: priv, ClientID: id, Rate: cw.RateLimit, Transport: c.Transport, Log: log})
+		p, err := connectwise.New(connectwise.Config{URL: cw.URL, AllowInsecureHTTP: cw.AllowInsecureHTTP, CompanyID: cw.CompanyID, PublicKey: pub, PrivateKey: priv, ClientID: id, Rate: cw.RateLimit, Transport: c.Transport, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("ConnectWise PSA: %w", err)
 		}
@@ -81,7 +81,7 @@ func (c *Connector) psa(in jobs.Integrations, cu jobs.Customer, log logrus.Field
 		if err != nil {
 			return nil, err
 		}
-		p, err := autotask.New(autotask.Config{ZoneURL: at.URL, UserName: user, Secret: sec, IntegrationCode: code, Rate: at.RateLimit, Transport: c.Transport, Log: log})
+		p, err := autotask.New(autotask.Config{ZoneURL: at.URL, AllowInsecureHTTP: at.AllowInsecureHTTP, UserName: user, Secret: sec, IntegrationCode: code, Rate: at.RateLimit, Transport: c.Transport, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("Autotask: %w", err)
 		}
@@ -96,7 +96,7 @@ func (c *Connector) psa(in jobs.Integrations, cu jobs.Customer, log logrus.Field
 		if err != nil {
 			return nil, err
 		}
-		p, err := halopsa.New(halopsa.Config{URL: h.URL, Tenant: h.Tenant, ClientID: id, ClientSecret: sec, Rate: h.RateLimit, Transport: c.Transport, Log: log})
+		p, err := halopsa.New(halopsa.Config{URL: h.URL, AllowInsecureHTTP: h.AllowInsecureHTTP, Tenant: h.Tenant, ClientID: id, ClientSecret: sec, Rate: h.RateLimit, Transport: c.Transport, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("HaloPSA: %w", err)
 		}

@@ -1,9 +1,11 @@
 // Package restclient is the HTTP client every vendor API client of
 // autoimport is built on: a per-attempt timeout, retries with exponential
 // backoff and jitter on 429/5xx that honour Retry-After, a rate limiter shared
-// by every customer that uses the same API credential, request counting, and
+// by every customer that uses the same API credential, request counting,
+// response bodies read up to a fixed limit (a longer one is malformed), and
 // errors that name the integration, the customer and the vendor's own message
-// without ever carrying a secret.
+// without ever carrying a secret. CheckURL says which URLs credentials may be
+// sent to.
 package restclient
 
 import (
@@ -17,6 +19,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +53,22 @@ type Config struct {
 	// Log receives one debug line per attempt (method, path, status,
 	// elapsed); never headers or bodies.
 	Log logrus.FieldLogger
+	// MaxBody bounds every response body the client reads, success or
+	// error (default DefaultMaxBody; tests set it small). A longer body is
+	// an *Error wrapping ErrMalformed.
+	MaxBody int64
 }
+
+// DefaultMaxBody is the most of one response body a client reads. A page
+// of 1,000 records of any supported API is a few MiB; a body past this
+// is not what the API documents, and reading it on would only cost
+// memory.
+const DefaultMaxBody int64 = 32 << 20
+
+// MaxTokenBody bounds the answer of an OAuth token endpoint, a few KiB in
+// practice. golang.org/x/oauth2 reads at most 1 MiB of it and silently
+// drops the rest, so a longer answer is refused before it gets there.
+const MaxTokenBody int64 = 1 << 20
 
 // Client sends requests to one vendor API.
 type Client struct {
@@ -113,6 +132,9 @@ func New(cfg Config) *Client {
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
 	}
 	if cfg.Log == nil {
 		l := logrus.New()
@@ -183,7 +205,7 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.stats.throttled.Add(1)
 		c.total.throttled.Add(1)
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = &cancelOnClose{ReadCloser: &limitedBody{ReadCloser: resp.Body, left: c.cfg.MaxBody, limit: c.cfg.MaxBody}, cancel: cancel}
 	return resp, nil
 }
 
@@ -193,6 +215,35 @@ type cancelOnClose struct {
 }
 
 func (b *cancelOnClose) Close() error { err := b.ReadCloser.Close(); b.cancel(); return err }
+
+// limitedBody reads at most limit bytes of a body; once they are read, any
+// further byte makes the read fail with an error wrapping ErrMalformed
+// (unlike io.LimitReader, which would end the body there as if complete).
+type limitedBody struct {
+	io.ReadCloser
+	left, limit int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, tooLarge(b.limit)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func tooLarge(limit int64) error {
+	return fmt.Errorf("%w: longer than %d bytes", ErrMalformed, limit)
+}
 
 func requestID(h http.Header) string {
 	for _, k := range []string{"request-id", "X-Request-Id", "x-ms-request-id", "X-Correlation-Id"} {
@@ -305,23 +356,83 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	return nil, e
 }
 
+// ReadBody reads the whole body of a response that Do returned and closes
+// it. It reads into buf (reset first) when one is given, so a caller can
+// reuse it. A body longer than the client's MaxBody, or one that breaks
+// off, is an *Error naming the integration and the request's customer.
+func (c *Client) ReadBody(resp *http.Response, r Request, buf *bytes.Buffer) ([]byte, error) {
+	defer resp.Body.Close()
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		if !errors.Is(err, ErrMalformed) {
+			err = fmt.Errorf("read body: %w", err)
+		}
+		return nil, &Error{Integration: c.cfg.Integration, Customer: r.Customer, Method: r.Method, Path: resp.Request.URL.Path, Status: resp.StatusCode, RequestID: requestID(resp.Header), Err: err}
+	}
+	return buf.Bytes(), nil
+}
+
 // JSON sends the request and decodes a 2xx JSON body into out (when out is
-// not nil). A body that is not the JSON the caller expects is an *Error
-// naming the integration and customer.
+// not nil). A body that is not the JSON the caller expects, or is longer
+// than MaxBody, is an *Error naming the integration and customer.
 func (c *Client) JSON(ctx context.Context, r Request, out any) (http.Header, error) {
 	resp, err := c.Do(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	body, err := c.ReadBody(resp, r, nil)
+	if err != nil {
+		return nil, err
+	}
 	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.Header, nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.Unmarshal(body, out); err != nil {
 		return nil, &Error{Integration: c.cfg.Integration, Customer: r.Customer, Method: r.Method, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("%w: %v", ErrMalformed, err)}
 	}
 	return resp.Header, nil
+}
+
+// LimitBodies wraps a transport for code outside this package that reads
+// responses itself (an OAuth library fetching a token): each response
+// body is read whole, up to limit bytes (DefaultMaxBody when limit <= 0),
+// before the round trip returns. A longer body fails the round trip with
+// an *Error naming the integration and wrapping ErrMalformed.
+func LimitBodies(integration string, rt http.RoundTripper, limit int64) http.RoundTripper {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	return &boundedTransport{integration: integration, rt: rt, limit: limit}
+}
+
+type boundedTransport struct {
+	integration string
+	rt          http.RoundTripper
+	limit       int64
+}
+
+func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(&limitedBody{ReadCloser: resp.Body, left: t.limit, limit: t.limit}); err != nil {
+		if !errors.Is(err, ErrMalformed) {
+			err = fmt.Errorf("read body: %w", err)
+		}
+		return nil, &Error{Integration: t.integration, Method: req.Method, Path: req.URL.Path, Status: resp.StatusCode, RequestID: requestID(resp.Header), Err: err}
+	}
+	resp.Body = io.NopCloser(&buf)
+	resp.ContentLength = int64(buf.Len())
+	return resp, nil
 }
 
 // ErrMalformed marks a response body that is not what the API documents.
@@ -463,20 +574,55 @@ func pathOf(rawURL string) string {
 	return rawURL
 }
 
-// redactURLError drops the query string from a *url.Error, where API keys
-// sometimes travel.
+// redactURLError removes the query string, fragment and user info of the
+// URL in a *url.Error, where API keys and user names sometimes travel. The
+// whole query goes, whatever it holds (colons, quotes, spaces); the method,
+// scheme, host and path stay. An error that wraps a *url.Error has that
+// URL removed from its message too. Errors without one are returned as
+// they are.
 func redactURLError(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) {
-		msg := err.Error()
-		if i := strings.Index(msg, "?"); i >= 0 {
-			if j := strings.IndexAny(msg[i:], "\": "); j > 0 {
-				return errors.New(msg[:i] + msg[i+j:])
-			}
-		}
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
 	}
-	return err
+	clean := &url.Error{Op: ue.Op, URL: stripURL(ue.URL), Err: ue.Err}
+	if clean.URL == ue.URL {
+		return err
+	}
+	if err == error(ue) {
+		return clean
+	}
+	// A wrapper printed the URL in its own words: replace it wherever it
+	// appears, quoted as url.Error quotes it or bare.
+	msg := strings.ReplaceAll(err.Error(), strconv.Quote(ue.URL), strconv.Quote(clean.URL))
+	msg = strings.ReplaceAll(msg, ue.URL, clean.URL)
+	return &redactedError{msg: msg, err: clean}
 }
+
+// stripURL keeps a URL's scheme, host and path.
+func stripURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Not parseable: cut at the first query or fragment mark.
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			return raw[:i]
+		}
+		return raw
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// redactedError is an error message with a URL removed; it unwraps to
+// the redacted *url.Error, so errors.Is still finds a timeout or a
+// cancellation.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 var (
 	limitersMu sync.Mutex

@@ -31,6 +31,9 @@ const Integration = "Autotask"
 // DefaultZoneURL is where zone discovery starts.
 const DefaultZoneURL = "https://webservices.autotask.net/atservicesrest"
 
+// zoneInfoPath is zone discovery's endpoint under the REST root.
+const zoneInfoPath = "/v1.0/zoneInformation"
+
 // DefaultRate paces requests when Config.Rate is empty: Autotask allows
 // 10,000 requests per rolling hour per database, shared by every
 // integration of the MSP, and slows calls down past half of it; autoimport
@@ -47,7 +50,11 @@ const maxPages = 10000
 
 // Config configures a Client.
 type Config struct {
-	// ZoneURL is the zone-discovery base (default DefaultZoneURL).
+	// ZoneURL is where zone discovery is asked (default DefaultZoneURL):
+	// the bare host, https://webservices.autotask.net, or its REST root,
+	// https://webservices.autotask.net/atservicesrest (any case, trailing
+	// slash or not). Another path is taken as a prefix the REST root is
+	// under.
 	ZoneURL string
 	// APIURL is the zone's REST base (e.g.
 	// https://webservices15.autotask.net/ATServicesRest/); when set, zone
@@ -65,6 +72,11 @@ type Config struct {
 	Burst int
 	// PageSize is MaxRecords per query page (default and maximum 500).
 	PageSize int
+	// AllowInsecureHTTP lets ZoneURL, APIURL and the zone URL that
+	// discovery returns be http:// to a host other than this machine
+	// (restclient.CheckURL); credentials then cross the network in clear.
+	// Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request.
@@ -74,6 +86,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // Client is an Autotask PSA implementing sinks.PSA.
@@ -108,14 +123,22 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ZoneURL == "" {
 		cfg.ZoneURL = DefaultZoneURL
 	}
-	if _, err := httpURL(cfg.ZoneURL); err != nil {
+	zoneURL, err := zoneRoot(cfg.ZoneURL)
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: ZoneURL: %w", Integration, err)
 	}
+	if err := restclient.CheckURL(strings.TrimSpace(cfg.ZoneURL), cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: ZoneURL %w", Integration, err)
+	}
+	cfg.ZoneURL = zoneURL
 	c := &Client{cfg: cfg}
 	if cfg.APIURL != "" {
 		z, err := normaliseZone(cfg.APIURL)
 		if err != nil {
 			return nil, fmt.Errorf("%s: config: APIURL: %w", Integration, err)
+		}
+		if err := restclient.CheckURL(z, cfg.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("%s: config: APIURL %w", Integration, err)
 		}
 		c.zone = z
 	}
@@ -151,6 +174,7 @@ func New(cfg Config) (*Client, error) {
 		Limiter:   restclient.SharedLimiter(Integration, strings.ToLower(cfg.UserName), rate.Limit(lim), cfg.Burst),
 		Transport: cfg.Transport,
 		Log:       cfg.Log,
+		MaxBody:   cfg.MaxBody,
 	})
 	return c, nil
 }
@@ -167,6 +191,35 @@ func httpURL(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q is not an http(s) URL", s)
 	}
 	return u, nil
+}
+
+// zoneRoot turns a configured zone-discovery URL into the REST root that
+// zoneInformation lives under, without a trailing slash: a bare host gets
+// /atservicesrest, a path that already ends in it (any case, with or
+// without a trailing slash or /v1.0) is kept, and any other path is a
+// prefix the root is appended to.
+func zoneRoot(s string) (string, error) {
+	u, err := httpURL(s)
+	if err != nil {
+		return "", err
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q: want the zone-discovery host without a query, e.g. %s", s, DefaultZoneURL)
+	}
+	p := strings.TrimRight(u.Path, "/")
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	lower := strings.ToLower(p)
+	switch {
+	case strings.HasSuffix(lower, "/atservicesrest"):
+	case strings.HasSuffix(lower, "/atservicesrest/v1.0"):
+		p = p[:len(p)-len("/v1.0")]
+	default:
+		p += "/atservicesrest"
+	}
+	u.Path, u.RawPath = p, ""
+	return u.String(), nil
 }
 
 // normaliseZone turns the url of zoneInformation into the REST base: it
@@ -203,7 +256,7 @@ func (c *Client) Zone(ctx context.Context, customer string) (string, error) {
 		ZoneName string `json:"zoneName"`
 		URL      string `json:"url"`
 	}
-	u := strings.TrimSuffix(c.cfg.ZoneURL, "/") + "/v1.0/zoneInformation?" + url.Values{"user": {c.cfg.UserName}}.Encode()
+	u := c.cfg.ZoneURL + zoneInfoPath + "?" + url.Values{"user": {c.cfg.UserName}}.Encode()
 	// An unknown user may come back as 500: report it at once (a 429 is
 	// still retried).
 	req := restclient.Request{Method: http.MethodGet, URL: u, Customer: customer, Header: http.Header{"Accept": {"application/json"}}, Idempotent: new(bool)}
@@ -213,6 +266,11 @@ func (c *Client) Zone(ctx context.Context, customer string) (string, error) {
 	z, err := normaliseZone(info.URL)
 	if err != nil {
 		return "", fmt.Errorf("%s: customer %s: zone discovery for user %s: %w: zone url: %v", Integration, customer, c.cfg.UserName, restclient.ErrMalformed, err)
+	}
+	// The zone gets the secret on every call: it must pass the same
+	// check as a configured URL.
+	if err := restclient.CheckURL(z, c.cfg.AllowInsecureHTTP); err != nil {
+		return "", fmt.Errorf("%s: customer %s: zone discovery for user %s answered zone URL %w", Integration, customer, c.cfg.UserName, err)
 	}
 	c.mu.Lock()
 	c.zone = z

@@ -66,6 +66,10 @@ type Config struct {
 	// addresses when the instance's types cannot be listed (default
 	// "Email").
 	EmailType string
+	// AllowInsecureHTTP lets URL be http:// to a host other than this
+	// machine (restclient.CheckURL); credentials then cross the network
+	// in clear. Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request.
@@ -75,6 +79,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // Client is a ConnectWise PSA implementing sinks.PSA.
@@ -109,8 +116,11 @@ func New(cfg Config) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: config: missing %s", Integration, strings.Join(missing, ", "))
 	}
+	if err := restclient.CheckURL(cfg.URL, cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL %q is not an http(s) URL", Integration, cfg.URL)
 	}
 	base := u.String()
@@ -144,6 +154,7 @@ func New(cfg Config) (*Client, error) {
 		Limiter:     restclient.SharedLimiter(Integration, strings.ToLower(cfg.CompanyID)+"+"+cfg.PublicKey, rate.Limit(lim), cfg.Burst),
 		Transport:   cfg.Transport,
 		Log:         cfg.Log,
+		MaxBody:     cfg.MaxBody,
 	})
 	return c, nil
 }

@@ -24,8 +24,10 @@ func TestTimeoutRetried(t *testing.T) {
 	if err != nil || ix.Len() != 5 {
 		t.Fatalf("Index after a timed-out attempt = %v, %v", ix, err)
 	}
-	if c.Stats().Retries != 1 {
-		t.Errorf("retries = %d, want 1", c.Stats().Retries)
+	// At least one: on a loaded machine the retry itself may also run
+	// past the 100 ms attempt timeout and be retried again.
+	if c.Stats().Retries < 1 {
+		t.Errorf("retries = %d, want at least 1", c.Stats().Retries)
 	}
 }
 

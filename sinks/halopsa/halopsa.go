@@ -60,6 +60,11 @@ type Config struct {
 	Burst int
 	// PageSize of user listings (default DefaultPageSize).
 	PageSize int
+	// AllowInsecureHTTP lets URL and AuthURL be http:// to a host other
+	// than this machine (restclient.CheckURL); credentials then cross the
+	// network in clear. Off, only https:// and http:// to loopback are
+	// accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request.
@@ -69,6 +74,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // Client is a HaloPSA implementing sinks.PSA.
@@ -105,6 +113,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL: %w", Integration, err)
 	}
+	if err := restclient.CheckURL(strings.TrimSpace(cfg.URL), cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	api := strings.TrimRight(u.String(), "/")
 	root := api
 	if strings.HasSuffix(strings.ToLower(api), "/api") {
@@ -118,6 +129,10 @@ func New(cfg Config) (*Client, error) {
 	au, err := httpURL(cfg.AuthURL)
 	if err != nil {
 		return nil, fmt.Errorf("%s: config: AuthURL: %w", Integration, err)
+	}
+	// The client secret goes to the authorisation server.
+	if err := restclient.CheckURL(strings.TrimSpace(cfg.AuthURL), cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: AuthURL %w", Integration, err)
 	}
 	tokenURL := strings.TrimRight(au.String(), "/") + "/token"
 	if cfg.Tenant != "" {
@@ -151,7 +166,8 @@ func New(cfg Config) (*Client, error) {
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: tokenURL,
 			Scopes: strings.Fields(cfg.Scope), AuthStyle: oauth2.AuthStyleInParams,
 		},
-		hc:    &http.Client{Transport: tr, Timeout: timeout},
+		// oauth2 reads the token answer itself: bound it before.
+		hc:    &http.Client{Transport: restclient.LimitBodies(Integration, tr, tokenBodyLimit(cfg.MaxBody)), Timeout: timeout},
 		sites: map[int]int{},
 	}
 	c.rest = restclient.New(restclient.Config{
@@ -163,8 +179,18 @@ func New(cfg Config) (*Client, error) {
 		Limiter:     restclient.SharedLimiter(Integration, root+"\x00"+cfg.ClientID, rate.Limit(lim), cfg.Burst),
 		Transport:   cfg.Transport,
 		Log:         cfg.Log,
+		MaxBody:     cfg.MaxBody,
 	})
 	return c, nil
+}
+
+// tokenBodyLimit is the most of a token answer read: MaxBody when it is
+// smaller than restclient.MaxTokenBody.
+func tokenBodyLimit(maxBody int64) int64 {
+	if maxBody > 0 && maxBody < restclient.MaxTokenBody {
+		return maxBody
+	}
+	return restclient.MaxTokenBody
 }
 
 func httpURL(s string) (*url.URL, error) {
@@ -198,6 +224,11 @@ func (c *Client) token(ctx context.Context, customer string) (string, error) {
 				detail = strings.TrimSpace(string(bytes.ToValidUTF8(re.Body[:min(len(re.Body), 200)], []byte("?"))))
 			}
 			return "", &restclient.OpError{Msg: fmt.Sprintf("%s: customer %s: token: HTTP %d: %s (check the %s client id, secret and tenant)", Integration, customer, re.Response.StatusCode, detail, Integration), Err: err}
+		}
+		var rest *restclient.Error
+		if errors.As(err, &rest) {
+			// An answer that is not a token (too long, cut off).
+			return "", &restclient.OpError{Msg: fmt.Sprintf("%s: customer %s: token: %s", Integration, customer, strings.TrimPrefix(rest.Error(), Integration+": ")), Err: err}
 		}
 		return "", &restclient.OpError{Msg: fmt.Sprintf("%s: customer %s: token: %s", Integration, customer, redact(err.Error(), c.cfg.ClientSecret)), Err: err}
 	}

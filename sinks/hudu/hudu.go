@@ -43,9 +43,6 @@ const apiPath = "/api/v1"
 // maxPages guards against a server that never stops paging.
 const maxPages = 10000
 
-// maxBody bounds one response read into memory.
-const maxBody = 64 << 20
-
 // Config configures a Client.
 type Config struct {
 	// URL is the MSP's Hudu instance, e.g. https://docs.msp.example; a URL
@@ -61,6 +58,10 @@ type Config struct {
 	Burst int
 	// PageSize of listings (default DefaultPageSize).
 	PageSize int
+	// AllowInsecureHTTP lets URL be http:// to a host other than this
+	// machine (restclient.CheckURL); credentials then cross the network
+	// in clear. Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request; never a password.
@@ -71,6 +72,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // Client is a Hudu instance implementing sinks.Vault.
@@ -96,8 +100,11 @@ func New(cfg Config) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: config: missing %s", Integration, strings.Join(missing, ", "))
 	}
+	if err := restclient.CheckURL(cfg.URL, cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL %q is not an http(s) URL", Integration, cfg.URL)
 	}
 	base := u.String()
@@ -139,6 +146,7 @@ func New(cfg Config) (*Client, error) {
 			Limiter:     restclient.SharedLimiter(Integration, strings.ToLower(u.Host), rate.Limit(lim), cfg.Burst),
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
+			MaxBody:     cfg.MaxBody,
 		}),
 	}, nil
 }
@@ -266,16 +274,16 @@ func syntaxOnly(err error) string {
 	return "JSON that does not fit the documented shape"
 }
 
-// read sends a request and returns its whole 2xx body.
+// read sends a request and returns its whole 2xx body, at most
+// Config.MaxBody bytes of it.
 func (c *Client) read(ctx context.Context, r restclient.Request) ([]byte, int, string, error) {
 	resp, err := c.rest.Do(ctx, r)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := c.rest.ReadBody(resp, r, nil)
 	if err != nil {
-		return nil, 0, "", &restclient.Error{Integration: Integration, Customer: r.Customer, Method: r.Method, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
+		return nil, 0, "", err
 	}
 	return body, resp.StatusCode, resp.Request.URL.Path, nil
 }

@@ -49,9 +49,6 @@ const MediaType = "application/vnd.api+json"
 // maxPages guards against a server that never stops paging.
 const maxPages = 10000
 
-// maxBody bounds one response read into memory.
-const maxBody = 64 << 20
-
 // Config configures a Client.
 type Config struct {
 	// URL is the API base. Empty means the Region's URL.
@@ -67,6 +64,10 @@ type Config struct {
 	Burst int
 	// PageSize of listings (default and maximum 1,000).
 	PageSize int
+	// AllowInsecureHTTP lets URL be http:// to a host other than this
+	// machine (restclient.CheckURL); credentials then cross the network
+	// in clear. Off, only https:// and http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Transport is the HTTP transport (default http.DefaultTransport).
 	Transport http.RoundTripper
 	// Log receives one debug line per request and a line per entry left
@@ -78,6 +79,9 @@ type Config struct {
 	Timeout          time.Duration
 	MaxRetries       int
 	MinWait, MaxWait time.Duration
+	// MaxBody bounds one response body (default
+	// restclient.DefaultMaxBody); a longer one is a malformed answer.
+	MaxBody int64
 }
 
 // RegionURL returns the API base URL of a region: "us", "eu" or "au".
@@ -126,8 +130,11 @@ func New(cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
+	if err := restclient.CheckURL(raw, cfg.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: config: URL %w", Integration, err)
+	}
 	u, err := url.Parse(strings.TrimRight(raw, "/"))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if err != nil {
 		return nil, fmt.Errorf("%s: config: URL %q is not an http(s) URL", Integration, raw)
 	}
 	if cfg.Rate == "" {
@@ -165,6 +172,7 @@ func New(cfg Config) (*Client, error) {
 			Limiter:     restclient.SharedLimiter(Integration, cfg.APIKey, rate.Limit(lim), cfg.Burst),
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
+			MaxBody:     cfg.MaxBody,
 		}),
 	}, nil
 }
@@ -288,16 +296,16 @@ func (c *Client) getPage(ctx context.Context, customer, u string) (*PasswordPage
 	return p, nil
 }
 
-// read sends a request and returns its whole 2xx body.
+// read sends a request and returns its whole 2xx body, at most
+// Config.MaxBody bytes of it.
 func (c *Client) read(ctx context.Context, r restclient.Request) ([]byte, int, string, error) {
 	resp, err := c.rest.Do(ctx, r)
 	if err != nil {
 		return nil, 0, "", err
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := c.rest.ReadBody(resp, r, nil)
 	if err != nil {
-		return nil, 0, "", &restclient.Error{Integration: Integration, Customer: r.Customer, Method: r.Method, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
+		return nil, 0, "", err
 	}
 	return body, resp.StatusCode, resp.Request.URL.Path, nil
 }

@@ -58,8 +58,10 @@ func TestSlowAnswerIsRetriedAfterTheAttemptTimeout(t *testing.T) {
 	if len(got) != 30 {
 		t.Fatalf("%d accounts, want 30", len(got))
 	}
-	if st := src.Stats(); st.Retries != 1 {
-		t.Errorf("retries = %d, want 1", st.Retries)
+	// At least one: on a loaded machine the retry itself may also run
+	// past the 200 ms attempt timeout and be retried again.
+	if st := src.Stats(); st.Retries < 1 {
+		t.Errorf("retries = %d, want at least 1", st.Retries)
 	}
 }
 

@@ -129,7 +129,10 @@ func newRequestID() string {
 // get sends one authenticated GET to Graph and returns the body. A buf
 // given is reused for the body (decoding copies what it keeps).
 func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header, buf *bytes.Buffer) ([]byte, error) {
-	var resp *http.Response
+	var (
+		resp *http.Response
+		req  restclient.Request
+	)
 	for attempt := 0; ; attempt++ {
 		ts := s.tokenSource()
 		tok, err := ts.Token()
@@ -145,7 +148,9 @@ func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header, buf *b
 		// Our own id, echoed by Graph, correlates a request with
 		// Microsoft's logs when a customer opens a support case.
 		h.Set("client-request-id", newRequestID())
-		resp, err = s.rest.Do(ctx, restclient.Request{Method: http.MethodGet, URL: rawURL, Header: h})
+		// The customer is named once, by graphError.
+		req = restclient.Request{Method: http.MethodGet, URL: rawURL, Header: h}
+		resp, err = s.rest.Do(ctx, req)
 		var re *restclient.Error
 		if attempt == 0 && errors.As(err, &re) && re.Status == http.StatusUnauthorized {
 			// A token revoked or expired before its announced lifetime:
@@ -158,15 +163,8 @@ func (s *Source) get(ctx context.Context, rawURL string, hdr http.Header, buf *b
 		}
 		break
 	}
-	defer resp.Body.Close()
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	buf.Reset()
-	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return nil, &restclient.Error{Integration: "Graph", Method: http.MethodGet, Path: resp.Request.URL.Path, Status: resp.StatusCode, Err: fmt.Errorf("read body: %w", err)}
-	}
-	return buf.Bytes(), nil
+	// At most Config.MaxBody bytes: a longer page is malformed.
+	return s.rest.ReadBody(resp, req, buf)
 }
 
 // getJSON GETs rawURL and decodes it into out.

@@ -12,6 +12,7 @@
 package m365
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,9 @@ const (
 // MaxPageSize is the largest $top Graph accepts on user and member lists.
 const MaxPageSize = 999
 
+// loginIntegration names the token endpoint in messages.
+const loginIntegration = "Microsoft identity platform"
+
 // Config configures a Source for one customer's tenant.
 type Config struct {
 	// Customer is autoimport's customer id, named in every error.
@@ -56,6 +60,11 @@ type Config struct {
 	// path (defaults DefaultLoginURL and DefaultGraphURL).
 	LoginURL string
 	GraphURL string
+	// AllowInsecureHTTP lets LoginURL and GraphURL be http:// to a host
+	// other than this machine (restclient.CheckURL); the client secret
+	// and tokens then cross the network in clear. Off, only https:// and
+	// http:// to loopback are accepted.
+	AllowInsecureHTTP bool
 	// Scope is the token scope (default GraphURL + "/.default", which is
 	// https://graph.microsoft.com/.default for the global cloud).
 	Scope string
@@ -73,7 +82,8 @@ type Config struct {
 	// HTTPClient is used for the token endpoint (default: a client over
 	// restclient, so a throttled or failing login endpoint is retried like
 	// Graph, without the Graph limiter, over
-	// Transport with a 30 s timeout).
+	// Transport with a 30 s timeout). Either way a token answer longer
+	// than restclient.MaxTokenBody is refused as malformed.
 	HTTPClient *http.Client
 	// Transport carries Graph requests under restclient (default
 	// http.DefaultTransport); tests pass their fake server's.
@@ -86,6 +96,11 @@ type Config struct {
 	// MaxPages bounds one paged read (default 10,000 pages), a guard against
 	// a server that never stops paging.
 	MaxPages int
+	// MaxBody bounds one Graph response body (default
+	// restclient.DefaultMaxBody) and, when smaller than
+	// restclient.MaxTokenBody, a token answer; a longer body is a
+	// malformed answer.
+	MaxBody int64
 	// Log receives debug lines per request (never tokens or bodies).
 	Log logrus.FieldLogger
 }
@@ -159,6 +174,11 @@ func New(cfg Config) (*Source, error) {
 	cfg.LoginURL = strings.TrimRight(cfg.LoginURL, "/")
 	// A base given with its version ("…/v1.0") is accepted as the base.
 	cfg.GraphURL = strings.TrimSuffix(strings.TrimRight(cfg.GraphURL, "/"), "/v1.0")
+	for _, u := range []struct{ name, url string }{{"login URL", cfg.LoginURL}, {"Graph URL", cfg.GraphURL}} {
+		if err := restclient.CheckURL(u.url, cfg.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("Microsoft 365: customer %s: config: %s %w", cfg.Customer, u.name, err)
+		}
+	}
 	if cfg.Scope == "" {
 		cfg.Scope = cfg.GraphURL + "/.default"
 	}
@@ -177,17 +197,27 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = http.DefaultTransport
 	}
+	tokenLimit := restclient.MaxTokenBody
+	if cfg.MaxBody > 0 && cfg.MaxBody < tokenLimit {
+		tokenLimit = cfg.MaxBody
+	}
 	if cfg.HTTPClient == nil {
 		login := restclient.New(restclient.Config{
-			Integration: "Microsoft identity platform",
+			Integration: loginIntegration,
 			Timeout:     cfg.Timeout,
 			MaxRetries:  cfg.MaxRetries,
 			MinWait:     cfg.MinWait,
 			MaxWait:     cfg.MaxWait,
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
+			MaxBody:     tokenLimit,
 		})
 		cfg.HTTPClient = &http.Client{Transport: tokenTransport{login}}
+	} else {
+		// oauth2 reads the answer itself: bound it before.
+		hc := *cfg.HTTPClient
+		hc.Transport = restclient.LimitBodies(loginIntegration, hc.Transport, tokenLimit)
+		cfg.HTTPClient = &hc
 	}
 	if cfg.Log == nil {
 		l := logrus.New()
@@ -220,6 +250,7 @@ func New(cfg Config) (*Source, error) {
 			Limiter:     cfg.Limiter,
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
+			MaxBody:     cfg.MaxBody,
 		}),
 	}
 	return s, nil
@@ -283,6 +314,14 @@ func (s *Source) tokenError(err error) error {
 	var re *oauth2.RetrieveError
 	var rest *restclient.Error
 	switch {
+	case errors.Is(err, restclient.ErrMalformed):
+		// Not an OAuth answer at all (too long, cut off).
+		e.Err = err
+		if errors.As(err, &rest) {
+			e.Err = rest
+		}
+		e.Fix = "the token endpoint's answer is not an OAuth token: check the login URL " + s.cfg.LoginURL
+		return e
 	case errors.As(err, &re):
 		code, fullDesc = re.ErrorCode, re.ErrorDescription
 		if re.Response != nil {
@@ -353,10 +392,22 @@ func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body = b
 	}
 	idempotent := true
-	return t.c.Do(req.Context(), restclient.Request{
+	r := restclient.Request{
 		Method: req.Method, URL: req.URL.String(), Header: req.Header.Clone(),
 		Body: body, Idempotent: &idempotent, Secret: true,
-	})
+	}
+	resp, err := t.c.Do(req.Context(), r)
+	if err != nil {
+		return nil, err
+	}
+	// oauth2 reads the answer itself and would cut a long one short
+	// silently: read it here, bounded, and hand it on whole.
+	b, err := t.c.ReadBody(resp, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
 }
 
 // graphError wraps a Graph call failure with the customer, tenant and what

@@ -1,5 +1,6 @@
 // Package autotasktest is a fake Autotask PSA REST API for tests, benchmarks
-// and the sandbox. It serves zone discovery, contact queries (POST or GET
+// and the sandbox. It serves zone discovery (at ZoneInfoPath only, as the
+// real API does), contact queries (POST or GET
 // with the JSON filter format, MaxRecords up to 500, pageDetails.nextPageUrl
 // paging, counts), contact creation ({"itemId":N}), single contacts and
 // companies, and ThresholdInformation, and enforces what the real API does:
@@ -198,8 +199,10 @@ func (s *Server) Close() { s.srv.Close() }
 // autotask.Config.Transport wants).
 func (s *Server) Client() *http.Client { return s.srv.Client() }
 
-// ZoneURL is the zone-discovery base, the stand-in for
-// https://webservices.autotask.net/atservicesrest.
+// ZoneURL is the zone-discovery REST root, the stand-in for
+// https://webservices.autotask.net/atservicesrest. The bare URL (the
+// stand-in for https://webservices.autotask.net) works as
+// autotask.Config.ZoneURL too.
 func (s *Server) ZoneURL() string { return s.URL + "/atservicesrest" }
 
 // AddCompany adds (or renames) a company.
@@ -293,9 +296,15 @@ func (s *Server) windowLocked() int {
 	return len(s.window)
 }
 
+// ZoneInfoPath is where the real API answers zone discovery
+// (https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation);
+// the fake answers it there only, in any case, and 404 elsewhere, so a
+// client asking the wrong path fails as it would against Autotask.
+const ZoneInfoPath = "/atservicesrest/v1.0/zoneInformation"
+
 func kindOf(r *http.Request) string {
 	p := strings.ToLower(r.URL.Path)
-	if strings.HasSuffix(p, "/v1.0/zoneinformation") {
+	if p == strings.ToLower(ZoneInfoPath) {
 		return KindZone
 	}
 	_, rest, ok := strings.Cut(p, "/atservicesrest/v1.0/")

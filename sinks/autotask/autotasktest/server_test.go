@@ -43,6 +43,9 @@ func TestContract(t *testing.T) {
 		want                     string
 	}{
 		{"zone", "GET", "/atservicesrest/v1.0/zoneInformation?user=" + url.QueryEscape(s.UserName), "", nil, 200, `"url":"` + s.URL + `/ATServicesRest/"`},
+		{"zone, other case", "GET", "/ATServicesRest/V1.0/ZoneInformation?user=" + url.QueryEscape(s.UserName), "", nil, 200, `"url":"` + s.URL + `/ATServicesRest/"`},
+		{"zone under the bare host", "GET", "/v1.0/zoneInformation?user=" + url.QueryEscape(s.UserName), "", nil, 404, "No HTTP resource"},
+		{"zone under another root", "GET", "/api/atservicesrest/v1.0/zoneInformation?user=" + url.QueryEscape(s.UserName), "", nil, 404, "No HTTP resource"},
 		{"bad user name", "POST", api + "Contacts/query", `{"filter":[{"op":"eq","field":"companyID","value":123}]}`, map[string]string{"UserName": "x"}, 500, "errors"},
 		{"bad integration code", "POST", api + "Contacts/query", `{"filter":[{"op":"eq","field":"companyID","value":123}]}`, map[string]string{"ApiIntegrationCode": "x"}, 500, "ApiIntegrationCode"},
 		{"bad secret", "POST", api + "Contacts/query", `{"filter":[{"op":"eq","field":"companyID","value":123}]}`, map[string]string{"Secret": "x"}, 401, "not authorized"},
