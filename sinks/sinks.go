@@ -54,6 +54,39 @@ type Vault interface {
 	Create(ctx context.Context, scope VaultScope, e NewVaultEntry) (VaultEntry, error)
 }
 
+// ErrNotFound marks a vault entry or PSA contact, asked for by id, that
+// does not exist or is one the index leaves out of matching (an archived
+// entry; in IT Glue also a personal or restricted one). The error's
+// message says which.
+var ErrNotFound = errors.New("not found")
+
+// ErrWrongCustomer marks a vault entry or PSA contact, asked for by id,
+// that belongs to another organization or company than the customer's.
+// The error's message names the one it belongs to.
+var ErrWrongCustomer = errors.New("belongs to another customer")
+
+// VaultEntryReader reads one entry by id, for a technician's manual match.
+// It is optional: a consumer type-asserts a Vault to it.
+type VaultEntryReader interface {
+	// Entry returns the entry ref of the scope's container. It fails with
+	// an error wrapping ErrNotFound or ErrWrongCustomer as described there.
+	Entry(ctx context.Context, scope VaultScope, ref string) (VaultEntry, error)
+}
+
+// PasswordWriter writes an account's new password into its vault entry
+// and reads it back, for password rotation. It is optional: a consumer
+// type-asserts a Vault to it. Both calls refuse an entry that Entry would
+// refuse, with the same errors.
+type PasswordWriter interface {
+	// SetPassword replaces the entry's password. A non-empty notes
+	// replaces the entry's note too (such as the placeholder note an
+	// import wrote); an empty one leaves the note as it is. It is safe to
+	// retry: writing the same value twice leaves the same entry.
+	SetPassword(ctx context.Context, scope VaultScope, ref, password, notes string) error
+	// Password reads the entry's current password.
+	Password(ctx context.Context, scope VaultScope, ref string) (string, error)
+}
+
 // PSAScope is one customer's company in a PSA.
 type PSAScope struct {
 	Customer  string // autoimport's customer id, for messages
@@ -82,6 +115,16 @@ type PSA interface {
 	Index(ctx context.Context, scope PSAScope) (*ContactIndex, error)
 	// Create creates one contact in the customer's company.
 	Create(ctx context.Context, scope PSAScope, c NewContact) (Contact, error)
+}
+
+// ContactReader reads one contact by id, for a technician's manual match.
+// It is optional: a consumer type-asserts a PSA to it.
+type ContactReader interface {
+	// Contact returns the contact ref, active or not, of the scope's
+	// company. It fails with an error wrapping ErrNotFound when there is
+	// no such contact, or ErrWrongCustomer when the contact's company is
+	// not the scope's (the message names it).
+	Contact(ctx context.Context, scope PSAScope, ref string) (Contact, error)
 }
 
 // Welcome is one welcome email.

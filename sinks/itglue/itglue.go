@@ -2,8 +2,9 @@
 // entries of a customer's organization into a sinks.VaultIndex and creates
 // new entries in the right password category, over IT Glue's JSON:API.
 //
-// Password values are never read: listings carry no value, and a created
-// entry is requested back without it (show_password=false).
+// Listings carry no password value and a created entry is requested back
+// without it (show_password=false); only Password (passwords.go) reads a
+// value, for password rotation to check what it wrote.
 package itglue
 
 import (

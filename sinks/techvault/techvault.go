@@ -35,6 +35,14 @@ type Entry struct {
 type Store interface {
 	TechVaultEntries(ctx context.Context, customer string) ([]Entry, error)
 	InsertTechVaultEntry(ctx context.Context, e Entry) error
+	// TechVaultEntry returns the customer's entry id. When there is no
+	// entry id the error wraps sinks.ErrNotFound; when entry id is another
+	// customer's it wraps sinks.ErrWrongCustomer and names that customer.
+	TechVaultEntry(ctx context.Context, customer, id string) (Entry, error)
+	// UpdateTechVaultEntry replaces the stored name, username, category,
+	// notes and sealed value of entry e.ID of customer e.Customer, with the
+	// errors of TechVaultEntry when there is no such entry.
+	UpdateTechVaultEntry(ctx context.Context, e Entry) error
 }
 
 // Vault is the Technician Vault as a sinks.Vault.

@@ -1,8 +1,8 @@
 // Package cwtest is a fake ConnectWise PSA (Manage) REST API for tests,
 // benchmarks and the sandbox. It serves the calls autoimport makes —
-// company contacts (list with conditions and childConditions, create),
-// communication types, companies and the unauthenticated companyinfo
-// lookup — and enforces what the real API enforces: Basic authentication
+// company contacts (list with conditions and childConditions, create, get
+// by id), communication types, companies and the unauthenticated
+// companyinfo lookup — and enforces what the real API enforces: Basic authentication
 // as companyId+publicKey:privateKey together with a clientId header (401,
 // or 404 as cloud sometimes answers), pageSize at most 1,000 (400, or
 // clamped), navigable paging with a Link header and forward-only paging
@@ -51,6 +51,7 @@ const APIPath = "/v4_6_release/apis/3.0"
 const (
 	KindListContacts  = "contacts.list"
 	KindCreateContact = "contacts.create"
+	KindGetContact    = "contacts.get"
 	KindCommTypes     = "communicationTypes"
 	KindCompany       = "company"
 	KindCompanyInfo   = "companyinfo"
@@ -285,6 +286,8 @@ func kindOf(r *http.Request) string {
 		return KindCreateContact
 	case rest == "/company/contacts":
 		return KindListContacts
+	case strings.HasPrefix(rest, "/company/contacts/"):
+		return KindGetContact
 	case rest == "/company/communicationTypes":
 		return KindCommTypes
 	case strings.HasPrefix(rest, "/company/companies/"):
@@ -341,6 +344,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listContacts(w, r)
 	case rest == "/company/contacts" && r.Method == http.MethodPost:
 		s.createContact(w, r)
+	case strings.HasPrefix(rest, "/company/contacts/") && r.Method == http.MethodGet:
+		s.getContact(w, r, strings.TrimPrefix(rest, "/company/contacts/"))
 	case rest == "/company/communicationTypes" && r.Method == http.MethodGet:
 		s.listCommTypes(w, r)
 	case strings.HasPrefix(rest, "/company/companies/") && r.Method == http.MethodGet:

@@ -2,12 +2,12 @@
 // sandbox. It serves the client-credentials token endpoint (with the
 // hosted tenant parameter) and the calls autoimport makes — users of a
 // client (paged with pageinate/page_size/page_no and record_count, fuzzy
-// search, advanced_search), user creation, sites and clients — and
-// enforces what the real API does: bearer tokens that expire, POST bodies
-// that must be JSON arrays, ids that must be integers (95.0 is refused),
-// sites that belong to the client. Faults (429 with Retry-After, 5xx,
-// malformed bodies, latency) are injected per request kind, and every
-// request is counted by kind.
+// search, advanced_search), one user by id, user creation, sites and
+// clients — and enforces what the real API does: bearer tokens that
+// expire, POST bodies that must be JSON arrays, ids that must be integers
+// (95.0 is refused), sites that belong to the client. Faults (429 with
+// Retry-After, 5xx, malformed bodies, latency) are injected per request
+// kind, and every request is counted by kind.
 //
 // It runs on loopback through net/http/httptest and needs no *testing.T:
 //
@@ -46,6 +46,7 @@ const (
 	KindToken       = "token"
 	KindListUsers   = "users.list"
 	KindCreateUsers = "users.create"
+	KindGetUser     = "users.get"
 	KindSites       = "sites"
 	KindClient      = "client"
 	KindOther       = "other"
@@ -304,6 +305,8 @@ func kindOf(r *http.Request) string {
 		return KindCreateUsers
 	case p == "/api/users":
 		return KindListUsers
+	case strings.HasPrefix(p, "/api/users/") && r.Method == http.MethodGet:
+		return KindGetUser
 	case p == "/api/site":
 		return KindSites
 	case strings.HasPrefix(p, "/api/client/"):
@@ -362,6 +365,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.listUsers(w, r)
 	case KindCreateUsers:
 		s.createUsers(w, r)
+	case KindGetUser:
+		s.getUser(w, r)
 	case KindSites:
 		s.listSites(w, r)
 	case KindClient:

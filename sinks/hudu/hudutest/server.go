@@ -1,11 +1,12 @@
 // Package hudutest is a fake Hudu API for tests, benchmarks and the
 // sandbox. It serves what autoimport calls — asset passwords (listed per
-// company, created, shown) and companies — under /api/v1, and enforces what
-// the real API does: the x-api-key header (401 when missing or wrong),
-// page/page_size paging with a default page of 25 and no totals, the
-// {"asset_password":{…}} wrapper on POST (400 "Parameter missing" without
-// it), validation errors as {"errors":{field:[…]}} (422), and a request
-// counter per window answering 429 with the plain-text body "Retry later".
+// company, created, shown, updated) and companies — under /api/v1, and
+// enforces what the real API does: the x-api-key header (401 when missing
+// or wrong), page/page_size paging with a default page of 25 and no totals,
+// the {"asset_password":{…}} wrapper on POST and PUT (400 "Parameter
+// missing" without it), validation errors as {"errors":{field:[…]}}
+// (422), and a request counter per window answering 429 with the
+// plain-text body "Retry later".
 // Like the real API it returns password values in clear in listings.
 // Entries created through the API show up in the next listing. Faults
 // (429 with Retry-After, 5xx, malformed bodies, latency) are injected per
@@ -50,6 +51,7 @@ const (
 	KindListPasswords  = "asset_passwords.list"
 	KindCreatePassword = "asset_passwords.create"
 	KindShowPassword   = "asset_passwords.show"
+	KindUpdatePassword = "asset_passwords.update"
 	KindListCompanies  = "companies.list"
 	KindShowCompany    = "companies.show"
 	KindOther          = "other"
@@ -270,6 +272,8 @@ func kindOf(r *http.Request) string {
 		return KindCreatePassword
 	case p == "/asset_passwords":
 		return KindListPasswords
+	case strings.HasPrefix(p, "/asset_passwords/") && (r.Method == http.MethodPut || r.Method == http.MethodPatch):
+		return KindUpdatePassword
 	case strings.HasPrefix(p, "/asset_passwords/"):
 		return KindShowPassword
 	case p == "/companies":
@@ -329,6 +333,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.createPassword(w, r)
 	case kind == KindShowPassword && r.Method == http.MethodGet:
 		s.showPassword(w, strings.TrimPrefix(p, "/asset_passwords/"))
+	case kind == KindUpdatePassword:
+		s.updatePassword(w, r, strings.TrimPrefix(p, "/asset_passwords/"))
 	case kind == KindListCompanies && r.Method == http.MethodGet:
 		s.listCompanies(w, r)
 	case kind == KindShowCompany && r.Method == http.MethodGet:

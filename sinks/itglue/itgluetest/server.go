@@ -1,9 +1,10 @@
 // Package itgluetest is a fake IT Glue API for tests, benchmarks and the
 // sandbox. It serves what autoimport calls — organizations, passwords
-// (listed per organization, created, shown) and password categories — and
-// enforces what the real API enforces: the x-api-key header (403 when
-// missing or wrong), page[size] at most 1,000 (400, or clamped), meta paging
-// with next-page, application/vnd.api+json on bodies (415), a request
+// (listed per organization, created, shown, updated) and password
+// categories — and enforces what the real API enforces: the x-api-key
+// header (403 when missing or wrong), page[size] at most 1,000 (400, or
+// clamped), meta paging with next-page, application/vnd.api+json on bodies
+// (415), a request
 // counter per key and window (3,000 per 5 minutes by default, then 429),
 // and password values hidden unless shown with a key that has Password
 // Access. Entries created through the API show up in the next listing.
@@ -46,6 +47,7 @@ const (
 	KindListPasswords    = "passwords.list"
 	KindCreatePassword   = "passwords.create"
 	KindShowPassword     = "passwords.show"
+	KindUpdatePassword   = "passwords.update"
 	KindListCategories   = "categories.list"
 	KindCreateCategory   = "categories.create"
 	KindListOrganization = "organizations.list"
@@ -326,6 +328,8 @@ func kindOf(r *http.Request) string {
 		return KindCreatePassword
 	case p == "/passwords", strings.HasSuffix(p, "/relationships/passwords"):
 		return KindListPasswords
+	case (strings.HasPrefix(p, "/passwords/") || strings.Contains(p, "/relationships/passwords/")) && r.Method == http.MethodPatch:
+		return KindUpdatePassword
 	case strings.HasPrefix(p, "/passwords/"), strings.Contains(p, "/relationships/passwords/"):
 		return KindShowPassword
 	case p == "/password_categories" && post:
@@ -413,6 +417,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.createPassword(w, r, org)
 	case kind == KindShowPassword:
 		s.showPassword(w, r, parts[len(parts)-1])
+	case kind == KindUpdatePassword:
+		s.updatePassword(w, r, parts)
 	case kind == KindListCategories:
 		s.listCategories(w, r)
 	case kind == KindCreateCategory:
