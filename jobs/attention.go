@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -174,4 +175,40 @@ func (ps *pass) keepAttention(ctx context.Context) {
 	if err := ps.recordAttention(ctx); err != nil {
 		ps.im.Log.WithField("customer", ps.c.ID).WithError(err).Warn("could not record the accounts that need a person; the next run does")
 	}
+}
+
+// nextStep is the line that sends a person to the accounts that need
+// one: those the store holds after the pass, or, in a dry run, those the
+// plan would leave.
+func nextStep(rep *CustomerReport) string {
+	need := rep.NeedPerson
+	if need == nil {
+		need = map[string]int{StateAmbiguous: rep.Counts.Ambiguous, StatePossibleDuplicate: rep.Counts.PossibleDuplicates,
+			StateFailed: rep.Counts.Failed, StateHeld: rep.Counts.Held}
+	}
+	total, top := 0, ""
+	var parts []string
+	for _, st := range AccountStates {
+		n := need[st]
+		if n == 0 {
+			continue
+		}
+		total += n
+		parts = append(parts, fmt.Sprintf("%d %s", n, st))
+		if top == "" || n > need[top] {
+			top = st
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	noun := "accounts need"
+	if total == 1 {
+		noun = "account needs"
+	}
+	detail := ""
+	if len(parts) > 1 {
+		detail = " (" + strings.Join(parts, ", ") + ")"
+	}
+	return fmt.Sprintf("%d %s a person%s: autoimport accounts list --customer %s --state %s", total, noun, detail, rep.Customer, top)
 }

@@ -112,7 +112,11 @@ type CustomerReport struct {
 	// person after this pass, as the store keeps them (autoimport
 	// accounts list shows them): this pass's and those left before.
 	NeedPerson map[string]int `json:"need_person,omitempty"`
-	Elapsed    time.Duration  `json:"elapsed_ns"`
+	// NextStep tells a person where to look when accounts need one:
+	// "N accounts need a person: autoimport accounts list --customer C
+	// --state S".
+	NextStep string        `json:"next_step,omitempty"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
 }
 
 func (r *CustomerReport) fail(err error) {
@@ -145,7 +149,7 @@ func (im *Importer) now() time.Time {
 func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt ImportOptions) *CustomerReport {
 	start := time.Now()
 	rep := &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusOK, DryRun: opt.DryRun}
-	defer func() { rep.Elapsed = time.Since(start) }()
+	defer func() { rep.Elapsed = time.Since(start); rep.NextStep = nextStep(rep) }()
 	log := im.Log.WithField("customer", c.ID)
 
 	opts := map[AccountType]Resolved{EndUser: Resolve(t, c, EndUser), Admin: Resolve(t, c, Admin)}

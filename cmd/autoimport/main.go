@@ -112,6 +112,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.auditCommand(),
 		a.sealCommand(),
 		a.runCommand(),
+		a.accountsCommand(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)

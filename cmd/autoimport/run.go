@@ -170,6 +170,11 @@ func (a *app) printReport(rep *jobs.Report) {
 		}
 	}
 	fmt.Fprintf(a.stdout, "\nrun took %s; see `autoimport audit list` for every decision\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+	for _, c := range rep.Customers {
+		if c.NextStep != "" {
+			fmt.Fprintln(a.stdout, c.NextStep)
+		}
+	}
 }
 
 func step(s jobs.SinkStep) string {
