@@ -9,7 +9,6 @@ import (
 
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
-	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sql/store"
 	"github.com/msp-tools/autoimport/sql/store/storetest"
 )
@@ -79,10 +78,6 @@ func TestManualMatchingWorkflow(t *testing.T) {
 			t.Fatalf("match: %+v, %v", res, err)
 		}
 
-		// The choice survives a restart: a new store on the same database.
-		if !storetest.IsMySQL(t) {
-			// (SQLite: the file is reopened below through the same store.)
-		}
 		creates := acme.vault.creates.Load()
 		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
 		if cr.Counts.Imported != 1 || cr.Counts.VaultMatched != 1 || acme.vault.creates.Load() != creates || ledgerOf(t, s, "acme")["user0"].VaultRef != "b0" {
@@ -234,5 +229,4 @@ func TestAccountsCommandsWaitForNoImport(t *testing.T) {
 	if _, err := f.accounts().SetFlags(context.Background(), "acme", jobs.Selection{All: true}, jobs.FlagSettings{SelfServe: &on}, true); err != nil {
 		t.Fatal(err)
 	}
-	_ = sources.KindAD
 }
