@@ -159,6 +159,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	printSummary(stdout, env, rep)
+	if err := settleOne(ctx, stdout, env, rep); err != nil {
+		fmt.Fprintln(stderr, "sandbox:", err)
+		return exitFailed
+	}
 	printNext(stdout, env, rep)
 	if *serve {
 		printServe(stdout, env)
@@ -241,6 +245,93 @@ func printSummary(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 	}
 }
 
+// settleOne shows a technician's Manual Matching on the first customer
+// that needs a person: the ambiguous account gets the entry a person
+// chose, the possible duplicate is re-linked to the entry that was there
+// before, and the next run imports the ambiguous account with the chosen
+// entry and creates none.
+func settleOne(ctx context.Context, w io.Writer, env *sandbox.Env, rep *jobs.Report) error {
+	var c *jobs.CustomerReport
+	var amb, dup *jobs.AccountPlan
+	for _, cr := range rep.Customers {
+		amb, dup = nil, nil
+		for i := range cr.Attention {
+			p := &cr.Attention[i]
+			switch {
+			case p.Action == jobs.ActionAmbiguous && amb == nil:
+				amb = p
+			case p.Vault.Warning != "" && dup == nil:
+				dup = p
+			}
+		}
+		if amb != nil && dup != nil {
+			c = cr
+			break
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	acc := &jobs.Accounts{Store: env.Store, Connector: env.Connector(), Actor: "technician"}
+	fmt.Fprintf(w, "\nA technician settles %s's warnings (Manual Matching):\n", c.Customer)
+	fmt.Fprintf(w, "  $ autoimport accounts list --customer %s --state ambiguous\n", c.Customer)
+	rows, err := acc.List(ctx, c.Customer, jobs.AccountFilter{State: jobs.StateAmbiguous})
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "    %s  %s  %s: %s\n", r.Subject(), r.Username, r.State, r.Reason)
+	}
+	entries, err := env.VaultEntries(ctx, c.Customer, amb.Username)
+	if err != nil || len(entries) == 0 {
+		return fmt.Errorf("entries of %s: %v", amb.Username, err)
+	}
+	pick := entries[0]
+	fmt.Fprintf(w, "  $ autoimport accounts match --customer %s %s --vault-entry %s\n", c.Customer, amb.Username, pick.Ref)
+	if _, err := acc.Match(ctx, c.Customer, amb.Username, jobs.MatchRequest{VaultRef: pick.Ref}); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "    stored: the next run imports %s with entry %s %q\n", amb.Username, pick.Ref, pick.Name)
+	var old sandbox.Entry
+	dupEntries, err := env.VaultEntries(ctx, c.Customer, dup.Username)
+	if err != nil {
+		return err
+	}
+	for _, e := range dupEntries {
+		if e.Ref != dup.Vault.Ref {
+			old = e
+		}
+	}
+	if old.Ref != "" {
+		fmt.Fprintf(w, "  $ autoimport accounts match --customer %s %s --vault-entry %s\n", c.Customer, dup.Username, old.Ref)
+		res, err := acc.Match(ctx, c.Customer, dup.Username, jobs.MatchRequest{VaultRef: old.Ref})
+		if err != nil {
+			return err
+		}
+		for _, warn := range res.Warnings {
+			fmt.Fprintf(w, "    warning: %s\n", warn)
+		}
+		fmt.Fprintf(w, "    re-linked %s from entry %s to %s %q; the audit log keeps the old link, and entry %s stays in the vault for a person to archive\n",
+			dup.Username, res.Before.VaultRef, old.Ref, old.Name, res.Before.VaultRef)
+	}
+	next, err := env.Runner().Run(ctx, jobs.RunOptions{Customers: []string{c.Customer}})
+	if err != nil {
+		return err
+	}
+	n := next.Customers[0]
+	fmt.Fprintf(w, "Next run of %s: %d imported (vault: %d matched, %d created), %d already imported, status %s; accounts that need a person: %d.\n",
+		c.Customer, n.Counts.Imported, n.Counts.VaultMatched, n.Counts.VaultCreated, n.Counts.AlreadyImported, n.Status, sum(n.NeedPerson))
+	return nil
+}
+
+func sum(m map[string]int) int {
+	t := 0
+	for _, n := range m {
+		t += n
+	}
+	return t
+}
+
 // printNext says where to look next.
 func printNext(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 	first := ""
@@ -252,6 +343,7 @@ func printNext(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 	fmt.Fprintf(w, "  export AUTOIMPORT_DATABASE_URL=%s\n", env.DatabaseURL)
 	fmt.Fprintf(w, "  go run ./cmd/autoimport customer list\n")
 	fmt.Fprintf(w, "  go run ./cmd/autoimport options show --customer %s\n", first)
+	fmt.Fprintf(w, "  go run ./cmd/autoimport accounts list --customer %s\n", first)
 	fmt.Fprintf(w, "  go run ./cmd/autoimport audit list --customer %s\n", first)
 	fmt.Fprintf(w, "  go run ./cmd/autoimport audit verify\n")
 	fmt.Fprintf(w, "  welcome emails captured by the SMTP fake: %s (%d messages)\n", env.MailDir, len(mails))

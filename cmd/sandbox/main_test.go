@@ -133,9 +133,11 @@ func TestBench(t *testing.T) {
 	if again.Imported != 0 || again.WriteTotal != 0 {
 		t.Errorf("re-run: imported %d, writes %d; want none", again.Imported, again.WriteTotal)
 	}
+	// Only the one ambiguous account each customer is left with needs an
+	// index again: one listing per customer at most.
 	for _, q := range again.Requests {
-		if q.Class == "list" && q.Integration != "Active Directory" && q.Integration != "Microsoft Graph" {
-			t.Errorf("re-run listed %s %d times; nothing new needs an index", q.Integration, q.N)
+		if q.Class == "list" && q.Integration != "Active Directory" && q.Integration != "Microsoft Graph" && q.N > int64(br.Customers) {
+			t.Errorf("re-run listed %s %d times; only the ambiguous accounts need an index", q.Integration, q.N)
 		}
 	}
 }

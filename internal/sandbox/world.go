@@ -295,13 +295,14 @@ func (e *Env) seedCloud(c *customer) []person {
 
 // seedVault plants entries in the customer's vault: about one in five
 // enabled users has an entry with the right category (matched), one has
-// an entry with its username but no category (a possible duplicate), and
+// an entry with its username but no category (a possible duplicate), one
+// has two entries that fit (ambiguous: a technician must choose), and
 // unrelated entries fill the rest. Administrators' passwords live in the
 // Technician Vault, where the first administrator has an entry already.
 func (e *Env) seedVault(c *customer, people []person, r *rand.Rand) {
 	seed := e.opts.Seed*1000 + uint64(c.idx)
 	categoryOf := map[string]string{"ad": "Active Directory", "m365": "Office 365"}
-	dup := false
+	dup, amb := false, false
 	adminSeeded := false
 	for j, p := range people {
 		if !p.enabled {
@@ -315,8 +316,11 @@ func (e *Env) seedVault(c *customer, people []person, r *rand.Rand) {
 			}
 			continue
 		}
-		category := ""
+		category, copies := "", 1
 		switch {
+		case !amb && j%5 == 3 && j%9 != 8: // (j%9 == 8 is in no selected group)
+			amb, copies = true, 2 // two entries fit: ambiguous
+			category = categoryOf[p.source]
 		case j%5 == 1:
 			category = categoryOf[p.source]
 			if p.source == "m365" && r.IntN(2) == 0 {
@@ -327,14 +331,20 @@ func (e *Env) seedVault(c *customer, people []person, r *rand.Rand) {
 		default:
 			continue
 		}
-		switch {
-		case c.itglueOrg != 0:
-			e.ITGlue.AddPassword(itgluetest.Password{OrganizationID: c.itglueOrg, Name: p.display, Username: p.username}, category)
-		case c.huduCompany != 0:
-			e.Hudu.AddPassword(hudutest.AssetPassword{CompanyID: c.huduCompany, Name: p.display, Username: p.username, PasswordType: category})
-		default:
-			c.techVault = append(c.techVault, techvault.Entry{ID: entryID(e.opts.Seed, c.idx, j), Customer: c.id,
-				Name: p.display, Username: p.username, Category: category, CreatedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)})
+		for k := range copies {
+			name := p.display
+			if k > 0 {
+				name += " (old)"
+			}
+			switch {
+			case c.itglueOrg != 0:
+				e.ITGlue.AddPassword(itgluetest.Password{OrganizationID: c.itglueOrg, Name: name, Username: p.username}, category)
+			case c.huduCompany != 0:
+				e.Hudu.AddPassword(hudutest.AssetPassword{CompanyID: c.huduCompany, Name: name, Username: p.username, PasswordType: category})
+			default:
+				c.techVault = append(c.techVault, techvault.Entry{ID: entryID(e.opts.Seed, c.idx, j+k*len(people)), Customer: c.id,
+					Name: name, Username: p.username, Category: category, CreatedAt: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)})
+			}
 		}
 	}
 	noise := max(5, e.opts.Accounts/2)
