@@ -46,6 +46,8 @@ type StoreReader interface {
 	// Decisions lists the technicians' decisions about the customer's
 	// accounts (matches and exclusions).
 	Decisions(ctx context.Context, customer string) ([]AccountDecision, error)
+	// Rotations lists the customer's administrators' latest rotations.
+	Rotations(ctx context.Context, customer string) ([]PasswordRotation, error)
 	// State reads a small per-customer value (delta links, the digest of
 	// the last notices audited, the time of the last pass); "" when unset.
 	State(ctx context.Context, customer, name string) (string, error)
@@ -76,6 +78,10 @@ type Tx interface {
 	// DeleteAttention that it no longer does.
 	PutAttention(ctx context.Context, a AccountAttention) error
 	DeleteAttention(ctx context.Context, customer, source, sourceID string) error
+	// PutRotation records an account's rotation, replacing its previous
+	// one; SetRotated records when its password was last rotated.
+	PutRotation(ctx context.Context, r PasswordRotation) error
+	SetRotated(ctx context.Context, customer, source, sourceID string, at time.Time) error
 	// PutDecision records a technician's decision about an account,
 	// replacing an earlier one; DeleteDecision withdraws it.
 	PutDecision(ctx context.Context, d AccountDecision) error
@@ -131,5 +137,7 @@ type ImportedAccount struct {
 	// State is active, disabled or missing in the source.
 	State      string    `json:"state" db:"source_state"`
 	ImportedAt time.Time `json:"imported_at" db:"-"`
-	LastSeen   time.Time `json:"last_seen" db:"-"`
+	// LastRotated is when the password was last rotated; zero when never.
+	LastRotated time.Time `json:"last_rotated,omitzero" db:"-"`
+	LastSeen    time.Time `json:"last_seen" db:"-"`
 }

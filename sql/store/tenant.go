@@ -138,9 +138,10 @@ type ledgerRow struct {
 	ImportedAt int64  `db:"imported_at"`
 	LastSeen   int64  `db:"last_seen"`
 	WelcomeAt  int64  `db:"welcome_at"`
+	Rotated    int64  `db:"last_rotated_at"`
 }
 
-const ledgerCols = "customer_id, source, source_id, account_type, username, upn, display_name, email, immutable_id, m365_id, vault_integration, vault_ref, vault_name, psa_integration, psa_ref, self_serve, rotation, m365_sync, options, options_origin, welcome_state, welcome_at, source_state, imported_at, last_seen"
+const ledgerCols = "customer_id, source, source_id, account_type, username, upn, display_name, email, immutable_id, m365_id, vault_integration, vault_ref, vault_name, psa_integration, psa_ref, self_serve, rotation, m365_sync, options, options_origin, welcome_state, welcome_at, source_state, imported_at, last_seen, last_rotated_at"
 
 func (r reader) ImportedAccounts(ctx context.Context, customer string) iter.Seq2[jobs.ImportedAccount, error] {
 	return func(yield func(jobs.ImportedAccount, error) bool) {
@@ -163,6 +164,9 @@ func (r reader) ImportedAccounts(ctx context.Context, customer string) iter.Seq2
 			}
 			a.ImportedAt = time.UnixMicro(lr.ImportedAt).UTC()
 			a.LastSeen = time.UnixMicro(lr.LastSeen).UTC()
+			if lr.Rotated != 0 {
+				a.LastRotated = time.UnixMicro(lr.Rotated).UTC()
+			}
 			if !yield(a, nil) {
 				return
 			}
@@ -328,10 +332,10 @@ func (t *tx) InsertImported(ctx context.Context, a jobs.ImportedAccount) error {
 	if a.State == "" {
 		a.State = "active"
 	}
-	_, err := t.sx.ExecContext(ctx, "INSERT INTO imported_accounts ("+ledgerCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := t.sx.ExecContext(ctx, "INSERT INTO imported_accounts ("+ledgerCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.UPN, a.DisplayName, a.Email, a.ImmutableID, a.M365ID,
 		a.VaultIntegration, a.VaultRef, a.VaultName, a.PSAIntegration, a.PSARef, a.SelfServe, a.Rotation, a.M365Sync,
-		string(opts), a.OptionsOrigin, a.Welcome, 0, a.State, a.ImportedAt.UnixMicro(), a.LastSeen.UnixMicro())
+		string(opts), a.OptionsOrigin, a.Welcome, 0, a.State, a.ImportedAt.UnixMicro(), a.LastSeen.UnixMicro(), micros(a.LastRotated))
 	if err != nil {
 		return fmt.Errorf("record imported account %s/%s of customer %s: %w", a.Source, a.SourceID, a.Customer, err)
 	}
