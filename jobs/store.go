@@ -57,6 +57,10 @@ type Tx interface {
 	SetSourceState(ctx context.Context, customer, source, sourceID, state string) error
 	// SetWelcome records the welcome email's state of an imported account.
 	SetWelcome(ctx context.Context, customer, source, sourceID, state string) error
+	// SetWelcomeIf records the welcome email's state to of an imported
+	// account only if it is from, and reports whether it did: the claim
+	// that makes a welcome email be sent by one run only.
+	SetWelcomeIf(ctx context.Context, customer, source, sourceID, from, to string) (bool, error)
 	// State and PutState keep small per-customer values (delta links,
 	// the digest of the last notices audited).
 	State(ctx context.Context, customer, name string) (string, error)
