@@ -105,8 +105,11 @@ type ImportedAccount struct {
 	Options       Values `json:"options" db:"-"`
 	OptionsOrigin string `json:"options_origin" db:"options_origin"`
 
-	// Welcome is the welcome email's state: none, attempted (sent but not
-	// confirmed), sent.
+	// Welcome is the welcome email's state: none (no email for this
+	// account), pending (due; the relay has not accepted it yet, and the
+	// next run sends it), attempted (being sent, or handed to the relay
+	// without a confirmation: never sent again), sent, or failed (refused
+	// for this recipient for good: never sent again). See jobs/welcome.go.
 	Welcome string `json:"welcome" db:"welcome_state"`
 	// State is active, disabled or missing in the source.
 	State      string    `json:"state" db:"source_state"`
