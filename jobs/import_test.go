@@ -129,6 +129,8 @@ type world struct {
 	vault    *memVault
 	psa      *memPSA
 	mail     *memMailer
+	// smtp, when set, sends the welcome emails instead of mail.
+	smtp sinks.Mailer
 }
 
 func newWorld() *world {
@@ -139,9 +141,13 @@ type connector struct{ worlds map[string]*world }
 
 func (c connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Customer) (*jobs.Connections, error) {
 	w := c.worlds[cu.ID]
+	var mailer sinks.Mailer = w.mail
+	if w.smtp != nil {
+		mailer = w.smtp
+	}
 	conn := &jobs.Connections{Vaults: map[jobs.AccountType]sinks.Vault{jobs.EndUser: w.vault, jobs.Admin: w.vault},
 		VaultScope: map[jobs.AccountType]sinks.VaultScope{jobs.EndUser: {Customer: cu.ID, Container: "org-" + cu.ID}, jobs.Admin: {Customer: cu.ID, Container: "org-" + cu.ID}},
-		PSA:        w.psa, PSAScope: sinks.PSAScope{Customer: cu.ID, CompanyID: "1"}, Mailer: w.mail, EnrollmentURL: "https://enroll.example"}
+		PSA:        w.psa, PSAScope: sinks.PSAScope{Customer: cu.ID, CompanyID: "1"}, Mailer: mailer, EnrollmentURL: "https://enroll.example"}
 	if cu.Sources.AD != nil {
 		conn.AD = w.ad
 	}

@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -252,6 +251,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 				ps.emit(&p)
 			}
 		}
+		ps.finishWelcomes(ctx, conn)
 		return rep
 	}
 
@@ -290,7 +290,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	})
 	stages.Go(func() {
 		for batch := range toMail {
-			im.sendWelcomes(work, c, conn, batch, log)
+			ps.welcome(conn).sendBatch(work, batch)
 			for i := range batch {
 				ps.emit(&batch[i])
 			}
@@ -326,6 +326,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	if rep.Counts.Failed > 0 {
 		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, fresh.len())
 	}
+	ps.finishWelcomes(ctx, conn)
 	im.recordNotices(ctx, c.ID, &ps.decisions)
 	ps.keepAttention(ctx)
 	return rep
@@ -522,60 +523,6 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 	}
 }
 
-// sendWelcomes sends a recorded batch's welcome emails, whose attempts
-// the batch's transaction holds, then records their outcomes.
-func (im *Importer) sendWelcomes(ctx context.Context, c Customer, conn *Connections, batch []AccountPlan, log logrus.FieldLogger) {
-	type outcome struct {
-		p           *AccountPlan
-		action, doc string
-	}
-	var mu sync.Mutex
-	var outcomes []outcome
-	parallelPlans(batch, func(p *AccountPlan) {
-		if p.WelcomeMail.Op != OpSend {
-			return
-		}
-		a := p.work.account
-		w := sinks.Welcome{Customer: c.ID, CustomerName: c.Name, To: a.Email, DisplayName: a.DisplayName, Username: a.Username,
-			EnrollmentURL: conn.EnrollmentURL, MessageID: sinks.WelcomeMessageID(c.ID, p.Source+":"+p.ID)}
-		state, action, after := "sent", "import.email.sent", doc(map[string]string{"to": a.Email, "message_id": w.MessageID})
-		if err := conn.Mailer.SendWelcome(ctx, w); err != nil {
-			// The attempt stays on record; an email is never sent twice. An
-			// unconfirmed send stays "attempted" for a person to check.
-			state, action = "failed", "import.email.failed"
-			if errors.Is(err, sinks.ErrUnconfirmed) {
-				state, action = "attempted", "import.email.unconfirmed"
-			}
-			after = doc(map[string]string{"to": a.Email, "message_id": w.MessageID, "error": err.Error()})
-			log.WithField("account", p.Username).WithError(err).Warn("welcome email failed; it is not retried automatically")
-		}
-		p.WelcomeMail.State = state
-		mu.Lock()
-		outcomes = append(outcomes, outcome{p, action, after})
-		mu.Unlock()
-	})
-	if len(outcomes) == 0 {
-		return
-	}
-	err := im.Store.Update(ctx, func(tx Tx) error {
-		for _, o := range outcomes {
-			if err := tx.SetWelcome(ctx, c.ID, o.p.Source, o.p.ID, o.p.WelcomeMail.State); err != nil {
-				return err
-			}
-			if _, err := tx.AppendAudit(ctx, AuditEvent{At: im.now(), Actor: im.actor(), Action: o.action, Customer: c.ID, Subject: o.p.Source + ":" + o.p.ID, After: o.doc}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		log.WithError(err).Warn("could not record the welcome emails' outcomes; they stay 'attempted' and are not sent again")
-		for _, o := range outcomes {
-			o.p.WelcomeMail.State = "attempted"
-		}
-	}
-}
-
 // parallelPlans runs fn for each plan to import, applyWorkers at a time.
 func parallelPlans(batch []AccountPlan, fn func(p *AccountPlan)) {
 	var wg sync.WaitGroup
@@ -597,9 +544,9 @@ func parallelPlans(batch []AccountPlan, fn func(p *AccountPlan)) {
 // ledgerRow is the ledger record of an applied plan.
 func (im *Importer) ledgerRow(c Customer, opts map[AccountType]Resolved, p *AccountPlan) ImportedAccount {
 	a := p.work.account
-	welcome := "none"
+	welcome := WelcomeNone
 	if p.WelcomeMail.Op == OpSend {
-		welcome = "attempted"
+		welcome = WelcomeAttempted
 	}
 	row := ImportedAccount{Customer: c.ID, Source: p.Source, SourceID: p.ID, Type: p.Type, Username: a.Username, UPN: a.UPN, DisplayName: a.DisplayName, Email: a.Email,
 		ImmutableID: a.ImmutableID, SelfServe: p.Flags.SelfServe, Rotation: p.Flags.Rotation, M365Sync: p.Flags.M365Sync,
@@ -698,7 +645,7 @@ func (n *Counts) count(a *AccountPlan) {
 		case OpCreate:
 			n.PSACreated++
 		}
-		if a.WelcomeMail.State == "sent" {
+		if a.WelcomeMail.State == WelcomeSent {
 			n.EmailsSent++
 		}
 		if a.Vault.Warning != "" {

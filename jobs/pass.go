@@ -41,6 +41,14 @@ type pass struct {
 	// choices are the technicians' decisions, by "source:id".
 	attention attentionLog
 	choices   map[string]AccountDecision
+
+	// pendingRows are the ledger rows whose welcome email is pending, by
+	// key, while the sources are read; pending are those of accounts
+	// still active, which the pass sends (welcome.go).
+	pendingRows map[ledgerKey]ImportedAccount
+	pending     []ImportedAccount
+	// mail sends the pass's welcome emails.
+	mail *welcomeSender
 }
 
 // notice is one decision that needs a person.
@@ -53,7 +61,7 @@ type notice struct {
 const attentionLimit = 1000
 
 func newPass(im *Importer, c Customer, opt ImportOptions, opts map[AccountType]Resolved, rep *CustomerReport) *pass {
-	ps := &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, changes: map[ledgerKey]string{}, complete: map[string]bool{}}
+	ps := &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, changes: map[ledgerKey]string{}, complete: map[string]bool{}, pendingRows: map[ledgerKey]ImportedAccount{}}
 	ps.ledger = newLedger(&ps.shared)
 	return ps
 }
@@ -143,6 +151,7 @@ func (ps *pass) readLedger(ctx context.Context) error {
 			return err
 		}
 		ps.ledger.add(a)
+		ps.notePending(a)
 	}
 	return nil
 }
@@ -201,13 +210,15 @@ func (ps *pass) known(a *sources.Account) bool {
 	if !strings.EqualFold(l.username, a.Username) {
 		ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("%s account %s was renamed from %q to %q: same identity, nothing changed", a.Source, a.ID, l.username, a.Username))
 	}
-	if l.welcome == "attempted" {
+	if l.welcome == WelcomeAttempted {
 		ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("welcome email to %s (%s) was attempted but never confirmed: check the mail relay's log; it is not sent again", a.Username, a.Email))
 	}
+	mail := EmailStep{Op: OpNone, State: l.welcome}
+	ps.duePending(k, &mail)
 	ps.emit(&AccountPlan{Source: string(a.Source), ID: a.ID, Username: a.Username, DisplayName: a.DisplayName, Type: l.typ,
 		Action: ActionAlreadyImported, Reason: l.imported,
 		Vault: SinkStep{Op: OpNone, Integration: l.vaultIntegration, Ref: l.vaultRef}, PSA: SinkStep{Op: OpNone, Integration: l.psaIntegration, Ref: l.psaRef},
-		WelcomeMail: EmailStep{Op: OpNone, State: l.welcome}, Flags: l.flags})
+		WelcomeMail: mail, Flags: l.flags})
 	return true
 }
 

@@ -73,7 +73,7 @@ type SinkStep struct {
 type EmailStep struct {
 	Op     string `json:"op"` // send, none
 	Reason string `json:"reason,omitempty"`
-	State  string `json:"state,omitempty"` // after apply: sent, attempted (unconfirmed), failed
+	State  string `json:"state,omitempty"` // after apply: sent, pending (not accepted yet; sent next run), attempted (unconfirmed), failed
 }
 
 // Flags are the settings an imported account gets.

@@ -68,6 +68,10 @@ type Tx interface {
 	SetSourceState(ctx context.Context, customer, source, sourceID, state string) error
 	// SetWelcome records the welcome email's state of an imported account.
 	SetWelcome(ctx context.Context, customer, source, sourceID, state string) error
+	// SetWelcomeIf records the welcome email's state to of an imported
+	// account only if it is from, and reports whether it did: the claim
+	// that makes a welcome email be sent by one run only.
+	SetWelcomeIf(ctx context.Context, customer, source, sourceID, from, to string) (bool, error)
 	// SetLinks changes the vault entry and PSA contact an imported
 	// account is linked to (a technician's re-link).
 	SetLinks(ctx context.Context, a ImportedAccount) error
@@ -131,8 +135,11 @@ type ImportedAccount struct {
 	Options       Values `json:"options" db:"-"`
 	OptionsOrigin string `json:"options_origin" db:"options_origin"`
 
-	// Welcome is the welcome email's state: none, attempted (sent but not
-	// confirmed), sent.
+	// Welcome is the welcome email's state: none (no email for this
+	// account), pending (due; the relay has not accepted it yet, and the
+	// next run sends it), attempted (being sent, or handed to the relay
+	// without a confirmation: never sent again), sent, or failed (refused
+	// for this recipient for good: never sent again). See jobs/welcome.go.
 	Welcome string `json:"welcome" db:"welcome_state"`
 	// State is active, disabled or missing in the source.
 	State      string    `json:"state" db:"source_state"`

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 )
 
 // VaultScope is one customer's place in a vault.
@@ -142,14 +143,32 @@ type Welcome struct {
 
 // Mailer sends welcome emails.
 type Mailer interface {
-	// SendWelcome sends one welcome email. An error that wraps
-	// ErrUnconfirmed means the message was handed over but never
-	// confirmed: it may have been delivered and must not be resent.
+	// SendWelcome sends one welcome email. A failure says, by what it
+	// wraps, whether the message may be sent again:
+	//
+	//   - ErrUnconfirmed: the message was handed over but never
+	//     confirmed; it may have been delivered and must not be resent.
+	//   - ErrNotSent: the relay certainly did not accept it; sending it
+	//     again later cannot duplicate it. When the error also wraps
+	//     ErrRelayUnavailable, the relay rather than this message is why,
+	//     and every other message would fail the same way for now.
+	//   - anything else: the message was refused for good (for example a
+	//     5xx reply to this recipient); sending it again would fail again.
 	SendWelcome(ctx context.Context, w Welcome) error
 }
 
 // ErrUnconfirmed marks a send whose outcome is unknown.
 var ErrUnconfirmed = errors.New("sent but not confirmed by the server")
+
+// ErrNotSent marks a send the relay certainly did not accept: nothing was
+// delivered, so the message may be sent again later.
+var ErrNotSent = errors.New("not sent; safe to send again later")
+
+// ErrRelayUnavailable marks a send that failed because of the relay, not
+// of this message: it could not be reached, refused TLS, the login or the
+// sender, or answered with a temporary (4xx) failure. Such a message was
+// not sent: ErrRelayUnavailable wraps ErrNotSent.
+var ErrRelayUnavailable = fmt.Errorf("the mail relay refused or could not be reached: %w", ErrNotSent)
 
 // WelcomeMessageID is the Message-ID of an account's welcome email: the
 // same for the same customer and account, so a resend would be

@@ -2,6 +2,7 @@ package connect_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -217,4 +218,52 @@ func zoeID(accounts []jobs.AccountPlan) string {
 		}
 	}
 	return ""
+}
+
+// The connector's mailer speaks the sinks.Mailer contract: a relay that
+// cannot be used leaves the message not sent (and says it is the
+// relay's), a refused recipient is neither, a lost confirmation is
+// unconfirmed.
+func TestMailerErrorsFollowTheContract(t *testing.T) {
+	good := emailtest.NewServer(t, emailtest.Options{})
+	noTLS := emailtest.NewServer(t, emailtest.Options{Mode: emailtest.Plain})
+	t.Setenv("E2E_SMTP_USER", good.Username())
+	t.Setenv("E2E_SMTP_PASSWORD", good.Password())
+	mailer := func(s *emailtest.Server) sinks.Mailer {
+		t.Helper()
+		tn := &jobs.Tenant{Integrations: jobs.Integrations{SMTP: &jobs.SMTP{Host: s.Host(), Port: s.Port(), TLS: "starttls",
+			Username: "env:E2E_SMTP_USER", Password: "env:E2E_SMTP_PASSWORD", From: "desk@msp.example", EnrollmentURL: "https://enroll.msp.example"}}}
+		c := &connect.Connector{SMTPRootCAs: good.CertPool()}
+		conn, err := c.Connect(context.Background(), tn, jobs.Customer{ID: "acme", Name: "Acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn.Mailer
+	}
+	w := sinks.Welcome{Customer: "acme", CustomerName: "Acme", To: "jane@acme.example", Username: "jane", EnrollmentURL: "https://enroll.msp.example",
+		MessageID: sinks.WelcomeMessageID("acme", "ad:jane")}
+	type outcome struct{ notSent, relay, unconfirmed bool }
+	cases := []struct {
+		name  string
+		relay *emailtest.Server
+		fault *emailtest.Fault
+		want  outcome
+	}{
+		{"no STARTTLS", noTLS, nil, outcome{notSent: true, relay: true}},
+		{"451 at MAIL FROM", good, &emailtest.Fault{At: emailtest.AtMail, Code: 451}, outcome{notSent: true, relay: true}},
+		{"550 at RCPT TO", good, &emailtest.Fault{At: emailtest.AtRcpt, Code: 550, Enhanced: "5.1.1"}, outcome{}},
+		{"drop after DATA", good, &emailtest.Fault{At: emailtest.AtData, Drop: true}, outcome{unconfirmed: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fault != nil {
+				tc.relay.Script(*tc.fault)
+			}
+			err := mailer(tc.relay).SendWelcome(context.Background(), w)
+			got := outcome{errors.Is(err, sinks.ErrNotSent), errors.Is(err, sinks.ErrRelayUnavailable), errors.Is(err, sinks.ErrUnconfirmed)}
+			if err == nil || got != tc.want {
+				t.Fatalf("error %v: %+v, want %+v", err, got, tc.want)
+			}
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package connect
 
 import (
-	"context"
 	"fmt"
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/internal/secret"
@@ -105,8 +104,9 @@ func (c *Connector) psa(in jobs.Integrations, cu jobs.Customer, log logrus.Field
 	return nil, nil
 }
 
-// mailer is the SMTP relay; a send whose outcome is unknown is reported as
-// sinks.ErrUnconfirmed.
+// mailer is the SMTP relay. Its errors answer errors.Is for the
+// sinks.Mailer contract themselves (sinks.ErrUnconfirmed, sinks.ErrNotSent,
+// sinks.ErrRelayUnavailable), so it is used as it is.
 func (c *Connector) mailer(s *jobs.SMTP, log logrus.FieldLogger) (sinks.Mailer, error) {
 	user, err := c.resolve("SMTP username", s.Username)
 	if err != nil {
@@ -134,15 +134,5 @@ func (c *Connector) mailer(s *jobs.SMTP, log logrus.FieldLogger) (sinks.Mailer, 
 	if err != nil {
 		return nil, fmt.Errorf("SMTP: %w", err)
 	}
-	return unconfirmedMailer{m}, nil
-}
-
-type unconfirmedMailer struct{ m *email.Mailer }
-
-func (u unconfirmedMailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
-	err := u.m.SendWelcome(ctx, w)
-	if err != nil && email.IsUnconfirmed(err) {
-		return fmt.Errorf("%w: %w", sinks.ErrUnconfirmed, err)
-	}
-	return err
+	return m, nil
 }

@@ -6,6 +6,10 @@
 // SMTP has no idempotency: when the connection drops after the message was
 // handed over but before the server confirmed it, SendWelcome returns an
 // *Error with Unconfirmed set, and the caller must not resend on its own.
+// Every *Error answers errors.Is for the sinks.Mailer contract:
+// sinks.ErrUnconfirmed, sinks.ErrNotSent (the relay certainly does not
+// hold the message) and sinks.ErrRelayUnavailable (the relay, not this
+// message, is why; see Error.NotSent and Error.RelayWide).
 package email
 
 import (

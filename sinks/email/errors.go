@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/msp-tools/autoimport/sinks"
 )
 
 // Stage is the step of the SMTP exchange that failed.
@@ -90,6 +92,54 @@ func (e *Error) Temporary() bool {
 	switch e.Stage {
 	case StageWait, StageConnect, StageMail, StageRcpt, StageData:
 		return true
+	}
+	return false
+}
+
+// NotSent reports a failure after which the relay certainly does not hold
+// the message, so that sending it again later cannot duplicate it: the
+// caller's context ended before the connection (rate limit), the
+// connection, TLS, AUTH or MAIL FROM failed, any step got a temporary
+// (4xx) reply, or the connection was lost before the end of the message
+// was sent. A 5xx reply to this recipient or to this message's content
+// is not: that message is refused for good. Nor is a compose failure, nor
+// an unconfirmed send.
+func (e *Error) NotSent() bool {
+	if e.Unconfirmed {
+		return false
+	}
+	if e.Code/100 == 4 {
+		return true
+	}
+	switch e.Stage {
+	case StageWait, StageConnect, StageTLS, StageAuth, StageMail:
+		return true
+	case StageRcpt, StageData:
+		// The connection was lost before the final "." went out.
+		return e.Code == 0
+	}
+	return false
+}
+
+// RelayWide reports a failure that is the relay's (or autoimport's access
+// to it) rather than this message's: every other message would fail the
+// same way for now. It is a NotSent failure other than a rate-limit wait
+// ended by the caller.
+func (e *Error) RelayWide() bool {
+	return e.NotSent() && e.Stage != StageWait
+}
+
+// Is maps the failure onto the sinks.Mailer contract: sinks.ErrUnconfirmed
+// for an unconfirmed send, sinks.ErrNotSent when NotSent, and
+// sinks.ErrRelayUnavailable when RelayWide.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case sinks.ErrUnconfirmed:
+		return e.Unconfirmed
+	case sinks.ErrNotSent:
+		return e.NotSent()
+	case sinks.ErrRelayUnavailable:
+		return e.RelayWide()
 	}
 	return false
 }
@@ -205,8 +255,14 @@ func (m *Mailer) classify(ctx context.Context, err error, gm *gomail.Msg) *Error
 			e.Unconfirmed = e.Code == 0
 		case gomail.ErrConnCheck:
 			e.Stage = StageConnect
+		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
+			// The message itself, before MAIL FROM: nothing was sent.
+			e.Stage = StageCompose
 		default:
-			e.Stage = StageData
+			// A reason go-mail does not place: the message may have
+			// been handed over, so without a reply it is unconfirmed.
+			e.Stage = StageConfirm
+			e.Unconfirmed = e.Code == 0
 		}
 	default:
 		e.Stage = StageConnect

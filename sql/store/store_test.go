@@ -364,3 +364,40 @@ func TestTechVaultOnBothDatabases(t *testing.T) {
 		}
 	})
 }
+
+// SetWelcomeIf changes a welcome email's state only from the state given:
+// a pending email is claimed for sending once.
+func TestSetWelcomeIfClaimsOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(ctx, exampleTenant(t)); err != nil {
+			t.Fatal(err)
+		}
+		acct := jobs.ImportedAccount{Customer: "acme", Source: "ad", SourceID: "6f1c2a9e-0000-0000-0000-000000000002", Type: jobs.EndUser,
+			Username: "jane", Email: "jane@acme.example", Welcome: "pending"}
+		if err := s.Update(ctx, func(tx jobs.Tx) error { return tx.InsertImported(ctx, acct) }); err != nil {
+			t.Fatal(err)
+		}
+		claim := func() bool {
+			t.Helper()
+			var ok bool
+			err := s.Update(ctx, func(tx jobs.Tx) (err error) {
+				ok, err = tx.SetWelcomeIf(ctx, "acme", "ad", acct.SourceID, "pending", "attempted")
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !claim() {
+			t.Fatal("a pending welcome email could not be claimed")
+		}
+		if claim() {
+			t.Fatal("a welcome email was claimed twice")
+		}
+		if l := ledger(t, s, "acme"); len(l) != 1 || l[0].Welcome != "attempted" {
+			t.Fatalf("ledger %+v", l)
+		}
+	})
+}

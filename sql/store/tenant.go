@@ -412,6 +412,19 @@ func (t *tx) SetWelcome(ctx context.Context, customer, source, sourceID, state s
 	return nil
 }
 
+func (t *tx) SetWelcomeIf(ctx context.Context, customer, source, sourceID, from, to string) (bool, error) {
+	res, err := t.sx.ExecContext(ctx, "UPDATE imported_accounts SET welcome_state = ?, welcome_at = ? WHERE customer_id = ? AND source = ? AND source_id = ? AND welcome_state = ?",
+		to, time.Now().UnixMicro(), customer, source, sourceID, from)
+	if err != nil {
+		return false, fmt.Errorf("customer %s: record welcome email of %s/%s: %w", customer, source, sourceID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("customer %s: record welcome email of %s/%s: %w", customer, source, sourceID, err)
+	}
+	return n == 1, nil
+}
+
 // State reads a small per-customer value; "" when there is none.
 func (s *Store) State(ctx context.Context, customer, name string) (string, error) {
 	return reader{s, s.db}.State(ctx, customer, name)
