@@ -323,6 +323,13 @@ func (ps *pass) finishWelcomes(ctx context.Context, conn *Connections) {
 	if stop == nil {
 		stop = ctx
 	}
+	if lease := ps.opt.Lease; lease != nil {
+		// A lost lease stops the sends as a stop does.
+		withLease, cancel := context.WithCancel(stop)
+		defer cancel()
+		defer context.AfterFunc(lease, cancel)()
+		stop = withLease
+	}
 	ps.pendingRows = nil // those left are of accounts not active in their source
 	slices.SortFunc(ps.pending, func(a, b ImportedAccount) int {
 		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.SourceID, b.SourceID))
