@@ -230,3 +230,65 @@ func TestAccountsCommandsWaitForNoImport(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The welcome roll-out sends each imported end user who never got one
+// its email once: run twice, it sends nothing the second time; accounts
+// that got one, or cannot, are listed as skipped.
+func TestWelcomeRollOutSendsOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		// Import with welcome_email off, as the roll-out advice says.
+		tn, _ := s.LoadTenant(context.Background())
+		for i := range tn.Policies {
+			if tn.Policies[i].Name == "Std" {
+				tn.Policies[i].Options[jobs.WelcomeEmail] = false
+			}
+		}
+		if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(context.Background(), tn); err != nil {
+			t.Fatal(err)
+		}
+		acme := f.worlds["acme"]
+		noMail := user(3, jobs.EndUser)
+		noMail.Email = ""
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser), noMail, user(4, jobs.Admin))
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		if len(acme.mail.sent) != 0 {
+			t.Fatal("the import sent welcome emails with welcome_email off")
+		}
+		acc, ctx := f.accounts(), context.Background()
+		out, _, err := acc.Welcome(ctx, "acme", jobs.Selection{All: true}, true)
+		if err != nil || dueOf(out) != 2 || len(acme.mail.sent) != 0 {
+			t.Fatalf("dry run: %+v, %v; %d sent", out, err, len(acme.mail.sent))
+		}
+		out, res, err := acc.Welcome(ctx, "acme", jobs.Selection{All: true}, false)
+		if err != nil || res.Sent != 2 || len(acme.mail.sent) != 2 {
+			t.Fatalf("roll-out: %+v %+v, %v; %d sent", out, res, err, len(acme.mail.sent))
+		}
+		led := ledgerOf(t, s, "acme")
+		if led["user1"].Welcome != jobs.WelcomeSent || led["user3"].Welcome != jobs.WelcomeNone {
+			t.Fatalf("ledger: %+v", led)
+		}
+		out, res, err = acc.Welcome(ctx, "acme", jobs.Selection{All: true}, false)
+		if err != nil || res.Sent != 0 || len(acme.mail.sent) != 2 || dueOf(out) != 0 || !strings.Contains(out[0].Skipped, "got one already") {
+			t.Fatalf("second roll-out: %+v %+v, %v; %d sent", out, res, err, len(acme.mail.sent))
+		}
+		if out, _, err := acc.Welcome(ctx, "acme", jobs.Selection{Accounts: []string{"user4"}}, false); err != nil || !strings.Contains(out[0].Skipped, "administrator") {
+			t.Fatalf("admin: %+v, %v", out, err)
+		}
+		// The next import sends nothing either.
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		if len(acme.mail.sent) != 2 {
+			t.Fatalf("%d welcome emails after the next run", len(acme.mail.sent))
+		}
+	})
+}
+
+func dueOf(out []jobs.WelcomeOutcome) int {
+	n := 0
+	for _, o := range out {
+		if o.Skipped == "" {
+			n++
+		}
+	}
+	return n
+}

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Selection names the imported accounts a roll-out acts on: all of them
@@ -153,4 +154,131 @@ func planFlags(r *AccountRow, set FlagSettings) FlagChange {
 		}
 	}
 	return ch
+}
+
+// WelcomeOutcome is what a welcome roll-out did for one account.
+type WelcomeOutcome struct {
+	Account string `json:"account"`
+	Subject string `json:"subject"`
+	To      string `json:"to,omitempty"`
+	// Before and After are the account's welcome email states.
+	Before string `json:"before"`
+	After  string `json:"after"`
+	// Skipped says why the account gets no email from this roll-out.
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// welcomeSkip says why an imported account is not sent a welcome email by
+// a roll-out; "" when it is.
+func welcomeSkip(r *AccountRow) string {
+	switch {
+	case r.Type != EndUser:
+		return "administrator accounts get no welcome email"
+	case strings.TrimSpace(r.Email) == "":
+		return "the account has no email address"
+	case r.imported.State != "active":
+		return "the account is " + r.imported.State + " in its source"
+	}
+	switch r.Welcome {
+	case WelcomeNone, WelcomePending:
+		return ""
+	case WelcomeSent:
+		return "it got one already"
+	case WelcomeAttempted:
+		return "one was handed to the relay and never confirmed: it may have arrived, so it is never sent again (check the relay's log)"
+	case WelcomeFailed:
+		return "the relay refused this address for good"
+	}
+	return "its welcome email is " + r.Welcome
+}
+
+// Welcome sends the welcome email to imported end users who have an
+// address and never received one (none, or pending after a relay outage),
+// with the import's at-most-once guarantee: each email is made pending
+// and claimed (attempted) in the ledger before it is sent, and one whose
+// outcome is unknown is never sent again. Accounts that got one, or
+// cannot, are listed as skipped, with why.
+func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, dryRun bool) ([]WelcomeOutcome, WelcomeResult, error) {
+	var res WelcomeResult
+	if err := sel.check(); err != nil {
+		return nil, res, err
+	}
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
+		return nil, res, err
+	}
+	var out []WelcomeOutcome
+	err = a.locked(ctx, customer, dryRun, func() error {
+		rows, err := a.rows(ctx, customer)
+		if err != nil {
+			return err
+		}
+		if sel.All && sel.Type == "" {
+			sel.Type = EndUser
+		}
+		targets, err := sel.pick(rows, customer)
+		if err != nil {
+			return err
+		}
+		var due []ImportedAccount
+		out = out[:0]
+		for _, r := range targets {
+			o := WelcomeOutcome{Account: r.Username, Subject: r.Subject(), To: r.Email, Before: r.Welcome, After: r.Welcome, Skipped: welcomeSkip(r)}
+			if o.Skipped == "" {
+				due = append(due, *r.imported)
+				if dryRun {
+					o.After = WelcomeSent + " (would be sent)"
+				}
+			}
+			out = append(out, o)
+		}
+		if dryRun || len(due) == 0 {
+			return nil
+		}
+		conn, err := a.Connector.Connect(ctx, t, c)
+		if err != nil {
+			return fmt.Errorf("customer %s: %w", customer, err)
+		}
+		if conn.Mailer == nil {
+			return fmt.Errorf("customer %s: no SMTP relay is configured (integrations.smtp): no welcome email can be sent", customer)
+		}
+		// Due emails become pending, audited as the technician's act; the
+		// sender then claims each (pending to attempted) before sending.
+		err = a.Store.Update(ctx, func(tx Tx) error {
+			for _, d := range due {
+				if d.Welcome == WelcomePending {
+					continue
+				}
+				if _, err := tx.SetWelcomeIf(ctx, customer, d.Source, d.SourceID, WelcomeNone, WelcomePending); err != nil {
+					return err
+				}
+				if err := a.audit(ctx, tx, customer, "accounts.welcome", d.Source+":"+d.SourceID, map[string]string{"welcome": d.Welcome}, map[string]string{"welcome": WelcomePending, "to": d.Email}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		im := &Importer{Store: a.Store, Log: a.log(), Actor: a.actor(), Now: a.Now}
+		res = im.SendPendingWelcomes(ctx, c, due, conn)
+		after := map[string]string{}
+		for l, err := range a.Store.ImportedAccounts(ctx, customer) {
+			if err != nil {
+				return err
+			}
+			after[l.Source+":"+l.SourceID] = l.Welcome
+		}
+		for i := range out {
+			if out[i].Skipped == "" {
+				out[i].After = after[out[i].Subject]
+			}
+		}
+		if res.RelayDown != nil {
+			return fmt.Errorf("customer %s: the SMTP relay is unavailable (%w): %d welcome emails stay pending and are sent by the next run or the next autoimport accounts welcome", customer, res.RelayDown, res.Pending)
+		}
+		return nil
+	})
+	return out, res, err
 }

@@ -20,7 +20,7 @@ func (a *app) accounts() *jobs.Accounts {
 func (a *app) accountsCommand() *cobra.Command {
 	c := &cobra.Command{Use: "accounts", Short: "What autoimport knows of a customer's accounts, and a technician's actions on them"}
 	c.AddCommand(a.accountsListCommand(), a.accountsShowCommand(), a.accountsMatchCommand(),
-		a.accountsIgnoreCommand(), a.accountsUnignoreCommand(), a.accountsSetCommand())
+		a.accountsIgnoreCommand(), a.accountsUnignoreCommand(), a.accountsSetCommand(), a.accountsWelcomeCommand())
 	return c
 }
 
@@ -407,6 +407,73 @@ func changedCount(res []jobs.FlagChange) int {
 	n := 0
 	for _, r := range res {
 		if r.Changed {
+			n++
+		}
+	}
+	return n
+}
+
+func (a *app) accountsWelcomeCommand() *cobra.Command {
+	var customer string
+	var all, dryRun, yes bool
+	c := &cobra.Command{
+		Use:   "welcome --customer C (--all | ACCOUNT...) [--dry-run] [--yes]",
+		Short: "Send the welcome email to imported end users who never received one (at most once, as the import does)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.setup(cmd.Context()); err != nil {
+				return err
+			}
+			sel := jobs.Selection{All: all, Accounts: args}
+			acc := a.accounts()
+			if all && !dryRun && !yes {
+				preview, _, err := acc.Welcome(cmd.Context(), customer, sel, true)
+				if err != nil {
+					return err
+				}
+				return usageError{fmt.Errorf("--all would send %d welcome emails for %s: run again with --yes (or --dry-run to see them)", dueCount(preview), customer)}
+			}
+			out, res, err := acc.Welcome(cmd.Context(), customer, sel, dryRun)
+			if a.json() {
+				if perr := a.printJSON(map[string]any{"accounts": out, "result": res, "dry_run": dryRun}); perr != nil {
+					return perr
+				}
+				if err != nil {
+					fmt.Fprintln(a.stderr, "autoimport:", err)
+					return exitError{exitFailed}
+				}
+				return nil
+			}
+			rows := make([][]string, 0, len(out))
+			for _, o := range out {
+				what := o.After
+				if o.Skipped != "" {
+					what = "skipped: " + o.Skipped
+				}
+				rows = append(rows, []string{o.Subject, o.Account, o.To, o.Before, what})
+			}
+			if len(rows) > 0 {
+				a.table([]string{"ACCOUNT", "USERNAME", "TO", "BEFORE", "NOW"}, rows)
+			}
+			if dryRun {
+				fmt.Fprintf(a.stdout, "dry run: %d welcome emails would be sent; nothing was sent or written\n", dueCount(out))
+			} else {
+				fmt.Fprintf(a.stdout, "%d sent, %d refused, %d unconfirmed (never resent), %d pending\n", res.Sent, res.Failed, res.Unconfirmed, res.Pending)
+			}
+			return err
+		},
+	}
+	customerFlag(c, &customer)
+	c.Flags().BoolVar(&all, "all", false, "every imported end user of the customer")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "show, send and write nothing")
+	c.Flags().BoolVar(&yes, "yes", false, "confirm sending to --all accounts")
+	return c
+}
+
+func dueCount(out []jobs.WelcomeOutcome) int {
+	n := 0
+	for _, o := range out {
+		if o.Skipped == "" {
 			n++
 		}
 	}
