@@ -133,12 +133,79 @@ func (s *Source) LastPasswordChange(ctx context.Context, userID string) (time.Ti
 	if err := json.Unmarshal(body, &u); err != nil {
 		return time.Time{}, s.graphError(op, fmt.Errorf("%w: %v", restclient.ErrMalformed, err))
 	}
-	if u.LastPasswordChange == nil || *u.LastPasswordChange == "" {
+	t, err := parseGraphTime(u.LastPasswordChange)
+	if err != nil {
+		return time.Time{}, s.graphError(op, err)
+	}
+	return t, nil
+}
+
+// UserState is whether a user exists and may sign in.
+type UserState string
+
+// The states Lookup reports.
+const (
+	UserEnabled  UserState = "enabled"
+	UserDisabled UserState = "disabled"
+	UserMissing  UserState = "missing"
+)
+
+// UserStatus is what Lookup found.
+type UserStatus struct {
+	State             UserState
+	UserPrincipalName string
+	// OnPremisesSynced is true for a user synced from AD: its password is
+	// rotated there, not through Graph.
+	OnPremisesSynced bool
+	// LastPasswordChange is lastPasswordChangeDateTime (zero when absent).
+	LastPasswordChange time.Time
+}
+
+// Lookup reports whether the user exists and is enabled, whether it is
+// synced from AD, and when its password last changed. A missing user is
+// State UserMissing, not an error.
+func (s *Source) Lookup(ctx context.Context, userID string) (UserStatus, error) {
+	op := "look up user " + userID
+	if userID == "" {
+		return UserStatus{}, &Error{Customer: s.cfg.Customer, Tenant: s.cfg.TenantID, Op: op, Err: errors.New("the user id is empty")}
+	}
+	body, err := s.get(ctx, s.graphURL("/users/"+url.PathEscape(userID),
+		url.Values{"$select": {"id,userPrincipalName,accountEnabled,onPremisesSyncEnabled,lastPasswordChangeDateTime"}}), nil, nil)
+	if err != nil {
+		var re *restclient.Error
+		if errors.As(err, &re) && re.Status == http.StatusNotFound {
+			return UserStatus{State: UserMissing}, nil
+		}
+		return UserStatus{}, s.graphError(op, err)
+	}
+	var u struct {
+		UserPrincipalName     string  `json:"userPrincipalName"`
+		AccountEnabled        *bool   `json:"accountEnabled"`
+		OnPremisesSyncEnabled *bool   `json:"onPremisesSyncEnabled"`
+		LastPasswordChange    *string `json:"lastPasswordChangeDateTime"`
+	}
+	if err := json.Unmarshal(body, &u); err != nil || u.AccountEnabled == nil {
+		return UserStatus{}, s.graphError(op, fmt.Errorf("%w: not a user with accountEnabled", restclient.ErrMalformed))
+	}
+	st := UserStatus{State: UserDisabled, UserPrincipalName: u.UserPrincipalName,
+		OnPremisesSynced: u.OnPremisesSyncEnabled != nil && *u.OnPremisesSyncEnabled}
+	if *u.AccountEnabled {
+		st.State = UserEnabled
+	}
+	if st.LastPasswordChange, err = parseGraphTime(u.LastPasswordChange); err != nil {
+		return UserStatus{}, s.graphError(op, err)
+	}
+	return st, nil
+}
+
+// parseGraphTime reads an optional ISO 8601 UTC time of Graph.
+func parseGraphTime(v *string) (time.Time, error) {
+	if v == nil || *v == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339, *u.LastPasswordChange)
+	t, err := time.Parse(time.RFC3339, *v)
 	if err != nil {
-		return time.Time{}, s.graphError(op, fmt.Errorf("%w: lastPasswordChangeDateTime %q: %v", restclient.ErrMalformed, *u.LastPasswordChange, err))
+		return time.Time{}, fmt.Errorf("%w: time %q: %v", restclient.ErrMalformed, *v, err)
 	}
 	return t.UTC(), nil
 }

@@ -236,3 +236,32 @@ func TestSetPasswordGraphArguments(t *testing.T) {
 		t.Errorf("LastPasswordChange of a missing user: %v", err)
 	}
 }
+
+func TestLookupGraph(t *testing.T) {
+	p := newPWTenant(t)
+	off := p.ten.AddUser(m365test.User{DisplayName: "Former Admin", Disabled: true, LastPasswordChange: longAgo})
+	cases := []struct {
+		name, id string
+		state    m365.UserState
+		synced   bool
+	}{
+		{"enabled", p.user, m365.UserEnabled, false},
+		{"synced", p.hybrid, m365.UserEnabled, true},
+		{"disabled", off, m365.UserDisabled, false},
+		{"missing", "00000000-0000-4000-8000-000000000000", m365.UserMissing, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := p.src.Lookup(context.Background(), tc.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != tc.state || st.OnPremisesSynced != tc.synced {
+				t.Errorf("Lookup = %+v", st)
+			}
+			if tc.state != m365.UserMissing && (!st.LastPasswordChange.Equal(longAgo) || st.UserPrincipalName == "") {
+				t.Errorf("Lookup = %+v", st)
+			}
+		})
+	}
+}
