@@ -34,6 +34,14 @@ func (s *Source) open(ctx context.Context) (*session, error) {
 }
 
 func (s *Source) dialBind(ctx context.Context) (*ldap.Conn, error) {
+	return s.dialAs(ctx, s.cfg.BindDN, s.cfg.BindPassword, func(err error) error {
+		return s.errorf(explainBind(err), "bind as %q", s.cfg.BindDN)
+	})
+}
+
+// dialAs connects (with StartTLS when configured) and binds as name. A
+// refused bind is reported as bindErr makes it of the LDAP error.
+func (s *Source) dialAs(ctx context.Context, name, password string, bindErr func(error) error) (*ldap.Conn, error) {
 	dialer := &net.Dialer{Timeout: s.cfg.DialTimeout}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < s.cfg.DialTimeout {
 		dialer.Deadline = dl
@@ -59,14 +67,14 @@ func (s *Source) dialBind(ctx context.Context) (*ldap.Conn, error) {
 			return nil, s.errorf(err, "StartTLS with %s (check the CA bundle and that the host name is in the DC certificate)", s.url.Host)
 		}
 	}
-	if err := conn.Bind(s.cfg.BindDN, s.cfg.BindPassword); err != nil {
+	if err := conn.Bind(name, password); err != nil {
 		conn.Close()
-		return nil, s.errorf(explainBind(err), "bind as %q", s.cfg.BindDN)
+		return nil, bindErr(err)
 	}
 	conn.SetTimeout(s.cfg.SearchTimeout)
 	if err := ctx.Err(); err != nil {
 		conn.Close()
-		return nil, s.errorf(err, "bind as %q", s.cfg.BindDN)
+		return nil, s.errorf(err, "bind as %q", name)
 	}
 	return conn, nil
 }

@@ -5,7 +5,9 @@
 // server page limit of 1,000 (sizeLimitExceeded for unpaged searches over
 // it), LDAP_MATCHING_RULE_IN_CHAIN, the bitwise matching rules, binary
 // objectGUID/objectSid, primaryGroupID, memberOf without the primary group,
-// and result 49 "data 52e" for a wrong bind.
+// result 49 "data 52e" for a wrong bind, and password resets (unicodePwd)
+// taken only over TLS and checked against the domain's password policy
+// (see password.go).
 package adtest
 
 import (
@@ -122,6 +124,8 @@ type Directory struct {
 	rng     *rand.Rand
 	version uint64
 	usn     int
+	// pw holds the accounts' passwords and the password policy.
+	pw passwordState
 }
 
 // Well-known containers and groups of every generated directory, relative

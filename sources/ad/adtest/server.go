@@ -58,6 +58,9 @@ type Options struct {
 // Stats counts what clients asked for. Safe for concurrent use.
 type Stats struct {
 	Binds, FailedBinds, Searches, Pages, Entries, Abandons, SizeLimitExceeded int64
+	// Modifies counts modify requests; PasswordChanges those that set a
+	// password, PasswordRefusals those that asked to and were refused.
+	Modifies, PasswordChanges, PasswordRefusals int64
 }
 
 // Server is a running fake domain controller.
@@ -71,12 +74,18 @@ type Server struct {
 	backend  string
 
 	binds, failedBinds, searches, pages, entries, abandons, sizeLimit atomic.Int64
+	modifies, pwChanges, pwRefusals                                   atomic.Int64
 
 	mu       sync.Mutex
 	bound    map[int]bool
 	paging   map[string]*pageState
 	conns    map[net.Conn]struct{}
 	failNext []int // result codes the next searches fail with
+	// secure marks connections upgraded with StartTLS; who is the DN each
+	// connection is bound as.
+	secure   map[int]bool
+	who      map[int]string
+	pwFaults []PasswordFault
 	latency  time.Duration
 	closed   bool
 	wg       sync.WaitGroup
@@ -107,7 +116,8 @@ func Start(opts Options) (*Server, error) {
 		opts.MaxPageSize = DefaultMaxPageSize
 	}
 	s := &Server{dir: opts.Directory, opts: opts, bound: map[int]bool{}, paging: map[string]*pageState{},
-		conns: map[net.Conn]struct{}{}, latency: opts.Latency, runErr: make(chan error, 1)}
+		conns: map[net.Conn]struct{}{}, latency: opts.Latency, runErr: make(chan error, 1),
+		secure: map[int]bool{}, who: map[int]string{}}
 	var err error
 	if s.tlsCfg, s.caPEM, err = selfSigned(); err != nil {
 		return nil, err
@@ -123,6 +133,7 @@ func Start(opts Options) (*Server, error) {
 	for _, reg := range []error{
 		mux.Bind(s.handleBind),
 		mux.Search(s.handleSearch),
+		mux.Modify(s.handleModify),
 		mux.ExtendedOperation(s.handleStartTLS, gldap.ExtendedOperationStartTLS),
 		mux.DefaultRoute(s.handleUnsupported),
 		srv.Router(mux),
@@ -298,12 +309,14 @@ func (s *Server) Directory() *Directory { return s.dir }
 // Stats returns the counters so far.
 func (s *Server) Stats() Stats {
 	return Stats{Binds: s.binds.Load(), FailedBinds: s.failedBinds.Load(), Searches: s.searches.Load(), Pages: s.pages.Load(),
-		Entries: s.entries.Load(), Abandons: s.abandons.Load(), SizeLimitExceeded: s.sizeLimit.Load()}
+		Entries: s.entries.Load(), Abandons: s.abandons.Load(), SizeLimitExceeded: s.sizeLimit.Load(),
+		Modifies: s.modifies.Load(), PasswordChanges: s.pwChanges.Load(), PasswordRefusals: s.pwRefusals.Load()}
 }
 
 // ResetStats zeroes the counters.
 func (s *Server) ResetStats() {
-	for _, c := range []*atomic.Int64{&s.binds, &s.failedBinds, &s.searches, &s.pages, &s.entries, &s.abandons, &s.sizeLimit} {
+	for _, c := range []*atomic.Int64{&s.binds, &s.failedBinds, &s.searches, &s.pages, &s.entries, &s.abandons, &s.sizeLimit,
+		&s.modifies, &s.pwChanges, &s.pwRefusals} {
 		c.Store(0)
 	}
 }
@@ -335,6 +348,8 @@ func (s *Server) onClose(connID int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.bound, connID)
+	delete(s.secure, connID)
+	delete(s.who, connID)
 }
 
 // badCredentials is AD's diagnostic for a wrong password.
@@ -363,6 +378,7 @@ func (s *Server) handleBind(w *gldap.ResponseWriter, r *gldap.Request) {
 	if m.UserName == "" && m.Password == "" {
 		resp.SetResultCode(gldap.ResultSuccess) // anonymous: may read the rootDSE only
 		s.setBound(r.ConnectionID(), false)
+		s.setWho(r.ConnectionID(), "")
 		return
 	}
 	ok := false
@@ -371,13 +387,27 @@ func (s *Server) handleBind(w *gldap.ResponseWriter, r *gldap.Request) {
 			ok = true
 		}
 	}
-	if !ok || string(m.Password) != s.opts.Password {
+	who := s.opts.BindDN
+	if !ok {
+		// A user of the directory with a password (see SetUserPassword).
+		var diag string
+		who, diag = s.dir.userBind(m.UserName, string(m.Password))
+		if who == "" {
+			s.failedBinds.Add(1)
+			s.setBound(r.ConnectionID(), false)
+			s.setWho(r.ConnectionID(), "")
+			resp.SetDiagnosticMessage(diag)
+			return
+		}
+	} else if string(m.Password) != s.opts.Password {
 		s.failedBinds.Add(1)
 		s.setBound(r.ConnectionID(), false)
+		s.setWho(r.ConnectionID(), "")
 		resp.SetDiagnosticMessage(badCredentials)
 		return
 	}
 	s.setBound(r.ConnectionID(), true)
+	s.setWho(r.ConnectionID(), who)
 	resp.SetResultCode(gldap.ResultSuccess)
 }
 
@@ -399,7 +429,11 @@ func (s *Server) handleStartTLS(w *gldap.ResponseWriter, r *gldap.Request) {
 	if err := w.Write(resp); err != nil {
 		return
 	}
-	_ = r.StartTLS(s.tlsCfg)
+	if r.StartTLS(s.tlsCfg) == nil {
+		s.mu.Lock()
+		s.secure[r.ConnectionID()] = true
+		s.mu.Unlock()
+	}
 }
 
 func (s *Server) handleUnsupported(w *gldap.ResponseWriter, r *gldap.Request) {
@@ -547,7 +581,7 @@ func (e *ldapErr) Error() string { return e.msg }
 func (s *Server) newSearch(m *gldap.SearchMessage) (*pageState, error) {
 	s.dir.mu.RLock()
 	defer s.dir.mu.RUnlock()
-	base := strings.ToLower(m.BaseDN)
+	base := s.dir.resolveBase(m.BaseDN)
 	if _, ok := s.dir.byDN[base]; !ok {
 		return nil, &ldapErr{code: gldap.ResultNoSuchObject, matched: s.dir.BaseDN,
 			msg: "0000208D: NameErr: DSID-03100288, problem 2001 (NO_OBJECT), data 0, best match of:\n\t'" + s.dir.BaseDN + "'\n\x00"}
@@ -616,6 +650,12 @@ func (s *Server) rootDSE(w *gldap.ResponseWriter, r *gldap.Request, m *gldap.Sea
 	e := &Entry{attrs: map[string]*Attribute{}}
 	for k, v := range attrs {
 		e.set(k, v...)
+	}
+	// tokenGroups, the connection's security context, only when asked for.
+	for _, a := range m.Attributes {
+		if strings.EqualFold(a, "tokenGroups") {
+			e.set("tokenGroups", s.tokenGroups(r.ConnectionID())...)
+		}
 	}
 	s.entries.Add(1)
 	_ = w.Write(r.NewSearchResponseEntry("", gldap.WithAttributes(selectAttrs(e, m.Attributes))))

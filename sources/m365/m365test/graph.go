@@ -19,7 +19,8 @@ import (
 var (
 	userFields = []string{"id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "jobTitle",
 		"accountEnabled", "userType", "onPremisesSyncEnabled", "onPremisesImmutableId", "onPremisesSamAccountName",
-		"onPremisesSecurityIdentifier", "assignedLicenses", "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage"}
+		"onPremisesSecurityIdentifier", "assignedLicenses", "businessPhones", "mobilePhone", "officeLocation", "preferredLanguage",
+		"lastPasswordChangeDateTime"}
 	defaultUserFields = []string{"businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
 		"officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
 	groupFields = []string{"id", "displayName", "description", "mail", "securityEnabled", "mailEnabled", "groupTypes"}
@@ -355,6 +356,12 @@ func appendUser(b []byte, u *userRec, sel []string, typed bool) []byte {
 			b = append(b, "[]"...)
 		case "mobilePhone", "officeLocation", "preferredLanguage":
 			b = append(b, "null"...)
+		case "lastPasswordChangeDateTime":
+			if u.LastPasswordChange.IsZero() {
+				b = append(b, "null"...)
+			} else {
+				b = appendString(b, u.LastPasswordChange.UTC().Format(time.RFC3339))
+			}
 		case "id", "userPrincipalName":
 			b = appendString(b, u.prop(f).(string))
 		default:

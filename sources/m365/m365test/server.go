@@ -1,7 +1,8 @@
 // Package m365test is a fake Microsoft identity platform and Microsoft
 // Graph for tests, benchmarks and the sandbox: a client-credentials token
 // endpoint per tenant and the Graph calls autoimport makes (users, groups
-// with transitive members, directory roles, users/delta), enforcing what the
+// with transitive members, directory roles, users/delta, and a password
+// reset through PATCH /users/{id}, see password.go), enforcing what the
 // real services enforce — form checks with AADSTS error bodies, bearer
 // tokens bound to their tenant, $top between 1 and 999, $select deciding
 // the returned fields, opaque @odata.nextLink paging, advanced queries only
@@ -79,6 +80,7 @@ const (
 	KindToken        = "token"
 	KindUsers        = "users"         // GET /users
 	KindUser         = "user"          // GET /users/{id}
+	KindUserUpdate   = "user.update"   // PATCH /users/{id} (a password reset)
 	KindDelta        = "users.delta"   // GET /users/delta
 	KindGroups       = "groups"        // GET /groups (filter by name)
 	KindGroup        = "group"         // GET /groups/{id}
@@ -109,6 +111,12 @@ type Fault struct {
 	// Latency delays the answer (a delay longer than the client's
 	// per-attempt timeout makes a timeout).
 	Latency time.Duration
+	// Drop cuts the connection instead of answering.
+	Drop bool
+	// AfterApply lets a write (KindUserUpdate) take effect first and then
+	// answers with the fault (Status, or Drop): a change whose answer is
+	// lost.
+	AfterApply bool
 
 	seen, used int
 }
@@ -325,7 +333,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind := kindOf(r.URL.Path)
+	if r.Method == http.MethodPatch && kind == KindUser {
+		kind = KindUserUpdate
+	}
 	f, lat := s.fault(kind)
+	var afterApply *Fault
+	if f != nil && f.AfterApply {
+		afterApply, f = f, nil
+	}
 	if !s.delay(w, r, f, lat) {
 		return
 	}
@@ -338,6 +353,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.charge(w, r, t, kind) {
+		return
+	}
+	if kind == KindUserUpdate {
+		s.updateUser(w, r, t, afterApply)
 		return
 	}
 	if r.Method != http.MethodGet {
@@ -358,6 +377,9 @@ func (s *Server) delay(w http.ResponseWriter, r *http.Request, f *Fault, lat tim
 		case <-r.Context().Done():
 			return false
 		}
+	}
+	if f != nil && f.Drop {
+		panic(http.ErrAbortHandler) // net/http closes the connection unanswered
 	}
 	if f == nil || (f.Status == 0 && !f.Malformed) {
 		return true

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // User is a seeded Entra user. Zero ID means "assign one".
@@ -29,6 +30,10 @@ type User struct {
 	OnPremisesSecurityIdentifier string
 	// Licenses are assigned licence SKU ids.
 	Licenses []string
+	// LastPasswordChange is Graph's lastPasswordChangeDateTime (default:
+	// when the user was added); a password change through the fake moves
+	// it.
+	LastPasswordChange time.Time
 }
 
 // Group is a seeded group. Members are ids of users or of other groups.
@@ -91,7 +96,10 @@ type Tenant struct {
 	seq       int64
 	log       []change
 	consented bool
-	idRand    *rand.Rand
+	// pw is the password side: what the fake's app may reset and the
+	// passwords set through Graph.
+	pw     passwordState
+	idRand *rand.Rand
 	// mver counts membership changes; memberCache holds transitive user
 	// lists valid for one (seq, mver).
 	mver        int64
@@ -152,6 +160,9 @@ func (t *Tenant) AddUser(u User) string {
 	}
 	if u.UserPrincipalName == "" {
 		u.UserPrincipalName = strings.ReplaceAll(strings.ToLower(u.DisplayName), " ", ".") + "." + u.ID[:8] + "@fake.onmicrosoft.com"
+	}
+	if u.LastPasswordChange.IsZero() {
+		u.LastPasswordChange = time.Now().UTC().Truncate(time.Second)
 	}
 	if old, ok := t.users[u.ID]; ok {
 		old.User, old.deleted, old.soft, old.created = u, false, false, t.seq+1
