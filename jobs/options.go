@@ -166,6 +166,37 @@ type Setting struct {
 	Effective bool `json:"effective"`
 }
 
+// The numeric options of administrators: the days between two rotations
+// of a password and the length of a new one.
+const (
+	RotationDays   Option = "rotation_days"
+	RotationLength Option = "rotation_length"
+)
+
+// NumberRange is what a numeric option accepts, and its built-in default.
+type NumberRange struct{ Min, Max, Default int }
+
+var numberRanges = map[Option]NumberRange{
+	RotationDays:   {Min: 1, Max: 365, Default: 30},
+	RotationLength: {Min: 14, Max: 128, Default: 24},
+}
+
+var numberKeys = map[AccountType][]Option{Admin: {RotationDays, RotationLength}}
+
+// NumberKeys lists the numeric options of an account type.
+func NumberKeys(t AccountType) []Option { return numberKeys[t] }
+
+// RangeOf is what a numeric option accepts.
+func RangeOf(k Option) NumberRange { return numberRanges[k] }
+
+// NumberSetting is one numeric option as resolved for a customer.
+type NumberSetting struct {
+	Key    Option `json:"key"`
+	Value  int    `json:"value"`
+	Origin Origin `json:"origin"`
+	Policy string `json:"policy,omitempty"`
+}
+
 // Resolved are the options in force for a customer and account type.
 type Resolved struct {
 	Customer string      `json:"customer"`
@@ -175,7 +206,21 @@ type Resolved struct {
 	Origin   Origin    `json:"origin"`
 	Policy   string    `json:"policy,omitempty"`
 	Settings []Setting `json:"options"`
-	Warnings []string  `json:"warnings,omitempty"`
+	// Numbers are the numeric options of the type (administrators'
+	// rotation_days and rotation_length).
+	Numbers  []NumberSetting `json:"numbers,omitempty"`
+	Warnings []string        `json:"warnings,omitempty"`
+}
+
+// Number returns the resolved numeric option k; its built-in default
+// when the type has no such option.
+func (r Resolved) Number(k Option) NumberSetting {
+	for _, n := range r.Numbers {
+		if n.Key == k {
+			return n
+		}
+	}
+	return NumberSetting{Key: k, Value: numberRanges[k].Default, Origin: FromBuiltin}
 }
 
 // Setting returns the resolved setting of one key.
@@ -315,6 +360,9 @@ func Resolve(t *Tenant, c Customer, typ AccountType) Resolved {
 			s.Value, s.Origin, s.Policy = v, r.Origin, r.Policy
 		}
 		r.Settings = append(r.Settings, s)
+	}
+	for _, k := range numberKeys[typ] {
+		r.Numbers = append(r.Numbers, NumberSetting{Key: k, Value: numberRanges[k].Default, Origin: FromBuiltin})
 	}
 	applyAvailability(&r, cp)
 	r.Warnings = append(r.Warnings, rolloutWarnings(r)...)
