@@ -27,7 +27,11 @@ type PasswordRotation struct {
 	Sealed string `json:"-"`
 	// Target is where the password is set: "Active Directory" or
 	// "Microsoft 365".
-	Target           string    `json:"target"`
+	Target string `json:"target"`
+	// Marker is what the directory said before the change (Graph: the
+	// last password change time), compared after a crash to learn whether
+	// the change took.
+	Marker           string    `json:"-"`
 	VaultIntegration string    `json:"vault_integration,omitempty"`
 	VaultRef         string    `json:"vault_ref,omitempty"`
 	StartedAt        time.Time `json:"started_at"`

@@ -102,3 +102,44 @@ func TestSetLinksAndFlagsOfImportedAccounts(t *testing.T) {
 		}
 	})
 }
+
+func TestRotationsRoundTrip(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+		row := jobs.ImportedAccount{Customer: "acme", Source: "ad", SourceID: "g1", Type: jobs.Admin, Username: "adm-jane", Options: jobs.Values{}}
+		r := jobs.PasswordRotation{Customer: "acme", Source: "ad", SourceID: "g1", Username: "adm-jane", State: jobs.RotationPending, Sealed: "c2VhbGVk",
+			Target: "Active Directory", Marker: "2026-10-01T00:00:00Z", VaultIntegration: "IT Glue", VaultRef: "77", StartedAt: at}
+		err := s.Update(ctx, func(tx jobs.Tx) error {
+			if err := tx.InsertImported(ctx, row); err != nil {
+				return err
+			}
+			return tx.PutRotation(ctx, r)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Rotations(ctx, "acme")
+		if err != nil || len(got) != 1 || got[0] != r {
+			t.Fatalf("rotations = %+v, %v", got, err)
+		}
+		r.State, r.Sealed, r.SetAt, r.DoneAt = jobs.RotationDone, "", at.Add(time.Second), at.Add(2*time.Second)
+		err = s.Update(ctx, func(tx jobs.Tx) error {
+			if err := tx.PutRotation(ctx, r); err != nil {
+				return err
+			}
+			return tx.SetRotated(ctx, "acme", "ad", "g1", r.DoneAt)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Rotations(ctx, "acme"); len(got) != 1 || got[0] != r {
+			t.Fatalf("after done: %+v", got)
+		}
+		for a, err := range s.ImportedAccounts(ctx, "acme") {
+			if err != nil || !a.LastRotated.Equal(r.DoneAt) {
+				t.Fatalf("last rotated = %v, %v", a.LastRotated, err)
+			}
+		}
+	})
+}

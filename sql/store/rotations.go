@@ -36,6 +36,7 @@ type rotationRow struct {
 	State            string `db:"state"`
 	Sealed           string `db:"sealed"`
 	Target           string `db:"target"`
+	Marker           string `db:"marker"`
 	VaultIntegration string `db:"vault_integration"`
 	VaultRef         string `db:"vault_ref"`
 	StartedAt        int64  `db:"started_at"`
@@ -44,7 +45,7 @@ type rotationRow struct {
 	Error            string `db:"error"`
 }
 
-const rotationCols = "customer_id, source, source_id, username, state, sealed, target, vault_integration, vault_ref, started_at, set_at, done_at, error"
+const rotationCols = "customer_id, source, source_id, username, state, sealed, target, marker, vault_integration, vault_ref, started_at, set_at, done_at, error"
 
 func (r reader) Rotations(ctx context.Context, customer string) ([]jobs.PasswordRotation, error) {
 	var rows []rotationRow
@@ -54,7 +55,7 @@ func (r reader) Rotations(ctx context.Context, customer string) ([]jobs.Password
 	out := make([]jobs.PasswordRotation, len(rows))
 	for i, x := range rows {
 		out[i] = jobs.PasswordRotation{Customer: x.Customer, Source: x.Source, SourceID: x.SourceID, Username: x.Username, State: x.State, Sealed: x.Sealed,
-			Target: x.Target, VaultIntegration: x.VaultIntegration, VaultRef: x.VaultRef, StartedAt: fromMicros(x.StartedAt), SetAt: fromMicros(x.SetAt),
+			Target: x.Target, Marker: x.Marker, VaultIntegration: x.VaultIntegration, VaultRef: x.VaultRef, StartedAt: fromMicros(x.StartedAt), SetAt: fromMicros(x.SetAt),
 			DoneAt: fromMicros(x.DoneAt), Error: x.Error}
 	}
 	return out, nil
@@ -62,8 +63,8 @@ func (r reader) Rotations(ctx context.Context, customer string) ([]jobs.Password
 
 func (t *tx) PutRotation(ctx context.Context, r jobs.PasswordRotation) error {
 	q := t.s.upsert("rotations", []string{"customer_id", "source", "source_id"},
-		[]string{"username", "state", "sealed", "target", "vault_integration", "vault_ref", "started_at", "set_at", "done_at", "error"})
-	_, err := t.sx.ExecContext(ctx, q, r.Customer, r.Source, r.SourceID, r.Username, r.State, r.Sealed, r.Target, r.VaultIntegration, r.VaultRef,
+		[]string{"username", "state", "sealed", "target", "marker", "vault_integration", "vault_ref", "started_at", "set_at", "done_at", "error"})
+	_, err := t.sx.ExecContext(ctx, q, r.Customer, r.Source, r.SourceID, r.Username, r.State, r.Sealed, r.Target, r.Marker, r.VaultIntegration, r.VaultRef,
 		micros(r.StartedAt), micros(r.SetAt), micros(r.DoneAt), r.Error)
 	if err != nil {
 		return fmt.Errorf("customer %s: record the rotation of %s:%s (%s): %w", r.Customer, r.Source, r.SourceID, r.State, err)

@@ -11,6 +11,9 @@ CREATE TABLE rotations (
   state             VARCHAR(16)  NOT NULL,
   sealed            TEXT         NOT NULL,
   target            VARCHAR(32)  NOT NULL,
+  -- what the directory said before the change (Graph: the last password
+  -- change time), to learn after a crash whether the change took
+  marker            VARCHAR(64)  NOT NULL DEFAULT '',
   vault_integration VARCHAR(32)  NOT NULL DEFAULT '',
   vault_ref         VARCHAR(191) NOT NULL DEFAULT '',
   started_at        BIGINT       NOT NULL,
