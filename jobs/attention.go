@@ -96,10 +96,8 @@ func (l *attentionLog) note(customer string, p *AccountPlan) {
 	case ActionImport, ActionSkip:
 		l.settled[k] = true
 	case ActionAlreadyImported:
-		// A possible duplicate stays until a technician settles it.
-		if l.before[k].State != StatePossibleDuplicate {
-			l.settled[k] = true
-		}
+		// An imported account's row (a possible duplicate, a vault entry
+		// rotation found gone) stays until a technician settles it.
 	}
 }
 

@@ -47,6 +47,8 @@ type memVault struct {
 	next             int
 	indexes, creates atomic.Int32
 	failCreate       func(sinks.NewVaultEntry) error
+	failWrite        func() error
+	passwords        map[string]string // by ref, once written
 }
 
 func newMemVault() *memVault { return &memVault{entries: map[string][]sinks.VaultEntry{}} }
@@ -131,10 +133,12 @@ type world struct {
 	mail     *memMailer
 	// smtp, when set, sends the welcome emails instead of mail.
 	smtp sinks.Mailer
+	// dir holds administrators' passwords, for rotation.
+	dir *memDirectory
 }
 
 func newWorld() *world {
-	return &world{ad: &memSource{}, m365: &memSource{}, vault: newMemVault(), psa: &memPSA{}, mail: &memMailer{}}
+	return &world{ad: &memSource{}, m365: &memSource{}, vault: newMemVault(), psa: &memPSA{}, mail: &memMailer{}, dir: newMemDirectory()}
 }
 
 type connector struct{ worlds map[string]*world }
@@ -148,6 +152,7 @@ func (c connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Customer
 	conn := &jobs.Connections{Vaults: map[jobs.AccountType]sinks.Vault{jobs.EndUser: w.vault, jobs.Admin: w.vault},
 		VaultScope: map[jobs.AccountType]sinks.VaultScope{jobs.EndUser: {Customer: cu.ID, Container: "org-" + cu.ID}, jobs.Admin: {Customer: cu.ID, Container: "org-" + cu.ID}},
 		PSA:        w.psa, PSAScope: sinks.PSAScope{Customer: cu.ID, CompanyID: "1"}, Mailer: mailer, EnrollmentURL: "https://enroll.example"}
+	conn.Directories = map[string]jobs.PasswordDirectory{"ad": w.dir}
 	if cu.Sources.AD != nil {
 		conn.AD = w.ad
 	}
@@ -717,7 +722,7 @@ func (v *memVault) Entry(ctx context.Context, s sinks.VaultScope, ref string) (s
 			return e, nil
 		}
 	}
-	return sinks.VaultEntry{}, fmt.Errorf("entry %s does not exist", ref)
+	return sinks.VaultEntry{}, fmt.Errorf("entry %s does not exist: %w", ref, sinks.ErrNotFound)
 }
 
 // remove deletes an entry, as a person would in the vault.

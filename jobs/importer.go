@@ -28,6 +28,9 @@ type Connections struct {
 	Mailer     sinks.Mailer
 	// EnrollmentURL is the self-serve enrollment link in welcome emails.
 	EnrollmentURL string
+	// Directories set administrators' passwords, by source ("ad",
+	// "m365"), for rotation.
+	Directories map[string]PasswordDirectory
 }
 
 // Connector makes a customer's clients. Secret references are resolved

@@ -6,11 +6,12 @@ import (
 
 // Metrics are the runner's Prometheus metrics.
 type Metrics struct {
-	runs     *prometheus.CounterVec
-	duration prometheus.Histogram
-	accounts *prometheus.CounterVec
-	sinks    *prometheus.CounterVec
-	lastRun  prometheus.Gauge
+	runs      *prometheus.CounterVec
+	duration  prometheus.Histogram
+	accounts  *prometheus.CounterVec
+	sinks     *prometheus.CounterVec
+	lastRun   prometheus.Gauge
+	rotations *prometheus.CounterVec
 }
 
 // NewMetrics registers the runner's metrics with reg.
@@ -21,8 +22,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		accounts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_accounts_total", Help: "Accounts by customer and outcome (imported, skipped, failed, ...)."}, []string{"customer", "outcome"}),
 		sinks:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_sink_operations_total", Help: "Vault and PSA matches and creates by customer and sink."}, []string{"customer", "sink", "op"}),
 		lastRun:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "autoimport_last_run_finished_timestamp_seconds", Help: "When the last run finished."}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_rotations_total",
+			Help: "Administrator password rotations by customer and outcome (rotated, failed, pending, vault-pending, skipped)."}, []string{"customer", "outcome"}),
 	}
-	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun)
+	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun, m.rotations)
 	return m
 }
 
@@ -52,5 +55,18 @@ func (m *Metrics) observeAccount(customer string, p *AccountPlan) {
 	}
 	if p.PSA.Op != OpNone {
 		m.sinks.WithLabelValues(customer, p.PSA.Integration, p.PSA.Op).Inc()
+	}
+}
+
+// observeRotation counts a customer's rotation outcomes; accounts not due
+// are not counted.
+func (m *Metrics) observeRotation(rep *RotationReport) {
+	if m == nil || rep.DryRun {
+		return
+	}
+	for outcome, n := range rep.Outcomes {
+		if outcome != OutcomeNotDue && n > 0 {
+			m.rotations.WithLabelValues(rep.Customer, outcome).Add(float64(n))
+		}
 	}
 }

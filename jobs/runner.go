@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/sirupsen/logrus"
 )
 
@@ -26,6 +27,8 @@ type Runner struct {
 	Concurrency int
 	Surge       SurgeThreshold
 	Metrics     *Metrics
+	// Key seals pending passwords of rotations (AUTOIMPORT_SECRET_KEY).
+	Key *secret.Key
 	// Progress, when set, is called after each customer.
 	Progress   func(done, total int, r *CustomerReport)
 	mu         sync.Mutex // one run at a time

@@ -65,7 +65,8 @@ func limiter(integration, credential, spec string, def rate.Limit, burst int) (*
 // Connect makes one customer's clients.
 func (c *Connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Customer) (*jobs.Connections, error) {
 	in := t.Integrations
-	conn := &jobs.Connections{Vaults: map[jobs.AccountType]sinks.Vault{}, VaultScope: map[jobs.AccountType]sinks.VaultScope{}}
+	conn := &jobs.Connections{Vaults: map[jobs.AccountType]sinks.Vault{}, VaultScope: map[jobs.AccountType]sinks.VaultScope{},
+		Directories: map[string]jobs.PasswordDirectory{}}
 	log := c.Log
 	if log == nil {
 		l := logrus.New()
@@ -85,6 +86,7 @@ func (c *Connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Custome
 			return nil, fmt.Errorf("Active Directory: %w", err)
 		}
 		conn.AD = src
+		conn.Directories["ad"] = adDirectory{src}
 	}
 	if s := cu.Sources.M365; s != nil && in.M365 != nil {
 		id, err := c.resolve("Microsoft 365 client_id", in.M365.ClientID)
@@ -109,6 +111,7 @@ func (c *Connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Custome
 			return nil, fmt.Errorf("Microsoft 365: %w", err)
 		}
 		conn.M365 = src
+		conn.Directories["m365"] = m365Directory{src}
 	}
 
 	// Vaults: end users go to the customer's documentation vault (IT Glue
