@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/sirupsen/logrus"
 )
@@ -81,6 +82,10 @@ type AccountRow struct {
 	LastSeen      time.Time `json:"last_seen,omitzero"`
 	// Decision is a technician's match or exclusion, when there is one.
 	Decision *AccountDecision `json:"decision,omitempty"`
+	// LastRotated and Rotation are an administrator's last rotation and
+	// the state of its latest one.
+	LastRotated time.Time `json:"last_rotated,omitzero"`
+	Rotation    string    `json:"rotation_state,omitempty"`
 
 	imported *ImportedAccount
 }
@@ -168,6 +173,14 @@ func (a *Accounts) rows(ctx context.Context, customer string) ([]AccountRow, err
 	for _, d := range decisions {
 		dec[d.Source+":"+d.SourceID] = d
 	}
+	rotations, err := a.Store.Rotations(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	rot := map[string]PasswordRotation{}
+	for _, x := range rotations {
+		rot[x.Source+":"+x.SourceID] = x
+	}
 	var out []AccountRow
 	seen := map[string]bool{}
 	for l, err := range a.Store.ImportedAccounts(ctx, customer) {
@@ -193,6 +206,13 @@ func (a *Accounts) rows(ctx context.Context, customer string) ([]AccountRow, err
 		}
 		if d, ok := dec[r.Subject()]; ok {
 			r.Decision = &d
+		}
+		r.LastRotated = l.LastRotated
+		if x, ok := rot[r.Subject()]; ok {
+			r.Rotation = x.State
+			if x.State == RotationSet && r.Reason == "" {
+				r.Reason = fmt.Sprintf("password changed in %s on %s, vault not yet updated (autoimport accounts password reads it)", x.Target, x.SetAt.Format(time.DateOnly))
+			}
 		}
 		l := l
 		r.imported = &l
@@ -355,4 +375,58 @@ func (a *Accounts) audit(ctx context.Context, tx Tx, customer, action, subject s
 // vaultOf is the vault an account's type goes to for the customer.
 func vaultOf(conn *Connections, typ AccountType) (sinks.Vault, sinks.VaultScope) {
 	return conn.Vaults[typ], conn.VaultScope[typ]
+}
+
+// PendingPassword is the password of an open rotation.
+type PendingPassword struct {
+	Account          string    `json:"account"`
+	Username         string    `json:"username"`
+	State            string    `json:"state"`
+	Since            time.Time `json:"since"`
+	Target           string    `json:"target"`
+	VaultIntegration string    `json:"vault_integration"`
+	VaultRef         string    `json:"vault_ref"`
+	Password         string    `json:"password"`
+}
+
+// PendingPassword opens the password of an account's open rotation (set
+// in the directory, or possibly set, and not yet in the vault) for a
+// technician; the read is audited, the password never.
+func (a *Accounts) PendingPassword(ctx context.Context, customer, name string, key *secret.Key) (*PendingPassword, error) {
+	if _, _, err := a.customer(ctx, customer); err != nil {
+		return nil, err
+	}
+	rows, err := a.rows(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	r, err := find(rows, customer, name)
+	if err != nil {
+		return nil, err
+	}
+	rots, err := a.Store.Rotations(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range rots {
+		if x.Source != r.Source || x.SourceID != r.ID {
+			continue
+		}
+		if !x.Open() {
+			break
+		}
+		pw, err := key.Open(x.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("customer %s: %s: %w", customer, r.Subject(), err)
+		}
+		err = a.Store.Update(ctx, func(tx Tx) error {
+			return a.audit(ctx, tx, customer, "rotation.password-read", r.Subject(), nil, map[string]string{"state": x.State, "vault_ref": x.VaultRef})
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &PendingPassword{Account: r.Subject(), Username: r.Username, State: x.State, Since: x.StartedAt, Target: x.Target,
+			VaultIntegration: x.VaultIntegration, VaultRef: x.VaultRef, Password: string(pw)}, nil
+	}
+	return nil, fmt.Errorf("customer %s: %s has no rotation waiting for the vault: its password is in its vault entry %s %s: %w", customer, r.Subject(), r.VaultIntegration, r.VaultRef, ErrNotFound)
 }

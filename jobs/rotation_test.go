@@ -327,3 +327,41 @@ func TestRotationRetriesTheVaultWrite(t *testing.T) {
 		}
 	})
 }
+
+// While the vault cannot be written, a technician reads the new password
+// from the store; the read is audited, the password never.
+func TestPendingPasswordIsReadableAndAudited(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f, r := rotationWorld(t, s, 1)
+		acme := f.worlds["acme"]
+		a := ledgerOf(t, s, "acme")["adm-0"]
+		acc := f.accounts()
+		if _, err := acc.PendingPassword(context.Background(), "acme", "adm-0", rotationKey); !errors.Is(err, jobs.ErrNotFound) {
+			t.Fatalf("before any rotation: %v", err)
+		}
+		acme.vault.failWrite = func() error { return errors.New("IT Glue: 503") }
+		rotate(t, r, s, jobs.RotateOptions{})
+		p, err := acc.PendingPassword(context.Background(), "acme", "adm-0", rotationKey)
+		pw, _ := acme.dir.state(a.SourceID)
+		if err != nil || p.Password != pw || p.State != jobs.RotationSet {
+			t.Fatalf("pending password: %+v, %v", p, err)
+		}
+		rows, _ := acc.List(context.Background(), "acme", jobs.AccountFilter{Type: jobs.Admin})
+		if rows[0].Rotation != jobs.RotationSet || !strings.Contains(rows[0].Reason, "vault not yet updated") {
+			t.Fatalf("list: %+v", rows[0])
+		}
+		var read bool
+		for e, err := range s.AuditEvents(context.Background(), jobs.AuditFilter{Customer: "acme"}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(e.After, pw) {
+				t.Fatalf("%s holds the password", e.Action)
+			}
+			read = read || e.Action == "rotation.password-read"
+		}
+		if !read {
+			t.Fatal("the read is not audited")
+		}
+	})
+}

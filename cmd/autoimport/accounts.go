@@ -20,7 +20,8 @@ func (a *app) accounts() *jobs.Accounts {
 func (a *app) accountsCommand() *cobra.Command {
 	c := &cobra.Command{Use: "accounts", Short: "What autoimport knows of a customer's accounts, and a technician's actions on them"}
 	c.AddCommand(a.accountsListCommand(), a.accountsShowCommand(), a.accountsMatchCommand(),
-		a.accountsIgnoreCommand(), a.accountsUnignoreCommand(), a.accountsSetCommand(), a.accountsWelcomeCommand())
+		a.accountsIgnoreCommand(), a.accountsUnignoreCommand(), a.accountsSetCommand(), a.accountsWelcomeCommand(),
+		a.accountsPasswordCommand())
 	return c
 }
 

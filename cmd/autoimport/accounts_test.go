@@ -37,3 +37,28 @@ func TestAccountsCommandsUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestRotateAndPasswordCommandsUsage(t *testing.T) {
+	freshDir(t)
+	if code, _, errs := cli(t, "", "apply", "-f", example(t)); code != 0 {
+		t.Fatalf("apply exit %d: %s", code, errs)
+	}
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"rotate", "--dry-run"}, 0, "rotation ok"},
+		{[]string{"rotate", "--dry-run", "-o", "json"}, 0, `"outcomes"`},
+		{[]string{"rotate", "--account", "adm"}, 2, "--account needs one --customer"},
+		{[]string{"rotate", "--now"}, 2, "--now needs --customer"},
+		{[]string{"accounts", "password", "--customer", "acme", "adm-jane"}, 2, "not a terminal"},
+		{[]string{"accounts", "password", "--customer", "acme", "adm-jane", "--yes"}, 2, "AUTOIMPORT_SECRET_KEY"},
+	}
+	for _, c := range cases {
+		code, out, errs := cli(t, "", c.args...)
+		if code != c.code || !strings.Contains(out+errs, c.want) {
+			t.Errorf("%v: exit %d, want %d; output %q, want %q", c.args, code, c.code, out+errs, c.want)
+		}
+	}
+}

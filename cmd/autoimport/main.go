@@ -113,6 +113,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.sealCommand(),
 		a.runCommand(),
 		a.accountsCommand(),
+		a.rotateCommand(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)

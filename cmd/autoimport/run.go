@@ -29,7 +29,8 @@ func (a *app) runCommand() *cobra.Command {
 		Use:   "run [--once [--customer C]... [--dry-run] [--allow-surge]]",
 		Short: "Import accounts: on AUTOIMPORT_SCHEDULE (default), or once and exit",
 		Long: `Without --once, run the scheduler: an import on every tick of AUTOIMPORT_SCHEDULE,
-never two at once, with /healthz and /metrics on AUTOIMPORT_HTTP_ADDR. SIGTERM
+never two at once, each followed by the rotation of the administrators that
+are due, with /healthz and /metrics on AUTOIMPORT_HTTP_ADDR. SIGTERM
 finishes the account in hand, records it, releases the leases and exits 0.
 
 With --once, import every customer (or those named) once and exit:
@@ -72,6 +73,7 @@ func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
 		Concurrency: a.cfg.Concurrency,
 		Surge:       jobs.SurgeThreshold{Max: a.cfg.SurgeMax, Percent: a.cfg.SurgePercent},
 		Metrics:     m,
+		Key:         a.cfg.key,
 	}
 }
 
@@ -231,6 +233,18 @@ func (a *app) schedule(ctx context.Context) error {
 		default:
 			a.log.WithFields(map[string]any{"status": rep.Status, "imported": rep.Totals.Imported, "failed": rep.Totals.Failed, "held": rep.Totals.Held,
 				"seconds": rep.Finished.Sub(rep.Started).Seconds()}).Info("run finished")
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Rotation follows each import pass: it reads what the pass imported.
+		rot, err := r.Rotate(context.WithoutCancel(ctx), jobs.RotationRunOptions{})
+		switch {
+		case err != nil && !errors.Is(err, jobs.ErrBusy):
+			a.log.WithError(err).Error("rotation failed")
+		case err == nil:
+			a.log.WithFields(map[string]any{"status": rot.Status, "rotated": rot.Outcomes[jobs.OutcomeRotated], "failed": rot.Outcomes[jobs.OutcomeFailed],
+				"vault_pending": rot.Outcomes[jobs.OutcomeVaultPending], "pending": rot.Outcomes[jobs.OutcomeUnknown]}).Info("rotation finished")
 		}
 	})
 	if err != nil {
