@@ -163,16 +163,66 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sandbox:", err)
 		return exitFailed
 	}
+	rot, err := rotateAdmins(ctx, stdout, env)
+	if err != nil {
+		fmt.Fprintln(stderr, "sandbox: rotation:", err)
+		return exitFailed
+	}
 	printNext(stdout, env, rep)
 	if *serve {
 		printServe(stdout, env)
 		<-ctx.Done()
 		fmt.Fprintln(stdout, "Stopping the fakes.")
 	}
-	if rep.Failed() {
+	if rep.Failed() || rot.Failed() {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// rotateAdmins rotates every imported administrator at once, as
+// `autoimport rotate --now` would (they were imported a moment ago, so none
+// is due yet), and prints what each customer's rotation did.
+func rotateAdmins(ctx context.Context, w io.Writer, env *sandbox.Env) (*jobs.RotationRun, error) {
+	var ids []string
+	for _, c := range env.Customers() {
+		ids = append(ids, c.ID)
+	}
+	run, err := env.Runner().Rotate(ctx, jobs.RotationRunOptions{Customers: ids, Now: true})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(w, "\nRotation of every imported administrator (autoimport rotate --now): a new password set in the directory, then written to the vault:")
+	profiles := map[string]string{}
+	for _, c := range env.Customers() {
+		profiles[c.ID] = c.Profile
+	}
+	rows := [][]string{{"CUSTOMER", "PROFILE", "SET IN", "WRITTEN TO", "ADMINS", "ROTATED", "STATUS"}}
+	for _, c := range run.Customers {
+		targets, vaults := map[string]bool{}, map[string]bool{}
+		for _, a := range c.Accounts {
+			if a.Outcome == jobs.OutcomeRotated {
+				targets[a.Target], vaults[a.VaultIntegration] = true, true
+			}
+		}
+		rows = append(rows, []string{c.Customer, profiles[c.Customer], joinKeys(targets), joinKeys(vaults), itoa(len(c.Accounts)), itoa(c.Outcomes[jobs.OutcomeRotated]), c.Status})
+	}
+	table(w, rows)
+	for _, c := range run.Customers {
+		if c.Error != "" {
+			fmt.Fprintf(w, "  %s: %s\n", c.Customer, c.Error)
+		}
+	}
+	return run, nil
+}
+
+func joinKeys(m map[string]bool) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ", ")
 }
 
 // writeEnvFile writes the variables a shell needs to point autoimport at

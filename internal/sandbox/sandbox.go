@@ -254,7 +254,7 @@ func (e *Env) Connector() *connect.Connector {
 // customer at once (Options.Concurrency).
 func (e *Env) Runner() *jobs.Runner {
 	return &jobs.Runner{Store: e.Store, Connector: e.Connector(), Log: e.log, Holder: "sandbox", LeaseTTL: 10 * time.Minute,
-		Concurrency: e.opts.Concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}}
+		Concurrency: e.opts.Concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Key: e.Key}
 }
 
 // Options returns the options in force, defaults filled in.

@@ -2,6 +2,9 @@ package sandbox_test
 
 import (
 	"context"
+	"github.com/msp-tools/autoimport/sinks"
+	"github.com/msp-tools/autoimport/sinks/techvault"
+	"github.com/msp-tools/autoimport/sources/ad"
 	"regexp"
 	"strconv"
 	"strings"
@@ -214,5 +217,66 @@ func TestDeterministic(t *testing.T) {
 	}
 	if y1 == y3 && strings.Join(h1, "\n") == strings.Join(h3, "\n") {
 		t.Error("seeds 5 and 6 generated the same sandbox")
+	}
+}
+
+// The sandbox's administrators are rotated in their directories (the AD
+// fakes over LDAPS, Graph for cloud-only ones) and each new password is in
+// the Technician Vault: the directory's password is the vault's.
+func TestRotateEveryAdministrator(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env, err := sandbox.Start(ctx, sandbox.Options{Customers: 3, Accounts: 30, Seed: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	if _, err := env.Runner().Run(ctx, jobs.RunOptions{AllowSurge: true}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := env.Runner().Rotate(ctx, jobs.RotationRunOptions{Customers: []string{"acme-dental", "bluebird-logistics", "cedar-law"}, Now: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != jobs.StatusOK || run.Outcomes[jobs.OutcomeRotated] == 0 || run.Outcomes[jobs.OutcomeFailed] != 0 {
+		t.Fatalf("rotation: %+v", run.Outcomes)
+	}
+	tn, err := env.Store.LoadTenant(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vault := techvault.New(env.Store, env.Key)
+	checked := map[string]int{}
+	for _, c := range tn.Customers {
+		for a, err := range env.Store.ImportedAccounts(ctx, c.ID) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Type != jobs.Admin {
+				continue
+			}
+			pw, err := vault.Password(ctx, sinks.VaultScope{Customer: c.ID, Container: c.ID}, a.VaultRef)
+			if err != nil || pw == "" {
+				t.Fatalf("%s %s: vault: %q, %v", c.ID, a.Username, pw, err)
+			}
+			switch a.Source {
+			case "ad":
+				src, err := ad.New(env.AD[c.ID].Config(c.ID))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok, err := src.CheckPassword(ctx, ad.PasswordTarget{ObjectGUID: a.SourceID}, pw); !ok || err != nil {
+					t.Errorf("%s %s: the vault's password does not bind: %v", c.ID, a.Username, err)
+				}
+			case "m365":
+				if got, _ := env.Graph.Tenant(c.Sources.M365.TenantID).Password(a.SourceID); got != pw {
+					t.Errorf("%s %s: Graph holds another password than the vault", c.ID, a.Username)
+				}
+			}
+			checked[a.Source]++
+		}
+	}
+	if checked["ad"] == 0 || checked["m365"] == 0 {
+		t.Fatalf("checked %v: want administrators of both sources", checked)
 	}
 }
