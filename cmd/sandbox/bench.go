@@ -52,6 +52,9 @@ type benchReport struct {
 	// the end: fakes, store and job together; 0 where /proc is missing.
 	PeakRSSBytes int64       `json:"peak_rss_bytes"`
 	Runs         []runResult `json:"runs"`
+	// Rotation is the rotation of every imported administrator after
+	// the runs (not in a dry run).
+	Rotation *rotationResult `json:"rotation,omitempty"`
 }
 
 // runResult are one run's figures.
@@ -143,7 +146,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of both runs to this file (go tool pprof reads it)")
 	jobProcess := fs.Bool("job-process", false, "run the job in a process of its own, so that its peak memory is measured apart from the fakes'")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sandbox bench [flags]: a first run and a no-change re-run over a scaled sandbox, measured")
+		fmt.Fprintln(stderr, "usage: sandbox bench [flags]: a first run, a no-change re-run and a rotation of every administrator over a scaled sandbox, measured")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -216,6 +219,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printRun(stdout, rr)
 		br.Runs = append(br.Runs, rr)
 		if rr.Status != jobs.StatusOK {
+			code = exitFailed
+		}
+	}
+	if !*dryRun {
+		env.ClearFaults()
+		rot, err := measureRotation(ctx, env)
+		if err != nil {
+			fmt.Fprintln(stderr, "sandbox bench: rotation:", err)
+			return exitFailed
+		}
+		printRotation(stdout, rot)
+		br.Rotation = &rot
+		if rot.Status != jobs.StatusOK {
 			code = exitFailed
 		}
 	}

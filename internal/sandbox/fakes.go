@@ -148,10 +148,14 @@ func (e *Env) Requests() []Counter {
 		st := s.Stats()
 		ad.Binds += st.Binds
 		ad.Pages += st.Pages
+		ad.PasswordChanges += st.PasswordChanges
 	}
-	add(ActiveDirectory, map[string]int64{"search.page": ad.Pages, "bind": ad.Binds}, func(k string) string {
-		if k == "search.page" {
+	add(ActiveDirectory, map[string]int64{"search.page": ad.Pages, "bind": ad.Binds, "password": ad.PasswordChanges}, func(k string) string {
+		switch k {
+		case "search.page":
 			return ClassList
+		case "password":
+			return ClassCreate
 		}
 		return ClassOther
 	})
@@ -183,6 +187,8 @@ func graphClass(k string) string {
 	switch k {
 	case m365test.KindUsers, m365test.KindDelta, m365test.KindGroupMembers, m365test.KindRoleMembers, m365test.KindGroups, m365test.KindRoles:
 		return ClassList
+	case m365test.KindUserUpdate:
+		return ClassCreate
 	}
 	return ClassOther
 }

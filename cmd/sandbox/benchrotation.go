@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/jobs"
+)
+
+// rotationResult are the figures of one rotation of every imported
+// administrator.
+type rotationResult struct {
+	Admins             int     `json:"admins"`
+	Rotated            int     `json:"rotated"`
+	Failed             int     `json:"failed"`
+	Status             string  `json:"status"`
+	Seconds            float64 `json:"seconds"`
+	RotationsPerSecond float64 `json:"rotations_per_s"`
+	// Requests are the fakes' counts by integration and kind during the
+	// rotation, and per rotated administrator.
+	Requests []requestFigure `json:"requests"`
+	// LowerBound is the larger of Graph's bound (the busiest tenant's
+	// requests at its paced rate, as for imports) and the longest
+	// customer's directory round trips times the latency: a customer's
+	// administrators are rotated one at a time.
+	LowerBound      float64 `json:"lower_bound_s"`
+	BoundReason     string  `json:"lower_bound_reason"`
+	Ratio           float64 `json:"ratio_to_lower_bound"`
+	RotationsBefore int     `json:"-"`
+}
+
+// directoryTrips are the directory round trips one rotation makes, by
+// source: AD: the lookup, the entry search and the modify (each on a
+// connection of the session, bound once per customer); Graph: the lookup,
+// the last-change read and the PATCH.
+var directoryTrips = map[string]int{"Active Directory": 3, "Microsoft 365": 3}
+
+// measureRotation rotates every imported administrator of the sandbox at
+// once (as autoimport rotate --now) and collects the figures.
+func measureRotation(ctx context.Context, env *sandbox.Env) (rotationResult, error) {
+	var ids []string
+	for _, c := range env.Customers() {
+		ids = append(ids, c.ID)
+	}
+	env.ResetRequests()
+	start := time.Now()
+	run, err := env.Runner().Rotate(ctx, jobs.RotationRunOptions{Customers: ids, Now: true})
+	if err != nil {
+		return rotationResult{}, err
+	}
+	rr := rotationResult{Seconds: time.Since(start).Seconds(), Status: run.Status, Rotated: run.Outcomes[jobs.OutcomeRotated], Failed: run.Outcomes[jobs.OutcomeFailed]}
+	for _, c := range run.Customers {
+		rr.Admins += len(c.Accounts)
+	}
+	rr.RotationsPerSecond = float64(rr.Rotated) / rr.Seconds
+	graph := map[string]int64{}
+	for _, c := range env.Requests() {
+		if c.N == 0 {
+			continue
+		}
+		f := requestFigure{Integration: c.Integration, Class: c.Kind, N: c.N}
+		if rr.Rotated > 0 {
+			f.PerImported = float64(c.N) / float64(rr.Rotated)
+		}
+		rr.Requests = append(rr.Requests, f)
+		if c.Integration == sandbox.Graph && c.Kind != "token" {
+			graph["all"] += c.N
+		}
+	}
+	o := env.Options()
+	lat := o.Latency.Seconds()
+	tenants := int64(0)
+	for _, c := range env.Customers() {
+		if strings.Contains(c.Profile, "M365") {
+			tenants++
+		}
+	}
+	if tenants > 0 {
+		per := (graph["all"] + tenants - 1) / tenants
+		rr.LowerBound = float64(max(0, per-graphBurst))/graphRate + lat
+		rr.BoundReason = fmt.Sprintf("Graph: %d requests per tenant at %d/s", per, graphRate)
+	}
+	for _, c := range run.Customers {
+		trips := 0
+		for _, a := range c.Accounts {
+			trips += directoryTrips[a.Target]
+		}
+		if s := float64(trips) * lat; s > rr.LowerBound {
+			rr.LowerBound, rr.BoundReason = s, fmt.Sprintf("%s: %d administrators, %d directory round trips one after another at %s", c.Customer, len(c.Accounts), trips, o.Latency)
+		}
+	}
+	if rr.LowerBound > 0 {
+		rr.Ratio = rr.Seconds / rr.LowerBound
+	}
+	sort.Slice(rr.Requests, func(i, j int) bool {
+		a, b := rr.Requests[i], rr.Requests[j]
+		return a.Integration < b.Integration || a.Integration == b.Integration && a.Class < b.Class
+	})
+	return rr, nil
+}
+
+func printRotation(w io.Writer, r rotationResult) {
+	fmt.Fprintf(w, "\nrotation of every administrator: %.2fs, status %s, %d administrators, %d rotated, %d failed\n", r.Seconds, r.Status, r.Admins, r.Rotated, r.Failed)
+	fmt.Fprintf(w, "  rotations/s: %.1f\n", r.RotationsPerSecond)
+	fmt.Fprintf(w, "  requests by integration and kind:\n")
+	for _, q := range r.Requests {
+		fmt.Fprintf(w, "    %-18s %-22s %8d  (%.2f per rotation)\n", q.Integration, q.Class, q.N, q.PerImported)
+	}
+	fmt.Fprintf(w, "  lower bound: %.2fs (%s)\n  measured / lower bound: %.2fx\n", r.LowerBound, r.BoundReason, r.Ratio)
+}
