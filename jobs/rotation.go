@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/password"
@@ -167,6 +169,8 @@ type rotationPass struct {
 	log    logrus.FieldLogger
 	open   map[ledgerKey]PasswordRotation
 	admins []ImportedAccount
+	// mu guards rep.Accounts while accounts are rotated concurrently.
+	mu sync.Mutex
 }
 
 // Rotate runs one customer's rotation pass: it finishes the rotations
@@ -181,6 +185,7 @@ func (r *Rotator) Rotate(ctx context.Context, t *Tenant, c Customer, opt RotateO
 	if err := p.run(ctx); err != nil {
 		rep.Status, rep.Error = StatusFailed, err.Error()
 	}
+	sort.SliceStable(rep.Accounts, func(i, j int) bool { return rep.Accounts[i].Username < rep.Accounts[j].Username })
 	for _, a := range rep.Accounts {
 		rep.Outcomes[a.Outcome]++
 		if a.Outcome == OutcomeFailed || a.Outcome == OutcomeVaultPending || a.Outcome == OutcomeUnknown {
@@ -224,19 +229,44 @@ func (p *rotationPass) run(ctx context.Context) error {
 			}
 		}
 	}
+	// The due accounts are independent: RotationWorkers at a time. The
+	// first error (a failed record, a lost lease) stops the others from
+	// starting; those under way finish.
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+		sem     = make(chan struct{}, RotationWorkers)
+	)
+	fail := func(err error) { errOnce.Do(func() { first = err }) }
 	for _, a := range due {
-		if err := p.leaseLost(); err != nil {
-			return err
-		}
 		if _, open := p.open[ledgerKey{a.Source, a.SourceID}]; open {
 			continue // finished above, or still open: not rotated again now
 		}
-		if err := p.rotate(ctx, a); err != nil {
-			return err
+		sem <- struct{}{}
+		if err := p.leaseLost(); err != nil {
+			fail(err)
 		}
+		if first != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := p.rotate(ctx, a); err != nil {
+				fail(err)
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return first
 }
+
+// RotationWorkers is how many of one customer's administrators are
+// rotated at once: the directory calls wait on the network, not on each
+// other.
+const RotationWorkers = 4
 
 func (p *rotationPass) leaseLost() error {
 	if l := p.opt.Lease; l != nil && l.Err() != nil {
@@ -354,6 +384,8 @@ func (p *rotationPass) plan(due []ImportedAccount) {
 
 // report adds one account's outcome.
 func (p *rotationPass) report(a ImportedAccount, outcome, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.rep.Accounts = append(p.rep.Accounts, AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, Due: true, DueAt: p.dueAt(a),
 		Target: targetOf(a), VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef, Outcome: outcome, Reason: reason})
 	if outcome == OutcomeFailed || outcome == OutcomeVaultPending || outcome == OutcomeUnknown {

@@ -69,13 +69,16 @@ func TestRotationOverTheFakes(t *testing.T) {
 		if binds(admins[0]) {
 			t.Fatal("the placeholder an import stores binds")
 		}
+		// The fake DC drops every connection when it drops one: the first
+		// administrator alone meets it.
 		f.dc.FailPasswordChanges(adtest.DropAfterApply)
-		rot, err := r.Rotate(ctx, jobs.RotationRunOptions{Customers: []string{"acme"}, Now: true})
-		if err != nil || rot.Outcomes[jobs.OutcomeUnknown] != 1 || rot.Outcomes[jobs.OutcomeRotated] != len(admins)-1 {
+		rot, err := r.Rotate(ctx, jobs.RotationRunOptions{Customers: []string{"acme"}, Account: admins[0].Username, Now: true})
+		if err != nil || rot.Outcomes[jobs.OutcomeUnknown] != 1 {
 			t.Fatalf("rotation with a dropped answer: %v %+v", err, rot.Outcomes)
 		}
-		rot, err = r.Rotate(ctx, jobs.RotationRunOptions{Customers: []string{"acme"}})
-		if err != nil || rot.Status != jobs.StatusOK || rot.Outcomes[jobs.OutcomeRotated] != 1 {
+		// The next pass finishes it (no second change) and rotates the others.
+		rot, err = r.Rotate(ctx, jobs.RotationRunOptions{Customers: []string{"acme"}, Now: true})
+		if err != nil || rot.Status != jobs.StatusOK || rot.Outcomes[jobs.OutcomeRotated] != len(admins) {
 			t.Fatalf("next pass: %v %+v", err, rot)
 		}
 		for _, a := range admins {
