@@ -28,10 +28,14 @@ type rotationResult struct {
 	// requests at its paced rate, as for imports) and the longest
 	// customer's directory round trips times the latency, divided by the
 	// administrators a customer rotates at once.
-	LowerBound      float64 `json:"lower_bound_s"`
-	BoundReason     string  `json:"lower_bound_reason"`
-	Ratio           float64 `json:"ratio_to_lower_bound"`
-	RotationsBefore int     `json:"-"`
+	LowerBound  float64 `json:"lower_bound_s"`
+	BoundReason string  `json:"lower_bound_reason"`
+	Ratio       float64 `json:"ratio_to_lower_bound"`
+	// StoreTransactions and StoreSeconds are the rotation's write
+	// transactions (pending, set and done for each) and their time summed
+	// over customers, lock waits included.
+	StoreTransactions int64   `json:"store_transactions"`
+	StoreSeconds      float64 `json:"store_s"`
 }
 
 // directoryTrips are the directory round trips one rotation makes, by
@@ -48,12 +52,16 @@ func measureRotation(ctx context.Context, env *sandbox.Env) (rotationResult, err
 		ids = append(ids, c.ID)
 	}
 	env.ResetRequests()
+	r := env.Runner()
+	ts := &timedStore{Store: r.Store}
+	r.Store = ts
 	start := time.Now()
-	run, err := env.Runner().Rotate(ctx, jobs.RotationRunOptions{Customers: ids, Now: true})
+	run, err := r.Rotate(ctx, jobs.RotationRunOptions{Customers: ids, Now: true})
 	if err != nil {
 		return rotationResult{}, err
 	}
-	rr := rotationResult{Seconds: time.Since(start).Seconds(), Status: run.Status, Rotated: run.Outcomes[jobs.OutcomeRotated], Failed: run.Outcomes[jobs.OutcomeFailed]}
+	rr := rotationResult{Seconds: time.Since(start).Seconds(), Status: run.Status, Rotated: run.Outcomes[jobs.OutcomeRotated], Failed: run.Outcomes[jobs.OutcomeFailed],
+		StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds()}
 	for _, c := range run.Customers {
 		rr.Admins += len(c.Accounts)
 	}
@@ -114,4 +122,8 @@ func printRotation(w io.Writer, r rotationResult) {
 		fmt.Fprintf(w, "    %-18s %-22s %8d  (%.2f per rotation)\n", q.Integration, q.Class, q.N, q.PerImported)
 	}
 	fmt.Fprintf(w, "  lower bound: %.2fs (%s)\n  measured / lower bound: %.2fx\n", r.LowerBound, r.BoundReason, r.Ratio)
+	if r.StoreTransactions > 0 {
+		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
+			1000*r.StoreSeconds/float64(r.StoreTransactions))
+	}
 }
