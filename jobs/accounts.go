@@ -307,6 +307,18 @@ func find(rows []AccountRow, customer, name string) (*AccountRow, error) {
 	return nil, &UsageError{Msg: fmt.Sprintf("customer %s: %q names %d accounts: %s; name one as source:id", customer, name, len(hits), strings.Join(cands, ", "))}
 }
 
+// account finds one account of a customer by the name a technician gave.
+func (a *Accounts) account(ctx context.Context, customer, name string) (*AccountRow, error) {
+	if _, _, err := a.customer(ctx, customer); err != nil {
+		return nil, err
+	}
+	rows, err := a.rows(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	return find(rows, customer, name)
+}
+
 // AccountDetail is everything autoimport knows of one account.
 type AccountDetail struct {
 	AccountRow
@@ -315,14 +327,7 @@ type AccountDetail struct {
 
 // Show returns one account with its audit history.
 func (a *Accounts) Show(ctx context.Context, customer, name string) (*AccountDetail, error) {
-	if _, _, err := a.customer(ctx, customer); err != nil {
-		return nil, err
-	}
-	rows, err := a.rows(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	r, err := find(rows, customer, name)
+	r, err := a.account(ctx, customer, name)
 	if err != nil {
 		return nil, err
 	}
@@ -393,14 +398,7 @@ type PendingPassword struct {
 // in the directory, or possibly set, and not yet in the vault) for a
 // technician; the read is audited, the password never.
 func (a *Accounts) PendingPassword(ctx context.Context, customer, name string, key *secret.Key) (*PendingPassword, error) {
-	if _, _, err := a.customer(ctx, customer); err != nil {
-		return nil, err
-	}
-	rows, err := a.rows(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	r, err := find(rows, customer, name)
+	r, err := a.account(ctx, customer, name)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -45,16 +44,9 @@ func (r *Runner) Rotate(ctx context.Context, opt RotationRunOptions) (*RotationR
 	if err != nil {
 		return nil, err
 	}
-	customers := t.Customers
-	if len(opt.Customers) > 0 {
-		customers = nil
-		for _, id := range opt.Customers {
-			c, ok := t.Customer(id)
-			if !ok {
-				return nil, &UsageError{Msg: fmt.Sprintf("no customer %q (autoimport customer list shows them)", id)}
-			}
-			customers = append(customers, c)
-		}
+	customers, err := selectCustomers(t, opt.Customers)
+	if err != nil {
+		return nil, err
 	}
 	if opt.Account != "" && len(customers) != 1 {
 		return nil, &UsageError{Msg: "--account needs --customer: name the account's customer"}

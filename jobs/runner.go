@@ -91,16 +91,9 @@ func (r *Runner) Run(ctx context.Context, opt RunOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	customers := t.Customers
-	if len(opt.Customers) > 0 {
-		customers = nil
-		for _, id := range opt.Customers {
-			c, ok := t.Customer(id)
-			if !ok {
-				return nil, &UsageError{Msg: fmt.Sprintf("no customer %q (autoimport customer list shows them)", id)}
-			}
-			customers = append(customers, c)
-		}
+	customers, err := selectCustomers(t, opt.Customers)
+	if err != nil {
+		return nil, err
 	}
 	var runID int64
 	if !opt.DryRun {
@@ -221,4 +214,21 @@ func (t *Counts) Add(c Counts) {
 	t.PSACreated += c.PSACreated
 	t.EmailsSent += c.EmailsSent
 	t.PossibleDuplicates += c.PossibleDuplicates
+}
+
+// selectCustomers returns the customers named by ids, or every customer
+// when ids is empty; an unknown id is a usage error.
+func selectCustomers(t *Tenant, ids []string) ([]Customer, error) {
+	if len(ids) == 0 {
+		return t.Customers, nil
+	}
+	var out []Customer
+	for _, id := range ids {
+		c, ok := t.Customer(id)
+		if !ok {
+			return nil, &UsageError{Msg: fmt.Sprintf("no customer %q (autoimport customer list shows them)", id)}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
