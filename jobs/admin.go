@@ -231,7 +231,9 @@ func (a *TenantAdmin) AssignPolicy(ctx context.Context, customer, name string) e
 			c.Policies = map[AccountType]string{}
 		}
 		c.Policies[typ] = name
-		delete(c.Options, typ) // customer-specific options apply only outside policies
+		// Customer-specific options apply only outside policies.
+		delete(c.Options, typ)
+		delete(c.Numbers, typ)
 		return []AuditEvent{{Action: "customer.policy.assign", Customer: customer, Subject: string(typ), Before: doc(map[string]string{"policy": before}), After: doc(map[string]string{"policy": name})}}, nil
 	})
 }
@@ -256,6 +258,15 @@ func (a *TenantAdmin) UnassignPolicy(ctx context.Context, customer string, typ A
 				v[s.Key] = s.Value
 			}
 		}
+		var n Numbers
+		for _, s := range r.Numbers {
+			if s.Origin != FromBuiltin {
+				if n == nil {
+					n = Numbers{}
+				}
+				n[s.Key] = s.Value
+			}
+		}
 		before := c.PolicyAssignment(typ)
 		if c.Policies == nil {
 			c.Policies = map[AccountType]string{}
@@ -265,7 +276,14 @@ func (a *TenantAdmin) UnassignPolicy(ctx context.Context, customer string, typ A
 		}
 		c.Policies[typ] = NoPolicy
 		c.Options[typ] = v
-		return []AuditEvent{{Action: "customer.policy.unassign", Customer: customer, Subject: string(typ), Before: doc(map[string]string{"policy": before}), After: doc(map[string]any{"policy": NoPolicy, "options": v})}}, nil
+		delete(c.Numbers, typ)
+		if n != nil {
+			if c.Numbers == nil {
+				c.Numbers = map[AccountType]Numbers{}
+			}
+			c.Numbers[typ] = n
+		}
+		return []AuditEvent{{Action: "customer.policy.unassign", Customer: customer, Subject: string(typ), Before: doc(map[string]string{"policy": before}), After: doc(map[string]any{"policy": NoPolicy, "options": OptionSet{Values: v, Numbers: n}})}}, nil
 	})
 }
 

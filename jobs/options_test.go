@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -247,4 +248,83 @@ func FuzzParseAssignments(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Numeric options resolve in the same order as every option: assigned
+// policy, customer-specific (out of policies), default policy, built-in;
+// each value says where it comes from.
+func TestResolveNumbers(t *testing.T) {
+	def := Policy{Name: "Adm", Type: Admin, Default: true, Options: Values{Rotation: true}, Numbers: Numbers{RotationDays: 14}}
+	named := Policy{Name: "Strict", Type: Admin, Options: Values{Rotation: true}, Numbers: Numbers{RotationDays: 7, RotationLength: 40}}
+	withPolicy := func(name string) Customer {
+		c := mappedCustomer
+		c.Policies = map[AccountType]string{Admin: name}
+		return c
+	}
+	own := withPolicy(NoPolicy)
+	own.Options = map[AccountType]Values{Admin: {Rotation: true}}
+	own.Numbers = map[AccountType]Numbers{Admin: {RotationLength: 64}}
+	broken := withPolicy("Damaged")
+	damaged := Policy{Name: "Damaged", Type: Admin, Numbers: Numbers{RotationDays: 0, RotationLength: 500}}
+
+	type want struct {
+		value  int
+		origin Origin
+		policy string
+	}
+	cases := []struct {
+		name         string
+		tenant       *Tenant
+		days, length want
+		warning      string
+	}{
+		{"built-in when nothing set", tenantWith(allIntegrations, mappedCustomer), want{30, FromBuiltin, ""}, want{24, FromBuiltin, ""}, ""},
+		{"default policy", tenantWith(allIntegrations, mappedCustomer, def), want{14, FromDefaultPolicy, "Adm"}, want{24, FromBuiltin, ""}, ""},
+		{"assigned policy wins over default", tenantWith(allIntegrations, withPolicy("Strict"), def, named), want{7, FromPolicy, "Strict"}, want{40, FromPolicy, "Strict"}, ""},
+		{"customer-specific out of policies", tenantWith(allIntegrations, own, def, named), want{30, FromBuiltin, ""}, want{64, FromCustomer, ""}, ""},
+		{"a stored value out of range is not used", tenantWith(allIntegrations, broken, damaged), want{30, FromBuiltin, ""}, want{24, FromBuiltin, ""},
+			`option rotation_days: 0 is out of range: want a whole number from 1 to 365 (policy "Damaged"); built-in 30 applies`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Resolve(tc.tenant, tc.tenant.Customers[0], Admin)
+			for k, w := range map[Option]want{RotationDays: tc.days, RotationLength: tc.length} {
+				n := r.Number(k)
+				if n.Value != w.value || n.Origin != w.origin || n.Policy != w.policy || n.Effective != w.value || !n.Available {
+					t.Errorf("%s = %+v, want %d from %s %q", k, n, w.value, w.origin, w.policy)
+				}
+			}
+			if len(r.Numbers) != 2 || r.Numbers[0].Key != RotationDays || r.Numbers[1].Key != RotationLength {
+				t.Fatalf("numbers %+v, want rotation_days then rotation_length", r.Numbers)
+			}
+			if tc.warning != "" && !slices.Contains(r.Warnings, tc.warning) {
+				t.Fatalf("warnings %q, want %q", r.Warnings, tc.warning)
+			}
+		})
+	}
+	// End users have no numeric options.
+	if r := Resolve(tenantWith(allIntegrations, mappedCustomer, def), mappedCustomer, EndUser); len(r.Numbers) != 0 {
+		t.Fatalf("end-user numbers %+v", r.Numbers)
+	}
+}
+
+func TestCheckNumbers(t *testing.T) {
+	cases := []struct {
+		typ AccountType
+		n   Numbers
+		err string
+	}{
+		{Admin, nil, ""},
+		{Admin, Numbers{RotationDays: 365, RotationLength: 14}, ""},
+		{Admin, Numbers{RotationDays: 366}, "option rotation_days: 366 is out of range"},
+		{Admin, Numbers{RotationLength: -1}, "option rotation_length: -1 is out of range"},
+		{Admin, Numbers{"rotation_weeks": 2}, `unknown admin option "rotation_weeks"`},
+		{EndUser, Numbers{RotationDays: 30}, `unknown end-user option "rotation_days" (it is an admin option)`},
+	}
+	for _, tc := range cases {
+		err := CheckNumbers(tc.typ, tc.n)
+		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("CheckNumbers(%s, %v) = %v, want %q", tc.typ, tc.n, err, tc.err)
+		}
+	}
 }

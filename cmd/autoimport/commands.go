@@ -470,13 +470,9 @@ func (a *app) policyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			type row struct {
-				jobs.Policy
-				Members []string `json:"members"`
-			}
-			var out []row
+			var out []policyRow
 			for _, p := range t.Policies {
-				out = append(out, row{p, policyMembers(t, p)})
+				out = append(out, policyRow{p, policyMembers(t, p)})
 			}
 			if a.json() {
 				return a.printJSON(out)
@@ -663,6 +659,27 @@ func (a *app) policyCommand() *cobra.Command {
 	}
 	c.AddCommand(create, set, assign, unassign, def)
 	return c
+}
+
+// policyRow is a policy as policy list prints it, with its members.
+type policyRow struct {
+	jobs.Policy
+	Members []string `json:"members"`
+}
+
+// MarshalJSON writes the policy's own document with members added last:
+// the embedded Policy's MarshalJSON would otherwise drop them.
+func (r policyRow) MarshalJSON() ([]byte, error) {
+	p, err := json.Marshal(r.Policy)
+	if err != nil {
+		return nil, err
+	}
+	m, err := json.Marshal(r.Members)
+	if err != nil {
+		return nil, err
+	}
+	p = bytes.TrimSuffix(bytes.TrimSpace(p), []byte("}"))
+	return append(append(append(p, `,"members":`...), m...), '}'), nil
 }
 
 // policyMembers lists the customers that follow a policy, explicitly or as
