@@ -99,28 +99,44 @@ func unknownOption(t AccountType, k string) error {
 }
 
 // ParseAssignments reads "key=value" words for an account type, e.g.
-// ["welcome_email=off", "self_serve=true"].
-func ParseAssignments(t AccountType, words []string) (Values, error) {
+// ["welcome_email=off", "self_serve=true"] or ["rotation_days=14"]: an
+// on/off option takes true/false (on/off, yes/no, 1/0), a numeric option a
+// whole number in its range.
+func ParseAssignments(t AccountType, words []string) (OptionSet, error) {
 	if len(words) == 0 {
-		return nil, &UsageError{Msg: "no option given: write key=value, e.g. welcome_email=false"}
+		return OptionSet{}, &UsageError{Msg: "no option given: write key=value, e.g. welcome_email=false"}
 	}
-	v := Values{}
+	o := OptionSet{Values: Values{}}
 	for _, w := range words {
 		k, val, ok := strings.Cut(w, "=")
 		if !ok {
-			return nil, &UsageError{Msg: fmt.Sprintf("%q: write key=value, e.g. welcome_email=false", w)}
+			return OptionSet{}, &UsageError{Msg: fmt.Sprintf("%q: write key=value, e.g. welcome_email=false", w)}
 		}
-		k = strings.TrimSpace(k)
-		if !slices.Contains(optionKeys[t], Option(k)) {
-			return nil, unknownOption(t, k)
+		key := Option(strings.TrimSpace(k))
+		switch {
+		case slices.Contains(numberKeys[t], key):
+			n, ok := wholeNumber(strings.TrimSpace(val))
+			if !ok {
+				return OptionSet{}, &UsageError{Msg: fmt.Sprintf("option %s: want %s, not %q", key, numberWant(key), val)}
+			}
+			if err := CheckNumber(key, n); err != nil {
+				return OptionSet{}, err
+			}
+			if o.Numbers == nil {
+				o.Numbers = Numbers{}
+			}
+			o.Numbers[key] = n
+		case slices.Contains(optionKeys[t], key):
+			b, err := parseBool(val)
+			if err != nil {
+				return OptionSet{}, &UsageError{Msg: fmt.Sprintf("option %s: %v", key, err)}
+			}
+			o.Values[key] = b
+		default:
+			return OptionSet{}, unknownOption(t, string(key))
 		}
-		b, err := parseBool(val)
-		if err != nil {
-			return nil, &UsageError{Msg: fmt.Sprintf("option %s: %v", k, err)}
-		}
-		v[Option(k)] = b
 	}
-	return v, nil
+	return o, nil
 }
 
 func parseBool(s string) (bool, error) {
@@ -130,7 +146,7 @@ func parseBool(s string) (bool, error) {
 	case "false", "off", "no", "0":
 		return false, nil
 	}
-	return false, fmt.Errorf("value %q is not true/false (or on/off)", s)
+	return false, fmt.Errorf("want true or false (or on/off), not %q", s)
 }
 
 // BuiltinDefaults are the options in force when nothing is set: end users

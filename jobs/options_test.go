@@ -219,9 +219,10 @@ func TestCheckCustomerOptions(t *testing.T) {
 }
 
 func TestParseAssignments(t *testing.T) {
-	v, err := ParseAssignments(EndUser, []string{"welcome_email=on", "self_serve=false", "psa_match=1"})
-	if err != nil || !v[WelcomeEmail] || v[SelfServe] || !v[PSAMatch] || len(v) != 3 {
-		t.Fatalf("got %v, %v", v, err)
+	o, err := ParseAssignments(EndUser, []string{"welcome_email=on", "self_serve=false", "psa_match=1"})
+	v := o.Values
+	if err != nil || !v[WelcomeEmail] || v[SelfServe] || !v[PSAMatch] || len(v) != 3 || o.Numbers != nil {
+		t.Fatalf("got %v, %v", o, err)
 	}
 	for _, bad := range [][]string{{"welcome_email"}, {"welcome=true"}, {"paused=maybe"}, {"rotation=true"}, nil} {
 		_, err := ParseAssignments(EndUser, bad)
@@ -232,19 +233,69 @@ func TestParseAssignments(t *testing.T) {
 	}
 }
 
+// Numeric options on the command line: whole numbers in range for the
+// type that has them; a number for an on/off option, or true/false for a
+// numeric one, is refused with what is expected.
+func TestParseNumericAssignments(t *testing.T) {
+	cases := []struct {
+		name    string
+		typ     AccountType
+		words   []string
+		values  Values
+		numbers Numbers
+		err     string
+	}{
+		{"days", Admin, []string{"rotation_days=14"}, Values{}, Numbers{RotationDays: 14}, ""},
+		{"length with flags", Admin, []string{"rotation=on", "rotation_length=32", "rotation_days= 7 "}, Values{Rotation: true}, Numbers{RotationLength: 32, RotationDays: 7}, ""},
+		{"lowest and highest", Admin, []string{"rotation_days=1", "rotation_length=128"}, Values{}, Numbers{RotationDays: 1, RotationLength: 128}, ""},
+		{"days below range", Admin, []string{"rotation_days=0"}, nil, nil, "option rotation_days: 0 is out of range: want a whole number from 1 to 365"},
+		{"days above range", Admin, []string{"rotation_days=366"}, nil, nil, "option rotation_days: 366 is out of range: want a whole number from 1 to 365"},
+		{"length below range", Admin, []string{"rotation_length=13"}, nil, nil, "option rotation_length: 13 is out of range: want a whole number from 14 to 128"},
+		{"length above range", Admin, []string{"rotation_length=129"}, nil, nil, "want a whole number from 14 to 128"},
+		{"fraction", Admin, []string{"rotation_days=14.5"}, nil, nil, `option rotation_days: want a whole number from 1 to 365, not "14.5"`},
+		{"boolean for a number", Admin, []string{"rotation_days=true"}, nil, nil, `option rotation_days: want a whole number from 1 to 365, not "true"`},
+		{"empty", Admin, []string{"rotation_days="}, nil, nil, `not ""`},
+		{"leading zero", Admin, []string{"rotation_days=030"}, nil, nil, `not "030"`},
+		{"plus sign", Admin, []string{"rotation_days=+14"}, nil, nil, `not "+14"`},
+		{"exponent", Admin, []string{"rotation_length=1e2"}, nil, nil, `not "1e2"`},
+		{"huge", Admin, []string{"rotation_days=99999999999999999999"}, nil, nil, "want a whole number from 1 to 365"},
+		{"number for a boolean", Admin, []string{"rotation=14"}, nil, nil, `option rotation: want true or false (or on/off), not "14"`},
+		{"numeric key for end users", EndUser, []string{"rotation_days=14"}, nil, nil, `unknown end-user option "rotation_days" (it is an admin option): the end-user options are paused,`},
+		{"admin options listed", Admin, []string{"welcome_email=true"}, nil, nil, "the admin options are paused, rotation, vault_match, vault_create, rotation_days, rotation_length"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := ParseAssignments(tc.typ, tc.words)
+			if tc.err != "" {
+				var ue *UsageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !o.Values.Equal(tc.values) || !o.Numbers.Equal(tc.numbers) {
+				t.Fatalf("got %v, %v; want %v %v", o, err, tc.values, tc.numbers)
+			}
+		})
+	}
+}
+
 func FuzzParseAssignments(f *testing.F) {
 	for _, s := range []string{"paused=true", "vault_create=off", "x", "=", "self_serve=\xff"} {
 		f.Add("end-user", s)
+	}
+	for _, s := range []string{"rotation_days=14", "rotation_length=0", "rotation_days=-1", "rotation=7"} {
+		f.Add("admin", s)
 	}
 	f.Fuzz(func(t *testing.T, typ, word string) {
 		at, err := ParseAccountType(typ)
 		if err != nil {
 			return
 		}
-		v, err := ParseAssignments(at, []string{word})
+		o, err := ParseAssignments(at, []string{word})
 		if err == nil {
-			if len(v) != 1 || v.CheckKeys(at) != nil {
-				t.Fatalf("accepted %q as %v", word, v)
+			if len(o.Values)+len(o.Numbers) != 1 || o.Values.CheckKeys(at) != nil || CheckNumbers(at, o.Numbers) != nil {
+				t.Fatalf("accepted %q as %v", word, o)
 			}
 		}
 	})
