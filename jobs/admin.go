@@ -138,6 +138,9 @@ func (a *TenantAdmin) CreatePolicy(ctx context.Context, p Policy) error {
 		if err := CheckValues(p.Type, p.Options, t.Integrations.TechVaultEnabled()); err != nil {
 			return nil, err
 		}
+		if err := CheckNumbers(p.Type, p.Numbers); err != nil {
+			return nil, fmt.Errorf("policy %q: %w", p.Name, err)
+		}
 		var events []AuditEvent
 		if p.Default {
 			events = append(events, clearDefault(t, p.Type)...)
@@ -159,10 +162,17 @@ func clearDefault(t *Tenant, typ AccountType) []AuditEvent {
 	return events
 }
 
-// SetPolicy changes a policy's options (and description, when given). It
-// changes the options of every customer that follows it, for future
-// imports only.
+// SetPolicy changes a policy's on/off options (and description, when
+// given): SetPolicyOptions without numeric options.
 func (a *TenantAdmin) SetPolicy(ctx context.Context, name string, v Values, description *string) error {
+	return a.SetPolicyOptions(ctx, name, OptionSet{Values: v}, description)
+}
+
+// SetPolicyOptions changes a policy's options, on/off and numeric (and
+// description, when given), in one audited change. It changes the options
+// of every customer that follows it, for future imports and, for the
+// numeric ones, future rotations.
+func (a *TenantAdmin) SetPolicyOptions(ctx context.Context, name string, o OptionSet, description *string) error {
 	return a.change(ctx, func(t *Tenant) ([]AuditEvent, error) {
 		i, err := policyIndex(t, name)
 		if err != nil {
@@ -171,14 +181,24 @@ func (a *TenantAdmin) SetPolicy(ctx context.Context, name string, v Values, desc
 		p := &t.Policies[i]
 		before := *p
 		before.Options = p.Options.Clone()
-		if err := v.CheckKeys(p.Type); err != nil {
+		before.Numbers = p.Numbers.Clone()
+		if err := o.Values.CheckKeys(p.Type); err != nil {
 			return nil, err
+		}
+		if err := CheckNumbers(p.Type, o.Numbers); err != nil {
+			return nil, fmt.Errorf("policy %q: %w", name, err)
 		}
 		if p.Options == nil {
 			p.Options = Values{}
 		}
-		for k, b := range v {
+		for k, b := range o.Values {
 			p.Options[k] = b
+		}
+		for k, n := range o.Numbers {
+			if p.Numbers == nil {
+				p.Numbers = Numbers{}
+			}
+			p.Numbers[k] = n
 		}
 		if description != nil {
 			p.Description = *description
@@ -231,7 +251,9 @@ func (a *TenantAdmin) AssignPolicy(ctx context.Context, customer, name string) e
 			c.Policies = map[AccountType]string{}
 		}
 		c.Policies[typ] = name
-		delete(c.Options, typ) // customer-specific options apply only outside policies
+		// Customer-specific options apply only outside policies.
+		delete(c.Options, typ)
+		delete(c.Numbers, typ)
 		return []AuditEvent{{Action: "customer.policy.assign", Customer: customer, Subject: string(typ), Before: doc(map[string]string{"policy": before}), After: doc(map[string]string{"policy": name})}}, nil
 	})
 }
@@ -256,6 +278,15 @@ func (a *TenantAdmin) UnassignPolicy(ctx context.Context, customer string, typ A
 				v[s.Key] = s.Value
 			}
 		}
+		var n Numbers
+		for _, s := range r.Numbers {
+			if s.Origin != FromBuiltin {
+				if n == nil {
+					n = Numbers{}
+				}
+				n[s.Key] = s.Value
+			}
+		}
 		before := c.PolicyAssignment(typ)
 		if c.Policies == nil {
 			c.Policies = map[AccountType]string{}
@@ -265,32 +296,56 @@ func (a *TenantAdmin) UnassignPolicy(ctx context.Context, customer string, typ A
 		}
 		c.Policies[typ] = NoPolicy
 		c.Options[typ] = v
-		return []AuditEvent{{Action: "customer.policy.unassign", Customer: customer, Subject: string(typ), Before: doc(map[string]string{"policy": before}), After: doc(map[string]any{"policy": NoPolicy, "options": v})}}, nil
+		delete(c.Numbers, typ)
+		if n != nil {
+			if c.Numbers == nil {
+				c.Numbers = map[AccountType]Numbers{}
+			}
+			c.Numbers[typ] = n
+		}
+		return []AuditEvent{{Action: "customer.policy.unassign", Customer: customer, Subject: string(typ), Before: doc(map[string]string{"policy": before}), After: doc(map[string]any{"policy": NoPolicy, "options": OptionSet{Values: v, Numbers: n}})}}, nil
 	})
 }
 
-// SetCustomerOptions sets customer-specific options for a customer that
-// follows no policy for the type. Unavailable options are refused with the
-// reason.
+// SetCustomerOptions sets customer-specific on/off options:
+// SetCustomerOptionSet without numeric options.
 func (a *TenantAdmin) SetCustomerOptions(ctx context.Context, customer string, typ AccountType, v Values) error {
+	return a.SetCustomerOptionSet(ctx, customer, typ, OptionSet{Values: v})
+}
+
+// SetCustomerOptionSet sets customer-specific options, on/off and numeric,
+// for a customer that follows no policy for the type, in one audited
+// change. Unavailable options are refused with the reason; numeric ones
+// out of range with what they accept.
+func (a *TenantAdmin) SetCustomerOptionSet(ctx context.Context, customer string, typ AccountType, o OptionSet) error {
 	return a.change(ctx, func(t *Tenant) ([]AuditEvent, error) {
 		ci, err := customerIndex(t, customer)
 		if err != nil {
 			return nil, err
 		}
 		c := &t.Customers[ci]
-		if err := CheckCustomerOptions(t, *c, typ, v); err != nil {
+		if err := CheckCustomerOptions(t, *c, typ, o.Values); err != nil {
 			return nil, err
 		}
-		before := c.Options[typ].Clone()
-		merged := before.Clone()
+		if err := CheckNumbers(typ, o.Numbers); err != nil {
+			return nil, fmt.Errorf("customer %s: %w", customer, err)
+		}
+		before := c.OptionSet(typ)
+		merged := before.Values.Clone()
 		if merged == nil {
 			merged = Values{}
 		}
-		for k, b := range v {
+		for k, b := range o.Values {
 			merged[k] = b
 		}
-		if merged.Equal(before) {
+		mergedN := before.Numbers.Clone()
+		for k, n := range o.Numbers {
+			if mergedN == nil {
+				mergedN = Numbers{}
+			}
+			mergedN[k] = n
+		}
+		if merged.Equal(before.Values) && mergedN.Equal(before.Numbers) {
 			return nil, nil
 		}
 		if c.Options == nil {
@@ -301,7 +356,14 @@ func (a *TenantAdmin) SetCustomerOptions(ctx context.Context, customer string, t
 		}
 		c.Policies[typ] = NoPolicy
 		c.Options[typ] = merged
-		return []AuditEvent{{Action: "customer.options.set", Customer: customer, Subject: string(typ), Before: doc(before), After: doc(merged)}}, nil
+		if mergedN != nil {
+			if c.Numbers == nil {
+				c.Numbers = map[AccountType]Numbers{}
+			}
+			c.Numbers[typ] = mergedN
+		}
+		after := OptionSet{Values: merged, Numbers: mergedN}
+		return []AuditEvent{{Action: "customer.options.set", Customer: customer, Subject: string(typ), Before: doc(before), After: doc(after)}}, nil
 	})
 }
 

@@ -220,11 +220,15 @@ type Customer struct {
 	// absent means the type's default policy.
 	Policies map[AccountType]string `yaml:"policies,omitempty" json:"policies,omitempty"`
 	// Options are customer-specific options, per account type; only used
-	// for a type the customer follows no policy for.
-	Options map[AccountType]Values `yaml:"options,omitempty" json:"options,omitempty"`
-	Vault   VaultMapping           `yaml:"vault,omitempty" json:"vault,omitempty"`
-	PSA     PSAMapping             `yaml:"psa,omitempty" json:"psa,omitempty"`
-	Sources CustomerSources        `yaml:"sources,omitempty" json:"sources,omitempty"`
+	// for a type the customer follows no policy for. Numbers are the
+	// numeric ones (administrators' rotation_days, rotation_length). Both
+	// are written as one options mapping per type, {admin: {rotation: true,
+	// rotation_days: 7}}: see OptionSet and Customer.MarshalYAML.
+	Options map[AccountType]Values  `yaml:"-" json:"-"`
+	Numbers map[AccountType]Numbers `yaml:"-" json:"-"`
+	Vault   VaultMapping            `yaml:"vault,omitempty" json:"vault,omitempty"`
+	PSA     PSAMapping              `yaml:"psa,omitempty" json:"psa,omitempty"`
+	Sources CustomerSources         `yaml:"sources,omitempty" json:"sources,omitempty"`
 	// Surge overrides the global surge guard for this customer.
 	Surge *SurgeThreshold `yaml:"surge,omitempty" json:"surge,omitempty"`
 }
@@ -299,7 +303,10 @@ type Policy struct {
 	Type        AccountType `yaml:"type" json:"type"`
 	Default     bool        `yaml:"default,omitempty" json:"default,omitempty"`
 	Description string      `yaml:"description,omitempty" json:"description,omitempty"`
-	Options     Values      `yaml:"options" json:"options"`
+	// Options are the on/off options and Numbers the numeric ones; both
+	// are written as one options mapping (see OptionSet).
+	Options Values  `yaml:"-" json:"-"`
+	Numbers Numbers `yaml:"-" json:"-"`
 }
 
 // PolicyAssignment returns what the customer's assignment for a type says:

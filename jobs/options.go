@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -84,36 +85,58 @@ func (v Values) CheckKeys(t AccountType) error {
 }
 
 func unknownOption(t AccountType, k string) error {
-	names := make([]string, len(optionKeys[t]))
-	for i, o := range optionKeys[t] {
-		names[i] = string(o)
+	var names []string
+	for _, o := range slices.Concat(optionKeys[t], numberKeys[t]) {
+		names = append(names, string(o))
 	}
-	return &UsageError{Msg: fmt.Sprintf("unknown %s option %q: the %s options are %s", t, k, t, strings.Join(names, ", "))}
+	other := ""
+	for _, ot := range AccountTypes {
+		if ot != t && (slices.Contains(optionKeys[ot], Option(k)) || slices.Contains(numberKeys[ot], Option(k))) {
+			other = fmt.Sprintf(" (it is an %s option)", ot)
+		}
+	}
+	return &UsageError{Msg: fmt.Sprintf("unknown %s option %q%s: the %s options are %s", t, k, other, t, strings.Join(names, ", "))}
 }
 
 // ParseAssignments reads "key=value" words for an account type, e.g.
-// ["welcome_email=off", "self_serve=true"].
-func ParseAssignments(t AccountType, words []string) (Values, error) {
+// ["welcome_email=off", "self_serve=true"] or ["rotation_days=14"]: an
+// on/off option takes true/false (on/off, yes/no, 1/0), a numeric option a
+// whole number in its range.
+func ParseAssignments(t AccountType, words []string) (OptionSet, error) {
 	if len(words) == 0 {
-		return nil, &UsageError{Msg: "no option given: write key=value, e.g. welcome_email=false"}
+		return OptionSet{}, &UsageError{Msg: "no option given: write key=value, e.g. welcome_email=false"}
 	}
-	v := Values{}
+	o := OptionSet{Values: Values{}}
 	for _, w := range words {
 		k, val, ok := strings.Cut(w, "=")
 		if !ok {
-			return nil, &UsageError{Msg: fmt.Sprintf("%q: write key=value, e.g. welcome_email=false", w)}
+			return OptionSet{}, &UsageError{Msg: fmt.Sprintf("%q: write key=value, e.g. welcome_email=false", w)}
 		}
-		k = strings.TrimSpace(k)
-		if !slices.Contains(optionKeys[t], Option(k)) {
-			return nil, unknownOption(t, k)
+		key := Option(strings.TrimSpace(k))
+		switch {
+		case slices.Contains(numberKeys[t], key):
+			n, ok := wholeNumber(strings.TrimSpace(val))
+			if !ok {
+				return OptionSet{}, &UsageError{Msg: fmt.Sprintf("option %s: want %s, not %q", key, numberWant(key), val)}
+			}
+			if err := CheckNumber(key, n); err != nil {
+				return OptionSet{}, err
+			}
+			if o.Numbers == nil {
+				o.Numbers = Numbers{}
+			}
+			o.Numbers[key] = n
+		case slices.Contains(optionKeys[t], key):
+			b, err := parseBool(val)
+			if err != nil {
+				return OptionSet{}, &UsageError{Msg: fmt.Sprintf("option %s: %v", key, err)}
+			}
+			o.Values[key] = b
+		default:
+			return OptionSet{}, unknownOption(t, string(key))
 		}
-		b, err := parseBool(val)
-		if err != nil {
-			return nil, &UsageError{Msg: fmt.Sprintf("option %s: %v", k, err)}
-		}
-		v[Option(k)] = b
 	}
-	return v, nil
+	return o, nil
 }
 
 func parseBool(s string) (bool, error) {
@@ -123,7 +146,7 @@ func parseBool(s string) (bool, error) {
 	case "false", "off", "no", "0":
 		return false, nil
 	}
-	return false, fmt.Errorf("value %q is not true/false (or on/off)", s)
+	return false, fmt.Errorf("want true or false (or on/off), not %q", s)
 }
 
 // BuiltinDefaults are the options in force when nothing is set: end users
@@ -189,12 +212,46 @@ func NumberKeys(t AccountType) []Option { return numberKeys[t] }
 // RangeOf is what a numeric option accepts.
 func RangeOf(k Option) NumberRange { return numberRanges[k] }
 
+// CheckNumber refuses a value out of a numeric option's range.
+func CheckNumber(k Option, n int) error {
+	if msg := outOfRange(k, n); msg != "" {
+		return &UsageError{Msg: fmt.Sprintf("option %s: %s", k, msg)}
+	}
+	return nil
+}
+
+// outOfRange says why n is out of k's range; "" when it is in it.
+func outOfRange(k Option, n int) string {
+	if r := numberRanges[k]; n < r.Min || n > r.Max {
+		return fmt.Sprintf("%d is out of range: want %s", n, numberWant(k))
+	}
+	return ""
+}
+
+// CheckNumbers refuses numeric options the account type does not have and
+// values out of their range.
+func CheckNumbers(t AccountType, n Numbers) error {
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		if !slices.Contains(numberKeys[t], k) {
+			return unknownOption(t, string(k))
+		}
+		if err := CheckNumber(k, n[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // NumberSetting is one numeric option as resolved for a customer.
 type NumberSetting struct {
 	Key    Option `json:"key"`
 	Value  int    `json:"value"`
 	Origin Origin `json:"origin"`
 	Policy string `json:"policy,omitempty"`
+	// Available is true: a numeric option needs no integration. Effective
+	// is the value future rotations use, which is Value.
+	Available bool `json:"available"`
+	Effective int  `json:"effective"`
 }
 
 // Resolved are the options in force for a customer and account type.
@@ -333,12 +390,13 @@ func psaName(kind string) string {
 func Resolve(t *Tenant, c Customer, typ AccountType) Resolved {
 	r := Resolved{Customer: c.ID, Type: typ}
 	var set Values
+	var nums Numbers
 	switch a := c.PolicyAssignment(typ); {
 	case a == NoPolicy:
-		r.Origin, set = FromCustomer, c.Options[typ]
+		r.Origin, set, nums = FromCustomer, c.Options[typ], c.Numbers[typ]
 	case a != "":
 		if p, ok := t.Policy(typ, a); ok {
-			r.Origin, r.Policy, set = FromPolicy, p.Name, p.Options
+			r.Origin, r.Policy, set, nums = FromPolicy, p.Name, p.Options, p.Numbers
 		} else {
 			// An assignment to a policy that no longer exists: fall back
 			// to the built-in defaults and say so.
@@ -347,7 +405,7 @@ func Resolve(t *Tenant, c Customer, typ AccountType) Resolved {
 		}
 	default:
 		if p, ok := t.DefaultPolicy(typ); ok {
-			r.Origin, r.Policy, set = FromDefaultPolicy, p.Name, p.Options
+			r.Origin, r.Policy, set, nums = FromDefaultPolicy, p.Name, p.Options, p.Numbers
 		} else {
 			r.Origin = FromBuiltin
 		}
@@ -362,11 +420,34 @@ func Resolve(t *Tenant, c Customer, typ AccountType) Resolved {
 		r.Settings = append(r.Settings, s)
 	}
 	for _, k := range numberKeys[typ] {
-		r.Numbers = append(r.Numbers, NumberSetting{Key: k, Value: numberRanges[k].Default, Origin: FromBuiltin})
+		n := NumberSetting{Key: k, Value: numberRanges[k].Default, Origin: FromBuiltin, Available: true}
+		if v, ok := nums[k]; ok {
+			if err := CheckNumber(k, v); err != nil {
+				// Only a store changed outside autoimport holds such a
+				// value: the rotation job must not use it.
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%s (%s); built-in %d applies", err, originWords(r.Origin, r.Policy), n.Value))
+			} else {
+				n.Value, n.Origin, n.Policy = v, r.Origin, r.Policy
+			}
+		}
+		n.Effective = n.Value
+		r.Numbers = append(r.Numbers, n)
 	}
 	applyAvailability(&r, cp)
 	r.Warnings = append(r.Warnings, rolloutWarnings(r)...)
 	return r
+}
+
+func originWords(o Origin, policy string) string {
+	switch o {
+	case FromPolicy:
+		return "policy " + quote(policy)
+	case FromDefaultPolicy:
+		return "default policy " + quote(policy)
+	case FromCustomer:
+		return "customer-specific"
+	}
+	return string(o)
 }
 
 // applyAvailability marks each setting available or not, with the reason,

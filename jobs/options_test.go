@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -218,9 +219,10 @@ func TestCheckCustomerOptions(t *testing.T) {
 }
 
 func TestParseAssignments(t *testing.T) {
-	v, err := ParseAssignments(EndUser, []string{"welcome_email=on", "self_serve=false", "psa_match=1"})
-	if err != nil || !v[WelcomeEmail] || v[SelfServe] || !v[PSAMatch] || len(v) != 3 {
-		t.Fatalf("got %v, %v", v, err)
+	o, err := ParseAssignments(EndUser, []string{"welcome_email=on", "self_serve=false", "psa_match=1"})
+	v := o.Values
+	if err != nil || !v[WelcomeEmail] || v[SelfServe] || !v[PSAMatch] || len(v) != 3 || o.Numbers != nil {
+		t.Fatalf("got %v, %v", o, err)
 	}
 	for _, bad := range [][]string{{"welcome_email"}, {"welcome=true"}, {"paused=maybe"}, {"rotation=true"}, nil} {
 		_, err := ParseAssignments(EndUser, bad)
@@ -231,20 +233,149 @@ func TestParseAssignments(t *testing.T) {
 	}
 }
 
+// Numeric options on the command line: whole numbers in range for the
+// type that has them; a number for an on/off option, or true/false for a
+// numeric one, is refused with what is expected.
+func TestParseNumericAssignments(t *testing.T) {
+	cases := []struct {
+		name    string
+		typ     AccountType
+		words   []string
+		values  Values
+		numbers Numbers
+		err     string
+	}{
+		{"days", Admin, []string{"rotation_days=14"}, Values{}, Numbers{RotationDays: 14}, ""},
+		{"length with flags", Admin, []string{"rotation=on", "rotation_length=32", "rotation_days= 7 "}, Values{Rotation: true}, Numbers{RotationLength: 32, RotationDays: 7}, ""},
+		{"lowest and highest", Admin, []string{"rotation_days=1", "rotation_length=128"}, Values{}, Numbers{RotationDays: 1, RotationLength: 128}, ""},
+		{"days below range", Admin, []string{"rotation_days=0"}, nil, nil, "option rotation_days: 0 is out of range: want a whole number from 1 to 365"},
+		{"days above range", Admin, []string{"rotation_days=366"}, nil, nil, "option rotation_days: 366 is out of range: want a whole number from 1 to 365"},
+		{"length below range", Admin, []string{"rotation_length=13"}, nil, nil, "option rotation_length: 13 is out of range: want a whole number from 14 to 128"},
+		{"length above range", Admin, []string{"rotation_length=129"}, nil, nil, "want a whole number from 14 to 128"},
+		{"fraction", Admin, []string{"rotation_days=14.5"}, nil, nil, `option rotation_days: want a whole number from 1 to 365, not "14.5"`},
+		{"boolean for a number", Admin, []string{"rotation_days=true"}, nil, nil, `option rotation_days: want a whole number from 1 to 365, not "true"`},
+		{"empty", Admin, []string{"rotation_days="}, nil, nil, `not ""`},
+		{"leading zero", Admin, []string{"rotation_days=030"}, nil, nil, `not "030"`},
+		{"plus sign", Admin, []string{"rotation_days=+14"}, nil, nil, `not "+14"`},
+		{"exponent", Admin, []string{"rotation_length=1e2"}, nil, nil, `not "1e2"`},
+		{"huge", Admin, []string{"rotation_days=99999999999999999999"}, nil, nil, "want a whole number from 1 to 365"},
+		{"number for a boolean", Admin, []string{"rotation=14"}, nil, nil, `option rotation: want true or false (or on/off), not "14"`},
+		{"numeric key for end users", EndUser, []string{"rotation_days=14"}, nil, nil, `unknown end-user option "rotation_days" (it is an admin option): the end-user options are paused,`},
+		{"admin options listed", Admin, []string{"welcome_email=true"}, nil, nil, "the admin options are paused, rotation, vault_match, vault_create, rotation_days, rotation_length"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := ParseAssignments(tc.typ, tc.words)
+			if tc.err != "" {
+				var ue *UsageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !o.Values.Equal(tc.values) || !o.Numbers.Equal(tc.numbers) {
+				t.Fatalf("got %v, %v; want %v %v", o, err, tc.values, tc.numbers)
+			}
+		})
+	}
+}
+
 func FuzzParseAssignments(f *testing.F) {
 	for _, s := range []string{"paused=true", "vault_create=off", "x", "=", "self_serve=\xff"} {
 		f.Add("end-user", s)
+	}
+	for _, s := range []string{"rotation_days=14", "rotation_length=0", "rotation_days=-1", "rotation=7"} {
+		f.Add("admin", s)
 	}
 	f.Fuzz(func(t *testing.T, typ, word string) {
 		at, err := ParseAccountType(typ)
 		if err != nil {
 			return
 		}
-		v, err := ParseAssignments(at, []string{word})
+		o, err := ParseAssignments(at, []string{word})
 		if err == nil {
-			if len(v) != 1 || v.CheckKeys(at) != nil {
-				t.Fatalf("accepted %q as %v", word, v)
+			if len(o.Values)+len(o.Numbers) != 1 || o.Values.CheckKeys(at) != nil || CheckNumbers(at, o.Numbers) != nil {
+				t.Fatalf("accepted %q as %v", word, o)
 			}
 		}
 	})
+}
+
+// Numeric options resolve in the same order as every option: assigned
+// policy, customer-specific (out of policies), default policy, built-in;
+// each value says where it comes from.
+func TestResolveNumbers(t *testing.T) {
+	def := Policy{Name: "Adm", Type: Admin, Default: true, Options: Values{Rotation: true}, Numbers: Numbers{RotationDays: 14}}
+	named := Policy{Name: "Strict", Type: Admin, Options: Values{Rotation: true}, Numbers: Numbers{RotationDays: 7, RotationLength: 40}}
+	withPolicy := func(name string) Customer {
+		c := mappedCustomer
+		c.Policies = map[AccountType]string{Admin: name}
+		return c
+	}
+	own := withPolicy(NoPolicy)
+	own.Options = map[AccountType]Values{Admin: {Rotation: true}}
+	own.Numbers = map[AccountType]Numbers{Admin: {RotationLength: 64}}
+	broken := withPolicy("Damaged")
+	damaged := Policy{Name: "Damaged", Type: Admin, Numbers: Numbers{RotationDays: 0, RotationLength: 500}}
+
+	type want struct {
+		value  int
+		origin Origin
+		policy string
+	}
+	cases := []struct {
+		name         string
+		tenant       *Tenant
+		days, length want
+		warning      string
+	}{
+		{"built-in when nothing set", tenantWith(allIntegrations, mappedCustomer), want{30, FromBuiltin, ""}, want{24, FromBuiltin, ""}, ""},
+		{"default policy", tenantWith(allIntegrations, mappedCustomer, def), want{14, FromDefaultPolicy, "Adm"}, want{24, FromBuiltin, ""}, ""},
+		{"assigned policy wins over default", tenantWith(allIntegrations, withPolicy("Strict"), def, named), want{7, FromPolicy, "Strict"}, want{40, FromPolicy, "Strict"}, ""},
+		{"customer-specific out of policies", tenantWith(allIntegrations, own, def, named), want{30, FromBuiltin, ""}, want{64, FromCustomer, ""}, ""},
+		{"a stored value out of range is not used", tenantWith(allIntegrations, broken, damaged), want{30, FromBuiltin, ""}, want{24, FromBuiltin, ""},
+			`option rotation_days: 0 is out of range: want a whole number from 1 to 365 (policy "Damaged"); built-in 30 applies`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Resolve(tc.tenant, tc.tenant.Customers[0], Admin)
+			for k, w := range map[Option]want{RotationDays: tc.days, RotationLength: tc.length} {
+				n := r.Number(k)
+				if n.Value != w.value || n.Origin != w.origin || n.Policy != w.policy || n.Effective != w.value || !n.Available {
+					t.Errorf("%s = %+v, want %d from %s %q", k, n, w.value, w.origin, w.policy)
+				}
+			}
+			if len(r.Numbers) != 2 || r.Numbers[0].Key != RotationDays || r.Numbers[1].Key != RotationLength {
+				t.Fatalf("numbers %+v, want rotation_days then rotation_length", r.Numbers)
+			}
+			if tc.warning != "" && !slices.Contains(r.Warnings, tc.warning) {
+				t.Fatalf("warnings %q, want %q", r.Warnings, tc.warning)
+			}
+		})
+	}
+	// End users have no numeric options.
+	if r := Resolve(tenantWith(allIntegrations, mappedCustomer, def), mappedCustomer, EndUser); len(r.Numbers) != 0 {
+		t.Fatalf("end-user numbers %+v", r.Numbers)
+	}
+}
+
+func TestCheckNumbers(t *testing.T) {
+	cases := []struct {
+		typ AccountType
+		n   Numbers
+		err string
+	}{
+		{Admin, nil, ""},
+		{Admin, Numbers{RotationDays: 365, RotationLength: 14}, ""},
+		{Admin, Numbers{RotationDays: 366}, "option rotation_days: 366 is out of range"},
+		{Admin, Numbers{RotationLength: -1}, "option rotation_length: -1 is out of range"},
+		{Admin, Numbers{"rotation_weeks": 2}, `unknown admin option "rotation_weeks"`},
+		{EndUser, Numbers{RotationDays: 30}, `unknown end-user option "rotation_days" (it is an admin option)`},
+	}
+	for _, tc := range cases {
+		err := CheckNumbers(tc.typ, tc.n)
+		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("CheckNumbers(%s, %v) = %v, want %q", tc.typ, tc.n, err, tc.err)
+		}
+	}
 }

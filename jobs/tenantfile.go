@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,8 +98,14 @@ func yamlError(name string, err error) error {
 	return lineError(name, strings.TrimPrefix(err.Error(), "yaml: "))
 }
 
+// docTypes names the types a tenant file's policies and customers are
+// decoded through (options and numbers in one mapping) as the types they
+// fill, for messages such as "field colour not found in type
+// jobs.Customer".
+var docTypes = strings.NewReplacer("jobs.policyDoc", "jobs.Policy", "jobs.customerDoc", "jobs.Customer")
+
 func lineError(name, msg string) error {
-	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = docTypes.Replace(strings.TrimPrefix(msg, "yaml: "))
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return &FileError{File: name, Line: n, Msg: msg[len(m[0]):]}
@@ -235,6 +243,18 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			}
 		}
 	}
+	// checkNumbers refuses numeric options the account type does not
+	// have and values out of range, each at its key's line.
+	checkNumbers := func(path string, typ AccountType, n Numbers) {
+		for _, k := range slices.Sorted(maps.Keys(n)) {
+			kp := path + "." + string(k)
+			if !slices.Contains(numberKeys[typ], k) {
+				add(kp, "%v", unknownOption(typ, string(k)))
+			} else if msg := outOfRange(k, n[k]); msg != "" {
+				add(kp, "%s", msg)
+			}
+		}
+	}
 	checkRate := func(path, r string) {
 		if r == "" {
 			return
@@ -348,6 +368,7 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 				add(path+".options", "%v", err)
 			}
 		}
+		checkNumbers(path+".options", p.Type, p.Numbers)
 	}
 
 	ids := map[string]int{}
@@ -383,7 +404,8 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			}
 			_ = p
 		}
-		for typ, v := range c.Options {
+		for _, typ := range c.optionTypes() {
+			v := c.Options[typ]
 			op := path + ".options." + string(typ)
 			if typ != EndUser && typ != Admin {
 				add(op, "%q is not an account type: want end-user or admin", typ)
@@ -393,6 +415,7 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 				add(op, "customer-specific %s options are used only for a customer taken out of policies: add `policies: {%s: none}`", typ, typ)
 				continue
 			}
+			checkNumbers(op, typ, c.Numbers[typ])
 			if err := v.CheckKeys(typ); err != nil {
 				add(op, "%v", err)
 				continue

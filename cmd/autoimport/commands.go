@@ -359,6 +359,14 @@ func (a *app) printResolved(r jobs.Resolved) {
 		}
 		rows = append(rows, []string{string(s.Key), strconv.FormatBool(s.Value), eff, origin, avail, s.Reason})
 	}
+	// Numeric options need no integration: what takes effect is the value.
+	for _, n := range r.Numbers {
+		origin := string(n.Origin)
+		if n.Policy != "" {
+			origin += " " + strconv.Quote(n.Policy)
+		}
+		rows = append(rows, []string{string(n.Key), strconv.Itoa(n.Value), strconv.Itoa(n.Effective), origin, "yes", ""})
+	}
 	a.table([]string{"OPTION", "VALUE", "TAKES EFFECT", "ORIGIN", "AVAILABLE", "REASON"}, rows)
 	for _, w := range r.Warnings {
 		fmt.Fprintln(a.stdout, "warning:", w)
@@ -419,14 +427,14 @@ func (a *app) optionsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := jobs.ParseAssignments(ty, args)
+			o, err := jobs.ParseAssignments(ty, args)
 			if err != nil {
 				return err
 			}
 			if err := a.setup(cmd.Context()); err != nil {
 				return err
 			}
-			if err := a.admin().SetCustomerOptions(cmd.Context(), setCustomer, ty, v); err != nil {
+			if err := a.admin().SetCustomerOptionSet(cmd.Context(), setCustomer, ty, o); err != nil {
 				return err
 			}
 			t, err := a.store.LoadTenant(cmd.Context())
@@ -470,13 +478,9 @@ func (a *app) policyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			type row struct {
-				jobs.Policy
-				Members []string `json:"members"`
-			}
-			var out []row
+			var out []policyRow
 			for _, p := range t.Policies {
-				out = append(out, row{p, policyMembers(t, p)})
+				out = append(out, policyRow{p, policyMembers(t, p)})
 			}
 			if a.json() {
 				return a.printJSON(out)
@@ -487,7 +491,7 @@ func (a *app) policyCommand() *cobra.Command {
 				if p.Default {
 					def = "default"
 				}
-				rows = append(rows, []string{p.Name, string(p.Type), def, strconv.Itoa(len(p.Members)), p.Options.String()})
+				rows = append(rows, []string{p.Name, string(p.Type), def, strconv.Itoa(len(p.Members)), p.OptionSet().String()})
 			}
 			a.table([]string{"NAME", "TYPE", "DEFAULT", "CUSTOMERS", "OPTIONS"}, rows)
 			return nil
@@ -524,6 +528,14 @@ func (a *app) policyCommand() *cobra.Command {
 					}
 					rows = append(rows, []string{string(k), val})
 				}
+				for _, k := range jobs.NumberKeys(p.Type) {
+					n, set := p.Numbers[k]
+					val := strconv.Itoa(n)
+					if !set {
+						val = strconv.Itoa(jobs.RangeOf(k).Default) + " (built-in)"
+					}
+					rows = append(rows, []string{string(k), val})
+				}
 				a.table([]string{"OPTION", "VALUE"}, rows)
 				fmt.Fprintf(a.stdout, "\ncustomers: %s\n", strings.Join(members, ", "))
 				return nil
@@ -542,16 +554,16 @@ func (a *app) policyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v := jobs.Values{}
+			o := jobs.OptionSet{Values: jobs.Values{}}
 			if len(args) > 1 {
-				if v, err = jobs.ParseAssignments(ty, args[1:]); err != nil {
+				if o, err = jobs.ParseAssignments(ty, args[1:]); err != nil {
 					return err
 				}
 			}
 			if err := a.setup(cmd.Context()); err != nil {
 				return err
 			}
-			if err := a.admin().CreatePolicy(cmd.Context(), jobs.Policy{Name: args[0], Type: ty, Description: desc, Default: makeDefault, Options: v}); err != nil {
+			if err := a.admin().CreatePolicy(cmd.Context(), jobs.Policy{Name: args[0], Type: ty, Description: desc, Default: makeDefault, Options: o.Values, Numbers: o.Numbers}); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "created %s policy %q\n", ty, args[0])
@@ -580,9 +592,9 @@ func (a *app) policyCommand() *cobra.Command {
 			if ty == "" {
 				return fmt.Errorf("no policy named %q (autoimport policy list shows them)", args[0])
 			}
-			v := jobs.Values{}
+			var o jobs.OptionSet
 			if len(args) > 1 {
-				if v, err = jobs.ParseAssignments(ty, args[1:]); err != nil {
+				if o, err = jobs.ParseAssignments(ty, args[1:]); err != nil {
 					return err
 				}
 			}
@@ -590,13 +602,21 @@ func (a *app) policyCommand() *cobra.Command {
 			if cmd.Flags().Changed("description") {
 				d = &setDesc
 			}
-			if len(v) == 0 && d == nil {
+			if o.IsZero() && d == nil {
 				return usageError{fmt.Errorf("policy set needs key=value options or --description")}
 			}
-			if err := a.admin().SetPolicy(cmd.Context(), args[0], v, d); err != nil {
+			if err := a.admin().SetPolicyOptions(cmd.Context(), args[0], o, d); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "updated policy %q (future imports of %d customers)\n", args[0], len(policyMembers(t, jobs.Policy{Name: args[0], Type: ty})))
+			// Numeric options are read when a rotation is due, not at import.
+			future := "future imports"
+			switch {
+			case len(o.Numbers) > 0 && len(o.Values) > 0:
+				future = "future imports and rotations"
+			case len(o.Numbers) > 0:
+				future = "future rotations"
+			}
+			fmt.Fprintf(a.stdout, "updated policy %q (%s of %d customers)\n", args[0], future, len(policyMembers(t, jobs.Policy{Name: args[0], Type: ty})))
 			return nil
 		},
 	}
@@ -663,6 +683,27 @@ func (a *app) policyCommand() *cobra.Command {
 	}
 	c.AddCommand(create, set, assign, unassign, def)
 	return c
+}
+
+// policyRow is a policy as policy list prints it, with its members.
+type policyRow struct {
+	jobs.Policy
+	Members []string `json:"members"`
+}
+
+// MarshalJSON writes the policy's own document with members added last:
+// the embedded Policy's MarshalJSON would otherwise drop them.
+func (r policyRow) MarshalJSON() ([]byte, error) {
+	p, err := json.Marshal(r.Policy)
+	if err != nil {
+		return nil, err
+	}
+	m, err := json.Marshal(r.Members)
+	if err != nil {
+		return nil, err
+	}
+	p = bytes.TrimSuffix(bytes.TrimSpace(p), []byte("}"))
+	return append(append(append(p, `,"members":`...), m...), '}'), nil
 }
 
 // policyMembers lists the customers that follow a policy, explicitly or as

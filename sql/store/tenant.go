@@ -69,9 +69,11 @@ func (r reader) LoadTenant(ctx context.Context) (*jobs.Tenant, error) {
 	}
 	for _, p := range pols {
 		pol := jobs.Policy{Name: p.Name, Type: jobs.AccountType(p.Type), Description: p.Description, Default: p.DefaultFor.Valid}
-		if err := json.Unmarshal([]byte(p.Options), &pol.Options); err != nil {
+		var o jobs.OptionSet
+		if err := json.Unmarshal([]byte(p.Options), &o); err != nil {
 			return nil, fmt.Errorf("load policy %q: stored options are damaged: %w", p.Name, err)
 		}
+		pol.Options, pol.Numbers = o.Values, o.Numbers
 		t.Policies = append(t.Policies, pol)
 	}
 	var custs []struct {
@@ -118,15 +120,21 @@ func (r reader) LoadTenant(ctx context.Context) (*jobs.Tenant, error) {
 	}
 	for _, o := range opts {
 		if i, ok := byID[o.Customer]; ok {
-			var v jobs.Values
-			if err := json.Unmarshal([]byte(o.Options), &v); err != nil {
-				return nil, fmt.Errorf("load customer %s options: stored options are damaged: %w", o.Customer, err)
+			var set jobs.OptionSet
+			if err := json.Unmarshal([]byte(o.Options), &set); err != nil {
+				return nil, fmt.Errorf("load customer %s %s options: stored options are damaged: %w", o.Customer, o.Type, err)
 			}
 			c := &t.Customers[i]
 			if c.Options == nil {
 				c.Options = map[jobs.AccountType]jobs.Values{}
 			}
-			c.Options[jobs.AccountType(o.Type)] = v
+			c.Options[jobs.AccountType(o.Type)] = set.Values
+			if len(set.Numbers) > 0 {
+				if c.Numbers == nil {
+					c.Numbers = map[jobs.AccountType]jobs.Numbers{}
+				}
+				c.Numbers[jobs.AccountType(o.Type)] = set.Numbers
+			}
 		}
 	}
 	return t, nil
@@ -237,9 +245,10 @@ func (t *tx) PutIntegrations(ctx context.Context, in jobs.Integrations) error {
 }
 
 func (t *tx) PutPolicy(ctx context.Context, p jobs.Policy) error {
-	opts, err := json.Marshal(nonNil(p.Options))
+	// One object holds the on/off and the numeric options.
+	opts, err := json.Marshal(p.OptionSet())
 	if err != nil {
-		return err
+		return fmt.Errorf("save policy %q: %w", p.Name, err)
 	}
 	var def any
 	if p.Default {
@@ -266,10 +275,10 @@ func nonNil(v jobs.Values) jobs.Values {
 
 func (t *tx) PutCustomer(ctx context.Context, c jobs.Customer) error {
 	stored := c
-	stored.Policies, stored.Options = nil, nil
+	stored.Policies, stored.Options, stored.Numbers = nil, nil, nil
 	cfg, err := json.Marshal(stored)
 	if err != nil {
-		return err
+		return fmt.Errorf("save customer %s: %w", c.ID, err)
 	}
 	now := time.Now().UnixMicro()
 	if _, err := t.sx.ExecContext(ctx, t.s.upsert("customers", []string{"id"}, []string{"name", "config", "updated_at"})+"", c.ID, c.Name, string(cfg), now); err != nil {
@@ -292,8 +301,20 @@ func (t *tx) PutCustomer(ctx context.Context, c jobs.Customer) error {
 			return fmt.Errorf("save customer %s policy: %w", c.ID, err)
 		}
 	}
-	for typ, v := range c.Options {
-		b, _ := json.Marshal(nonNil(v))
+	// One row per account type the customer has options of, on/off or
+	// numeric, both in one object.
+	types := map[jobs.AccountType]bool{}
+	for typ := range c.Options {
+		types[typ] = true
+	}
+	for typ := range c.Numbers {
+		types[typ] = true
+	}
+	for typ := range types {
+		b, err := json.Marshal(c.OptionSet(typ))
+		if err != nil {
+			return fmt.Errorf("save customer %s %s options: %w", c.ID, typ, err)
+		}
 		if _, err := t.sx.ExecContext(ctx, "INSERT INTO customer_options (customer_id, account_type, options) VALUES (?, ?, ?)", c.ID, string(typ), string(b)); err != nil {
 			return fmt.Errorf("save customer %s options: %w", c.ID, err)
 		}
