@@ -365,3 +365,32 @@ func TestPendingPasswordIsReadableAndAudited(t *testing.T) {
 		}
 	})
 }
+
+// rotation_days and rotation_length come from the admin options in force:
+// a policy's 7 days make an administrator imported 8 days ago due, and its
+// length is the new password's.
+func TestRotationFollowsTheAdminOptions(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f, r := rotationWorld(t, s, 1)
+		eightDays := time.Now().Add(8 * 24 * time.Hour)
+		r.Now = func() time.Time { return eightDays }
+		if rep := rotate(t, r, s, jobs.RotateOptions{}); rep.Outcomes[jobs.OutcomeNotDue] != 1 {
+			t.Fatalf("with the default 30 days: %+v", rep.Accounts)
+		}
+		tn, _ := s.LoadTenant(context.Background())
+		for i := range tn.Policies {
+			if tn.Policies[i].Name == "Admins" {
+				tn.Policies[i].Numbers = jobs.Numbers{jobs.RotationDays: 7, jobs.RotationLength: 40}
+			}
+		}
+		if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(context.Background(), tn); err != nil {
+			t.Fatal(err)
+		}
+		rep := rotate(t, r, s, jobs.RotateOptions{})
+		a := ledgerOf(t, s, "acme")["adm-0"]
+		pw, _ := f.worlds["acme"].dir.state(a.SourceID)
+		if rep.Outcomes[jobs.OutcomeRotated] != 1 || len(pw) != 40 {
+			t.Fatalf("with 7 days and 40 characters: %+v; password of %d characters", rep.Accounts, len(pw))
+		}
+	})
+}
