@@ -395,6 +395,7 @@ func printNext(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 	fmt.Fprintf(w, "  go run ./cmd/autoimport options show --customer %s\n", first)
 	fmt.Fprintf(w, "  go run ./cmd/autoimport accounts list --customer %s\n", first)
 	fmt.Fprintf(w, "  go run ./cmd/autoimport audit list --customer %s\n", first)
+	fmt.Fprintf(w, "  go run ./cmd/autoimport rotate --dry-run --customer %s\n", first)
 	fmt.Fprintf(w, "  go run ./cmd/autoimport audit verify\n")
 	fmt.Fprintf(w, "  welcome emails captured by the SMTP fake: %s (%d messages)\n", env.MailDir, len(mails))
 	fmt.Fprintf(w, "  every variable the tenant refers to: source %s\n", filepath.Join(env.Dir, "sandbox.env"))
