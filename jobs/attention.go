@@ -3,20 +3,44 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 )
 
 // attentionLog keeps, through one pass, which of the customer's accounts
 // need a person, so that the store holds them between runs: the rows the
-// last pass left, and what this pass decided. Only accounts that need a
-// person, or needed one before, are held, so a large directory costs
-// nothing here.
+// last pass left, and what this pass decided. It holds a small mark per
+// row the last pass left, and whole rows only for the accounts whose state
+// is new or changed, so that a customer with tens of thousands of
+// ambiguous accounts costs little when nothing changes.
 type attentionLog struct {
-	before  map[ledgerKey]AccountAttention
-	now     map[ledgerKey]AccountAttention
-	seen    map[ledgerKey]bool // accounts of before that this pass reported
-	settled map[ledgerKey]bool // accounts of before that no longer need a person
+	// before marks the rows the last pass left, by account.
+	before map[ledgerKey]*attentionMark
+	// changed are this pass's new and changed rows, to write.
+	changed []AccountAttention
+	// need counts, by state, the accounts this pass found needing a person.
+	need map[string]int
+	on   bool // the log records: a pass that is not a dry run
+}
+
+// attentionMark is what a pass keeps of a row the last pass left.
+type attentionMark struct {
+	state string
+	sum   uint64 // of the type and reason, to see a change
+	since time.Time
+	// What this pass did with it: reported the account, found it needs a
+	// person still (unchanged or changed), or settled it.
+	seen, still, settled bool
+}
+
+// attentionSum digests what, beside the state, makes a row change.
+func attentionSum(typ AccountType, reason string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(typ))
+	h.Write([]byte{0})
+	h.Write([]byte(reason))
+	return h.Sum64()
 }
 
 // readAttention loads the technicians' decisions the plan honours and,
@@ -27,9 +51,9 @@ func (ps *pass) readAttention(ctx context.Context, record bool) error {
 		if err != nil {
 			return err
 		}
-		ps.attention = attentionLog{before: map[ledgerKey]AccountAttention{}, now: map[ledgerKey]AccountAttention{}, seen: map[ledgerKey]bool{}, settled: map[ledgerKey]bool{}}
+		ps.attention = attentionLog{before: make(map[ledgerKey]*attentionMark, len(rows)), need: map[string]int{}, on: true}
 		for _, a := range rows {
-			ps.attention.before[ledgerKey{a.Source, a.SourceID}] = a
+			ps.attention.before[ledgerKey{a.Source, a.SourceID}] = &attentionMark{state: ps.shared.share(a.State), sum: attentionSum(a.Type, a.Reason), since: a.Since}
 		}
 	}
 	ds, err := ps.im.Store.Decisions(ctx, ps.c.ID)
@@ -72,29 +96,40 @@ func attentionState(p *AccountPlan) string {
 
 // note takes one account's final plan into the log.
 func (l *attentionLog) note(customer string, p *AccountPlan) {
-	if l.now == nil {
+	if !l.on {
 		return // a dry run, or the log was never read
 	}
-	k := ledgerKey{p.Source, p.ID}
-	_, had := l.before[k]
-	if had {
-		l.seen[k] = true
+	m := l.before[ledgerKey{p.Source, p.ID}]
+	if m != nil {
+		m.seen = true
 	}
 	if st := attentionState(p); st != "" {
 		reason := p.Reason
 		if st == StatePossibleDuplicate {
 			reason = p.Vault.Warning
 		}
-		l.now[k] = AccountAttention{Customer: customer, Source: p.Source, SourceID: p.ID, Type: p.Type, Username: p.Username, DisplayName: p.DisplayName,
-			Email: p.Email, State: st, Reason: reason}
+		l.need[st]++
+		sum := attentionSum(p.Type, reason)
+		if m != nil {
+			m.still = true
+			if m.state == st && m.sum == sum {
+				return // unchanged: nothing to write
+			}
+		}
+		since := time.Time{}
+		if m != nil && m.state == st {
+			since = m.since
+		}
+		l.changed = append(l.changed, AccountAttention{Customer: customer, Source: p.Source, SourceID: p.ID, Type: p.Type, Username: p.Username,
+			DisplayName: p.DisplayName, Email: p.Email, State: st, Reason: reason, Since: since})
 		return
 	}
-	if !had || p.deferred {
+	if m == nil || p.deferred {
 		return // a stopped run decided nothing about it
 	}
 	switch p.Action {
 	case ActionImport, ActionSkip:
-		l.settled[k] = true
+		m.settled = true
 	case ActionAlreadyImported:
 		// An imported account's row (a possible duplicate, a vault entry
 		// rotation found gone) stays until a technician settles it.
@@ -110,7 +145,7 @@ const attentionWriteBatch = 500
 // accounts that need a person now, by state.
 func (ps *pass) recordAttention(ctx context.Context) error {
 	l := &ps.attention
-	if l.now == nil {
+	if !l.on {
 		return nil
 	}
 	now := ps.im.now()
@@ -118,30 +153,29 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 		put *AccountAttention
 		del ledgerKey
 	}
-	var changes []change
-	left := map[string]int{}
-	for k, a := range l.now {
-		old, had := l.before[k]
-		left[a.State]++
-		if had && old.State == a.State && old.Reason == a.Reason && old.Type == a.Type {
-			continue
+	changes := make([]change, 0, len(l.changed))
+	for i := range l.changed {
+		if l.changed[i].Since.IsZero() {
+			l.changed[i].Since = now
 		}
-		a.Since = now
-		if had && old.State == a.State {
-			a.Since = old.Since
-		}
-		changes = append(changes, change{put: &a})
+		changes = append(changes, change{put: &l.changed[i]})
 	}
-	for k, old := range l.before {
-		if _, ok := l.now[k]; ok {
+	left := l.need
+	for k, m := range l.before {
+		if m.still {
 			continue
 		}
-		gone := !l.seen[k] && ps.complete[k.source] && old.State != StatePossibleDuplicate
-		if l.settled[k] || gone {
+		gone := !m.seen && ps.complete[k.source] && m.state != StatePossibleDuplicate
+		if m.settled || gone {
 			changes = append(changes, change{del: k})
 			continue
 		}
-		left[old.State]++
+		left[m.state]++
+	}
+	for st, n := range left {
+		if n == 0 {
+			delete(left, st)
+		}
 	}
 	ps.rep.NeedPerson = left
 	for from := 0; from < len(changes); from += attentionWriteBatch {
