@@ -121,7 +121,11 @@ func printRotation(w io.Writer, r rotationResult) {
 	for _, q := range r.Requests {
 		fmt.Fprintf(w, "    %-18s %-22s %8d  (%.2f per rotation)\n", q.Integration, q.Class, q.N, q.PerImported)
 	}
-	fmt.Fprintf(w, "  lower bound: %.2fs (%s)\n  measured / lower bound: %.2fx\n", r.LowerBound, r.BoundReason, r.Ratio)
+	if r.LowerBound >= 0.01 {
+		fmt.Fprintf(w, "  lower bound: %.2fs (%s)\n  measured / lower bound: %.2fx\n", r.LowerBound, r.BoundReason, r.Ratio)
+	} else {
+		fmt.Fprintf(w, "  no lower bound from the directories at this latency: CPU and the store bound it\n")
+	}
 	if r.StoreTransactions > 0 {
 		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
 			1000*r.StoreSeconds/float64(r.StoreTransactions))

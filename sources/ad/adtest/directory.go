@@ -126,6 +126,11 @@ type Directory struct {
 	usn     int
 	// pw holds the accounts' passwords and the password policy.
 	pw passwordState
+	// guids finds an entry's DN key by its raw objectGUID, built on first
+	// use and extended as entries are added (none is ever removed).
+	guidMu sync.Mutex
+	guids  map[string]string
+	guided int // how many of entries guids holds
 }
 
 // Well-known containers and groups of every generated directory, relative

@@ -182,12 +182,19 @@ func (d *Directory) resolveBase(base string) string {
 	if err != nil {
 		return ""
 	}
-	for _, e := range d.entries {
-		if e.First("objectGUID") == string(raw) {
-			return e.key
+	// Readers share d.mu, so the index has a lock of its own.
+	d.guidMu.Lock()
+	defer d.guidMu.Unlock()
+	if d.guids == nil {
+		d.guids = make(map[string]string, len(d.entries))
+	}
+	for _, e := range d.entries[d.guided:] {
+		if g := e.First("objectGUID"); g != "" {
+			d.guids[g] = e.key
 		}
 	}
-	return ""
+	d.guided = len(d.entries)
+	return d.guids[string(raw)]
 }
 
 // PasswordFault is an injected outcome of a password change.

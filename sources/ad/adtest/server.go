@@ -591,6 +591,10 @@ func (s *Server) newSearch(m *gldap.SearchMessage) (*pageState, error) {
 		return nil, err
 	}
 	var cands []*Entry
+	if m.Scope == gldap.BaseObject {
+		cands = append(cands, s.dir.byDN[base])
+		return &pageState{match: match, cands: cands, attrs: m.Attributes}, nil
+	}
 	for _, e := range s.dir.entries {
 		switch m.Scope {
 		case gldap.BaseObject:
