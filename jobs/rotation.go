@@ -233,12 +233,23 @@ func (p *rotationPass) run(ctx context.Context) error {
 	// first error (a failed record, a lost lease) stops the others from
 	// starting; those under way finish.
 	var (
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		first   error
-		sem     = make(chan struct{}, RotationWorkers)
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, RotationWorkers)
 	)
-	fail := func(err error) { errOnce.Do(func() { first = err }) }
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
 	for _, a := range due {
 		if _, open := p.open[ledgerKey{a.Source, a.SourceID}]; open {
 			continue // finished above, or still open: not rotated again now
@@ -247,7 +258,7 @@ func (p *rotationPass) run(ctx context.Context) error {
 		if err := p.leaseLost(); err != nil {
 			fail(err)
 		}
-		if first != nil {
+		if failed() {
 			<-sem
 			break
 		}

@@ -394,3 +394,41 @@ func TestRotationFollowsTheAdminOptions(t *testing.T) {
 		}
 	})
 }
+
+// A crash while several administrators are rotated at once stops the
+// others from starting; the next pass finishes every one, once.
+func TestRotationCrashAmongConcurrentRotations(t *testing.T) {
+	s := storetest.SQLite(t)
+	f, r := rotationWorld(t, s, 9)
+	acme := f.worlds["acme"]
+	var n int
+	var mu sync.Mutex
+	jobs.SetRotationStep(r, func(at string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if at == "set" {
+			if n++; n == 3 {
+				return errors.New("the process died")
+			}
+		}
+		return nil
+	})
+	if rep := rotate(t, r, s, jobs.RotateOptions{}); rep.Status == jobs.StatusOK {
+		t.Fatalf("the crashed pass reports ok: %+v", rep)
+	}
+	next := &jobs.Rotator{Store: s, Connector: r.Connector, Key: rotationKey, Log: r.Log, Now: r.Now}
+	// Those the first pass finished are not due; the others are finished.
+	rep := rotate(t, next, s, jobs.RotateOptions{})
+	if rep.Status != jobs.StatusOK || rep.Outcomes[jobs.OutcomeRotated]+rep.Outcomes[jobs.OutcomeNotDue] != 9 || rep.Outcomes[jobs.OutcomeNotDue] == 0 {
+		t.Fatalf("next pass: %+v", rep.Outcomes)
+	}
+	if _, changes := acme.dir.state(""); changes != 9 {
+		t.Fatalf("%d password changes for 9 administrators", changes)
+	}
+	rs, _ := s.Rotations(context.Background(), "acme")
+	for _, x := range rs {
+		if x.State != jobs.RotationDone {
+			t.Errorf("%s left %s", x.Username, x.State)
+		}
+	}
+}
