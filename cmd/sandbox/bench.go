@@ -308,12 +308,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	// once, which at the fakes' latency is a rate of its own.
 	lat := o.Latency.Seconds()
 	// Graph is paced per customer tenant: its bound is one tenant's share.
-	tenants := int64(0)
-	for _, c := range env.Customers() {
-		if strings.Contains(c.Profile, "M365") {
-			tenants++
-		}
-	}
+	tenants := graphTenants(env)
 	if tenants > 0 {
 		perCred[sandbox.Graph] = (perCred[sandbox.Graph] + tenants - 1) / tenants
 	}
@@ -551,3 +546,15 @@ func vmHWM() int64 {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// graphTenants counts the customers with a Microsoft 365 tenant: Graph
+// paces each tenant apart.
+func graphTenants(env *sandbox.Env) int64 {
+	n := int64(0)
+	for _, c := range env.Customers() {
+		if strings.Contains(c.Profile, "M365") {
+			n++
+		}
+	}
+	return n
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/sandbox"
@@ -82,13 +81,7 @@ func measureRotation(ctx context.Context, env *sandbox.Env) (rotationResult, err
 	}
 	o := env.Options()
 	lat := o.Latency.Seconds()
-	tenants := int64(0)
-	for _, c := range env.Customers() {
-		if strings.Contains(c.Profile, "M365") {
-			tenants++
-		}
-	}
-	if tenants > 0 {
+	if tenants := graphTenants(env); tenants > 0 {
 		per := (graph["all"] + tenants - 1) / tenants
 		rr.LowerBound = float64(max(0, per-graphBurst))/graphRate + lat
 		rr.BoundReason = fmt.Sprintf("Graph: %d requests per tenant at %d/s", per, graphRate)
