@@ -61,12 +61,7 @@ type ImportOptions struct {
 }
 
 // leaseLost returns why the customer's lease was lost, nil while it holds.
-func (o *ImportOptions) leaseLost() error {
-	if o.Lease == nil || o.Lease.Err() == nil {
-		return nil
-	}
-	return context.Cause(o.Lease)
-}
+func (o *ImportOptions) leaseLost() error { return leaseCause(o.Lease) }
 
 // Counts sum up one customer's pass.
 type Counts struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -115,9 +116,6 @@ func (l *Lease) Lost() error {
 	return context.Cause(l.ctx)
 }
 
-// Done is closed when the lease is lost.
-func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }
-
 // Context is done when the lease is lost; context.Cause says why.
 func (l *Lease) Context() context.Context { return l.ctx }
 
@@ -133,4 +131,31 @@ func (l *Lease) Release(ctx context.Context) {
 	if err := l.store.ReleaseLease(context.WithoutCancel(ctx), l.customer, l.holder); err != nil {
 		l.log.WithField("customer", l.customer).WithError(err).Warn("could not release the customer's lease; it expires by itself")
 	}
+}
+
+// leaseCause returns why a lease's context (Lease.Context) was lost; nil
+// while the lease holds, or when there is none.
+func leaseCause(lease context.Context) error {
+	if lease == nil || lease.Err() == nil {
+		return nil
+	}
+	return context.Cause(lease)
+}
+
+// withLease runs fn under the customer's lease, taken under the runner's
+// holder name and released at the end; fn gets the lease's context (see
+// Lease.Context). held reports that another holder has the lease: fn did
+// not run.
+func (r *Runner) withLease(ctx context.Context, customer string, fn func(lease context.Context)) (held bool, err error) {
+	l, err := AcquireLease(ctx, r.Store, customer, r.HolderName(), r.LeaseTTL, r.Log)
+	var other *ErrLeaseHeld
+	if errors.As(err, &other) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer l.Release(ctx)
+	fn(l.Context())
+	return false, nil
 }

@@ -280,8 +280,8 @@ func (p *rotationPass) run(ctx context.Context) error {
 const RotationWorkers = 4
 
 func (p *rotationPass) leaseLost() error {
-	if l := p.opt.Lease; l != nil && l.Err() != nil {
-		return fmt.Errorf("%w: no further rotation was started", context.Cause(l))
+	if err := leaseCause(p.opt.Lease); err != nil {
+		return fmt.Errorf("%w: no further rotation was started", err)
 	}
 	return nil
 }

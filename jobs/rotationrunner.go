@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -87,16 +86,17 @@ func (r *Runner) rotateOne(ctx context.Context, t *Tenant, c Customer, opt Rotat
 	if opt.DryRun {
 		return rot.Rotate(ctx, t, c, ropt)
 	}
-	lease, err := AcquireLease(ctx, r.Store, c.ID, r.HolderName(), r.LeaseTTL, r.Log)
-	var held *ErrLeaseHeld
-	if errors.As(err, &held) {
+	var rep *RotationReport
+	held, err := r.withLease(ctx, c.ID, func(lease context.Context) {
+		ropt.Lease = lease
+		rep = rot.Rotate(ctx, t, c, ropt)
+	})
+	switch {
+	case held:
 		return &RotationReport{Customer: c.ID, Status: StatusBusy, Error: "another autoimport holds this customer's lease (an import or a rotation): skipped this time",
 			Accounts: []AccountRotation{}, Outcomes: map[string]int{}}
-	}
-	if err != nil {
+	case err != nil:
 		return &RotationReport{Customer: c.ID, Status: StatusFailed, Error: err.Error(), Accounts: []AccountRotation{}, Outcomes: map[string]int{}}
 	}
-	defer lease.Release(ctx)
-	ropt.Lease = lease.Context()
-	return rot.Rotate(ctx, t, c, ropt)
+	return rep
 }

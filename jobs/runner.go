@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -185,18 +184,19 @@ func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions)
 		// A dry run writes nothing anywhere, not even a lease.
 		return im.Import(ctx, t, c, iopt)
 	}
-	lease, err := AcquireLease(ctx, r.Store, c.ID, r.HolderName(), r.LeaseTTL, r.Log)
-	var held *ErrLeaseHeld
-	if errors.As(err, &held) {
+	var rep *CustomerReport
+	held, err := r.withLease(ctx, c.ID, func(lease context.Context) {
+		iopt.Lease = lease
+		rep = im.Import(ctx, t, c, iopt)
+	})
+	switch {
+	case held:
 		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusBusy,
 			Notices: []string{"another autoimport holds this customer's lease (a replica or a manual run): skipped this time"}}
-	}
-	if err != nil {
+	case err != nil:
 		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error()}
 	}
-	defer lease.Release(ctx)
-	iopt.Lease = lease.Context()
-	return im.Import(ctx, t, c, iopt)
+	return rep
 }
 
 // Add adds c's counts to t.
