@@ -165,10 +165,7 @@ func (s *welcomeSender) sendPending(ctx, stop context.Context, accounts []Import
 	work := context.WithoutCancel(ctx)
 	for len(accounts) > 0 {
 		if ctx.Err() != nil || stop.Err() != nil || s.relayDown() != nil {
-			res.Pending += len(accounts)
-			s.mu.Lock()
-			s.total.Pending += len(accounts)
-			s.mu.Unlock()
+			s.leavePending(&res, len(accounts))
 			break
 		}
 		n := applyBatch
@@ -182,16 +179,21 @@ func (s *welcomeSender) sendPending(ctx, stop context.Context, accounts []Import
 			// Nothing of the chunk was claimed: all of it, and the
 			// rest, stay pending.
 			s.log.WithError(err).Warn("could not claim pending welcome emails; they stay pending")
-			res.Pending += len(chunk) + len(accounts)
-			s.mu.Lock()
-			s.total.Pending += len(chunk) + len(accounts)
-			s.mu.Unlock()
+			s.leavePending(&res, len(chunk)+len(accounts))
 			break
 		}
 		res.Skipped += skipped
 		s.sendAll(work, jobs, &res)
 	}
 	return res
+}
+
+// leavePending counts n emails left pending, untried, in res and the run.
+func (s *welcomeSender) leavePending(res *WelcomeResult, n int) {
+	res.Pending += n
+	s.mu.Lock()
+	s.total.Pending += n
+	s.mu.Unlock()
 }
 
 // claim records the attempts of pending emails (pending to attempted) in
