@@ -104,11 +104,11 @@ func (a *Accounts) SetFlags(ctx context.Context, customer string, sel Selection,
 			return nil
 		}
 		return a.Store.Update(ctx, func(tx Tx) error {
-			for _, ch := range out {
+			for i, ch := range out {
 				if !ch.Changed {
 					continue
 				}
-				r, _ := find(rows, customer, ch.Subject)
+				r := targets[i]
 				if err := tx.SetFlags(ctx, customer, r.Source, r.ID, ch.After); err != nil {
 					return err
 				}
