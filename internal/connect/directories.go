@@ -35,12 +35,20 @@ func (adDirectory) Mark(context.Context, jobs.ImportedAccount) (string, error) {
 func (d adDirectory) SetPassword(ctx context.Context, a jobs.ImportedAccount, pw string) error {
 	err := d.src.SetPassword(ctx, adTarget(a), pw)
 	var pe *ad.PolicyError
+	return directoryError(err, errors.As(err, &pe), ad.ErrOutcomeUnknown)
+}
+
+// directoryError marks a directory client's error as rotation reads it:
+// refused by the password policy (nothing changed), or sent without an
+// answer (unknown, the client's own sentinel); any other error means
+// nothing changed.
+func directoryError(err error, refused bool, unknown error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &pe):
+	case refused:
 		return fmt.Errorf("%w: %w", jobs.ErrPasswordRefused, err)
-	case errors.Is(err, ad.ErrOutcomeUnknown):
+	case errors.Is(err, unknown):
 		return fmt.Errorf("%w: %w", jobs.ErrOutcomeUnknown, err)
 	}
 	return err
@@ -82,15 +90,7 @@ func (d m365Directory) Mark(ctx context.Context, a jobs.ImportedAccount) (string
 func (d m365Directory) SetPassword(ctx context.Context, a jobs.ImportedAccount, pw string) error {
 	err := d.src.SetPassword(ctx, a.SourceID, pw)
 	var pe *m365.PolicyError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &pe):
-		return fmt.Errorf("%w: %w", jobs.ErrPasswordRefused, err)
-	case errors.Is(err, m365.ErrOutcomeUnknown):
-		return fmt.Errorf("%w: %w", jobs.ErrOutcomeUnknown, err)
-	}
-	return err
+	return directoryError(err, errors.As(err, &pe), m365.ErrOutcomeUnknown)
 }
 
 func (d m365Directory) Took(ctx context.Context, a jobs.ImportedAccount, _, marker string) (bool, error) {
