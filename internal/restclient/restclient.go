@@ -366,13 +366,20 @@ func (c *Client) ReadBody(resp *http.Response, r Request, buf *bytes.Buffer) ([]
 		buf = new(bytes.Buffer)
 	}
 	buf.Reset()
-	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		if !errors.Is(err, ErrMalformed) {
-			err = fmt.Errorf("read body: %w", err)
-		}
+	if err := readBody(buf, resp.Body); err != nil {
 		return nil, &Error{Integration: c.cfg.Integration, Customer: r.Customer, Method: r.Method, Path: resp.Request.URL.Path, Status: resp.StatusCode, RequestID: requestID(resp.Header), Err: err}
 	}
 	return buf.Bytes(), nil
+}
+
+// readBody reads a (limited) body into buf; an error other than a body
+// over its limit says the body broke off.
+func readBody(buf *bytes.Buffer, body io.Reader) error {
+	_, err := buf.ReadFrom(body)
+	if err != nil && !errors.Is(err, ErrMalformed) {
+		err = fmt.Errorf("read body: %w", err)
+	}
+	return err
 }
 
 // JSON sends the request and decodes a 2xx JSON body into out (when out is
@@ -424,10 +431,7 @@ func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	defer resp.Body.Close()
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(&limitedBody{ReadCloser: resp.Body, left: t.limit, limit: t.limit}); err != nil {
-		if !errors.Is(err, ErrMalformed) {
-			err = fmt.Errorf("read body: %w", err)
-		}
+	if err := readBody(&buf, &limitedBody{ReadCloser: resp.Body, left: t.limit, limit: t.limit}); err != nil {
 		return nil, &Error{Integration: t.integration, Method: req.Method, Path: req.URL.Path, Status: resp.StatusCode, RequestID: requestID(resp.Header), Err: err}
 	}
 	resp.Body = io.NopCloser(&buf)
