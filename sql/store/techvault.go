@@ -23,6 +23,8 @@ type techVaultRow struct {
 	CreatedAt int64  `db:"created_at"`
 }
 
+const techVaultCols = "id, customer_id, name, username, category, notes, sealed, created_at"
+
 func (r techVaultRow) entry() techvault.Entry {
 	return techvault.Entry{ID: r.ID, Customer: r.Customer, Name: r.Name, Username: r.Username, Category: r.Category, Notes: r.Notes, Sealed: r.Sealed, CreatedAt: time.UnixMicro(r.CreatedAt).UTC()}
 }
@@ -32,7 +34,7 @@ func (r techVaultRow) entry() techvault.Entry {
 // sinks.ErrWrongCustomer, naming the owner, when it is another customer's.
 func (s *Store) TechVaultEntry(ctx context.Context, customer, id string) (techvault.Entry, error) {
 	var r techVaultRow
-	err := s.db.GetContext(ctx, &r, "SELECT id, customer_id, name, username, category, notes, sealed, created_at FROM tech_vault_entries WHERE id = ?", id)
+	err := s.db.GetContext(ctx, &r, "SELECT "+techVaultCols+" FROM tech_vault_entries WHERE id = ?", id)
 	if errors.Is(err, dbsql.ErrNoRows) {
 		return techvault.Entry{}, fmt.Errorf("%w: there is no entry %s", sinks.ErrNotFound, id)
 	}

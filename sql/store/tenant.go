@@ -519,22 +519,13 @@ func (s *Store) FinishRun(ctx context.Context, id int64, at time.Time, status, s
 
 // TechVaultEntries lists a customer's Technician Vault entries.
 func (s *Store) TechVaultEntries(ctx context.Context, customer string) ([]techvault.Entry, error) {
-	var rows []struct {
-		ID        string `db:"id"`
-		Customer  string `db:"customer_id"`
-		Name      string `db:"name"`
-		Username  string `db:"username"`
-		Category  string `db:"category"`
-		Notes     string `db:"notes"`
-		Sealed    string `db:"sealed"`
-		CreatedAt int64  `db:"created_at"`
-	}
-	if err := s.db.SelectContext(ctx, &rows, "SELECT id, customer_id, name, username, category, notes, sealed, created_at FROM tech_vault_entries WHERE customer_id = ? ORDER BY created_at, id", customer); err != nil {
+	var rows []techVaultRow
+	if err := s.db.SelectContext(ctx, &rows, "SELECT "+techVaultCols+" FROM tech_vault_entries WHERE customer_id = ? ORDER BY created_at, id", customer); err != nil {
 		return nil, fmt.Errorf("list Technician Vault entries of customer %s: %w", customer, err)
 	}
 	out := make([]techvault.Entry, len(rows))
 	for i, r := range rows {
-		out[i] = techvault.Entry{ID: r.ID, Customer: r.Customer, Name: r.Name, Username: r.Username, Category: r.Category, Notes: r.Notes, Sealed: r.Sealed, CreatedAt: time.UnixMicro(r.CreatedAt).UTC()}
+		out[i] = r.entry()
 	}
 	return out, nil
 }
