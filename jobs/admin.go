@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"time"
 )
@@ -181,7 +182,7 @@ func (a *TenantAdmin) SetPolicyOptions(ctx context.Context, name string, o Optio
 		p := &t.Policies[i]
 		before := *p
 		before.Options = p.Options.Clone()
-		before.Numbers = p.Numbers.Clone()
+		before.Numbers = maps.Clone(p.Numbers)
 		if err := o.Values.CheckKeys(p.Type); err != nil {
 			return nil, err
 		}
@@ -338,14 +339,14 @@ func (a *TenantAdmin) SetCustomerOptionSet(ctx context.Context, customer string,
 		for k, b := range o.Values {
 			merged[k] = b
 		}
-		mergedN := before.Numbers.Clone()
+		mergedN := maps.Clone(before.Numbers)
 		for k, n := range o.Numbers {
 			if mergedN == nil {
 				mergedN = Numbers{}
 			}
 			mergedN[k] = n
 		}
-		if merged.Equal(before.Values) && mergedN.Equal(before.Numbers) {
+		if merged.Equal(before.Values) && maps.Equal(mergedN, before.Numbers) {
 			return nil, nil
 		}
 		if c.Options == nil {

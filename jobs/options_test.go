@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -273,7 +274,7 @@ func TestParseNumericAssignments(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !o.Values.Equal(tc.values) || !o.Numbers.Equal(tc.numbers) {
+			if err != nil || !o.Values.Equal(tc.values) || !maps.Equal(o.Numbers, tc.numbers) {
 				t.Fatalf("got %v, %v; want %v %v", o, err, tc.values, tc.numbers)
 			}
 		})

@@ -17,31 +17,6 @@ import (
 // Numbers holds numeric option values; a key that is absent is not set.
 type Numbers map[Option]int
 
-// Clone copies n.
-func (n Numbers) Clone() Numbers {
-	if n == nil {
-		return nil
-	}
-	out := make(Numbers, len(n))
-	for k, v := range n {
-		out[k] = v
-	}
-	return out
-}
-
-// Equal reports whether both hold the same settings.
-func (n Numbers) Equal(o Numbers) bool {
-	if len(n) != len(o) {
-		return false
-	}
-	for k, v := range n {
-		if ov, ok := o[k]; !ok || ov != v {
-			return false
-		}
-	}
-	return true
-}
-
 // OptionSet is one options mapping as a policy holds it, as a customer
 // holds it for an account type, or as a change sets it: the on/off options
 // and the numeric ones side by side. A tenant file and the stored JSON

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -41,7 +42,7 @@ func TestOptionSetJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if o.Values == nil || !o.Values.Equal(tc.values) || !o.Numbers.Equal(tc.numbers) {
+			if o.Values == nil || !o.Values.Equal(tc.values) || !maps.Equal(o.Numbers, tc.numbers) {
 				t.Fatalf("read %#v %#v, want %v %v", o.Values, o.Numbers, tc.values, tc.numbers)
 			}
 			if tc.numbers == nil && o.Numbers != nil {
@@ -74,7 +75,7 @@ func TestPolicyAndCustomerJSON(t *testing.T) {
 		t.Fatalf("policy JSON %s, want %s", b, want)
 	}
 	var back Policy
-	if err := json.Unmarshal(b, &back); err != nil || back.Name != p.Name || !back.Options.Equal(p.Options) || !back.Numbers.Equal(p.Numbers) {
+	if err := json.Unmarshal(b, &back); err != nil || back.Name != p.Name || !back.Options.Equal(p.Options) || !maps.Equal(back.Numbers, p.Numbers) {
 		t.Fatalf("read back %+v, %v", back, err)
 	}
 	// Booleans only: the document is what it always was.
@@ -97,7 +98,7 @@ func TestPolicyAndCustomerJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &cb); err != nil {
 		t.Fatal(err)
 	}
-	if !cb.Options[EndUser].Equal(Values{Paused: true}) || !cb.Numbers[Admin].Equal(Numbers{RotationDays: 7}) || cb.Options[Admin] == nil || cb.Policies[Admin] != NoPolicy {
+	if !cb.Options[EndUser].Equal(Values{Paused: true}) || !maps.Equal(cb.Numbers[Admin], Numbers{RotationDays: 7}) || cb.Options[Admin] == nil || cb.Policies[Admin] != NoPolicy {
 		t.Fatalf("read back %+v", cb)
 	}
 	// Without options the document has none.

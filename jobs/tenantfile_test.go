@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -133,7 +134,7 @@ customers:
 		t.Fatal(err)
 	}
 	p, _ := tn.Policy(Admin, "Rotated admins")
-	if !p.Options.Equal(Values{Rotation: true}) || !p.Numbers.Equal(Numbers{RotationDays: 14, RotationLength: 32}) {
+	if !p.Options.Equal(Values{Rotation: true}) || !maps.Equal(p.Numbers, Numbers{RotationDays: 14, RotationLength: 32}) {
 		t.Fatalf("policy options %v numbers %v", p.Options, p.Numbers)
 	}
 	std, _ := tn.Policy(EndUser, "Std")
@@ -141,11 +142,11 @@ customers:
 		t.Fatalf("end-user policy options %v numbers %v", std.Options, std.Numbers)
 	}
 	bb, _ := tn.Customer("bluebird")
-	if len(bb.Options[Admin]) != 0 || !bb.Numbers[Admin].Equal(Numbers{RotationDays: 7}) {
+	if len(bb.Options[Admin]) != 0 || !maps.Equal(bb.Numbers[Admin], Numbers{RotationDays: 7}) {
 		t.Fatalf("bluebird options %v numbers %v", bb.Options, bb.Numbers)
 	}
 	co, _ := tn.Customer("cobalt")
-	if !co.Options[Admin].Equal(Values{Rotation: false}) || !co.Numbers[Admin].Equal(Numbers{RotationLength: 20}) {
+	if !co.Options[Admin].Equal(Values{Rotation: false}) || !maps.Equal(co.Numbers[Admin], Numbers{RotationLength: 20}) {
 		t.Fatalf("cobalt options %v numbers %v", co.Options, co.Numbers)
 	}
 	if r := Resolve(tn, bb, Admin); r.Number(RotationDays).Value != 7 || r.Number(RotationDays).Origin != FromCustomer {
