@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sirupsen/logrus"
+	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +42,22 @@ func (s *losingStore) AcquireLease(ctx context.Context, customer, holder string,
 	return s.Store.AcquireLease(ctx, customer, holder, ttl)
 }
 
+// lostHook notes that the runner said it lost a lease: it says so only
+// after the loss is visible to the pass.
+type lostHook struct {
+	once sync.Once
+	said chan struct{}
+}
+
+func (h *lostHook) Levels() []logrus.Level { return []logrus.Level{logrus.ErrorLevel} }
+
+func (h *lostHook) Fire(e *logrus.Entry) error {
+	if strings.Contains(e.Message, "stopping before the next write") {
+		h.once.Do(func() { close(h.said) })
+	}
+	return nil
+}
+
 // A runner that loses its customer's lease mid-pass stops before its next
 // sink call, records nothing more, and reports the customer failed with
 // the reason; the next run imports the rest, creating nothing twice.
@@ -60,11 +79,19 @@ func TestLostLeaseStopsTheImport(t *testing.T) {
 					users = append(users, user(i, jobs.EndUser))
 				}
 				acme.ad.set(users...)
+				// From the 20th create on, the renewal finds the lease lost, and
+				// every create waits until the runner has said so, so that the
+				// pass cannot end first however slow the machine is.
+				lost := &lostHook{said: make(chan struct{})}
+				log := logrus.New()
+				log.SetOutput(io.Discard)
+				log.AddHook(lost)
+				f.runner.Log = log
 				acme.vault.failCreate = func(sinks.NewVaultEntry) error {
-					if acme.vault.creates.Load() == 20 {
+					if acme.vault.creates.Load() >= 20 {
 						ls.lose.Store(true)
+						<-lost.said
 					}
-					time.Sleep(2 * time.Millisecond)
 					return nil
 				}
 				cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
