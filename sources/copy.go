@@ -1,0 +1,79 @@
+package sources
+
+import (
+	"context"
+	"iter"
+	"time"
+)
+
+// A directory read incrementally (AD DirSync or uSNChanged, Graph delta)
+// keeps a local copy of what it read: the objects the selection is
+// computed from and the direct membership links between them, with the
+// position (token, cookie) the next read resumes from. Each reader
+// serialises its own objects; the store keeps them opaque.
+
+// CopyObject is one object of a local copy (a user, a group, a role), as
+// its reader serialised it.
+type CopyObject struct {
+	// Kind is the reader's own name for what the object is ("user",
+	// "group", "role", ...).
+	Kind string
+	// ID is the object's stable identity (objectGUID, Graph object id).
+	ID string
+	// Doc is the reader's serialisation of the object.
+	Doc []byte
+}
+
+// CopyLink is one direct membership: Member is a direct member of Group
+// (a group or a role), both by ID.
+type CopyLink struct {
+	Group, Member string
+}
+
+// SyncState is where an incremental read resumes.
+type SyncState struct {
+	// Token is the reader's own position (Graph delta links, a DirSync
+	// cookie and the DC it is bound to, a highest USN with the DC's
+	// invocationId), opaque to the store.
+	Token []byte
+	// FullAt is when the last full, reconciling read finished.
+	FullAt time.Time
+	// Selection is a digest of the selection the copy was read for; a
+	// different one forces a full read.
+	Selection string
+}
+
+// Zero reports that there is no state: the next read is full.
+func (s SyncState) Zero() bool { return len(s.Token) == 0 }
+
+// CopyDelta is what one read changed in a local copy. Applied in one
+// transaction with its State, so a crash before the commit re-reads from
+// the old position and never skips a change.
+type CopyDelta struct {
+	// Full replaces the whole copy with Upserts and LinksAdded (a full,
+	// reconciling read: what it did not see is gone).
+	Full         bool
+	Upserts      []CopyObject
+	Deletes      []string // object ids; their links go with them
+	LinksAdded   []CopyLink
+	LinksRemoved []CopyLink
+	State        SyncState
+}
+
+// Empty reports a delta that changes nothing but the state.
+func (d CopyDelta) Empty() bool {
+	return !d.Full && len(d.Upserts) == 0 && len(d.Deletes) == 0 && len(d.LinksAdded) == 0 && len(d.LinksRemoved) == 0
+}
+
+// CopyStore keeps the local copies, per customer and source ("ad",
+// "m365"). sql/store implements it on both dialects.
+type CopyStore interface {
+	// CopyState returns the copy's position; the zero state when there is
+	// no copy.
+	CopyState(ctx context.Context, customer, source string) (SyncState, error)
+	// CopyObjects streams the copy's objects, and CopyLinks its links.
+	CopyObjects(ctx context.Context, customer, source string) iter.Seq2[CopyObject, error]
+	CopyLinks(ctx context.Context, customer, source string) iter.Seq2[CopyLink, error]
+	// ApplyCopy applies a delta and its state in one transaction.
+	ApplyCopy(ctx context.Context, customer, source string, d CopyDelta) error
+}
