@@ -6,7 +6,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -96,8 +98,12 @@ func (r Ref) Resolve(k *Key) (string, error) {
 	return "", fmt.Errorf("secret: %w", ErrPlain)
 }
 
-// Key seals and opens values with AES-256-GCM.
-type Key struct{ aead cipher.AEAD }
+// Key seals and opens values with AES-256-GCM, and derives the keys of
+// other uses (the audit chain's) from the same master key.
+type Key struct {
+	aead cipher.AEAD
+	raw  []byte
+}
 
 // ParseKey reads a base64-encoded 32-byte key.
 func ParseKey(b64 string) (*Key, error) {
@@ -121,7 +127,18 @@ func NewKey(raw []byte) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{aead: aead}, nil
+	return &Key{aead: aead, raw: append([]byte(nil), raw...)}, nil
+}
+
+// Derive returns a 32-byte key for one use, named by label, from the
+// master key with HKDF-SHA256 (RFC 5869; no salt, label as info): keys of
+// different labels are independent, and none reveals the master key.
+func (k *Key) Derive(label string) []byte {
+	b, err := hkdf.Key(sha256.New, k.raw, nil, label, 32)
+	if err != nil {
+		panic("secret: derive " + label + ": " + err.Error()) // only for lengths beyond 255 hashes
+	}
+	return b
 }
 
 // Seal encrypts plaintext and returns base64(nonce || ciphertext).
