@@ -486,12 +486,3 @@ func integrationDoc(in Integrations, kind string) string {
 	}
 	return ""
 }
-
-// VerifyAudit recomputes the audit chain.
-func VerifyAudit(ctx context.Context, s Store) (int, error) {
-	id, hash, err := s.AuditHead(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return VerifyChain(s.AuditEvents(ctx, AuditFilter{}), id, hash)
-}

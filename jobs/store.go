@@ -19,8 +19,6 @@ type Store interface {
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// AuditEvents streams audit events in id order.
 	AuditEvents(ctx context.Context, f AuditFilter) iter.Seq2[AuditEvent, error]
-	// AuditHead returns the id and hash of the last event written.
-	AuditHead(ctx context.Context) (int64, string, error)
 	// AcquireLease takes or renews the lease on a customer for holder until
 	// ttl from now. It fails (false) while another holder's lease lasts.
 	AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (bool, error)
@@ -59,7 +57,12 @@ type Tx interface {
 	PutIntegrations(ctx context.Context, in Integrations) error
 	PutPolicy(ctx context.Context, p Policy) error
 	PutCustomer(ctx context.Context, c Customer) error
-	// AppendAudit chains and writes an event; it fills ID, PrevHash and Hash.
+	// AppendAudit adds an event to its customer's chain (the tenant
+	// chain for Customer ""); it fills At when zero. The event is chained
+	// and written when the transaction ends, after fn: only then is the
+	// chain's head locked, so that the lock is held for no more than the
+	// transaction's own events and its commit. ID, Seq, PrevHash and Hash
+	// are assigned then.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 	// InsertImported records a newly imported account.
 	InsertImported(ctx context.Context, a ImportedAccount) error

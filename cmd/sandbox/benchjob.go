@@ -122,7 +122,7 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(err)
 	}
-	s, err := store.Open(ctx, os.Getenv("AUTOIMPORT_DATABASE_URL"))
+	s, err := store.Open(ctx, os.Getenv("AUTOIMPORT_DATABASE_URL"), store.WithAuditKey(jobs.NewAuditKey(key)))
 	if err != nil {
 		return fail(err)
 	}

@@ -9,17 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sql/migrations"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -42,6 +46,11 @@ type Store struct {
 	// process to the next directly, instead of leaving concurrent
 	// writers to poll for it through busy_timeout.
 	writeMu sync.Mutex
+	// auditKey keys the audit chains (nil: unkeyed chains).
+	auditKey *jobs.AuditKey
+	// auditBlocked, when set, is why every write is refused: the audit
+	// log from before per-customer chains is broken (see auditrechain.go).
+	auditBlocked atomic.Pointer[error]
 }
 
 // serialize returns an unlock function: on SQLite it holds the store's
@@ -141,8 +150,26 @@ func privateSQLiteFiles(path string) error {
 	return nil
 }
 
-// Open connects to the database and applies pending migrations.
-func Open(ctx context.Context, url string) (*Store, error) {
+// Open connects to the database, applies pending migrations and
+// re-chains the audit log where it must (see auditrechain.go).
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	s, err := connect(ctx, url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.rechainOnOpen(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect opens the database and checks that it answers.
+func connect(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	d, dsn, err := ParseURL(url)
 	if err != nil {
 		return nil, err
@@ -169,9 +196,8 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("connect to the %s database: %w (check AUTOIMPORT_DATABASE_URL)", d, err)
 	}
 	s := &Store{db: db, dialect: d, url: url}
-	if _, err := s.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+	for _, o := range opts {
+		o(s)
 	}
 	return s, nil
 }
@@ -248,10 +274,16 @@ const migrateLock = "autoimport.migrate"
 // transactional, a named lock held on one connection serialises them; on
 // SQLite each migration runs in one immediate transaction.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	return s.migrateUpTo(ctx, math.MaxInt)
+}
+
+// migrateUpTo applies the pending migrations numbered up to last.
+func (s *Store) migrateUpTo(ctx context.Context, last int) ([]string, error) {
 	ms, err := loadMigrations(s.dialect)
 	if err != nil {
 		return nil, err
 	}
+	ms = slices.DeleteFunc(ms, func(m migration) bool { return m.version > last })
 	conn, err := s.db.Connx(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)

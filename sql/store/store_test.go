@@ -140,56 +140,6 @@ func TestApplyIsIdempotentAndRoundTrips(t *testing.T) {
 	})
 }
 
-func TestAuditVerifyFindsTampering(t *testing.T) {
-	cases := []struct {
-		name string
-		sql  string
-		want string
-	}{
-		{"edited", "UPDATE audit_events SET actor = 'mallory' WHERE id = 2", "event 2: its content was altered"},
-		{"deleted", "DELETE FROM audit_events WHERE id = 2", "event 3: events 2 to 2 are missing"},
-		{"deleted last", "DELETE FROM audit_events WHERE id = (SELECT m FROM (SELECT MAX(id) AS m FROM audit_events) x)", "events deleted from the end"},
-		{"reordered", "", "event 2"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			storetest.Each(t, func(t *testing.T, s *store.Store) {
-				ctx := context.Background()
-				admin := &jobs.TenantAdmin{Store: s, Actor: "test"}
-				if _, err := admin.Apply(ctx, exampleTenant(t)); err != nil {
-					t.Fatal(err)
-				}
-				if n, err := jobs.VerifyAudit(ctx, s); err != nil || n < 4 {
-					t.Fatalf("untouched log: %d events, %v", n, err)
-				}
-				q := tc.sql
-				if tc.name == "reordered" {
-					// Swap events 2 and 3 through a free id: the primary key is checked row by row.
-					for _, st := range []string{"UPDATE audit_events SET id = 0 WHERE id = 2", "UPDATE audit_events SET id = 2 WHERE id = 3", "UPDATE audit_events SET id = 3 WHERE id = 0"} {
-						if _, err := s.DB().Exec(st); err != nil {
-							t.Fatal(err)
-						}
-					}
-					q = ""
-				}
-				if q != "" {
-					if _, err := s.DB().Exec(q); err != nil {
-						t.Fatal(err)
-					}
-				}
-				_, err := jobs.VerifyAudit(ctx, s)
-				var ce *jobs.ChainError
-				if !errors.As(err, &ce) {
-					t.Fatalf("verify after %s: %v, want a chain error", tc.name, err)
-				}
-				if !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("verify said %q, want it to contain %q", err, tc.want)
-				}
-			})
-		})
-	}
-}
-
 func TestPolicyChangeLeavesLedgerSnapshotAlone(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

@@ -1,0 +1,352 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sql/store"
+	"github.com/msp-tools/autoimport/sql/store/storetest"
+)
+
+// appendEvents writes events of one customer ("" tenant-wide) in one
+// transaction.
+func appendEvents(t *testing.T, s *store.Store, customer string, actions ...string) {
+	t.Helper()
+	ctx := context.Background()
+	err := s.Update(ctx, func(tx jobs.Tx) error {
+		for i, a := range actions {
+			if _, err := tx.AppendAudit(ctx, jobs.AuditEvent{Actor: "test", Action: a, Customer: customer, Subject: fmt.Sprintf("ad:%s-%d", a, i), After: `{"n":1}`}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("append to %s: %v", jobs.ChainName(customer), err)
+	}
+}
+
+func chainOf(t *testing.T, s *store.Store, customer string) []jobs.AuditEvent {
+	t.Helper()
+	var out []jobs.AuditEvent
+	for e, err := range s.AuditChain(context.Background(), customer) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func headOf(t *testing.T, s *store.Store, customer string) jobs.AuditHead {
+	t.Helper()
+	heads, err := s.AuditHeads(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range heads {
+		if h.Customer == customer {
+			return h
+		}
+	}
+	t.Fatalf("no head for the chain %s in %v", jobs.ChainName(customer), heads)
+	return jobs.AuditHead{}
+}
+
+func exec(t *testing.T, s *store.Store, q string, args ...any) {
+	t.Helper()
+	if _, err := s.DB().Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// rebuildChain is what someone who can write the database does after
+// deleting events: renumber the chain, hash it again with what they have
+// (key, nil for plain SHA-256) and move the head, recording keyID as the
+// head's key.
+func rebuildChain(t *testing.T, s *store.Store, customer string, key *jobs.AuditKey, keyID string) {
+	t.Helper()
+	prev := jobs.GenesisHash
+	events := chainOf(t, s, customer)
+	for i, e := range events {
+		e.Seq, e.PrevHash = int64(i+1), prev
+		e.Hash = key.Hash(e)
+		exec(t, s, "UPDATE audit_events SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?", e.Seq, e.PrevHash, e.Hash, e.ID)
+		prev = e.Hash
+	}
+	exec(t, s, "UPDATE audit_heads SET seq = ?, hash = ?, key_id = ? WHERE customer_id = ?", len(events), prev, keyID, customer)
+}
+
+// seedLog writes a tenant-wide event and, for two customers, events of
+// an import and of password reads, in several transactions.
+func seedLog(t *testing.T, s *store.Store) {
+	t.Helper()
+	appendEvents(t, s, "", "policy.create")
+	for _, c := range []string{"acme", "globex"} {
+		appendEvents(t, s, c, "customer.create")
+		appendEvents(t, s, c, "import.account", "import.vault.created")
+		appendEvents(t, s, c, "rotation.password-read", "rotation.password-read")
+		appendEvents(t, s, c, "import.account", "rotation.password-read", "rotation.password-read")
+		appendEvents(t, s, c, "welcome.sent")
+	}
+}
+
+func TestAuditTamperingIsFound(t *testing.T) {
+	otherKey, err := secret.NewKey([]byte("another master key of 32 bytes!!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withoutPasswordReads := func(t *testing.T, s *store.Store) {
+		exec(t, s, "DELETE FROM audit_events WHERE customer_id = 'acme' AND action = 'rotation.password-read'")
+	}
+	cases := []struct {
+		name   string
+		tamper func(t *testing.T, s *store.Store)
+		want   string
+	}{
+		{"edited", func(t *testing.T, s *store.Store) {
+			exec(t, s, "UPDATE audit_events SET actor = 'mallory' WHERE customer_id = 'acme' AND seq = 2")
+		}, "audit chain acme broken at seq 2"},
+		{"deleted", func(t *testing.T, s *store.Store) {
+			exec(t, s, "DELETE FROM audit_events WHERE customer_id = 'acme' AND seq = 2")
+		}, "the events at seq 2 to 2 are missing"},
+		{"deleted from the end", func(t *testing.T, s *store.Store) {
+			exec(t, s, "DELETE FROM audit_events WHERE customer_id = 'acme' AND seq = 9")
+		}, "events deleted from the end"},
+		{"reordered", func(t *testing.T, s *store.Store) {
+			exec(t, s, "UPDATE audit_events SET seq = 0 WHERE customer_id = 'acme' AND seq = 2")
+			exec(t, s, "UPDATE audit_events SET seq = 2 WHERE customer_id = 'acme' AND seq = 3")
+			exec(t, s, "UPDATE audit_events SET seq = 3 WHERE customer_id = 'acme' AND seq = 0")
+		}, "audit chain acme broken at seq 2"},
+		{"moved to another customer", func(t *testing.T, s *store.Store) {
+			last := chainOf(t, s, "acme")[7]
+			exec(t, s, "UPDATE audit_events SET customer_id = 'globex', seq = 100 WHERE customer_id = 'acme' AND seq = 9")
+			exec(t, s, "UPDATE audit_heads SET seq = 8, hash = ? WHERE customer_id = 'acme'", last.Hash)
+		}, "audit chain globex broken at seq 100"},
+		{"password reads deleted, chain rebuilt with SHA-256", func(t *testing.T, s *store.Store) {
+			withoutPasswordReads(t, s)
+			rebuildChain(t, s, "acme", nil, storetest.AuditKey.ID())
+		}, "its hash is not the chain's HMAC"},
+		{"password reads deleted, chain rebuilt unkeyed", func(t *testing.T, s *store.Store) {
+			withoutPasswordReads(t, s)
+			rebuildChain(t, s, "acme", nil, "")
+		}, "the chain is unkeyed although this log is keyed"},
+		{"password reads deleted, chain rebuilt with another key", func(t *testing.T, s *store.Store) {
+			withoutPasswordReads(t, s)
+			rebuildChain(t, s, "acme", jobs.NewAuditKey(otherKey), storetest.AuditKey.ID())
+		}, "its hash is not the chain's HMAC"},
+		{"head deleted", func(t *testing.T, s *store.Store) {
+			exec(t, s, "DELETE FROM audit_heads WHERE customer_id = 'acme'")
+		}, "the chain has events but no head"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, s *store.Store) {
+				ctx := context.Background()
+				seedLog(t, s)
+				if n, err := jobs.VerifyAudit(ctx, s); err != nil || n != 1+2*9 {
+					t.Fatalf("untouched log: %d events, %v", n, err)
+				}
+				tc.tamper(t, s)
+				_, err := jobs.VerifyAudit(ctx, s)
+				var ce *jobs.ChainError
+				if !errors.As(err, &ce) {
+					t.Fatalf("verify after %s: %v, want a chain error", tc.name, err)
+				}
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("verify said %q, want it to contain %q", err, tc.want)
+				}
+			})
+		})
+	}
+}
+
+func TestPerCustomerChains(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const customers, rounds = 8, 6
+		var wg sync.WaitGroup
+		errs := make(chan error, customers*rounds+rounds)
+		for c := range customers {
+			wg.Go(func() {
+				for r := range rounds {
+					err := s.Update(ctx, func(tx jobs.Tx) error {
+						for i := range 3 {
+							if _, err := tx.AppendAudit(ctx, jobs.AuditEvent{Actor: "test", Action: "import.account", Customer: fmt.Sprintf("c%d", c), Subject: fmt.Sprintf("ad:%d-%d", r, i)}); err != nil {
+								return err
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		wg.Go(func() {
+			for r := range rounds {
+				if err := s.Update(ctx, func(tx jobs.Tx) error {
+					_, err := tx.AppendAudit(ctx, jobs.AuditEvent{Actor: "test", Action: "policy.update", Subject: fmt.Sprint(r)})
+					return err
+				}); err != nil {
+					errs <- err
+				}
+			}
+		})
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		res, err := jobs.CheckAudit(ctx, s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Err() != nil || res.Events != customers*rounds*3+rounds || len(res.Chains) != customers+1 || res.Unkeyed() != 0 {
+			t.Fatalf("%d events in %d chains (%d unkeyed): %v", res.Events, len(res.Chains), res.Unkeyed(), res.Err())
+		}
+		if tenant := res.Chains[0].Head; tenant.Chain() != jobs.TenantChain || tenant.Seq != rounds || tenant.KeyID != storetest.AuditKey.ID() {
+			t.Fatalf("tenant chain head %+v", tenant)
+		}
+		for _, ch := range res.Chains[1:] {
+			if ch.Head.Seq != rounds*3 || ch.Events != rounds*3 || !ch.Head.Keyed() {
+				t.Fatalf("chain %s: head %s, %d events", ch.Head.Chain(), ch.Head, ch.Events)
+			}
+			// Each chain's events are in the order of writing, ids too.
+			events := chainOf(t, s, ch.Head.Customer)
+			for i := 1; i < len(events); i++ {
+				if events[i].ID <= events[i-1].ID {
+					t.Fatalf("chain %s: seq %d has id %d after id %d", ch.Head.Chain(), events[i].Seq, events[i].ID, events[i-1].ID)
+				}
+			}
+		}
+	})
+}
+
+func TestKeptHeadFindsARewoundChain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seedLog(t, s)
+		early := headOf(t, s, "acme")
+		appendEvents(t, s, "acme", "rotation.password-read", "rotation.password-read")
+		late := headOf(t, s, "acme")
+		check := func(kept ...jobs.AuditHead) error {
+			t.Helper()
+			res, err := jobs.CheckAudit(ctx, s, kept)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Err()
+		}
+		if err := check(early); err != nil {
+			t.Fatalf("the chain extends its earlier head: %v", err)
+		}
+		if err := check(late); err != nil {
+			t.Fatalf("the chain ends at its head: %v", err)
+		}
+
+		// Rewound to the earlier head: the chain alone still verifies,
+		// the kept head does not.
+		exec(t, s, "DELETE FROM audit_events WHERE customer_id = 'acme' AND seq > ?", early.Seq)
+		exec(t, s, "UPDATE audit_heads SET seq = ?, hash = ? WHERE customer_id = 'acme'", early.Seq, early.Hash)
+		if _, err := jobs.VerifyAudit(ctx, s); err != nil {
+			t.Fatalf("a rewound chain is intact on its own: %v", err)
+		}
+		if err := check(late); err == nil || !strings.Contains(err.Error(), "it was rewound") {
+			t.Fatalf("rewound chain against the kept head: %v", err)
+		}
+		// Written on from there, the chain passes the kept seq again, with
+		// other hashes.
+		appendEvents(t, s, "acme", "import.account", "import.account")
+		if err := check(late); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("audit chain acme broken at seq %d", late.Seq)) || !strings.Contains(err.Error(), "rewritten since") {
+			t.Fatalf("rewritten chain against the kept head: %v", err)
+		}
+		// A chain deleted whole, head and all.
+		exec(t, s, "DELETE FROM audit_events WHERE customer_id = 'globex'")
+		exec(t, s, "DELETE FROM audit_heads WHERE customer_id = 'globex'")
+		kept := jobs.AuditHead{Customer: "globex", Seq: 1, Hash: strings.Repeat("ab", 32)}
+		if err := check(kept); err == nil || !strings.Contains(err.Error(), "the chain no longer exists") {
+			t.Fatalf("deleted chain against the kept head: %v", err)
+		}
+	})
+}
+
+func TestParseKeptHead(t *testing.T) {
+	hash := strings.Repeat("0a", 32)
+	for _, tc := range []struct {
+		in   string
+		want jobs.AuditHead
+		err  string
+	}{
+		{"acme-dental=12:" + hash, jobs.AuditHead{Customer: "acme-dental", Seq: 12, Hash: hash}, ""},
+		{"@tenant=3:" + strings.ToUpper(hash), jobs.AuditHead{Seq: 3, Hash: hash}, ""},
+		{"12:" + hash, jobs.AuditHead{}, "write CHAIN=SEQ:HASH"},
+		{"Acme=12:" + hash, jobs.AuditHead{}, "neither a customer id nor @tenant"},
+		{"acme=0:" + hash, jobs.AuditHead{}, "want SEQ:HASH"},
+		{"acme=12:" + hash[:10], jobs.AuditHead{}, "want SEQ:HASH"},
+		{"acme=12:" + strings.Repeat("zz", 32), jobs.AuditHead{}, "want SEQ:HASH"},
+	} {
+		got, err := jobs.ParseKeptHead(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: %v, want an error containing %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v, %v", tc.in, got, err)
+		}
+	}
+}
+
+// TestOneCustomersWritesDoNotWaitForAnother holds one customer's head
+// locked from another connection: another customer's write goes through,
+// that customer's waits (and, with a one-second lock wait, gives up).
+func TestOneCustomersWritesDoNotWaitForAnother(t *testing.T) {
+	url := storetest.MySQLURL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	s, err := store.Open(context.Background(), url+sep+"innodb_lock_wait_timeout=1", store.WithAuditKey(storetest.AuditKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	appendEvents(t, s, "acme", "customer.create")
+	appendEvents(t, s, "globex", "customer.create")
+	appendEvents(t, s, "", "policy.create")
+
+	holder, err := s.DB().BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	var seq int64
+	if err := holder.GetContext(ctx, &seq, "SELECT seq FROM audit_heads WHERE customer_id = 'acme' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, s, "globex", "import.account")
+	appendEvents(t, s, "", "policy.update")
+	appendEvents(t, s, "initech", "customer.create") // a new chain
+	err = s.Update(ctx, func(tx jobs.Tx) error {
+		_, err := tx.AppendAudit(ctx, jobs.AuditEvent{Actor: "test", Action: "import.account", Customer: "acme"})
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "Lock wait timeout") {
+		t.Fatalf("a write to the locked chain: %v, want a lock wait timeout", err)
+	}
+	holder.Rollback()
+	appendEvents(t, s, "acme", "import.account")
+	if n, err := jobs.VerifyAudit(ctx, s); err != nil || n != 7 {
+		t.Fatalf("%d events: %v", n, err)
+	}
+}
