@@ -64,8 +64,8 @@ type Tx interface {
 	// transaction's own events and its commit. ID, Seq, PrevHash and Hash
 	// are assigned then.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
-	// InsertImported records a newly imported account.
-	InsertImported(ctx context.Context, a ImportedAccount) error
+	// InsertImported records newly imported accounts.
+	InsertImported(ctx context.Context, a ...ImportedAccount) error
 	// SetSourceState records that an imported account is active, disabled
 	// or missing in its source.
 	SetSourceState(ctx context.Context, customer, source, sourceID, state string) error
@@ -81,10 +81,10 @@ type Tx interface {
 	// SetFlags changes the self-serve and rotation flags of an imported
 	// account (a roll-out); its options snapshot stays as it was.
 	SetFlags(ctx context.Context, customer, source, sourceID string, f Flags) error
-	// PutAttention records that an account needs a person;
-	// DeleteAttention that it no longer does.
-	PutAttention(ctx context.Context, a AccountAttention) error
-	DeleteAttention(ctx context.Context, customer, source, sourceID string) error
+	// PutAttention records that accounts need a person;
+	// DeleteAttention that accounts of one source no longer do.
+	PutAttention(ctx context.Context, a ...AccountAttention) error
+	DeleteAttention(ctx context.Context, customer, source string, sourceIDs ...string) error
 	// PutRotation records an account's rotation, replacing its previous
 	// one; SetRotated records when its password was last rotated.
 	PutRotation(ctx context.Context, r PasswordRotation) error

@@ -357,8 +357,15 @@ func (s *Store) AppliedMigrations(ctx context.Context) ([]string, error) {
 
 // upsert returns an INSERT that updates cols on a key conflict.
 func (s *Store) upsert(table string, keys, cols []string) string {
+	return s.upsertRows(table, keys, cols, 1)
+}
+
+// upsertRows returns an INSERT of n rows that updates cols on a key
+// conflict.
+func (s *Store) upsertRows(table string, keys, cols []string, n int) string {
 	all := append(append([]string{}, keys...), cols...)
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(all, ", "), strings.TrimSuffix(strings.Repeat("?, ", len(all)), ", "))
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(all)), ", ") + ")"
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(all, ", "), strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
 	set := make([]string, len(cols))
 	if s.dialect == MySQL {
 		for i, c := range cols {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -322,26 +323,42 @@ func (t *tx) PutCustomer(ctx context.Context, c jobs.Customer) error {
 	return nil
 }
 
-func (t *tx) InsertImported(ctx context.Context, a jobs.ImportedAccount) error {
-	opts, _ := json.Marshal(nonNil(a.Options))
-	if a.ImportedAt.IsZero() {
-		a.ImportedAt = time.Now()
-	}
-	if a.LastSeen.IsZero() {
-		a.LastSeen = a.ImportedAt
-	}
-	if a.Welcome == "" {
-		a.Welcome = "none"
-	}
-	if a.State == "" {
-		a.State = "active"
-	}
-	_, err := t.sx.ExecContext(ctx, "INSERT INTO imported_accounts ("+ledgerCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.UPN, a.DisplayName, a.Email, a.ImmutableID, a.M365ID,
-		a.VaultIntegration, a.VaultRef, a.VaultName, a.PSAIntegration, a.PSARef, a.SelfServe, a.Rotation, a.M365Sync,
-		string(opts), a.OptionsOrigin, a.Welcome, 0, a.State, a.ImportedAt.UnixMicro(), a.LastSeen.UnixMicro(), micros(a.LastRotated))
-	if err != nil {
-		return fmt.Errorf("record imported account %s/%s of customer %s: %w", a.Source, a.SourceID, a.Customer, err)
+// ledgerRowsPerInsert bounds the rows of one INSERT of the ledger (26
+// placeholders each).
+const ledgerRowsPerInsert = 200
+
+// InsertImported records newly imported accounts, many to a statement.
+func (t *tx) InsertImported(ctx context.Context, accounts ...jobs.ImportedAccount) error {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", strings.Count(ledgerCols, ",")+1), ", ") + ")"
+	for from := 0; from < len(accounts); from += ledgerRowsPerInsert {
+		chunk := accounts[from:min(from+ledgerRowsPerInsert, len(accounts))]
+		args := make([]any, 0, 26*len(chunk))
+		for _, a := range chunk {
+			opts, _ := json.Marshal(nonNil(a.Options))
+			if a.ImportedAt.IsZero() {
+				a.ImportedAt = time.Now()
+			}
+			if a.LastSeen.IsZero() {
+				a.LastSeen = a.ImportedAt
+			}
+			if a.Welcome == "" {
+				a.Welcome = "none"
+			}
+			if a.State == "" {
+				a.State = "active"
+			}
+			args = append(args, a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.UPN, a.DisplayName, a.Email, a.ImmutableID, a.M365ID,
+				a.VaultIntegration, a.VaultRef, a.VaultName, a.PSAIntegration, a.PSARef, a.SelfServe, a.Rotation, a.M365Sync,
+				string(opts), a.OptionsOrigin, a.Welcome, 0, a.State, a.ImportedAt.UnixMicro(), a.LastSeen.UnixMicro(), micros(a.LastRotated))
+		}
+		q := "INSERT INTO imported_accounts (" + ledgerCols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", len(chunk)), ", ")
+		if _, err := t.sx.ExecContext(ctx, q, args...); err != nil {
+			if len(chunk) == 1 {
+				a := chunk[0]
+				return fmt.Errorf("record imported account %s/%s of customer %s: %w", a.Source, a.SourceID, a.Customer, err)
+			}
+			return fmt.Errorf("record %d imported accounts of customer %s: %w", len(chunk), chunk[0].Customer, err)
+		}
 	}
 	return nil
 }
