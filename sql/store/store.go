@@ -94,6 +94,10 @@ func ParseURL(raw string) (Dialect, string, error) {
 		}
 		cfg.ParseTime = false
 		cfg.MultiStatements = false
+		// The driver fills in placeholders itself (escaping for the
+		// connection's utf8mb4), so a statement is one round trip instead
+		// of a prepare, an execute and a close.
+		cfg.InterpolateParams = true
 		if cfg.Params == nil {
 			cfg.Params = map[string]string{}
 		}

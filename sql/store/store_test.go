@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -274,9 +275,12 @@ func TestParseURL(t *testing.T) {
 		{"sqlite:", "", true},
 	}
 	for _, tc := range cases {
-		d, _, err := store.ParseURL(tc.in)
+		d, dsn, err := store.ParseURL(tc.in)
 		if (err != nil) != tc.bad || d != tc.dialect {
 			t.Errorf("ParseURL(%q) = %q, %v", tc.in, d, err)
+		}
+		if d == store.MySQL && !strings.Contains(dsn, "interpolateParams=true") {
+			t.Errorf("ParseURL(%q): %q does not fill in placeholders in the driver", tc.in, dsn)
 		}
 		if err != nil && strings.Contains(err.Error(), ":p@") {
 			t.Errorf("error leaks the password: %v", err)
@@ -348,6 +352,32 @@ func TestSetWelcomeIfClaimsOnce(t *testing.T) {
 		}
 		if l := ledger(t, s, "acme"); len(l) != 1 || l[0].Welcome != "attempted" {
 			t.Fatalf("ledger %+v", l)
+		}
+	})
+}
+
+// TestValuesRoundTrip: whatever a value holds (quotes, backslashes, a NUL,
+// characters outside the BMP, placeholders), it is stored and read back
+// as it was, the driver filling in placeholders or not.
+func TestValuesRoundTrip(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		values := []string{`it's "quoted"`, `back\slash\`, "nul\x00byte", "ünïcödé 🙂", "?, ?) -- ", "'; DROP TABLE customers; --", ""}
+		err := s.Update(ctx, func(tx jobs.Tx) error {
+			for i, v := range values {
+				if err := tx.PutState(ctx, "acme", fmt.Sprint("v", i), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range values {
+			if got, err := s.State(ctx, "acme", fmt.Sprint("v", i)); err != nil || got != want {
+				t.Errorf("value %d: %q, %v; want %q", i, got, err, want)
+			}
 		}
 	})
 }
