@@ -64,6 +64,11 @@ type Tx interface {
 	// transaction's own events and its commit. ID, Seq, PrevHash and Hash
 	// are assigned then.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
+	// LockChain locks a chain's head now (customer "" for the tenant
+	// chain), for a transaction that reads what it then changes and
+	// needs no other writer of that chain between: they wait until it
+	// commits.
+	LockChain(ctx context.Context, customer string) error
 	// InsertImported records newly imported accounts.
 	InsertImported(ctx context.Context, a ...ImportedAccount) error
 	// SetSourceState records that an imported account is active, disabled

@@ -49,6 +49,12 @@ func (t *tx) AppendAudit(ctx context.Context, e jobs.AuditEvent) (jobs.AuditEven
 	return e, nil
 }
 
+// LockChain locks a chain's head at once (see jobs.Tx).
+func (t *tx) LockChain(ctx context.Context, customer string) error {
+	_, err := t.lockHead(ctx, customer)
+	return err
+}
+
 // flushAudit chains and writes the transaction's events, chain by chain
 // in name order (so that two transactions never wait for each other's
 // heads), each chain's events in the order they were appended.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/jobs"
@@ -349,4 +350,52 @@ func TestOneCustomersWritesDoNotWaitForAnother(t *testing.T) {
 	if n, err := jobs.VerifyAudit(ctx, s); err != nil || n != 7 {
 		t.Fatalf("%d events: %v", n, err)
 	}
+}
+
+// TestLockChainSerialisesReadersThatWrite: a transaction that locks a
+// chain up front runs alone among the writers of that chain, so what it
+// reads stays true until it commits: of two that read a value and write
+// it back longer, neither loses the other's update.
+func TestLockChainSerialisesReadersThatWrite(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		appendEvents(t, s, "", "policy.create")
+		firstLocked, release := make(chan struct{}), make(chan struct{})
+		seen := make([]string, 2)
+		var wg sync.WaitGroup
+		change := func(i int, locked func()) {
+			defer wg.Done()
+			err := s.Update(ctx, func(tx jobs.Tx) error {
+				if err := tx.LockChain(ctx, ""); err != nil {
+					return err
+				}
+				locked()
+				v, err := tx.State(ctx, "", "counter")
+				if err != nil {
+					return err
+				}
+				seen[i] = v
+				if err := tx.PutState(ctx, "", "counter", v+"x"); err != nil {
+					return err
+				}
+				_, err = tx.AppendAudit(ctx, jobs.AuditEvent{Actor: "test", Action: "policy.update", Subject: fmt.Sprint(i)})
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		wg.Add(2)
+		go change(0, func() { close(firstLocked); <-release })
+		<-firstLocked
+		go change(1, func() {})
+		// The second waits for the first's lock (SQLite: for its single
+		// writer), however long it is given to overtake.
+		time.Sleep(100 * time.Millisecond)
+		close(release)
+		wg.Wait()
+		if v, _ := s.State(ctx, "", "counter"); v != "xx" || seen[1] != "x" {
+			t.Fatalf("counter %q, the second read %q: an update was lost", v, seen[1])
+		}
+	})
 }
