@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/msp-tools/autoimport/jobs"
@@ -103,21 +102,14 @@ func (t *tx) PutAttention(ctx context.Context, rows ...jobs.AccountAttention) er
 }
 
 // DeleteAttention records that accounts of one source no longer need a
-// person, many to a statement.
+// person. Each row is deleted by its whole key, one statement a row: a
+// delete of many keys at once (an IN list) may be run as a scan of the
+// customer's rows, which under REPEATABLE READ locks every row it passes,
+// other transactions' new rows included.
 func (t *tx) DeleteAttention(ctx context.Context, customer, source string, sourceIDs ...string) error {
-	for from := 0; from < len(sourceIDs); from += attentionRowsPerStatement {
-		chunk := sourceIDs[from:min(from+attentionRowsPerStatement, len(sourceIDs))]
-		args := make([]any, 0, 2+len(chunk))
-		args = append(args, customer, source)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		q := "DELETE FROM account_attention WHERE customer_id = ? AND source = ? AND source_id IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ") + ")"
-		if _, err := t.sx.ExecContext(ctx, q, args...); err != nil {
-			if len(chunk) == 1 {
-				return fmt.Errorf("customer %s: clear the attention state of %s:%s: %w", customer, source, chunk[0], err)
-			}
-			return fmt.Errorf("customer %s: clear the attention state of %d %s accounts: %w", customer, len(chunk), source, err)
+	for _, id := range sourceIDs {
+		if _, err := t.sx.ExecContext(ctx, "DELETE FROM account_attention WHERE customer_id = ? AND source = ? AND source_id = ?", customer, source, id); err != nil {
+			return fmt.Errorf("customer %s: clear the attention state of %s:%s: %w", customer, source, id, err)
 		}
 	}
 	return nil
