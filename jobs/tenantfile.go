@@ -15,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/msp-tools/autoimport/internal/loopback"
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"go.yaml.in/yaml/v3"
@@ -318,7 +319,7 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 		switch s.TLS {
 		case "", "starttls", "implicit":
 		case "none":
-			if !restclient.IsLoopback(s.Host) {
+			if !loopback.IsLoopbackName(s.Host) {
 				add("integrations.smtp.tls", "none sends the SMTP password and every welcome email in clear: it is allowed only to a relay on this machine (localhost, 127.0.0.1, ::1), not %q; use starttls (port 587) or implicit (port 465)", s.Host)
 			}
 		default:

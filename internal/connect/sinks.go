@@ -2,7 +2,7 @@ package connect
 
 import (
 	"fmt"
-	"github.com/msp-tools/autoimport/internal/restclient"
+	"github.com/msp-tools/autoimport/internal/loopback"
 	"github.com/msp-tools/autoimport/internal/secret"
 
 	"github.com/msp-tools/autoimport/jobs"
@@ -126,7 +126,7 @@ func (c *Connector) mailer(s *jobs.SMTP, log logrus.FieldLogger) (sinks.Mailer, 
 			return nil, fmt.Errorf("SMTP: template: %w", err)
 		}
 	}
-	if s.TLS == email.TLSNone && !restclient.IsLoopback(s.Host) {
+	if s.TLS == email.TLSNone && !loopback.IsLoopbackName(s.Host) {
 		return nil, fmt.Errorf("SMTP: tls none is allowed only to a relay on this machine, not %s: use starttls or implicit (autoimport apply refuses it too)", s.Host)
 	}
 	m, err := email.New(email.Config{Host: s.Host, Port: s.Port, Username: user, Password: pw, From: s.From, TLS: s.TLS, AllowNoTLS: s.TLS == email.TLSNone,
