@@ -351,7 +351,14 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	req = req.WithContext(context.WithValue(ctx, idempotentKey{}, idem))
 	resp, err := c.retry.Do(req)
 	if err != nil {
-		return nil, &Error{Integration: c.cfg.Integration, Customer: r.Customer, Method: r.Method, Path: req.URL.Path, Err: redactURLError(err)}
+		e := &Error{Integration: c.cfg.Integration, Customer: r.Customer, Method: r.Method, Path: req.URL.Path, Err: redactURLError(err)}
+		if resp != nil {
+			// A redirect that was refused: the server answered, with a
+			// 3xx, and did not process the request.
+			e.Status, e.RequestID = resp.StatusCode, requestID(resp.Header)
+			resp.Body.Close()
+		}
+		return nil, e
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp, nil

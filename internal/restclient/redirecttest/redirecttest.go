@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -77,4 +80,39 @@ func (s *Server) Reached() []Seen {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Seen(nil), s.seen...)
+}
+
+// CheckRefused fails the test unless err names the integration and the
+// target's host and port, and nothing reached the target. secrets, when
+// given, must appear neither in the error nor anywhere else.
+func (s *Server) CheckRefused(t testing.TB, err error, integration string, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error: the redirect to %s was followed", s.Target)
+	}
+	host := strings.TrimPrefix(s.Target, "http://")
+	for _, want := range []string{integration, host} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	for _, sec := range secrets {
+		if sec != "" && strings.Contains(err.Error(), sec) {
+			t.Errorf("error leaks a secret: %v", err)
+		}
+	}
+	if got := s.Reached(); len(got) > 0 {
+		t.Fatalf("%d requests reached the other origin; the first: %s %s %v %q", len(got), got[0].Method, got[0].Path, got[0].Header, got[0].Body)
+	}
+}
+
+// Forward is a next handler for Start that passes requests on to a fake
+// at rawURL, so that only chosen requests are redirected.
+func Forward(t testing.TB, rawURL string) http.Handler {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httputil.NewSingleHostReverseProxy(u)
 }
