@@ -28,6 +28,9 @@ type Runner struct {
 	Metrics     *Metrics
 	// Key seals pending passwords of rotations (AUTOIMPORT_SECRET_KEY).
 	Key *secret.Key
+	// Actor is recorded in the audit events of imports and rotations
+	// ("autoimport" when empty; see RecordedActor).
+	Actor string
 	// Progress, when set, is called after each customer.
 	Progress   func(done, total int, r *CustomerReport)
 	mu         sync.Mutex // one run at a time
@@ -169,7 +172,7 @@ func customerStatuses(rep *Report) []string {
 
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
-	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log}
+	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Actor: r.Actor}
 	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()
