@@ -380,4 +380,3 @@ func (a *Accounts) audit(ctx context.Context, tx Tx, customer, action, subject s
 func vaultOf(conn *Connections, typ AccountType) (sinks.Vault, sinks.VaultScope) {
 	return conn.Vaults[typ], conn.VaultScope[typ]
 }
-
