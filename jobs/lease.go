@@ -47,6 +47,7 @@ type Lease struct {
 	// runOut loses the lease when its time is up; each renewal moves it.
 	mu      sync.Mutex
 	runOut  *time.Timer
+	until   time.Time // when the lease runs out on this process's clock
 	renewed sync.WaitGroup
 }
 
@@ -95,7 +96,8 @@ func AcquireLease(ctx context.Context, s Store, customer, holder string, ttl tim
 	}
 	l := &Lease{store: s, customer: customer, holder: holder, token: token, ttl: ttl, log: log}
 	l.ctx, l.lose = context.WithCancelCause(context.Background())
-	l.runOut = time.AfterFunc(l.validFor(asked), l.ranOut)
+	l.until = time.Now().Add(l.validFor(asked))
+	l.runOut = time.AfterFunc(time.Until(l.until), l.ranOut)
 	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l.stop = stop
 	l.renewed.Add(1)
@@ -170,7 +172,8 @@ func (l *Lease) renew(ctx context.Context) {
 		default:
 			l.mu.Lock()
 			if l.ctx.Err() == nil {
-				l.runOut.Reset(l.validFor(asked))
+				l.until = time.Now().Add(l.validFor(asked))
+				l.runOut.Reset(time.Until(l.until))
 			}
 			l.mu.Unlock()
 		}
@@ -178,9 +181,17 @@ func (l *Lease) renew(ctx context.Context) {
 }
 
 // Lost returns nil while the lease is held, and why it was lost after.
+// It reads the lease's time itself, not only whether the timer that ends
+// it has fired: a process that was paused checks before it writes.
 func (l *Lease) Lost() error {
 	if l.ctx.Err() == nil {
-		return nil
+		l.mu.Lock()
+		out := time.Now().After(l.until)
+		l.mu.Unlock()
+		if !out {
+			return nil
+		}
+		l.ranOut()
 	}
 	return context.Cause(l.ctx)
 }
