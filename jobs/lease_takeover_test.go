@@ -38,7 +38,9 @@ func TestLeaseOfAGoneHolderIsTakenOverAtOnce(t *testing.T) {
 		gone   bool
 	}{
 		{"process gone", func(t *testing.T) string { return jobs.HolderFor(deadPid(t), "1", "") }, true},
-		{"host rebooted since", func(t *testing.T) string { return jobs.HolderFor(os.Getpid(), jobs.ThisProcessStart(), "0000-another-boot") }, true},
+		{"host rebooted since", func(t *testing.T) string {
+			return jobs.HolderFor(os.Getpid(), jobs.ThisProcessStart(), "0000-another-boot")
+		}, true},
 		{"pid taken by another process", func(t *testing.T) string { return jobs.HolderFor(os.Getpid(), "1", "") }, true},
 		{"alive: this very process", func(t *testing.T) string { return jobs.HolderFor(os.Getpid(), jobs.ThisProcessStart(), "") }, false},
 		{"another host", func(t *testing.T) string { return "elsewhere.example/1/abc boot=x start=1 pidns=pid:[1]" }, false},
