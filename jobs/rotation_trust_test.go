@@ -529,3 +529,53 @@ func sealedOf(t *testing.T, s *store.Store, id string, x jobs.PasswordRotation) 
 	pw, _ := rotationKey.OpenFor(x.Sealed, jobs.SealedPlace(x))
 	return string(pw)
 }
+
+// A password sealed before values were bound to their place is sealed
+// again for it, once and audited; a value without a place copied into
+// the store afterwards is not bound, and does not open.
+func TestSealedValuesAreBoundOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f, r := rotationWorld(t, s, 2)
+		acme := f.worlds["acme"]
+		led := ledgerOf(t, s, "acme")
+		acme.vault.failWrite = func() error { return errors.New("IT Glue: HTTP 503") }
+		rotate(t, r, s, jobs.RotateOptions{})
+		pw0 := sealedPassword(t, s, led["adm-0"].SourceID)
+		// As an older autoimport left it: sealed without a place.
+		legacy := rotationKey.Seal([]byte(pw0))
+		setSealed := func(id, v string) {
+			if _, err := s.DB().Exec("UPDATE rotations SET sealed = ? WHERE customer_id = 'acme' AND source_id = ?", v, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setSealed(led["adm-0"].SourceID, legacy)
+		n, err := jobs.BindSealedValues(context.Background(), s, rotationKey, "test")
+		if err != nil || n != 1 || sealedPassword(t, s, led["adm-0"].SourceID) != pw0 {
+			t.Fatalf("bind: %d, %v", n, err)
+		}
+		var audited bool
+		for e, err := range s.AuditEvents(context.Background(), jobs.AuditFilter{Customer: "acme"}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			audited = audited || e.Action == "store.sealed-bound"
+		}
+		if !audited {
+			t.Fatal("the binding is not audited")
+		}
+		// adm-0's old form copied into adm-1's row later: never bound.
+		setSealed(led["adm-1"].SourceID, legacy)
+		if n, err := jobs.BindSealedValues(context.Background(), s, rotationKey, "test"); n != 0 || err != nil {
+			t.Fatalf("bound again: %d, %v", n, err)
+		}
+		if _, err := f.accounts().PendingPassword(context.Background(), "acme", "adm-1", rotationKey); err == nil {
+			t.Fatal("a value without a place opened")
+		}
+		acme.vault.failWrite = nil
+		rotate(t, r, s, jobs.RotateOptions{})
+		if vaultPassword(acme.vault, led["adm-1"].VaultRef) == pw0 {
+			t.Fatal("adm-0's password was written to adm-1's entry")
+		}
+		finished(t, s, acme, led["adm-0"])
+	})
+}
