@@ -144,7 +144,9 @@ func (r *Runner) Run(ctx context.Context, opt RunOptions) (*Report, error) {
 	sort.Slice(rep.Customers, func(i, j int) bool { return rep.Customers[i].Customer < rep.Customers[j].Customer })
 	for _, cr := range rep.Customers {
 		rep.Totals.Add(cr.Counts)
-		if cr.Status == StatusFailed || cr.Status == StatusHeld {
+		// A busy customer is another replica's work, unless it was named:
+		// then this run did not do what it was asked.
+		if cr.Status == StatusFailed || cr.Status == StatusHeld || (cr.Status == StatusBusy && len(opt.Customers) > 0) {
 			rep.Status = StatusFailed
 		}
 	}
@@ -188,14 +190,14 @@ func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions)
 		return im.Import(ctx, t, c, iopt)
 	}
 	var rep *CustomerReport
-	held, err := r.withLease(ctx, c.ID, func(lease context.Context) {
-		iopt.Lease = lease
+	held, err := r.withLease(ctx, c.ID, func(l *Lease) {
+		iopt.Lease = l.Context()
 		rep = im.Import(ctx, t, c, iopt)
 	})
 	switch {
-	case held:
+	case held != nil:
 		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusBusy,
-			Notices: []string{"another autoimport holds this customer's lease (a replica or a manual run): skipped this time"}}
+			Notices: []string{held.Error() + ": skipped this time"}}
 	case err != nil:
 		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error()}
 	}
