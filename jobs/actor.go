@@ -17,7 +17,7 @@ import (
 // RecordedActor is declared with this process's operating-system user and
 // host appended, as audit events record it.
 func RecordedActor(declared string) string {
-	id := processIdentity()
+	id := runningAs()
 	return strings.TrimSpace(declared) + " (os " + id.user + "@" + id.host + ")"
 }
 
@@ -37,10 +37,11 @@ func ParseActor(recorded string) (declared, osUser, host string) {
 	return recorded[:i], who[:at], who[at+1:]
 }
 
-type identity struct{ user, host string }
+// osAccount is the operating-system user and host this process runs as.
+type osAccount struct{ user, host string }
 
-var processIdentity = sync.OnceValue(func() identity {
-	id := identity{user: "uid " + strconv.Itoa(os.Getuid()), host: "unknown-host"}
+var runningAs = sync.OnceValue(func() osAccount {
+	id := osAccount{user: "uid " + strconv.Itoa(os.Getuid()), host: "unknown-host"}
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		id.user = u.Username
 	}
