@@ -47,29 +47,34 @@ var loopbackDialer = &loopback.Dialer{}
 // loopbackTransports holds, per base transport, its copy that connects to
 // loopback addresses only, so that every client over one base shares one
 // connection pool as it would without the copy.
-var loopbackTransports sync.Map // http.RoundTripper -> *http.Transport
+var loopbackTransports sync.Map // *http.Transport -> *http.Transport
 
 // loopbackOnly is base's copy for plain-http requests: no proxy (the
 // address dialled is the server's own) and a dialer that refuses any
 // address that is not this machine. A base that is not an
-// *http.Transport (nothing in autoimport passes one) is replaced by a
-// default transport.
+// *http.Transport (nothing in autoimport passes one) is replaced by
+// http.DefaultTransport's copy.
 func loopbackOnly(base http.RoundTripper) http.RoundTripper {
-	if t, ok := loopbackTransports.Load(base); ok {
+	ht, ok := base.(*http.Transport)
+	if !ok {
+		if ht, ok = http.DefaultTransport.(*http.Transport); !ok {
+			ht = fallbackTransport
+		}
+	}
+	if t, ok := loopbackTransports.Load(ht); ok {
 		return t.(*http.Transport)
 	}
-	var t *http.Transport
-	if ht, ok := base.(*http.Transport); ok {
-		t = ht.Clone()
-	} else {
-		t = http.DefaultTransport.(*http.Transport).Clone()
-	}
+	t := ht.Clone()
 	t.Proxy = nil
 	t.DialContext = loopbackDialer.DialContext
 	t.DialTLSContext = nil
-	actual, _ := loopbackTransports.LoadOrStore(base, t)
+	actual, _ := loopbackTransports.LoadOrStore(ht, t)
 	return actual.(*http.Transport)
 }
+
+// fallbackTransport stands in for http.DefaultTransport when a program
+// replaced it by another kind of RoundTripper.
+var fallbackTransport = &http.Transport{ForceAttemptHTTP2: true, MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
 
 // guardedTransport sends plain-http requests over loopback connections
 // only, unless the operator allowed http for the integration.

@@ -10,7 +10,10 @@ import (
 // kernelFileSystems are the file systems whose files are the kernel's
 // views of processes, devices and itself, not stored data: procfs
 // (/proc/self/environ holds AUTOIMPORT_SECRET_KEY), sysfs and the like.
-// A file on one is refused wherever it is reached from.
+// A file on one is refused wherever it is reached from. devtmpfs reports
+// tmpfs's magic (so does every Kubernetes secret volume) and cannot be told
+// apart by it; what it holds is device nodes, which are not regular files
+// and are refused by that check.
 var kernelFileSystems = map[uint32]string{
 	unix.PROC_SUPER_MAGIC:    "procfs",
 	unix.SYSFS_MAGIC:         "sysfs",
