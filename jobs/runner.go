@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/sources"
 	"github.com/sirupsen/logrus"
 )
 
@@ -28,6 +29,9 @@ type Runner struct {
 	Metrics     *Metrics
 	// Key seals pending passwords of rotations (AUTOIMPORT_SECRET_KEY).
 	Key *secret.Key
+	// Copies and FullReadEvery: see Importer.
+	Copies        sources.CopyStore
+	FullReadEvery time.Duration
 	// Progress, when set, is called after each customer.
 	Progress   func(done, total int, r *CustomerReport)
 	mu         sync.Mutex // one run at a time
@@ -50,6 +54,8 @@ type RunOptions struct {
 	// customer as soon as it is known (see ImportOptions.OnAccount). Calls
 	// come one at a time, whichever customer's pass makes them.
 	OnAccount func(customer string, p AccountPlan)
+	// FullRead reads every source in full this time (run --once --full).
+	FullRead bool
 }
 
 // Report is the outcome of one run.
@@ -171,8 +177,8 @@ func customerStatuses(rep *Report) []string {
 
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
-	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log}
-	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, OnAccount: func(p AccountPlan) {
+	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery}
+	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()
 		if !opt.DryRun {
