@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/sources"
 	"github.com/sirupsen/logrus"
 )
 
@@ -31,6 +32,9 @@ type Runner struct {
 	// Actor is recorded in the audit events of imports and rotations
 	// ("autoimport" when empty; see RecordedActor).
 	Actor string
+	// Copies and FullReadEvery: see Importer.
+	Copies        sources.CopyStore
+	FullReadEvery time.Duration
 	// Progress, when set, is called after each customer.
 	Progress   func(done, total int, r *CustomerReport)
 	mu         sync.Mutex // one run at a time
@@ -53,6 +57,8 @@ type RunOptions struct {
 	// customer as soon as it is known (see ImportOptions.OnAccount). Calls
 	// come one at a time, whichever customer's pass makes them.
 	OnAccount func(customer string, p AccountPlan)
+	// FullRead reads every source in full this time (run --once --full).
+	FullRead bool
 }
 
 // Report is the outcome of one run.
@@ -174,8 +180,8 @@ func customerStatuses(rep *Report) []string {
 
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
-	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Actor: r.Actor}
-	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, OnAccount: func(p AccountPlan) {
+	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery, Actor: r.Actor}
+	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()
 		if !opt.DryRun {
