@@ -39,16 +39,23 @@ func (a *app) auditListCommand() *cobra.Command {
 				events = append(events, e)
 			}
 			if a.json() {
-				if events == nil {
-					events = []jobs.AuditEvent{}
+				out := make([]auditEventOut, len(events))
+				for i, e := range events {
+					out[i] = auditEventOut{AuditEvent: e}
+					out[i].DeclaredActor, out[i].OSUser, out[i].Host = jobs.ParseActor(e.Actor)
 				}
-				return a.printJSON(events)
+				return a.printJSON(out)
 			}
 			var rows [][]string
 			for _, e := range events {
-				rows = append(rows, []string{strconv.FormatInt(e.ID, 10), jobs.ChainName(e.Customer) + ":" + strconv.FormatInt(e.Seq, 10), e.At.Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Subject, summary(e)})
+				declared, osUser, host := jobs.ParseActor(e.Actor)
+				runAs := ""
+				if osUser != "" {
+					runAs = osUser + "@" + host
+				}
+				rows = append(rows, []string{strconv.FormatInt(e.ID, 10), jobs.ChainName(e.Customer) + ":" + strconv.FormatInt(e.Seq, 10), e.At.Format("2006-01-02 15:04:05"), declared, runAs, e.Action, e.Subject, summary(e)})
 			}
-			a.table([]string{"ID", "CHAIN:SEQ", "AT (UTC)", "ACTOR", "ACTION", "SUBJECT", "CHANGE"}, rows)
+			a.table([]string{"ID", "CHAIN:SEQ", "AT (UTC)", "ACTOR", "OS USER@HOST", "ACTION", "SUBJECT", "CHANGE"}, rows)
 			return nil
 		},
 	}

@@ -19,3 +19,4 @@ func OpenAt(ctx context.Context, url string, last int) (*Store, error) {
 	}
 	return s, nil
 }
+

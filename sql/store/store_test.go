@@ -381,3 +381,4 @@ func TestValuesRoundTrip(t *testing.T) {
 		}
 	})
 }
+
