@@ -399,3 +399,49 @@ func TestLockChainSerialisesReadersThatWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestOneCustomersTransactionsDoNotDeadlockOnGaps: two transactions of
+// one customer, each checking that an account has no open rotation and
+// inserting one (a locking read of a missing row, then an insert), the
+// first inserting a second row after the other started. At REPEATABLE
+// READ both reads lock the same gap and the inserts deadlock; the store's
+// write transactions lock rows only.
+func TestOneCustomersTransactionsDoNotDeadlockOnGaps(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		start := func(tx jobs.Tx, id string) error {
+			return tx.StartRotation(ctx, jobs.PasswordRotation{Customer: "acme", Source: "ad", SourceID: id, ID: "r-" + id, Username: id, State: jobs.RotationPending, Target: "Active Directory"})
+		}
+		firstIn, secondTried := make(chan struct{}), make(chan struct{})
+		errs := make(chan error, 2)
+		go func() {
+			errs <- s.Update(ctx, func(tx jobs.Tx) error {
+				if err := start(tx, "g1"); err != nil {
+					return err
+				}
+				close(firstIn)
+				<-secondTried
+				return start(tx, "g3")
+			})
+		}()
+		<-firstIn
+		go func() {
+			errs <- s.Update(ctx, func(tx jobs.Tx) error {
+				return start(tx, "g2")
+			})
+		}()
+		// The second is under way (at REPEATABLE READ, waiting on the
+		// first's gap) before the first inserts again, however slow it is.
+		time.Sleep(200 * time.Millisecond)
+		close(secondTried)
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		rs, err := s.Rotations(ctx, "acme")
+		if err != nil || len(rs) != 3 {
+			t.Fatalf("%d rotations, %v", len(rs), err)
+		}
+	})
+}

@@ -20,3 +20,5 @@ func OpenAt(ctx context.Context, url string, last int) (*Store, error) {
 	return s, nil
 }
 
+// CheckBinlogFormat is checkBinlogFormat, for tests.
+var CheckBinlogFormat = checkBinlogFormat

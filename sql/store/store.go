@@ -207,7 +207,29 @@ func connect(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if d == MySQL {
+		var logBin int
+		var format string
+		if err := db.QueryRowContext(ctx, "SELECT @@log_bin, @@binlog_format").Scan(&logBin, &format); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("read the MySQL server's binary log settings: %w", err)
+		}
+		if err := checkBinlogFormat(logBin == 1, format); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// checkBinlogFormat refuses a server whose binary log is statement-based:
+// it refuses writes at READ COMMITTED, which the store's transactions run
+// at (see writeTx).
+func checkBinlogFormat(logBin bool, format string) error {
+	if logBin && strings.EqualFold(format, "STATEMENT") {
+		return errors.New("the MySQL server writes a statement-based binary log (binlog_format=STATEMENT), which refuses writes at READ COMMITTED, the isolation autoimport's transactions use: set binlog_format to ROW or MIXED (the defaults of MySQL 8 and MariaDB)")
+	}
+	return nil
 }
 
 // Dialect is the store's SQL dialect.
@@ -388,6 +410,21 @@ func (s *Store) upsertRows(table string, keys, cols []string, n int) string {
 		set[i] = fmt.Sprintf("%s = excluded.%s", c, c)
 	}
 	return q + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET ", strings.Join(keys, ", ")) + strings.Join(set, ", ")
+}
+
+// writeTx are the options of write transactions. On MySQL they run at
+// READ COMMITTED: a transaction then locks the rows it reads for update
+// or writes, and no gaps between them, so that two transactions inserting
+// rows of one customer (two rotations started at once, a batch of
+// accounts beside the welcome emails of the one before) never deadlock
+// on each other's gaps. What needs one writer at a time takes an
+// explicit lock: a chain's head (Tx.LockChain), a lease. SQLite has one
+// writer at a time anyway.
+func (s *Store) writeTx() *dbsql.TxOptions {
+	if s.dialect == MySQL {
+		return &dbsql.TxOptions{Isolation: dbsql.LevelReadCommitted}
+	}
+	return nil
 }
 
 func (s *Store) forUpdate() string {

@@ -382,3 +382,15 @@ func TestValuesRoundTrip(t *testing.T) {
 	})
 }
 
+func TestStatementBasedBinaryLogIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		logBin bool
+		format string
+		bad    bool
+	}{{false, "STATEMENT", false}, {true, "STATEMENT", true}, {true, "statement", true}, {true, "MIXED", false}, {true, "ROW", false}} {
+		err := store.CheckBinlogFormat(tc.logBin, tc.format)
+		if (err != nil) != tc.bad || (err != nil && !strings.Contains(err.Error(), "set binlog_format to ROW or MIXED")) {
+			t.Errorf("log_bin %v, binlog_format %s: %v", tc.logBin, tc.format, err)
+		}
+	}
+}
