@@ -138,26 +138,33 @@ func keyForWrite(head jobs.AuditHead, key *jobs.AuditKey) (*jobs.AuditKey, error
 	return key, nil
 }
 
-// lockHead locks a chain's head row, creating it at the genesis when the
-// chain is new, and reads it. The insert-or-lock is one statement that
-// takes an exclusive lock on the row itself only (MySQL: a duplicate
-// primary key under ON DUPLICATE KEY UPDATE), so that two transactions
-// starting the same chain queue instead of deadlocking, and no other
-// chain's head is touched.
+// lockHead locks a chain's head row and reads it, creating it at the
+// genesis when the chain is new. An existing head is locked by one
+// locking read of its row (a read that under READ COMMITTED locks no
+// gap); a new one is created by an insert-or-lock that takes an exclusive
+// lock on that row alone (MySQL: a duplicate primary key under ON
+// DUPLICATE KEY UPDATE), so that two transactions starting the same
+// chain queue instead of deadlocking, and no other chain's head is
+// touched. The reads are locking reads, so they see the latest committed
+// head.
 func (t *tx) lockHead(ctx context.Context, customer string) (jobs.AuditHead, error) {
-	ins := "INSERT INTO audit_heads (customer_id, seq, hash, key_id) VALUES (?, 0, ?, '') ON CONFLICT (customer_id) DO NOTHING"
-	if t.s.dialect == MySQL {
-		ins = "INSERT INTO audit_heads (customer_id, seq, hash, key_id) VALUES (?, 0, ?, '') ON DUPLICATE KEY UPDATE seq = seq"
-	}
-	if _, err := t.sx.ExecContext(ctx, ins, customer, jobs.GenesisHash); err != nil {
-		return jobs.AuditHead{}, fmt.Errorf("audit chain %s: lock its head: %w", jobs.ChainName(customer), err)
-	}
 	h := jobs.AuditHead{Customer: customer}
-	// A locking read: under REPEATABLE READ it sees the latest committed
-	// head, not the transaction's snapshot.
-	err := t.sx.QueryRowxContext(ctx, "SELECT seq, hash, key_id FROM audit_heads WHERE customer_id = ?"+t.s.forUpdate(), customer).Scan(&h.Seq, &h.Hash, &h.KeyID)
+	read := func() error {
+		return t.sx.QueryRowxContext(ctx, "SELECT seq, hash, key_id FROM audit_heads WHERE customer_id = ?"+t.s.forUpdate(), customer).Scan(&h.Seq, &h.Hash, &h.KeyID)
+	}
+	err := read()
+	if errors.Is(err, dbsql.ErrNoRows) {
+		ins := "INSERT INTO audit_heads (customer_id, seq, hash, key_id) VALUES (?, 0, ?, '') ON CONFLICT (customer_id) DO NOTHING"
+		if t.s.dialect == MySQL {
+			ins = "INSERT INTO audit_heads (customer_id, seq, hash, key_id) VALUES (?, 0, ?, '') ON DUPLICATE KEY UPDATE seq = seq"
+		}
+		if _, err := t.sx.ExecContext(ctx, ins, customer, jobs.GenesisHash); err != nil {
+			return h, fmt.Errorf("audit chain %s: create its head: %w", jobs.ChainName(customer), err)
+		}
+		err = read()
+	}
 	if err != nil {
-		return h, fmt.Errorf("audit chain %s: read its head: %w", jobs.ChainName(customer), err)
+		return h, fmt.Errorf("audit chain %s: lock its head: %w", jobs.ChainName(customer), err)
 	}
 	return h, nil
 }

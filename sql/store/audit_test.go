@@ -445,3 +445,35 @@ func TestOneCustomersTransactionsDoNotDeadlockOnGaps(t *testing.T) {
 		}
 	})
 }
+
+// TestWritersStartingOneChainQueue: transactions that start the same new
+// chain at once take turns; none fails, and the chain holds every event.
+func TestWritersStartingOneChainQueue(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const writers = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for i := range writers {
+			wg.Go(func() {
+				errs <- s.Update(ctx, func(tx jobs.Tx) error {
+					if err := tx.PutState(ctx, "newco", fmt.Sprint("w", i), "x"); err != nil {
+						return err
+					}
+					_, err := tx.AppendAudit(ctx, jobs.AuditEvent{Actor: "test", Action: "customer.create", Customer: "newco", Subject: fmt.Sprint(i)})
+					return err
+				})
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := jobs.VerifyAudit(ctx, s); err != nil || n != writers || headOf(t, s, "newco").Seq != writers {
+			t.Fatalf("%d events: %v", n, err)
+		}
+	})
+}

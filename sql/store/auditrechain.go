@@ -130,7 +130,7 @@ func (s *Store) legacyPending(ctx context.Context) error {
 
 func (s *Store) rechain(ctx context.Context, actor string, auto, acceptBroken bool) (*RechainReport, error) {
 	defer s.serialize()()
-	sx, err := s.db.BeginTxx(ctx, s.writeTx())
+	sx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("re-chain the audit log: %w", err)
 	}

@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	dbsql "database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -187,7 +188,12 @@ func connect(ctx context.Context, url string, opts ...Option) (*Store, error) {
 			return nil, err
 		}
 	}
-	db, err := sqlx.Open(string(d), dsn)
+	var db *sqlx.DB
+	if d == MySQL {
+		db, err = openMySQL(dsn)
+	} else {
+		db, err = sqlx.Open(string(d), dsn)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", d, err)
 	}
@@ -412,19 +418,44 @@ func (s *Store) upsertRows(table string, keys, cols []string, n int) string {
 	return q + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET ", strings.Join(keys, ", ")) + strings.Join(set, ", ")
 }
 
-// writeTx are the options of write transactions. On MySQL they run at
-// READ COMMITTED: a transaction then locks the rows it reads for update
-// or writes, and no gaps between them, so that two transactions inserting
-// rows of one customer (two rotations started at once, a batch of
-// accounts beside the welcome emails of the one before) never deadlock
-// on each other's gaps. What needs one writer at a time takes an
-// explicit lock: a chain's head (Tx.LockChain), a lease. SQLite has one
-// writer at a time anyway.
-func (s *Store) writeTx() *dbsql.TxOptions {
-	if s.dialect == MySQL {
-		return &dbsql.TxOptions{Isolation: dbsql.LevelReadCommitted}
+// openMySQL opens a MySQL pool whose connections run at READ COMMITTED:
+// a transaction then locks the rows it reads for update or writes, and
+// no gaps between them, so that two transactions inserting rows of one
+// customer (two rotations started at once, a batch of accounts beside
+// the welcome emails of the one before) never deadlock on each other's
+// gaps. What needs one writer at a time takes an explicit lock: a chain's
+// head (Tx.LockChain), a lease. It is set once per connection, not per
+// transaction (a round trip each). SQLite has one writer at a time.
+func openMySQL(dsn string) (*sqlx.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sqlx.NewDb(dbsql.OpenDB(readCommitted{c}), string(MySQL)), nil
+}
+
+// readCommitted makes each new connection's transactions READ COMMITTED.
+type readCommitted struct{ driver.Connector }
+
+func (r readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := r.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("the MySQL driver's connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("set the isolation level: %w", err)
+	}
+	return conn, nil
 }
 
 func (s *Store) forUpdate() string {

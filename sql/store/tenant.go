@@ -202,7 +202,7 @@ func (s *Store) Update(ctx context.Context, fn func(jobs.Tx) error) error {
 		return err
 	}
 	defer s.serialize()()
-	sx, err := s.db.BeginTxx(ctx, s.writeTx())
+	sx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
