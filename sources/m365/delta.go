@@ -169,15 +169,8 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 
 // deltaExpired reports whether Graph refused a delta link as too old.
 func deltaExpired(err error) bool {
-	var re *restclient.Error
-	if !errors.As(err, &re) {
-		return false
-	}
-	switch re.Code {
-	case "syncStateNotFound", "resyncRequired", "SyncStateNotFound", "ResyncRequired":
-		return true
-	}
-	return re.Status == http.StatusGone
+	_, expired := expiryReason(err)
+	return expired
 }
 
 // readUser reads one user in full; gone is true when it no longer exists.
