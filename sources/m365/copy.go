@@ -39,8 +39,11 @@ type roleDoc struct {
 }
 
 // The $select of each delta round. users/delta tracks only these
-// properties: a change to another never surfaces.
+// properties (the ones userFacts keeps): a change to another never
+// surfaces, and costs nothing.
 const (
+	deltaUserSelect = "id,userPrincipalName,displayName,givenName,surname,mail,accountEnabled,userType," +
+		"onPremisesSyncEnabled,onPremisesImmutableId,assignedLicenses"
 	groupSelect = "id,displayName,members"
 	// directoryRoles/delta is asked without $select: a role has four
 	// properties, and members@delta comes with all of them.
@@ -52,7 +55,7 @@ const (
 // is full), so a change to the $select or to the documents cannot mix
 // with a copy made before it.
 var copyFormat = func() string {
-	h := sha256.Sum256([]byte("m365 copy 1\x00" + userSelect + "\x00" + groupSelect + "\x00" + roleSelect))
+	h := sha256.Sum256([]byte("m365 copy 1\x00" + deltaUserSelect + "\x00" + groupSelect + "\x00" + roleSelect))
 	return hex.EncodeToString(h[:8])
 }()
 

@@ -55,6 +55,9 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	}
 	digest := s.selectionDigest(sel)
 	pos, reason := planRead(st, digest, opt, now())
+	if reason == "" && (s.checkLink(pos.Users) != nil || s.checkLink(pos.Groups) != nil || s.checkLink(pos.Roles) != nil) {
+		reason = "the stored delta links are not under the Graph URL " + s.cfg.GraphURL
+	}
 
 	r := &deltaReader{s: s}
 	var cs *changeSet
@@ -150,21 +153,32 @@ func expiryReason(err error) (string, bool) {
 }
 
 // changeSet is what one read learnt, merged by id: the users, groups and
-// roles it saw (or saw removed), and the memberships it saw added (true)
-// or removed (false).
+// roles it saw (or saw removed), and the memberships it saw added or
+// removed. It is built to stay small for a whole 100,000-user tenant: a
+// user seen whole is kept only as its document, and memberships as pairs
+// of small indexes.
 type changeSet struct {
 	full   bool
 	pos    position
 	users  map[string]*userChange
 	groups map[string]*objectChange
 	roles  map[string]*objectChange
-	links  map[sources.CopyLink]bool
+	// ids numbers the objects that memberships name; names holds them by
+	// number.
+	ids   map[string]uint32
+	names []string
+	// links maps a membership (group or role number << 32 | member
+	// number) to whether it now holds.
+	links map[uint64]bool
 }
 
-// userChange is a user as the read saw it: the properties it carried
-// (have), merged over every time the user came.
+// userChange is a user as the read saw it, merged over every time it
+// came: its document once every property is known, else the properties
+// seen so far.
 type userChange struct {
-	facts   userFacts
+	id      string
+	doc     []byte
+	partial *userFacts
 	have    uint16
 	removed bool
 }
@@ -182,7 +196,8 @@ func newChangeSet(full bool) *changeSet {
 		users:  map[string]*userChange{},
 		groups: map[string]*objectChange{},
 		roles:  map[string]*objectChange{},
-		links:  map[sources.CopyLink]bool{},
+		ids:    map[string]uint32{},
+		links:  map[uint64]bool{},
 	}
 }
 
@@ -190,7 +205,7 @@ func newChangeSet(full bool) *changeSet {
 func (cs *changeSet) user(d *deltaUser) {
 	c := cs.users[d.ID]
 	if c == nil {
-		c = &userChange{facts: userFacts{ID: d.ID}}
+		c = &userChange{id: d.ID}
 		cs.users[d.ID] = c
 	}
 	if d.Removed != nil {
@@ -198,7 +213,39 @@ func (cs *changeSet) user(d *deltaUser) {
 		return
 	}
 	c.removed = false
-	d.mergeInto(&c.facts, &c.have)
+	var f userFacts
+	var own uint16
+	d.mergeInto(&f, &own)
+	if own != hasAllUser {
+		// Partial: merge over what came before.
+		f, own = c.facts(), c.have
+		d.mergeInto(&f, &own)
+	}
+	c.set(f, own)
+}
+
+// facts returns what is known of the user so far.
+func (c *userChange) facts() userFacts {
+	var f userFacts
+	switch {
+	case c.partial != nil:
+		f = *c.partial
+	case c.doc != nil:
+		_ = json.Unmarshal(c.doc, &f) // written by set
+	}
+	f.ID = c.id
+	return f
+}
+
+// set records what is known of the user: its document when complete.
+func (c *userChange) set(f userFacts, have uint16) {
+	c.have = have
+	if have == hasAllUser {
+		c.doc, _ = json.Marshal(f)
+		c.partial = nil
+		return
+	}
+	c.doc, c.partial = nil, &f
 }
 
 // object merges one object of groups/delta or directoryRoles/delta and
@@ -220,6 +267,7 @@ func (cs *changeSet) object(into map[string]*objectChange, o *deltaObject) {
 	if o.RoleTemplateID.set {
 		c.template = o.RoleTemplateID
 	}
+	g := uint64(cs.number(c.id)) << 32
 	for _, m := range o.Members {
 		switch m.ODataType {
 		case "", "#microsoft.graph.user", "#microsoft.graph.group":
@@ -228,20 +276,37 @@ func (cs *changeSet) object(into map[string]*objectChange, o *deltaObject) {
 				continue // devices, contacts, service principals: never users
 			}
 		}
-		cs.links[sources.CopyLink{Group: c.id, Member: cs.memberID(m.ID)}] = m.Removed == nil
+		cs.links[g|uint64(cs.number(m.ID))] = m.Removed == nil
 	}
 }
 
-// memberID returns the id string the change set already holds for an
-// object, so 100,000 memberships do not hold 100,000 more copies of ids.
-func (cs *changeSet) memberID(id string) string {
+// number returns the number of an id named by memberships, reusing the
+// id string the change set already holds for a user.
+func (cs *changeSet) number(id string) uint32 {
+	if n, ok := cs.ids[id]; ok {
+		return n
+	}
 	if u, ok := cs.users[id]; ok {
-		return u.facts.ID
+		id = u.id
+	}
+	n := uint32(len(cs.names))
+	cs.ids[id] = n
+	cs.names = append(cs.names, id)
+	return n
+}
+
+// removedObject reports whether the read saw an object removed.
+func (cs *changeSet) removedObject(id string) bool {
+	if u, ok := cs.users[id]; ok {
+		return u.removed
 	}
 	if g, ok := cs.groups[id]; ok {
-		return g.id
+		return g.removed
 	}
-	return id
+	if r, ok := cs.roles[id]; ok {
+		return r.removed
+	}
+	return false
 }
 
 // deltaReader runs the rounds of one read and counts its requests.
@@ -255,7 +320,7 @@ func (r *deltaReader) everything(ctx context.Context) (*changeSet, error) {
 	s := r.s
 	return r.rounds(ctx, newChangeSet(true), position{
 		Format: copyFormat,
-		Users:  s.graphURL("/users/delta", url.Values{"$select": {userSelect}}),
+		Users:  s.graphURL("/users/delta", url.Values{"$select": {deltaUserSelect}}),
 		Groups: s.graphURL("/groups/delta", url.Values{"$select": {groupSelect}}),
 		Roles:  s.graphURL("/directoryRoles/delta", nil),
 	})
@@ -338,26 +403,14 @@ func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, c
 	if err := r.readIncompleteUsers(ctx, cs); err != nil {
 		return d, err
 	}
-	removed := func(id string) bool {
-		if u, ok := cs.users[id]; ok {
-			return u.removed
-		}
-		if g, ok := cs.groups[id]; ok {
-			return g.removed
-		}
-		if ro, ok := cs.roles[id]; ok {
-			return ro.removed
-		}
-		return false
-	}
+	d.Upserts = make([]sources.CopyObject, 0, len(cs.users)+len(cs.groups)+len(cs.roles))
 	for _, id := range sortedKeys(cs.users) {
 		c := cs.users[id]
 		switch {
 		case c.removed && !cs.full:
 			d.Deletes = append(d.Deletes, id)
 		case !c.removed:
-			doc, _ := json.Marshal(c.facts)
-			d.Upserts = append(d.Upserts, sources.CopyObject{Kind: kindUser, ID: id, Doc: doc})
+			d.Upserts = append(d.Upserts, sources.CopyObject{Kind: kindUser, ID: id, Doc: c.doc})
 		}
 	}
 	for _, o := range []struct {
@@ -380,19 +433,35 @@ func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, c
 			}
 		}
 	}
-	for l, member := range cs.links {
-		switch {
-		case removed(l.Group) || removed(l.Member):
-			// Deleting an object takes its links with it.
-		case member:
-			d.LinksAdded = append(d.LinksAdded, l)
-		case !cs.full:
-			d.LinksRemoved = append(d.LinksRemoved, l)
+	// Memberships in a stable order; those of removed objects go with
+	// the objects.
+	keys := make([]uint64, 0, len(cs.links))
+	added := 0
+	for k, member := range cs.links {
+		l := cs.link(k)
+		if cs.removedObject(l.Group) || cs.removedObject(l.Member) || (!member && cs.full) {
+			continue
+		}
+		keys = append(keys, k)
+		if member {
+			added++
 		}
 	}
-	sortLinks(d.LinksAdded)
-	sortLinks(d.LinksRemoved)
+	slices.Sort(keys)
+	d.LinksAdded = make([]sources.CopyLink, 0, added)
+	for _, k := range keys {
+		if cs.links[k] {
+			d.LinksAdded = append(d.LinksAdded, cs.link(k))
+		} else {
+			d.LinksRemoved = append(d.LinksRemoved, cs.link(k))
+		}
+	}
 	return d, nil
+}
+
+// link returns the membership a key of links stands for.
+func (cs *changeSet) link(k uint64) sources.CopyLink {
+	return sources.CopyLink{Group: cs.names[k>>32], Member: cs.names[uint32(k)]}
 }
 
 // completeFromCopy merges the partial objects of an incremental read
@@ -401,7 +470,7 @@ func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, c
 func (r *deltaReader) completeFromCopy(ctx context.Context, copies sources.CopyStore, customer string, cs *changeSet) error {
 	need := 0
 	for _, c := range cs.users {
-		if !c.removed && c.have != hasAllUser {
+		if !c.removed && c.partial != nil {
 			need++
 		}
 	}
@@ -435,35 +504,35 @@ func mergeStored(cs *changeSet, o sources.CopyObject) error {
 	switch o.Kind {
 	case kindUser:
 		c, ok := cs.users[o.ID]
-		if !ok || c.removed || c.have == hasAllUser {
+		if !ok || c.removed || c.partial == nil {
 			return nil
 		}
 		var old userFacts
 		if err := json.Unmarshal(o.Doc, &old); err != nil {
 			return err
 		}
-		old.ID = c.facts.ID
+		p := c.partial
 		overlay := func(bit uint16, dst *string, v string) {
 			if c.have&bit != 0 {
 				*dst = v
 			}
 		}
-		overlay(hasUPN, &old.UPN, c.facts.UPN)
-		overlay(hasDisplayName, &old.DisplayName, c.facts.DisplayName)
-		overlay(hasGivenName, &old.GivenName, c.facts.GivenName)
-		overlay(hasSurname, &old.Surname, c.facts.Surname)
-		overlay(hasMail, &old.Mail, c.facts.Mail)
-		overlay(hasImmutableID, &old.ImmutableID, c.facts.ImmutableID)
+		overlay(hasUPN, &old.UPN, p.UPN)
+		overlay(hasDisplayName, &old.DisplayName, p.DisplayName)
+		overlay(hasGivenName, &old.GivenName, p.GivenName)
+		overlay(hasSurname, &old.Surname, p.Surname)
+		overlay(hasMail, &old.Mail, p.Mail)
+		overlay(hasImmutableID, &old.ImmutableID, p.ImmutableID)
 		for _, f := range []struct {
 			bit      uint16
 			dst, src *bool
-		}{{hasUserType, &old.Guest, &c.facts.Guest}, {hasAccountEnabled, &old.Disabled, &c.facts.Disabled},
-			{hasSyncEnabled, &old.Synced, &c.facts.Synced}, {hasLicenses, &old.Licensed, &c.facts.Licensed}} {
+		}{{hasUserType, &old.Guest, &p.Guest}, {hasAccountEnabled, &old.Disabled, &p.Disabled},
+			{hasSyncEnabled, &old.Synced, &p.Synced}, {hasLicenses, &old.Licensed, &p.Licensed}} {
 			if c.have&f.bit != 0 {
 				*f.dst = *f.src
 			}
 		}
-		c.facts, c.have = old, hasAllUser
+		c.set(old, hasAllUser)
 	case kindGroup:
 		c, ok := cs.groups[o.ID]
 		if !ok || c.removed || c.name.set {
@@ -499,7 +568,7 @@ func mergeStored(cs *changeSet, o sources.CopyObject) error {
 func (r *deltaReader) readIncompleteUsers(ctx context.Context, cs *changeSet) error {
 	for _, id := range sortedKeys(cs.users) {
 		c := cs.users[id]
-		if c.removed || c.have == hasAllUser {
+		if c.removed || c.partial == nil {
 			continue
 		}
 		r.requests++
@@ -511,8 +580,7 @@ func (r *deltaReader) readIncompleteUsers(ctx context.Context, cs *changeSet) er
 			c.removed = true
 			continue
 		}
-		c.facts, c.have = u.facts(), hasAllUser
-		c.facts.ID = id
+		c.set(u.facts(), hasAllUser)
 	}
 	return nil
 }
@@ -524,13 +592,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-func sortLinks(l []sources.CopyLink) {
-	slices.SortFunc(l, func(a, b sources.CopyLink) int {
-		if c := strings.Compare(a.Group, b.Group); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Member, b.Member)
-	})
 }

@@ -590,3 +590,38 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+func TestReadAnotherGraphURLReadsFully(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	tn := srv.Default()
+	gen := tn.Generate(m365test.GenOptions{Seed: 18, Users: 10})
+	copies := &sourcestest.Copies{}
+	read(t, newSource(t, srv), copies, sources.Selection{}, sources.ReadOptions{})
+	// The same Graph by another name: the stored links no longer match
+	// the configured URL, and a bearer token never follows them.
+	moved := newSource(t, srv, func(c *m365.Config) {
+		c.GraphURL = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+		c.Scope = "https://graph.microsoft.com/.default"
+	})
+	tn.UpdateUser(gen.Users[0], func(u *m365test.User) { u.OnPremisesSamAccountName = "renamed" })
+	rep := read(t, moved, copies, sources.Selection{}, sources.ReadOptions{})
+	if rep.Mode != sources.ReadFull || !strings.HasPrefix(rep.Reason, "the stored delta links are not under the Graph URL http://localhost:") {
+		t.Errorf("read %+v", rep)
+	}
+	copyMatches(t, moved, copies, sources.Selection{})
+}
+
+func TestReadTracksOnlyWhatTheCopyKeeps(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	tn := srv.Default()
+	gen := tn.Generate(m365test.GenOptions{Seed: 19, Users: 10, Hybrid: 10})
+	src := newSource(t, srv)
+	copies := &sourcestest.Copies{}
+	read(t, src, copies, sources.Selection{}, sources.ReadOptions{})
+	tn.UpdateUser(gen.Users[1], func(u *m365test.User) { u.OnPremisesSecurityIdentifier, u.JobTitle = "S-1-5-21-9", "CFO" })
+	if rep := read(t, src, copies, sources.Selection{}, sources.ReadOptions{}); rep.Mode != sources.ReadIncremental || rep.Changes != 0 {
+		t.Errorf("read after a change to properties the copy does not keep %+v, want nothing to apply", rep)
+	}
+}

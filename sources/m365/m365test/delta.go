@@ -29,7 +29,8 @@ import (
 //     large member list is split over several objects of the same group,
 //     which need not follow each other;
 //   - changed users come whole, or with Options.PartialDeltaUpdates as
-//     their id and the properties changed;
+//     their id and the properties changed; a user of whom only properties
+//     outside the $select changed does not come;
 //   - with Options.DeltaReplays, objects repeat within a round, the last
 //     change before the link is replayed, and a round with something to
 //     say starts with an empty page;
@@ -63,7 +64,10 @@ type deltaRound struct {
 	tenant *Tenant
 	sel    []string // nil: every property, and members
 	t1     int64    // the round covers changes up to this sequence number
-	items  []deltaItem
+	// items are the round's objects from position base on: once the last
+	// page is served only that page is kept, for a client that retries it.
+	items []deltaItem
+	base  int
 }
 
 // deltaItem is one object of a round.
@@ -240,7 +244,7 @@ func (s *Server) startRound(w http.ResponseWriter, t *Tenant, res *deltaResource
 	case res.key == "users" && !changes:
 		rd.items = t.initialUsers()
 	case res.key == "users":
-		rd.items = t.changedUsers(t.window(t.log, t0, rd.t1, s.opts.DeltaReplays), s.opts.PartialDeltaUpdates)
+		rd.items = t.changedUsers(t.window(t.log, t0, rd.t1, s.opts.DeltaReplays), sel, s.opts.PartialDeltaUpdates)
 	case !changes:
 		rd.items = t.initialObjects(res, s.membersPerObject())
 	default:
@@ -294,13 +298,26 @@ func (s *Server) deltaPage(w http.ResponseWriter, rd *deltaRound, st state) {
 	if size <= 0 {
 		size = defaultPageSize
 	}
-	end := min(st.P+size, len(rd.items))
-	items := rd.items[min(st.P, end):end]
-	if end < len(rd.items) {
-		s.writeDeltaPage(w, rd, items, s.skipLink(rd, state{R: st.R, P: end, Z: size}))
+	s.mu.Lock()
+	p := st.P - rd.base
+	if p < 0 {
+		s.mu.Unlock()
+		graphError(w, http.StatusBadRequest, "Request_BadRequest", "Invalid or expired $skiptoken.")
 		return
 	}
-	s.mu.Lock()
+	end := min(p+size, len(rd.items))
+	items := rd.items[min(p, end):end]
+	if end < len(rd.items) {
+		s.mu.Unlock()
+		s.writeDeltaPage(w, rd, items, s.skipLink(rd, state{R: st.R, P: rd.base + end, Z: size}))
+		return
+	}
+	// Keep the last page alone (not the arrays it was cut from).
+	last := slices.Clone(items)
+	for i := range last {
+		last[i].members = slices.Clone(last[i].members)
+	}
+	rd.items, rd.base = last, rd.base+p
 	gen := s.deltaGen
 	at := s.now().UnixNano()
 	s.mu.Unlock()
@@ -442,8 +459,15 @@ func (t *Tenant) initialUsers() []deltaItem {
 }
 
 // changedUsers lists the users a window of changes touched, in order of
-// first change. Caller holds t.mu.
-func (t *Tenant) changedUsers(window []change, partial bool) []deltaItem {
+// first change, except those of which only unselected properties changed.
+// Caller holds t.mu.
+func (t *Tenant) changedUsers(window []change, sel []string, partial bool) []deltaItem {
+	var tracked uint64
+	for i, f := range userFields {
+		if sel == nil || slices.Contains(sel, f) {
+			tracked |= 1 << i
+		}
+	}
 	type agg struct {
 		fields  uint64
 		created bool
@@ -469,6 +493,8 @@ func (t *Tenant) changedUsers(window []change, partial bool) []deltaItem {
 			it.removed = "changed"
 		case u.deleted:
 			it.removed = "deleted"
+		case !a.created && a.fields&tracked == 0:
+			continue // "the resource ... does not appear in the delta response"
 		case partial && !a.created:
 			it.fields = a.fields
 		}
@@ -495,17 +521,18 @@ func (t *Tenant) objectOf(res *deltaResource, id string) (o dirObject, members [
 }
 
 // memberEntry says what members@delta says of one member id now: whether
-// it is a group, and whether it is (still) a member. ok is false for an
-// id that is neither a user nor a group. Caller holds t.mu.
-func (t *Tenant) memberEntry(members []string, id string) (m deltaMember, ok bool) {
+// it is a group, and whether it is (still) a member (listed says it is in
+// the member list). ok is false for an id that is neither a user nor a
+// group. Caller holds t.mu.
+func (t *Tenant) memberEntry(id string, listed bool) (m deltaMember, ok bool) {
 	m.id = id
 	if u, isUser := t.users[id]; isUser {
-		m.removed = u.deleted || !slices.Contains(members, id)
+		m.removed = u.deleted || !listed
 		return m, true
 	}
 	if g, isGroup := t.groups[id]; isGroup {
 		m.group = true
-		m.removed = g.deleted || !slices.Contains(members, id)
+		m.removed = g.deleted || !listed
 		return m, true
 	}
 	return m, false
@@ -530,7 +557,7 @@ func (t *Tenant) initialObjects(res *deltaResource, per int) []deltaItem {
 		}
 		var entries []deltaMember
 		for _, m := range members {
-			if e, ok := t.memberEntry(members, m); ok && !e.removed {
+			if e, ok := t.memberEntry(m, true); ok && !e.removed {
 				entries = append(entries, e)
 			}
 		}
@@ -572,17 +599,21 @@ func (t *Tenant) changedObjects(res *deltaResource, window []change, per int) []
 			continue
 		}
 		var entries []deltaMember
-		listed := map[string]bool{}
+		isMember := make(map[string]bool, len(members))
+		for _, m := range members {
+			isMember[m] = true
+		}
+		written := map[string]bool{}
 		if a.created {
 			for _, m := range members {
-				if e, ok := t.memberEntry(members, m); ok && !e.removed {
+				if e, ok := t.memberEntry(m, true); ok && !e.removed {
 					entries = append(entries, e)
-					listed[m] = true
+					written[m] = true
 				}
 			}
 		}
 		for _, m := range a.touched {
-			if e, ok := t.memberEntry(members, m); ok && !listed[m] {
+			if e, ok := t.memberEntry(m, isMember[m]); ok && !written[m] {
 				entries = append(entries, e)
 			}
 		}

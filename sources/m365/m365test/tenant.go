@@ -359,8 +359,10 @@ func (t *Tenant) AddGroup(name string, members ...string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var uniq []string
+	seen := make(map[string]bool, len(members))
 	for _, m := range members {
-		if !slices.Contains(uniq, m) {
+		if !seen[m] {
+			seen[m] = true
 			uniq = append(uniq, m)
 		}
 	}
@@ -381,10 +383,15 @@ func (t *Tenant) AddMembers(groupID string, members ...string) {
 	if !ok || g.deleted {
 		return
 	}
+	has := make(map[string]bool, len(g.Members))
+	for _, m := range g.Members {
+		has[m] = true
+	}
 	for _, m := range members {
-		if slices.Contains(g.Members, m) {
+		if has[m] {
 			continue
 		}
+		has[m] = true
 		g.Members = append(g.Members, m)
 		t.record(&t.glog, change{id: groupID, member: m, what: changeMember})
 	}
