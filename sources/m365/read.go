@@ -34,9 +34,12 @@ const DefaultFullEvery = 7 * 24 * time.Hour
 // selection's digest changed; the last full read is older than
 // opt.FullEvery (default DefaultFullEvery); opt.Full asks for it; or
 // Graph refuses a link (400 syncStateNotFound or resyncRequired, 410
-// Gone). A full read replaces the copy: what it does not see is gone. The
-// report says which it was and why, and what it cost: a read that finds
-// nothing changed makes three requests.
+// Gone; a 410's Location names the same first request, and the read
+// starts its own, which carries its $select). A full read replaces the
+// copy: what it does not see is gone. The report says which it was and
+// why, and what it cost: Requests counts Graph requests (a read that
+// finds nothing changed makes three), Changes the objects and memberships
+// written (for a full read, the whole copy).
 //
 // customer is the copy's key; it must be the Source's Config.Customer.
 // Two reads of one customer must not run at once.
