@@ -1,18 +1,26 @@
 package m365_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"iter"
 	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/msp-tools/autoimport/sources"
+	"github.com/msp-tools/autoimport/sources/m365"
 	"github.com/msp-tools/autoimport/sources/m365/m365test"
 	"github.com/msp-tools/autoimport/sources/sourcestest"
 )
@@ -255,3 +263,104 @@ func (discardCopies) CopyLinks(context.Context, string, string) iter.Seq2[source
 }
 
 func (discardCopies) ApplyCopy(context.Context, string, string, sources.CopyDelta) error { return nil }
+
+// The fake Graph of BenchmarkReadRSS100k runs in a child process (this
+// test binary again), so that the benchmark's own resident memory is the
+// reader's alone.
+const fakeProcessEnv = "M365_BENCH_FAKE_GRAPH"
+
+// TestFakeGraphProcess is the child: it serves the 100,000-user tenant of
+// BenchmarkCopy100k, prints its address and credentials, and runs until
+// its standard input closes.
+func TestFakeGraphProcess(t *testing.T) {
+	if os.Getenv(fakeProcessEnv) == "" {
+		t.Skip("runs only as the fake Graph process of BenchmarkReadRSS100k")
+	}
+	srv := m365test.NewServer(m365test.Options{})
+	defer srv.Close()
+	tn := srv.Default()
+	gen := tn.Generate(m365test.GenOptions{Seed: 100000, Users: 100000, Groups: 8, Hybrid: 50000, Admins: 5})
+	for _, name := range []string{"Licensed E3", "All Company", "MFA Enforced", "Intune Users", "VPN"} {
+		tn.AddGroup(name, gen.Users...)
+	}
+	fmt.Println(srv.URL, srv.TenantID, srv.ClientID, srv.ClientSecret)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// procStatus reads a size in kB from /proc/self/status, in MB.
+func procStatus(tb testing.TB, field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Skipf("no /proc/self/status (%v): resident memory is measured on Linux only", err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				tb.Fatalf("%s: %v", line, err)
+			}
+			return kb / 1024
+		}
+	}
+	tb.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+// BenchmarkReadRSS100k reads the 100,000-user tenant of BenchmarkCopy100k
+// (600,000 memberships) from a fake in another process, with the default
+// collector settings, and reports this process's peak resident memory
+// (rss-peak-MB, VmHWM, reset before the read) and what it held before
+// (rss-before-MB): the job's memory for a first read of such a customer,
+// the store's excepted (it keeps nothing here).
+func BenchmarkReadRSS100k(b *testing.B) {
+	if testing.Short() {
+		b.Skip("100,000 users: skipped in -short")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFakeGraphProcess$", "-test.v=false")
+	cmd.Env = append(os.Environ(), fakeProcessEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	var url, tenant, client, secret string
+	if _, err := fmt.Fscan(bufio.NewReader(stdout), &url, &tenant, &client, &secret); err != nil {
+		b.Fatalf("the fake Graph process: %v", err)
+	}
+	src, err := m365.New(m365.Config{Customer: "acme", TenantID: tenant, ClientID: client, ClientSecret: secret, LoginURL: url, GraphURL: url})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	sel := sources.Selection{Groups: []string{"All Staff"}}
+	var rep sources.ReadReport
+	var before, peak float64
+	for b.Loop() {
+		runtime.GC()
+		debug.FreeOSMemory()
+		if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+			b.Skipf("cannot reset the peak resident memory (%v)", err)
+		}
+		before = procStatus(b, "VmRSS")
+		if rep, err = src.Read(ctx, discardCopies{}, "acme", sel, sources.ReadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		peak = procStatus(b, "VmHWM")
+	}
+	if rep.Mode != sources.ReadFull || rep.Changes < 700000 {
+		b.Fatalf("read %+v", rep)
+	}
+	b.ReportMetric(before, "rss-before-MB")
+	b.ReportMetric(peak, "rss-peak-MB")
+	b.ReportMetric(float64(rep.Requests), "requests")
+}

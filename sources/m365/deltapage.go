@@ -152,9 +152,38 @@ type deltaObject struct {
 // deltaMember is one entry of members@delta: a member added, or removed
 // when it carries @removed.
 type deltaMember struct {
-	ODataType string   `json:"@odata.type"`
-	ID        string   `json:"id"`
-	Removed   *Removal `json:"@removed"`
+	ODataType memberType `json:"@odata.type"`
+	ID        string     `json:"id"`
+	Removed   *Removal   `json:"@removed"`
+}
+
+// memberType is a member's @odata.type, told apart without keeping a
+// string per member.
+type memberType uint8
+
+const (
+	unknownMember memberType = iota // absent
+	userMember
+	groupMember
+	otherMember // a device, contact, service principal, ...
+)
+
+func (t *memberType) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case `null`:
+		*t = unknownMember
+	case `"#microsoft.graph.user"`:
+		*t = userMember
+	case `"#microsoft.graph.group"`:
+		*t = groupMember
+	default:
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = otherMember
+	}
+	return nil
 }
 
 // deltaPage is one page of a delta round.

@@ -272,12 +272,8 @@ func (cs *changeSet) object(into map[string]*objectChange, o *deltaObject) {
 	}
 	g := uint64(cs.number(c.id)) << 32
 	for _, m := range o.Members {
-		switch m.ODataType {
-		case "", "#microsoft.graph.user", "#microsoft.graph.group":
-		default:
-			if m.Removed == nil {
-				continue // devices, contacts, service principals: never users
-			}
+		if m.ODataType == otherMember && m.Removed == nil {
+			continue // devices, contacts, service principals: never users
 		}
 		cs.links[g|uint64(cs.number(m.ID))] = m.Removed == nil
 	}
@@ -437,7 +433,10 @@ func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, c
 		}
 	}
 	// Memberships in a stable order; those of removed objects go with
-	// the objects.
+	// the objects. The map goes before the store's slice is made (a
+	// tenant may have millions of memberships); a key's top bit says
+	// whether the membership holds.
+	const holds = 1 << 63
 	keys := make([]uint64, 0, len(cs.links))
 	added := 0
 	for k, member := range cs.links {
@@ -445,16 +444,18 @@ func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, c
 		if cs.removedObject(l.Group) || cs.removedObject(l.Member) || (!member && cs.full) {
 			continue
 		}
-		keys = append(keys, k)
 		if member {
+			k |= holds
 			added++
 		}
+		keys = append(keys, k)
 	}
+	cs.links = nil
 	slices.Sort(keys)
 	d.LinksAdded = make([]sources.CopyLink, 0, added)
 	for _, k := range keys {
-		if cs.links[k] {
-			d.LinksAdded = append(d.LinksAdded, cs.link(k))
+		if k&holds != 0 {
+			d.LinksAdded = append(d.LinksAdded, cs.link(k&^holds))
 		} else {
 			d.LinksRemoved = append(d.LinksRemoved, cs.link(k))
 		}
