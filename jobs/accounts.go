@@ -26,6 +26,9 @@ type Accounts struct {
 	Log       logrus.FieldLogger
 	// Actor is recorded in audit events and decisions.
 	Actor string
+	// Key opens sealed secret references of the tenant (the user names
+	// autoimport signs in with) and pending passwords.
+	Key *secret.Key
 	// Holder names the lease holder (a new unique name when empty).
 	Holder   string
 	LeaseTTL time.Duration
@@ -65,7 +68,7 @@ type AccountRow struct {
 	Type        AccountType `json:"type"`
 	State       string      `json:"state"`
 	// Reason says why a person is needed, or why the account is ignored,
-	// disabled or missing.
+	// disabled or missing, or never rotated.
 	Reason           string `json:"reason,omitempty"`
 	VaultIntegration string `json:"vault_integration,omitempty"`
 	VaultRef         string `json:"vault_ref,omitempty"`
@@ -86,8 +89,27 @@ type AccountRow struct {
 	// the state of its latest one.
 	LastRotated time.Time `json:"last_rotated,omitzero"`
 	Rotation    string    `json:"rotation_state,omitempty"`
+	// RotationBlocked says why an administrator is never rotated whatever
+	// its ledger flag: autoimport signs in as it (Flags then show rotation
+	// off).
+	RotationBlocked string `json:"rotation_blocked,omitempty"`
 
 	imported *ImportedAccount
+}
+
+// noteRotationBlocked shows an administrator autoimport signs in as with
+// rotation off and why; the ledger's flag is left as it is.
+func (r *AccountRow) noteRotationBlocked(why string) {
+	if why == "" {
+		return
+	}
+	r.RotationBlocked = why
+	f := *r.Flags
+	f.Rotation = false
+	r.Flags = &f
+	if r.Reason == "" {
+		r.Reason = "rotation off: " + why
+	}
 }
 
 // Subject is how audit events name the account: "ad:<id>".
@@ -132,10 +154,11 @@ func (a *Accounts) List(ctx context.Context, customer string, f AccountFilter) (
 	if err := CheckAccountFilter(f); err != nil {
 		return nil, err
 	}
-	if _, _, err := a.customer(ctx, customer); err != nil {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := a.rows(ctx, customer)
+	rows, err := a.rows(ctx, t, c)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +173,9 @@ func (a *Accounts) List(ctx context.Context, customer string, f AccountFilter) (
 
 // rows joins the ledger, the accounts that need a person and the
 // decisions into one row per account.
-func (a *Accounts) rows(ctx context.Context, customer string) ([]AccountRow, error) {
+func (a *Accounts) rows(ctx context.Context, t *Tenant, c Customer) ([]AccountRow, error) {
+	customer := c.ID
+	signsIn := loadCredentialUses(ctx, a.Store, t, c, a.Key)
 	var lastPass time.Time
 	if v, err := a.Store.State(ctx, customer, stateLastPass); err != nil {
 		return nil, err
@@ -208,6 +233,9 @@ func (a *Accounts) rows(ctx context.Context, customer string) ([]AccountRow, err
 			r.Decision = &d
 		}
 		r.LastRotated = l.LastRotated
+		if l.Type == Admin {
+			r.noteRotationBlocked(signsIn.forAccount(l))
+		}
 		if x, ok := rot[r.Subject()]; ok {
 			r.Rotation = x.State
 			if x.State == RotationSet && r.Reason == "" {
@@ -309,10 +337,11 @@ func find(rows []AccountRow, customer, name string) (*AccountRow, error) {
 
 // account finds one account of a customer by the name a technician gave.
 func (a *Accounts) account(ctx context.Context, customer, name string) (*AccountRow, error) {
-	if _, _, err := a.customer(ctx, customer); err != nil {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := a.rows(ctx, customer)
+	rows, err := a.rows(ctx, t, c)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,18 @@ import (
 type memSource struct {
 	mu       sync.Mutex
 	accounts []sources.Account
+	// bindAs is the account the customer's bind_dn names in it, when a
+	// test says which.
+	bindAs *jobs.BindAccount
+}
+
+func (s *memSource) BindAccount(ctx context.Context) (jobs.BindAccount, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bindAs == nil {
+		return jobs.BindAccount{}, fmt.Errorf("%w: bind_dn names no account of this directory", jobs.ErrNotFound)
+	}
+	return *s.bindAs, nil
 }
 
 func (s *memSource) set(as ...sources.Account) { s.mu.Lock(); s.accounts = as; s.mu.Unlock() }

@@ -261,6 +261,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.fail(err)
 		return rep
 	}
+	ps.recordBindAccount(ctx, conn)
 	stop := opt.Stop
 	if stop == nil {
 		stop = ctx

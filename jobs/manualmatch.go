@@ -74,7 +74,7 @@ func (a *Accounts) Match(ctx context.Context, customer, name string, req MatchRe
 	}
 	res := &MatchResult{DryRun: req.DryRun}
 	err = a.locked(ctx, customer, req.DryRun, func() error {
-		rows, err := a.rows(ctx, customer)
+		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
 		}
@@ -270,12 +270,13 @@ func (a *Accounts) exclusions(ctx context.Context, customer string, names []stri
 	if len(names) == 0 {
 		return nil, &UsageError{Msg: "name at least one account (username, UPN, ad:<id> or m365:<id>)"}
 	}
-	if _, _, err := a.customer(ctx, customer); err != nil {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
 		return nil, err
 	}
 	var out []ExclusionResult
-	err := a.locked(ctx, customer, dryRun, func() error {
-		rows, err := a.rows(ctx, customer)
+	err = a.locked(ctx, customer, dryRun, func() error {
+		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
 		}

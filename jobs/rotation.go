@@ -202,7 +202,7 @@ func (p *rotationPass) run(ctx context.Context) error {
 	if err := p.read(ctx); err != nil {
 		return err
 	}
-	due := p.dueAccounts()
+	due := p.dueAccounts(ctx)
 	if len(p.open) == 0 && len(due) == 0 {
 		return nil
 	}
@@ -341,9 +341,10 @@ func (p *rotationPass) dueAt(a ImportedAccount) time.Time {
 
 // dueAccounts lists the administrators to rotate now; the others are
 // reported, with when they are due or why they are not rotated.
-func (p *rotationPass) dueAccounts() []ImportedAccount {
+func (p *rotationPass) dueAccounts(ctx context.Context) []ImportedAccount {
 	var due []ImportedAccount
 	now := p.r.now()
+	signsIn := p.credentialUses(ctx)
 	for _, a := range p.admins {
 		ar := AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef,
 			Target: targetOf(a), DueAt: p.dueAt(a)}
@@ -351,6 +352,8 @@ func (p *rotationPass) dueAccounts() []ImportedAccount {
 		switch {
 		case open:
 			continue // reported by finish
+		case signsIn.forAccount(a) != "":
+			ar.Outcome, ar.Reason, ar.DueAt = OutcomeSkipped, "not rotated: "+signsIn.forAccount(a), time.Time{}
 		case !a.Rotation:
 			ar.Outcome, ar.Reason, ar.DueAt = OutcomeSkipped, "rotation is off for this account (autoimport accounts set ... rotation=true)", time.Time{}
 		case a.State != "active":
