@@ -99,6 +99,9 @@ func (a *Accounts) Match(ctx context.Context, customer, name string, req MatchRe
 		if err := a.checkChoice(ctx, conn, r, req, res); err != nil {
 			return err
 		}
+		if err := entryFree(customer, rows, conn, r, req.VaultRef); err != nil {
+			return err
+		}
 		if r.imported != nil {
 			return a.relink(ctx, customer, r, req, res)
 		}
@@ -155,6 +158,42 @@ func (a *Accounts) checkChoice(ctx context.Context, conn *Connections, r *Accoun
 		r.PSAIntegration = conn.PSA.Name()
 	}
 	return nil
+}
+
+// entryFree refuses an entry that another account of the customer holds:
+// an imported account linked to it, or one a technician chose it for.
+// One vault entry holds one account's password; two accounts in one
+// entry would be rotated into it, and one password lost.
+func entryFree(customer string, rows []AccountRow, conn *Connections, r *AccountRow, ref string) error {
+	if ref == "" {
+		return nil
+	}
+	v, _ := vaultOf(conn, r.Type)
+	for i := range rows {
+		o := &rows[i]
+		if o.Source == r.Source && o.ID == r.ID {
+			continue
+		}
+		var how string
+		switch {
+		case o.imported != nil && o.VaultRef == ref && o.VaultIntegration == v.Name():
+			how = "is linked to"
+		case o.imported == nil && o.Decision != nil && o.Decision.Kind == DecisionMatch && o.Decision.VaultRef == ref && sameVault(conn, o.Type, r.Type):
+			how = fmt.Sprintf("was chosen by %s on %s for", o.Decision.Actor, o.Decision.At.Format("2006-01-02"))
+		default:
+			continue
+		}
+		return &UsageError{Msg: fmt.Sprintf("customer %s: %s entry %s %s %s already, and one vault entry holds one account's password: choose another entry for %s (or --vault-create), or first link %s to another entry",
+			customer, v.Name(), ref, how, accountName(o.Source, o.ID, o.Username), r.Username, o.Username)}
+	}
+	return nil
+}
+
+// sameVault reports whether accounts of two types go to the same vault.
+func sameVault(conn *Connections, a, b AccountType) bool {
+	va, sa := vaultOf(conn, a)
+	vb, sb := vaultOf(conn, b)
+	return va != nil && vb != nil && va.Name() == vb.Name() && sa.Container == sb.Container
 }
 
 // relink changes an imported account's links; the event keeps the old ones.
