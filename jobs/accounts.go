@@ -255,6 +255,11 @@ func (a *Accounts) rows(ctx context.Context, t *Tenant, c Customer) ([]AccountRo
 		seen[k] = true
 		r := AccountRow{Source: x.Source, ID: x.SourceID, Username: x.Username, DisplayName: x.DisplayName, Email: x.Email, Type: x.Type,
 			State: x.State, Reason: x.Reason, LastSeen: lastPass}
+		if x.State == StateIgnored {
+			// Seen only while it was ignored, and ignored no more: it
+			// waits, as a held account does, for the next run to plan it.
+			r.State, r.Reason = StateHeld, "seen while it was ignored, and no longer ignored: the next run imports it as its options say"
+		}
 		if d, ok := dec[k]; ok {
 			r.Decision = &d
 			if d.Kind == DecisionMatch {

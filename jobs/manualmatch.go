@@ -276,18 +276,18 @@ func (a *Accounts) Ignore(ctx context.Context, customer string, names []string, 
 		if tx == nil {
 			return "", nil
 		}
+		// The account's row stays: it is listed as ignored, and unignore
+		// returns it to the state it had.
 		if err := tx.PutDecision(ctx, d); err != nil {
-			return "", err
-		}
-		if err := tx.DeleteAttention(ctx, customer, r.Source, r.ID); err != nil {
 			return "", err
 		}
 		return "", a.audit(ctx, tx, customer, "accounts.ignore", r.Subject(), r.Decision, d)
 	})
 }
 
-// Unignore withdraws exclusions: the next run imports the accounts as
-// their options say.
+// Unignore withdraws exclusions: an account returns to the state it had
+// when it was ignored (and can be matched at once), and the next run
+// imports it as its options say.
 func (a *Accounts) Unignore(ctx context.Context, customer string, names []string, dryRun bool) ([]ExclusionResult, error) {
 	return a.exclusions(ctx, customer, names, dryRun, func(tx Tx, r *AccountRow) (string, error) {
 		if r.Decision == nil || r.Decision.Kind != DecisionIgnore {
