@@ -26,9 +26,14 @@ type Accounts struct {
 	Log       logrus.FieldLogger
 	// Actor is recorded in audit events and decisions.
 	Actor string
+	// OSUser is the operating-system user running the command, recorded
+	// beside Actor when a password is read.
+	OSUser string
 	// Key opens sealed secret references of the tenant (the user names
 	// autoimport signs in with) and pending passwords.
 	Key *secret.Key
+	// TechVault reads the Technician Vault (vault list, show, reveal).
+	TechVault TechVaultReader
 	// Holder names the lease holder (a new unique name when empty).
 	Holder   string
 	LeaseTTL time.Duration
@@ -452,7 +457,7 @@ func (a *Accounts) PendingPassword(ctx context.Context, customer, name string, k
 			return nil, fmt.Errorf("customer %s: %s: %w", customer, r.Subject(), err)
 		}
 		err = a.Store.Update(ctx, func(tx Tx) error {
-			return a.audit(ctx, tx, customer, "rotation.password-read", r.Subject(), nil, map[string]string{"state": x.State, "vault_ref": x.VaultRef})
+			return a.audit(ctx, tx, customer, "rotation.password-read", r.Subject(), nil, map[string]string{"state": x.State, "vault_ref": x.VaultRef, "os_user": a.OSUser})
 		})
 		if err != nil {
 			return nil, err

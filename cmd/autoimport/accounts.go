@@ -13,8 +13,9 @@ import (
 
 // accounts is the technician's service over the app's store.
 func (a *app) accounts() *jobs.Accounts {
-	return &jobs.Accounts{Store: a.store, Connector: &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log},
-		Log: a.log, Actor: a.cfg.Actor, LeaseTTL: a.cfg.LeaseTTL}
+	conn := &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log}
+	return &jobs.Accounts{Store: a.store, Connector: conn, Key: a.cfg.key, TechVault: conn.TechVaultReader(),
+		Log: a.log, Actor: a.cfg.Actor, OSUser: osUser(), LeaseTTL: a.cfg.LeaseTTL}
 }
 
 func (a *app) accountsCommand() *cobra.Command {
