@@ -268,6 +268,21 @@ func TestWelcomeRollOutSendsOnce(t *testing.T) {
 		if led["user1"].Welcome != jobs.WelcomeSent || led["user3"].Welcome != jobs.WelcomeNone {
 			t.Fatalf("ledger: %+v", led)
 		}
+		// One email to each end user with an address, each naming its own
+		// account.
+		to := map[string]sinks.Welcome{}
+		for _, w := range acme.mail.sent {
+			to[w.To] = w
+		}
+		for _, i := range []int{1, 2} {
+			u := user(i, jobs.EndUser)
+			if w, ok := to[u.Email]; !ok || w.Username != u.Username || w.DisplayName != u.DisplayName || w.Customer != "acme" {
+				t.Fatalf("user%d's welcome email: %+v (sent: %+v)", i, w, acme.mail.sent)
+			}
+		}
+		if len(to) != 2 {
+			t.Fatalf("welcome emails went to %d addresses, want 2: %+v", len(to), acme.mail.sent)
+		}
 		out, res, err = acc.Welcome(ctx, "acme", jobs.Selection{All: true}, false)
 		if err != nil || res.Sent != 0 || len(acme.mail.sent) != 2 || dueOf(out) != 0 || !strings.Contains(out[0].Skipped, "got one already") {
 			t.Fatalf("second roll-out: %+v %+v, %v; %d sent", out, res, err, len(acme.mail.sent))

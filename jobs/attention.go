@@ -170,6 +170,9 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 	if !l.on {
 		return nil
 	}
+	if err := ps.opt.leaseLost(); err != nil {
+		return fmt.Errorf("%w: the accounts that need a person are recorded by the next run", err)
+	}
 	now := ps.im.now()
 	type change struct {
 		put *AccountAttention
