@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/msp-tools/autoimport/internal/secret"
@@ -278,4 +279,15 @@ func (u *credentialUses) forAccount(a ImportedAccount) string {
 // read once per pass.
 func (p *rotationPass) credentialUses(ctx context.Context) *credentialUses {
 	return loadCredentialUses(ctx, p.r.Store, p.t, p.c, p.r.Key)
+}
+
+// signsInOpen reports a pending rotation of an account autoimport signs
+// in as (one started before it was known as such): setting its sealed
+// password again would lock autoimport out if the directory never took
+// it, so it is not rolled forward; it stays open, the sealed password
+// kept, for a person.
+func (p *rotationPass) signsInOpen(a ImportedAccount, x PasswordRotation, why string) AccountRotation {
+	return AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, Target: x.Target, VaultIntegration: x.VaultIntegration, VaultRef: x.VaultRef,
+		Outcome: OutcomeSkipped, Reason: fmt.Sprintf("not rotated: %s; the rotation left pending on %s is not rolled forward and stays open, its password kept (autoimport accounts password --customer %s %s shows it: if autoimport no longer binds, the directory took it and it is the bind password now)",
+			why, x.StartedAt.Format(time.DateTime), p.c.ID, a.Username)}
 }

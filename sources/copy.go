@@ -77,3 +77,36 @@ type CopyStore interface {
 	// ApplyCopy applies a delta and its state in one transaction.
 	ApplyCopy(ctx context.Context, customer, source string, d CopyDelta) error
 }
+
+// ReadOptions change how an incremental read starts.
+type ReadOptions struct {
+	// Full forces a full, reconciling read (run --once --full).
+	Full bool
+	// FullEvery is the longest time between two full reads (default 7
+	// days, below Graph's delta token lifetime).
+	FullEvery time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Read modes, as a read reports them.
+const (
+	ReadFull        = "full"
+	ReadIncremental = "incremental"
+)
+
+// ReadReport says what one read of one customer's source did: full or
+// incremental and why, and what it cost.
+type ReadReport struct {
+	Source Kind   `json:"source"`
+	Mode   string `json:"mode"`
+	// Reason says why a read was full ("no state", "the delta token
+	// expired (syncStateNotFound)", "another DC", "the selection
+	// changed", "the last full read is older than 7 days", "asked for");
+	// empty for an incremental read.
+	Reason string `json:"reason,omitempty"`
+	// Requests counts the directory round trips (LDAP searches and pages,
+	// Graph requests); Changes the objects and links the read changed.
+	Requests int `json:"requests"`
+	Changes  int `json:"changes"`
+}

@@ -50,6 +50,13 @@ func (a *app) setup(ctx context.Context) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	a.store = s
+	// Values sealed before they were bound to their place are sealed
+	// again for it, once, by the first process that has the key.
+	if n, err := jobs.BindSealedValues(ctx, s, a.cfg.key, a.cfg.Actor); err != nil {
+		return fmt.Errorf("database: %w", err)
+	} else if n > 0 {
+		a.log.WithField("values", n).Info("sealed values bound to their customer, account and field")
+	}
 	return nil
 }
 

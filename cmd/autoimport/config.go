@@ -42,6 +42,9 @@ type Config struct {
 	SurgePercent float64 `envconfig:"SURGE_PERCENT" default:"20" desc:"a percentage, 0 or more"`
 	// LeaseTTL is how long a customer's lease lasts without renewal.
 	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"10m" desc:"a duration such as 10m"`
+	// FullReadEvery is the longest time between two full reads of a
+	// directory read incrementally.
+	FullReadEvery time.Duration `envconfig:"FULL_READ_EVERY" default:"168h" desc:"a duration such as 168h (7 days)"`
 	// Actor is who the audit log records for changes from this process.
 	Actor string `envconfig:"ACTOR" desc:"a name; default the OS user"`
 	// TestMySQLDSN is read by the test suite only; listed so that it is not
@@ -125,6 +128,9 @@ func (c *Config) check() error {
 	}
 	if c.SurgePercent < 0 {
 		return bad("SURGE_PERCENT", "SurgePercent", fmt.Sprint(c.SurgePercent))
+	}
+	if c.FullReadEvery < time.Hour {
+		return &ConfigError{Var: "AUTOIMPORT_FULL_READ_EVERY", Got: c.FullReadEvery.String(), Want: "a duration of at least 1h, such as 168h (7 days)"}
 	}
 	if c.LeaseTTL < time.Minute {
 		return &ConfigError{Var: "AUTOIMPORT_LEASE_TTL", Got: c.LeaseTTL.String(), Want: "a duration of at least 1m"}
