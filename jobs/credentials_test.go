@@ -138,3 +138,38 @@ func TestRotationLeavesTheBindAccountAlone(t *testing.T) {
 		}
 	})
 }
+
+// A rotation of the bind account left pending by an earlier version (it
+// was started before autoimport knew it signs in as the account) is not
+// rolled forward: setting its password again would lock autoimport out if
+// the directory never took it. It stays open, its password kept and
+// readable, and the pass says so.
+func TestAPendingRotationOfTheBindAccountIsNotRolledForward(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f, r := rotationWorld(t, s, 2)
+		acme, ctx := f.worlds["acme"], context.Background()
+		led := ledgerOf(t, s, "acme")
+		jobs.SetRotationStep(r, func(step string) error {
+			if step == "pending" {
+				return errors.New("killed")
+			}
+			return nil
+		})
+		rotate(t, r, s, jobs.RotateOptions{Now: true, Account: "adm-1"})
+		jobs.SetRotationStep(r, nil)
+		setBindDN(t, s, `ACME\adm-1`)
+		got := outcomes(rotate(t, r, s, jobs.RotateOptions{Now: true}))
+		if a := got["adm-1"]; a.Outcome != jobs.OutcomeSkipped || !strings.Contains(a.Reason, jobs.ReasonBindAccount) || !strings.Contains(a.Reason, "not rolled forward") {
+			t.Fatalf("the bind account's pending rotation: %+v", a)
+		}
+		if got["adm-0"].Outcome != jobs.OutcomeRotated {
+			t.Fatalf("adm-0: %+v", got["adm-0"])
+		}
+		if pw, _ := acme.dir.state(led["adm-1"].SourceID); pw != "Initial-Passw0rd!" {
+			t.Fatal("the bind account's password was changed")
+		}
+		if p, err := f.accounts().PendingPassword(ctx, "acme", "adm-1", rotationKey); err != nil || p.State != jobs.RotationPending || p.Password == "" {
+			t.Fatalf("the pending password is no longer kept: %+v, %v", p, err)
+		}
+	})
+}
