@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/sirupsen/logrus"
 )
@@ -26,12 +25,6 @@ type Accounts struct {
 	Log       logrus.FieldLogger
 	// Actor is recorded in audit events and decisions.
 	Actor string
-	// OSUser is the operating-system user running the command, recorded
-	// beside Actor when a password is read.
-	OSUser string
-	// Key opens sealed secret references of the tenant (the user names
-	// autoimport signs in with) and pending passwords.
-	Key *secret.Key
 	// TechVault reads the Technician Vault (vault list, show, reveal).
 	TechVault TechVaultReader
 	// Holder names the lease holder (a new unique name when empty).
@@ -180,7 +173,7 @@ func (a *Accounts) List(ctx context.Context, customer string, f AccountFilter) (
 // decisions into one row per account.
 func (a *Accounts) rows(ctx context.Context, t *Tenant, c Customer) ([]AccountRow, error) {
 	customer := c.ID
-	signsIn := loadCredentialUses(ctx, a.Store, t, c, a.Key)
+	signsIn := loadCredentialUses(ctx, a.Store, t, c, secretsOf(a.Connector))
 	var lastPass time.Time
 	if v, err := a.Store.State(ctx, customer, stateLastPass); err != nil {
 		return nil, err

@@ -220,8 +220,8 @@ func entryNamed(ctx context.Context, tv TechVaultReader, rows []AccountRow, cust
 
 // RevealVaultPassword opens the password of one Technician Vault entry,
 // named as for VaultEntry, for a technician. The reveal is audited first
-// (with the declared actor and the operating-system user, never the
-// password): no audit, no password.
+// (its actor names the declared actor and the operating-system user; the
+// event never holds the password): no audit, no password.
 func (a *Accounts) RevealVaultPassword(ctx context.Context, customer, name string) (*RevealedPassword, error) {
 	v, err := a.VaultEntry(ctx, customer, name)
 	if err != nil {
@@ -230,7 +230,7 @@ func (a *Accounts) RevealVaultPassword(ctx context.Context, customer, name strin
 	if !v.HasPassword {
 		return nil, fmt.Errorf("customer %s: Technician Vault entry %s %q holds no password yet (an administrator's entry gets one at its first rotation): %w", customer, v.ID, v.Name, ErrNotFound)
 	}
-	after := map[string]string{"vault": a.TechVault.Name(), "entry": v.ID, "os_user": a.OSUser}
+	after := map[string]string{"vault": a.TechVault.Name(), "entry": v.ID}
 	if v.Pending != "" {
 		after["pending"] = "a rotation of the account is open"
 	}

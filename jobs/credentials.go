@@ -147,9 +147,12 @@ type namedCredential struct{ name, reason string }
 // loadCredentialUses reads what tells the accounts autoimport signs in as
 // for customer c: its bind_dn, the bind account a run recorded, and the
 // user names of the MSP's integrations (SMTP, Autotask), whose secret
-// references are resolved as a run resolves them (one that cannot be
-// resolved here names no account).
-func loadCredentialUses(ctx context.Context, s StoreReader, t *Tenant, c Customer, key *secret.Key) *credentialUses {
+// references secrets resolves as a run does (nil: env: references only;
+// one that cannot be resolved here names no account).
+func loadCredentialUses(ctx context.Context, s StoreReader, t *Tenant, c Customer, secrets *secret.Resolver) *credentialUses {
+	if secrets == nil {
+		secrets = &secret.Resolver{}
+	}
 	u := &credentialUses{}
 	if ad := c.Sources.AD; ad != nil {
 		u.bindDN, u.netbios, u.domainDNS = strings.TrimSpace(ad.BindDN), ad.Domain, dnsNameOf(ad.BaseDN)
@@ -168,7 +171,7 @@ func loadCredentialUses(ctx context.Context, s StoreReader, t *Tenant, c Custome
 		if ref.IsZero() {
 			return
 		}
-		if name, err := ref.Resolve(key); err == nil && strings.TrimSpace(name) != "" {
+		if name, err := secrets.Resolve(ref); err == nil && strings.TrimSpace(name) != "" {
 			u.named = append(u.named, namedCredential{strings.TrimSpace(name), reason})
 		}
 	}
@@ -278,7 +281,20 @@ func (u *credentialUses) forAccount(a ImportedAccount) string {
 // credentialUses are the accounts the rotation pass must leave alone,
 // read once per pass.
 func (p *rotationPass) credentialUses(ctx context.Context) *credentialUses {
-	return loadCredentialUses(ctx, p.r.Store, p.t, p.c, p.r.Key)
+	secrets := secretsOf(p.r.Connector)
+	if secrets == nil {
+		secrets = &secret.Resolver{Key: p.r.Key}
+	}
+	return loadCredentialUses(ctx, p.r.Store, p.t, p.c, secrets)
+}
+
+// secretsOf is how a Connector opens the tenant's secret references, when
+// it says (internal/connect does); nil otherwise.
+func secretsOf(c Connector) *secret.Resolver {
+	if s, ok := c.(interface{ Secrets() *secret.Resolver }); ok {
+		return s.Secrets()
+	}
+	return nil
 }
 
 // signsInOpen reports a pending rotation of an account autoimport signs

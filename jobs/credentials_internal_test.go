@@ -109,7 +109,7 @@ func TestCredentialsOfTheTenantFile(t *testing.T) {
 	tn, c := tenantBindingAs("CN=svc-import,CN=Users,DC=corp,DC=example,DC=test")
 	tn.Integrations.SMTP = &SMTP{Host: "smtp", Port: 587, Username: "env:TEST_SMTP_USER"}
 	tn.Integrations.Autotask = &Autotask{Username: key.SealRef("svc-import@corp.example.test")}
-	u := loadCredentialUses(context.Background(), stateOnly{}, tn, c, key)
+	u := loadCredentialUses(context.Background(), stateOnly{}, tn, c, &secret.Resolver{Key: key})
 	if got := u.use(adJane); !strings.Contains(got, "SMTP relay") {
 		t.Errorf("SMTP user: %q", got)
 	}

@@ -61,7 +61,7 @@ func (a *Accounts) PendingPassword(ctx context.Context, customer, name string, k
 		out.VaultError = err.Error()
 	}
 	err = a.Store.Update(ctx, func(tx Tx) error {
-		return a.audit(ctx, tx, customer, "rotation.password-read", r.Subject(), nil, map[string]string{"state": x.State, "rotation": x.ID, "vault_ref": r.VaultRef, "os_user": a.OSUser})
+		return a.audit(ctx, tx, customer, "rotation.password-read", r.Subject(), nil, map[string]string{"state": x.State, "rotation": x.ID, "vault_ref": r.VaultRef})
 	})
 	if err != nil {
 		return nil, err

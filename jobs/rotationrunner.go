@@ -81,7 +81,7 @@ func (r *Runner) Rotate(ctx context.Context, opt RotationRunOptions) (*RotationR
 
 // rotateOne rotates one customer under its lease; a dry run takes none.
 func (r *Runner) rotateOne(ctx context.Context, t *Tenant, c Customer, opt RotationRunOptions) *RotationReport {
-	rot := &Rotator{Store: r.Store, Connector: r.Connector, Key: r.Key, Log: r.Log}
+	rot := &Rotator{Store: r.Store, Connector: r.Connector, Key: r.Key, Log: r.Log, Actor: r.Actor}
 	ropt := RotateOptions{DryRun: opt.DryRun, Account: opt.Account, Now: opt.Now}
 	if opt.DryRun {
 		return rot.Rotate(ctx, t, c, ropt)

@@ -29,6 +29,9 @@ type Runner struct {
 	Metrics     *Metrics
 	// Key seals pending passwords of rotations (AUTOIMPORT_SECRET_KEY).
 	Key *secret.Key
+	// Actor is recorded in the audit events of imports and rotations
+	// ("autoimport" when empty; see RecordedActor).
+	Actor string
 	// Copies and FullReadEvery: see Importer.
 	Copies        sources.CopyStore
 	FullReadEvery time.Duration
@@ -177,7 +180,7 @@ func customerStatuses(rep *Report) []string {
 
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
-	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery}
+	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery, Actor: r.Actor}
 	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()

@@ -6,16 +6,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/connect"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/spf13/cobra"
 )
 
 // accounts is the technician's service over the app's store.
 func (a *app) accounts() *jobs.Accounts {
-	conn := &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log}
-	return &jobs.Accounts{Store: a.store, Connector: conn, Key: a.cfg.key, TechVault: conn.TechVaultReader(),
-		Log: a.log, Actor: a.cfg.Actor, OSUser: osUser(), LeaseTTL: a.cfg.LeaseTTL}
+	conn := a.connector()
+	return &jobs.Accounts{Store: a.store, Connector: conn, TechVault: conn.TechVaultReader(),
+		Log: a.log, Actor: jobs.RecordedActor(a.cfg.Actor), LeaseTTL: a.cfg.LeaseTTL}
 }
 
 func (a *app) accountsCommand() *cobra.Command {

@@ -64,6 +64,13 @@ incrementally where they can be (only what changed since the last run);
 	return c
 }
 
+// connector builds customers' clients with this process's secrets: the
+// key, AUTOIMPORT_SECRETS_DIR, and the database password withheld.
+func (a *app) connector() *connect.Connector {
+	sec := a.cfg.secrets()
+	return &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log, SecretsDir: sec.Dir, Withheld: sec.Withheld}
+}
+
 func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
 	var m *jobs.Metrics
 	if reg != nil {
@@ -71,13 +78,14 @@ func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
 	}
 	return &jobs.Runner{
 		Store:       a.store,
-		Connector:   &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log},
+		Connector:   a.connector(),
 		Log:         a.log,
 		LeaseTTL:    a.cfg.LeaseTTL,
 		Concurrency: a.cfg.Concurrency,
 		Surge:       jobs.SurgeThreshold{Max: a.cfg.SurgeMax, Percent: a.cfg.SurgePercent},
 		Metrics:     m,
 		Key:         a.cfg.key,
+		Actor:       jobs.RecordedActor("autoimport"),
 		// The store keeps the local copies of incrementally read
 		// directories.
 		Copies:        copiesOf(a.store),
@@ -227,6 +235,28 @@ func flags(f jobs.Flags) string {
 	return s
 }
 
+// Timeouts of the scheduler's /healthz and /metrics server: its requests
+// are small GETs answered at once, so a client that is slow to send, to
+// read or to go away only holds a connection that long.
+const (
+	statusReadHeaderTimeout = 5 * time.Second
+	statusReadTimeout       = 10 * time.Second
+	statusWriteTimeout      = 30 * time.Second
+	statusIdleTimeout       = 60 * time.Second
+)
+
+// newStatusServer is the scheduler's /healthz and /metrics server.
+func newStatusServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: statusReadHeaderTimeout,
+		ReadTimeout:       statusReadTimeout,
+		WriteTimeout:      statusWriteTimeout,
+		IdleTimeout:       statusIdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
 // schedule runs the scheduler until the context ends (SIGTERM).
 func (a *app) schedule(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
@@ -245,7 +275,7 @@ func (a *app) schedule(ctx context.Context) error {
 	if err != nil {
 		return &ConfigError{Var: "AUTOIMPORT_HTTP_ADDR", Got: a.cfg.HTTPAddr, Err: err, Want: describe("HTTPAddr")}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newStatusServer(mux)
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.WithoutCancel(ctx))
 

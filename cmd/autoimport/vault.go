@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/user"
-	"strconv"
 
 	"github.com/mattn/go-isatty"
 	"github.com/msp-tools/autoimport/jobs"
@@ -126,7 +124,8 @@ func (a *app) vaultRevealCommand() *cobra.Command {
 		Short: "Print a Technician Vault entry's password alone on standard output (audited)",
 		Long: `Print the password a Technician Vault entry holds, alone on standard output, so
 that it can be piped. Every reveal is audited with the declared actor
-(AUTOIMPORT_ACTOR) and the operating-system user, never with the password. On a
+(AUTOIMPORT_ACTOR) and the operating-system user and host, never with the
+password. On a
 non-terminal standard output it is refused unless --yes, so that a password does
 not end up in a log by accident. While a rotation of the account is open the
 directory may hold a newer password: the command says so on standard error
@@ -177,13 +176,4 @@ func (a *app) passwordToTerminal(yes bool) error {
 		return nil
 	}
 	return usageError{fmt.Errorf("standard output is not a terminal: the password would be written to a file or a pipe; add --yes if that is what you want")}
-}
-
-// osUser names the operating-system user running the command, for the
-// audit events of password reads: the account's name, else its uid.
-func osUser() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	return "uid " + strconv.Itoa(os.Getuid())
 }

@@ -74,8 +74,22 @@ func TestVaultCommands(t *testing.T) {
 		t.Fatalf("reveal: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, _ = cli(t, "", "audit", "list", "--customer", "acme", "-o", "json")
-	if code != 0 || strings.Contains(out, pw) || !strings.Contains(out, "vault.reveal") || !strings.Contains(out, "jane.tech") || !strings.Contains(out, `os_user`) {
+	var events []struct {
+		Action        string `json:"action"`
+		DeclaredActor string `json:"declared_actor"`
+		OSUser        string `json:"os_user"`
+	}
+	if code != 0 || strings.Contains(out, pw) || json.Unmarshal([]byte(out), &events) != nil {
 		t.Fatalf("audit after a reveal: exit %d\n%s", code, out)
+	}
+	var revealed bool
+	for _, e := range events {
+		if e.Action == "vault.reveal" {
+			revealed = e.DeclaredActor == "jane.tech" && e.OSUser != ""
+		}
+	}
+	if !revealed {
+		t.Fatalf("the reveal is not audited with the declared actor and the OS user:\n%s", out)
 	}
 
 	for _, c := range []struct {

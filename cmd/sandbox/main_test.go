@@ -97,7 +97,7 @@ func revealWorks(t *testing.T, dir, out, envFile string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	acc := &jobs.Accounts{Store: s, Key: key, Actor: "test", OSUser: "test", TechVault: (&connect.Connector{Key: key, TechVault: s}).TechVaultReader()}
+	acc := &jobs.Accounts{Store: s, Actor: "test", TechVault: (&connect.Connector{Key: key, TechVault: s}).TechVaultReader()}
 	p, err := acc.RevealVaultPassword(ctx, customer, account)
 	if err != nil || p.Password == "" || p.Entry.AccountUsername != account || p.Entry.LastRotated.IsZero() {
 		t.Fatalf("vault reveal --customer %s %s: %+v, %v", customer, account, p, err)

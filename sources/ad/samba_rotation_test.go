@@ -154,7 +154,7 @@ customers:
 	if rep, err := r.Run(ctx, jobs.RunOptions{AllowSurge: true}); err != nil || rep.Status != jobs.StatusOK {
 		t.Fatalf("import: %v %+v", err, rep)
 	}
-	acc := &jobs.Accounts{Store: s, Connector: conn, Key: key, TechVault: conn.TechVaultReader(), Actor: "test", OSUser: "test"}
+	acc := &jobs.Accounts{Store: s, Connector: conn, TechVault: conn.TechVaultReader(), Actor: "test"}
 	rows, err := acc.List(ctx, "corp", jobs.AccountFilter{Type: jobs.Admin})
 	if err != nil {
 		t.Fatal(err)
