@@ -279,34 +279,6 @@ func TestKeptHeadFindsARewoundChain(t *testing.T) {
 	})
 }
 
-func TestParseKeptHead(t *testing.T) {
-	hash := strings.Repeat("0a", 32)
-	for _, tc := range []struct {
-		in   string
-		want jobs.AuditHead
-		err  string
-	}{
-		{"acme-dental=12:" + hash, jobs.AuditHead{Customer: "acme-dental", Seq: 12, Hash: hash}, ""},
-		{"@tenant=3:" + strings.ToUpper(hash), jobs.AuditHead{Seq: 3, Hash: hash}, ""},
-		{"12:" + hash, jobs.AuditHead{}, "write CHAIN=SEQ:HASH"},
-		{"Acme=12:" + hash, jobs.AuditHead{}, "neither a customer id nor @tenant"},
-		{"acme=0:" + hash, jobs.AuditHead{}, "want SEQ:HASH"},
-		{"acme=12:" + hash[:10], jobs.AuditHead{}, "want SEQ:HASH"},
-		{"acme=12:" + strings.Repeat("zz", 32), jobs.AuditHead{}, "want SEQ:HASH"},
-	} {
-		got, err := jobs.ParseKeptHead(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%q: %v, want an error containing %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("%q: %+v, %v", tc.in, got, err)
-		}
-	}
-}
-
 // TestOneCustomersWritesDoNotWaitForAnother holds one customer's head
 // locked from another connection: another customer's write goes through,
 // that customer's waits (and, with a one-second lock wait, gives up).
