@@ -147,7 +147,7 @@ func bindDiagnostic(code string) string {
 // findAccount finds a user by DN, UPN, sAMAccountName or
 // NETBIOS\sAMAccountName. Caller holds d.mu.
 func (d *Directory) findAccount(name string) *Entry {
-	if e, ok := d.byDN[strings.ToLower(name)]; ok {
+	if e, ok := d.byDN[strings.ToLower(name)]; ok && !e.deleted {
 		return e
 	}
 	sam := ""
@@ -155,6 +155,9 @@ func (d *Directory) findAccount(name string) *Entry {
 		sam = rest
 	}
 	for _, e := range d.entries {
+		if e.deleted {
+			continue
+		}
 		switch {
 		case sam != "" && strings.EqualFold(e.First("sAMAccountName"), sam),
 			sam == "" && strings.Contains(name, "@") && strings.EqualFold(e.First("userPrincipalName"), name),
