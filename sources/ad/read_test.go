@@ -10,6 +10,8 @@ import (
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sources/ad/adtest"
 	"github.com/msp-tools/autoimport/sources/sourcestest"
+	"github.com/msp-tools/autoimport/sql/store"
+	"github.com/msp-tools/autoimport/sql/store/storetest"
 )
 
 func TestReadFullThenIncrementalMatchesAccounts(t *testing.T) {
@@ -189,4 +191,32 @@ func TestCopySelectionErrorsMatchTheDC(t *testing.T) {
 		{Builtin: []string{"S-1-5-32-551"}},
 		{OUs: []string{adtest.OUCorp + "," + b, adtest.OUSales + "," + b}},
 	}, "selection errors")
+}
+
+// The copy kept in the production store (both dialects) gives the same
+// accounts as the DC after a full read and after incremental ones.
+func TestReadKeepsTheCopyInTheStore(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		dir := adtest.Generate(28, 20)
+		_, src := fakeSource(t, dir)
+		sels := selections(dir.BaseDN)
+		readOnce(t, src, s, "acme", sels[0], sources.ReadOptions{})
+		compareCopy(t, src, s, "acme", sels, "full read into the store")
+		b := dir.BaseDN
+		e := dir.AddUser(adtest.User{Parent: adtest.OUAdmins + "," + b, SAM: "newadmin", GivenName: "New", Surname: "Admin"})
+		if err := dir.AddMember(adtest.GroupTier3Ops+","+b, e.DN); err != nil {
+			t.Fatal(err)
+		}
+		if err := dir.Delete("CN=Alice Archer," + adtest.OUSales + "," + b); err != nil {
+			t.Fatal(err)
+		}
+		if err := dir.Rename(adtest.OUSales+","+b, "OU=Vertrieb,"+adtest.OUStaff+","+b); err != nil {
+			t.Fatal(err)
+		}
+		rep := readOnce(t, src, s, "acme", sels[0], sources.ReadOptions{})
+		if rep.Mode != sources.ReadIncremental || rep.Changes == 0 {
+			t.Errorf("read %+v", rep)
+		}
+		compareCopy(t, src, s, "acme", sels, "incremental read into the store")
+	})
 }

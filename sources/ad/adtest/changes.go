@@ -35,8 +35,8 @@ type changes struct {
 	// keeps whatever a test plants in the objectGUID attribute.
 	id string
 	// created is the USN of the entry's creation; attributes without a
-	// later change in meta were set then.
-	created int
+	// later change in meta were set then. usn is its uSNChanged.
+	created, usn int
 	// meta holds, per lower-cased attribute name, the USN of its last
 	// change after the creation (removals included), and names the name
 	// it was changed under, for reporting a removal.
@@ -79,6 +79,7 @@ func (d *Directory) stamp(e *Entry, attrs ...string) int {
 		e.meta[strings.ToLower(a)] = d.usn
 		e.names[strings.ToLower(a)] = a
 	}
+	e.usn = d.usn
 	e.set("uSNChanged", strconv.Itoa(d.usn))
 	e.set("whenChanged", changeTime(d.usn))
 	d.version++
@@ -108,11 +109,6 @@ func (e *Entry) attrChanged(name string) (int, bool) {
 	return 0, false
 }
 
-func (e *Entry) usnChanged() int {
-	n, _ := strconv.Atoi(e.First("uSNChanged"))
-	return n
-}
-
 // deletedObjects is the DN of the domain's Deleted Objects container.
 func (d *Directory) deletedObjects() string { return "CN=Deleted Objects," + d.BaseDN }
 
@@ -131,7 +127,7 @@ func (d *Directory) addDeletedObjects() {
 	e.id = string(sum[:16])
 	e.set("objectGUID", e.id)
 	d.usn++
-	e.created = d.usn
+	e.created, e.usn = d.usn, d.usn
 	e.set("uSNChanged", strconv.Itoa(d.usn))
 	e.set("whenChanged", changeTime(d.usn))
 	e.deleted = true

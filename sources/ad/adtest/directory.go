@@ -264,7 +264,7 @@ func (d *Directory) put(dn, class, category string) *Entry {
 		e.set("objectCategory", "CN="+category+",CN=Schema,CN=Configuration,"+d.BaseDN)
 	}
 	d.usn++
-	e.created = d.usn
+	e.created, e.usn = d.usn, d.usn
 	e.set("uSNChanged", strconv.Itoa(d.usn))
 	e.set("whenChanged", changeTime(d.usn))
 	d.entries = append(d.entries, e)

@@ -169,18 +169,18 @@ func (s *Server) dirSync(w *gldap.ResponseWriter, r *gldap.Request, m *gldap.Sea
 	}
 	var cands []*Entry
 	for _, e := range d.entries {
-		if e.usnChanged() > from.objUSN && match(e) {
+		if e.usn > from.objUSN && match(e) {
 			cands = append(cands, e)
 		}
 	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].usnChanged() < cands[j].usnChanged() })
+	sort.Slice(cands, func(i, j int) bool { return cands[i].usn < cands[j].usn }) // USNs are unique
 	v := searchView(m.Controls)
 	sent, more := 0, false
 	next := dirSyncCookie{objUSN: d.usn, propUSN: d.usn, invocation: d.dc.invocation}
 	for i, e := range cands {
 		if sent == s.opts.MaxPageSize {
 			more = true
-			next = dirSyncCookie{objUSN: cands[i-1].usnChanged(), propUSN: from.propUSN, invocation: d.dc.invocation}
+			next = dirSyncCookie{objUSN: cands[i-1].usn, propUSN: from.propUSN, invocation: d.dc.invocation}
 			break
 		}
 		dn, attrs := d.dirSyncEntry(e, m.Attributes, from.propUSN, flags, v)

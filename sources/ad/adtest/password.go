@@ -113,10 +113,8 @@ func (d *Directory) setPassword(e *Entry, pw string) {
 	d.pw.byEntry[e] = pw
 	now := d.clock().UTC()
 	e.set("pwdLastSet", strconv.FormatInt(ad.TimeToFiletime(now), 10))
-	d.usn++
-	e.set("uSNChanged", strconv.Itoa(d.usn))
+	d.stamp(e, "pwdLastSet", "unicodePwd")
 	e.set("whenChanged", now.Format("20060102150405.0Z"))
-	d.version++
 }
 
 // userBind checks a bind as a user of the directory, named by DN, UPN,
