@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/sirupsen/logrus"
 )
@@ -359,7 +358,7 @@ func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn 
 	l, err := AcquireLease(ctx, a.Store, customer, holder, a.LeaseTTL, a.log())
 	var held *ErrLeaseHeld
 	if errors.As(err, &held) {
-		return fmt.Errorf("an import of %s is running (it holds the customer's lease): try again when it ends: %w", customer, ErrImportRunning)
+		return fmt.Errorf("an import of %s is running (%v): %w", customer, held, ErrImportRunning)
 	}
 	if err != nil {
 		return err
@@ -380,51 +379,4 @@ func (a *Accounts) audit(ctx context.Context, tx Tx, customer, action, subject s
 // vaultOf is the vault an account's type goes to for the customer.
 func vaultOf(conn *Connections, typ AccountType) (sinks.Vault, sinks.VaultScope) {
 	return conn.Vaults[typ], conn.VaultScope[typ]
-}
-
-// PendingPassword is the password of an open rotation.
-type PendingPassword struct {
-	Account          string    `json:"account"`
-	Username         string    `json:"username"`
-	State            string    `json:"state"`
-	Since            time.Time `json:"since"`
-	Target           string    `json:"target"`
-	VaultIntegration string    `json:"vault_integration"`
-	VaultRef         string    `json:"vault_ref"`
-	Password         string    `json:"password"`
-}
-
-// PendingPassword opens the password of an account's open rotation (set
-// in the directory, or possibly set, and not yet in the vault) for a
-// technician; the read is audited, the password never.
-func (a *Accounts) PendingPassword(ctx context.Context, customer, name string, key *secret.Key) (*PendingPassword, error) {
-	r, err := a.account(ctx, customer, name)
-	if err != nil {
-		return nil, err
-	}
-	rots, err := a.Store.Rotations(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	for _, x := range rots {
-		if x.Source != r.Source || x.SourceID != r.ID {
-			continue
-		}
-		if !x.Open() {
-			break
-		}
-		pw, err := key.Open(x.Sealed)
-		if err != nil {
-			return nil, fmt.Errorf("customer %s: %s: %w", customer, r.Subject(), err)
-		}
-		err = a.Store.Update(ctx, func(tx Tx) error {
-			return a.audit(ctx, tx, customer, "rotation.password-read", r.Subject(), nil, map[string]string{"state": x.State, "vault_ref": x.VaultRef})
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &PendingPassword{Account: r.Subject(), Username: r.Username, State: x.State, Since: x.StartedAt, Target: x.Target,
-			VaultIntegration: x.VaultIntegration, VaultRef: x.VaultRef, Password: string(pw)}, nil
-	}
-	return nil, fmt.Errorf("customer %s: %s has no rotation waiting for the vault: its password is in its vault entry %s %s: %w", customer, r.Subject(), r.VaultIntegration, r.VaultRef, ErrNotFound)
 }

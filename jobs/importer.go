@@ -58,6 +58,9 @@ type ImportOptions struct {
 	// then on, so the pass makes no further sink call and records nothing
 	// more, and the customer is reported failed with the cause.
 	Lease context.Context
+	// FullRead reads every source that reads incrementally in full
+	// (reconciling its copy) this time.
+	FullRead bool
 }
 
 // leaseLost returns why the customer's lease was lost, nil while it holds.
@@ -112,8 +115,11 @@ type CustomerReport struct {
 	// NextStep tells a person where to look when accounts need one:
 	// "N accounts need a person: autoimport accounts list --customer C
 	// --state S".
-	NextStep string        `json:"next_step,omitempty"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	NextStep string `json:"next_step,omitempty"`
+	// Reads says, per source read incrementally, whether this pass read
+	// it in full or only what changed, why, and what it cost.
+	Reads   []sources.ReadReport `json:"reads,omitempty"`
+	Elapsed time.Duration        `json:"elapsed_ns"`
 }
 
 func (r *CustomerReport) fail(err error) {
@@ -128,6 +134,12 @@ type Importer struct {
 	// Actor is recorded in audit events ("autoimport").
 	Actor string
 	Now   func() time.Time
+	// Copies keeps the local copies of the sources that read
+	// incrementally; nil reads every source whole, every pass.
+	Copies sources.CopyStore
+	// FullReadEvery is the longest time between two full reads of such a
+	// source (DefaultFullReadEvery when zero).
+	FullReadEvery time.Duration
 }
 
 func (im *Importer) now() time.Time {

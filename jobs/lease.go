@@ -2,11 +2,8 @@ package jobs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -16,67 +13,133 @@ import (
 // DefaultLeaseTTL is how long a customer's lease lasts without renewal.
 const DefaultLeaseTTL = 10 * time.Minute
 
-// newHolderName names one lease holder: the host and process, for a
-// person reading the leases table, and a random part, so that two
-// processes that share a host name and pid (containers) or two runners of
-// one process never take each other for the same holder.
-func newHolderName() string {
-	h, _ := os.Hostname()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s/%d/%s", h, os.Getpid(), hex.EncodeToString(b[:]))
+// LeaseInfo is a customer's lease as the store holds it.
+type LeaseInfo struct {
+	Holder string
+	// Token grows each time the lease is taken anew.
+	Token int64
+	// Expires and Now are on the database's clock.
+	Expires time.Time
+	Now     time.Time
 }
 
 // Lease is a customer's lease held by this process and renewed in the
 // background until Release. While another holder may have taken the
-// customer, nothing may write for it: Lost says when that is the case.
+// customer, nothing may write for it: the lease is lost when a renewal
+// fails or finds another holder, and also when its time runs out on this
+// process's own clock before a renewal came back, whatever the reason (a
+// renewal stuck, a process paused). Check says whether it still holds;
+// Context is done once it is lost. Writes to the store are fenced besides
+// (Tx.HoldLease with Token): the database refuses a holder whose lease
+// expired on its clock.
 type Lease struct {
 	store    Store
 	customer string
 	holder   string
+	token    int64
 	ttl      time.Duration
 	log      logrus.FieldLogger
 
 	// ctx is done once the lease is lost; its cause says why.
-	ctx     context.Context
-	lose    context.CancelCauseFunc
-	stop    context.CancelFunc
+	ctx  context.Context
+	lose context.CancelCauseFunc
+	stop context.CancelFunc
+	// runOut loses the lease when its time is up; each renewal moves it.
+	mu      sync.Mutex
+	runOut  *time.Timer
+	until   time.Time // when the lease runs out on this process's clock
 	renewed sync.WaitGroup
 }
 
 // ErrLeaseHeld is returned by AcquireLease when another holder's lease
 // on the customer lasts.
-type ErrLeaseHeld struct{ Customer string }
+type ErrLeaseHeld struct {
+	Customer string
+	// Holder and Until say who holds it and until when (the database's
+	// clock), Now is the database's clock when it was read; zero when
+	// unknown.
+	Holder     string
+	Until, Now time.Time
+}
 
 func (e *ErrLeaseHeld) Error() string {
-	return fmt.Sprintf("customer %s is being imported by another autoimport (its lease is held): try again when that run ends", e.Customer)
+	if e.Holder == "" {
+		return fmt.Sprintf("customer %s is busy: another autoimport holds its lease (an import, a rotation or a technician's change); try again when it ends", e.Customer)
+	}
+	left := e.Until.Sub(e.Now).Round(time.Second)
+	return fmt.Sprintf("customer %s is busy: autoimport %s holds its lease (an import, a rotation or a technician's change) until %s (%s from now, unless it ends sooner); try again then",
+		e.Customer, e.Holder, e.Until.UTC().Format("2006-01-02 15:04:05 UTC"), left)
 }
 
 // AcquireLease takes the customer's lease for holder and renews it every
-// third of ttl until Release. It returns *ErrLeaseHeld when another
-// holder has it. A renewal that fails, or finds another holder, loses the
-// lease: Lost then returns why, and Done is closed.
+// third of ttl until Release. When another holder has it, the lease is
+// taken over at once if that holder is provably gone (see holderGone);
+// otherwise AcquireLease returns *ErrLeaseHeld saying who holds it and
+// until when.
 func AcquireLease(ctx context.Context, s Store, customer, holder string, ttl time.Duration, log logrus.FieldLogger) (*Lease, error) {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	ok, err := s.AcquireLease(ctx, customer, holder, ttl)
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	asked := time.Now()
+	token, ok, err := s.AcquireLease(ctx, customer, holder, ttl)
 	if err != nil {
 		return nil, fmt.Errorf("customer %s: take its lease: %w", customer, err)
 	}
 	if !ok {
-		return nil, &ErrLeaseHeld{Customer: customer}
+		asked = time.Now()
+		if token, err = takeOverFromTheGone(ctx, s, customer, holder, ttl, log); err != nil {
+			return nil, err
+		}
 	}
-	if log == nil {
-		log = logrus.StandardLogger()
-	}
-	l := &Lease{store: s, customer: customer, holder: holder, ttl: ttl, log: log}
+	l := &Lease{store: s, customer: customer, holder: holder, token: token, ttl: ttl, log: log}
 	l.ctx, l.lose = context.WithCancelCause(context.Background())
+	l.until = time.Now().Add(l.validFor(asked))
+	l.runOut = time.AfterFunc(time.Until(l.until), l.ranOut)
 	renewCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	l.stop = stop
 	l.renewed.Add(1)
 	go l.renew(renewCtx)
 	return l, nil
+}
+
+// takeOverFromTheGone takes the lease of a holder that is provably not
+// running; *ErrLeaseHeld when the holder may be alive.
+func takeOverFromTheGone(ctx context.Context, s Store, customer, holder string, ttl time.Duration, log logrus.FieldLogger) (int64, error) {
+	info, err := s.LeaseInfo(ctx, customer)
+	if err != nil {
+		return 0, &ErrLeaseHeld{Customer: customer}
+	}
+	why, gone := holderGone(info.Holder)
+	if !gone || !info.Expires.After(info.Now) {
+		// Alive as far as this process can tell (or just expired: the
+		// next try takes it the ordinary way).
+		return 0, &ErrLeaseHeld{Customer: customer, Holder: info.Holder, Until: info.Expires, Now: info.Now}
+	}
+	token, ok, err := s.TakeOverLease(ctx, customer, info, holder, ttl)
+	if err != nil {
+		return 0, fmt.Errorf("customer %s: take over its lease: %w", customer, err)
+	}
+	if !ok {
+		return 0, &ErrLeaseHeld{Customer: customer}
+	}
+	log.WithFields(logrus.Fields{"customer": customer, "previous_holder": info.Holder}).
+		Warn("took over the customer's lease at once: its holder is gone (" + why + "); what it left open is finished first")
+	return token, nil
+}
+
+// validFor is how long a lease granted or renewed by a request sent at
+// asked lasts on this process's clock: the database counted ttl from a
+// moment after asked, so this never outlasts the database's expiry; a
+// tenth is kept back for clocks that run at slightly different rates.
+func (l *Lease) validFor(asked time.Time) time.Duration {
+	return max(0, l.ttl-l.ttl/10-time.Since(asked))
+}
+
+func (l *Lease) ranOut() {
+	l.lose(fmt.Errorf("customer %s: its lease ran out before a renewal came back (a database or this process too slow for %s), so another autoimport may have taken it", l.customer, l.ttl))
 }
 
 func (l *Lease) renew(ctx context.Context) {
@@ -87,31 +150,48 @@ func (l *Lease) renew(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-l.ctx.Done():
+			l.log.WithField("customer", l.customer).Error(context.Cause(l.ctx).Error() + ": stopping before the next write")
+			return
 		case <-tick.C:
 		}
-		ok, err := l.store.AcquireLease(ctx, l.customer, l.holder, l.ttl)
+		asked := time.Now()
+		// A renewal has a deadline: one stuck longer than a third of the
+		// lease would outlast it.
+		rctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+		ok, err := l.store.RenewLease(rctx, l.customer, l.holder, l.token, l.ttl)
+		cancel()
 		if ctx.Err() != nil {
 			return // released meanwhile
 		}
-		var cause error
 		switch {
 		case err != nil:
-			cause = fmt.Errorf("customer %s: could not renew its lease (%w), so another autoimport may import it now", l.customer, err)
+			l.lose(fmt.Errorf("customer %s: could not renew its lease (%w), so another autoimport may import it now", l.customer, err))
 		case !ok:
-			cause = fmt.Errorf("customer %s: its lease was taken by another autoimport (this run was too slow to renew it within %s)", l.customer, l.ttl)
+			l.lose(fmt.Errorf("customer %s: its lease was taken by another autoimport (this run was too slow to renew it within %s)", l.customer, l.ttl))
 		default:
-			continue
+			l.mu.Lock()
+			if l.ctx.Err() == nil {
+				l.until = time.Now().Add(l.validFor(asked))
+				l.runOut.Reset(time.Until(l.until))
+			}
+			l.mu.Unlock()
 		}
-		l.lose(cause) // first: every check from now on sees it
-		l.log.WithField("customer", l.customer).Error(cause.Error() + ": stopping before the next write")
-		return
 	}
 }
 
 // Lost returns nil while the lease is held, and why it was lost after.
+// It reads the lease's time itself, not only whether the timer that ends
+// it has fired: a process that was paused checks before it writes.
 func (l *Lease) Lost() error {
 	if l.ctx.Err() == nil {
-		return nil
+		l.mu.Lock()
+		out := time.Now().After(l.until)
+		l.mu.Unlock()
+		if !out {
+			return nil
+		}
+		l.ranOut()
 	}
 	return context.Cause(l.ctx)
 }
@@ -119,16 +199,28 @@ func (l *Lease) Lost() error {
 // Context is done when the lease is lost; context.Cause says why.
 func (l *Lease) Context() context.Context { return l.ctx }
 
+// Holder and Token are what the store's writes are fenced with.
+func (l *Lease) Holder() string { return l.holder }
+
+// Token is the lease's fencing token.
+func (l *Lease) Token() int64 { return l.token }
+
+// Customer is the customer the lease is on.
+func (l *Lease) Customer() string { return l.customer }
+
 // Release stops renewing and gives the lease up. A lost lease is not
 // released: it belongs to another holder now.
 func (l *Lease) Release(ctx context.Context) {
 	l.stop()
 	l.renewed.Wait()
+	l.mu.Lock()
+	l.runOut.Stop()
+	l.mu.Unlock()
 	if l.Lost() != nil {
 		return
 	}
 	l.lose(context.Canceled)
-	if err := l.store.ReleaseLease(context.WithoutCancel(ctx), l.customer, l.holder); err != nil {
+	if err := l.store.ReleaseLease(context.WithoutCancel(ctx), l.customer, l.holder, l.token); err != nil {
 		l.log.WithField("customer", l.customer).WithError(err).Warn("could not release the customer's lease; it expires by itself")
 	}
 }
@@ -143,19 +235,17 @@ func leaseCause(lease context.Context) error {
 }
 
 // withLease runs fn under the customer's lease, taken under the runner's
-// holder name and released at the end; fn gets the lease's context (see
-// Lease.Context). held reports that another holder has the lease: fn did
-// not run.
-func (r *Runner) withLease(ctx context.Context, customer string, fn func(lease context.Context)) (held bool, err error) {
+// holder name and released at the end. held is the *ErrLeaseHeld when
+// another holder has the lease: fn did not run.
+func (r *Runner) withLease(ctx context.Context, customer string, fn func(l *Lease)) (held *ErrLeaseHeld, err error) {
 	l, err := AcquireLease(ctx, r.Store, customer, r.HolderName(), r.LeaseTTL, r.Log)
-	var other *ErrLeaseHeld
-	if errors.As(err, &other) {
-		return true, nil
+	if errors.As(err, &held) {
+		return held, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer l.Release(ctx)
-	fn(l.Context())
-	return false, nil
+	fn(l)
+	return nil, nil
 }

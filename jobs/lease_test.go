@@ -31,7 +31,7 @@ type losingStore struct {
 	atLoss   atomic.Int32
 }
 
-func (s *losingStore) AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (bool, error) {
+func (s *losingStore) RenewLease(ctx context.Context, customer, holder string, token int64, ttl time.Duration) (bool, error) {
 	if s.lose.Load() {
 		s.atLoss.CompareAndSwap(0, s.creates.Load())
 		if s.renewErr != nil {
@@ -39,7 +39,7 @@ func (s *losingStore) AcquireLease(ctx context.Context, customer, holder string,
 		}
 		return false, nil
 	}
-	return s.Store.AcquireLease(ctx, customer, holder, ttl)
+	return s.Store.RenewLease(ctx, customer, holder, token, ttl)
 }
 
 // lostHook notes that the runner said it lost a lease: it says so only
@@ -73,7 +73,7 @@ func TestLostLeaseStopsTheImport(t *testing.T) {
 				acme := f.worlds["acme"]
 				ls := &losingStore{Store: s, renewErr: renewErr, creates: &acme.vault.creates}
 				f.runner.Store = ls
-				f.runner.LeaseTTL = 30 * time.Millisecond // renewed every 10 ms
+				f.runner.LeaseTTL = 300 * time.Millisecond // renewed every 100 ms
 				var users []sources.Account
 				for i := range 300 {
 					users = append(users, user(i, jobs.EndUser))

@@ -12,6 +12,8 @@ type Metrics struct {
 	sinks     *prometheus.CounterVec
 	lastRun   prometheus.Gauge
 	rotations *prometheus.CounterVec
+	reads     *prometheus.CounterVec
+	requests  *prometheus.CounterVec
 }
 
 // NewMetrics registers the runner's metrics with reg.
@@ -25,7 +27,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_rotations_total",
 			Help: "Administrator password rotations by customer and outcome (rotated, failed, pending, vault-pending, skipped)."}, []string{"customer", "outcome"}),
 	}
-	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun, m.rotations)
+	m.reads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_directory_reads_total",
+		Help: "Reads of a customer's directory by source and mode (full or incremental)."}, []string{"customer", "source", "mode"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_directory_read_requests_total",
+		Help: "Directory round trips of those reads by source and mode."}, []string{"customer", "source", "mode"})
+	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun, m.rotations, m.reads, m.requests)
 	return m
 }
 
@@ -41,6 +47,10 @@ func (m *Metrics) observeRun(rep *Report) {
 			if n > 0 {
 				m.accounts.WithLabelValues(c.Customer, outcome).Add(float64(n))
 			}
+		}
+		for _, r := range c.Reads {
+			m.reads.WithLabelValues(c.Customer, string(r.Source), r.Mode).Inc()
+			m.requests.WithLabelValues(c.Customer, string(r.Source), r.Mode).Add(float64(r.Requests))
 		}
 	}
 }

@@ -32,6 +32,8 @@ type pass struct {
 	// complete says which sources were read whole, so that an account
 	// absent from them is really missing.
 	complete map[string]bool
+	// read notes the sources whose copy this pass brought up to date.
+	read map[sources.Kind]bool
 	// decisions are what needs a person (skips, ambiguities, failures,
 	// holds), audited as one event when they change; a dry run keeps none.
 	decisions decisionLog
@@ -61,7 +63,7 @@ type notice struct {
 const attentionLimit = 1000
 
 func newPass(im *Importer, c Customer, opt ImportOptions, opts map[AccountType]Resolved, rep *CustomerReport) *pass {
-	ps := &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, changes: map[ledgerKey]string{}, complete: map[string]bool{}, pendingRows: map[ledgerKey]ImportedAccount{}}
+	ps := &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, changes: map[ledgerKey]string{}, complete: map[string]bool{}, read: map[sources.Kind]bool{}, pendingRows: map[ledgerKey]ImportedAccount{}}
 	ps.ledger = newLedger(&ps.shared)
 	return ps
 }
@@ -274,8 +276,12 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 	if conn.AD != nil {
 		endUserSource = sources.KindAD
 	}
-	each := func(name string, src sources.Source, sel sources.Selection, fn func(sources.Account)) error {
-		for a, err := range src.Accounts(ctx, sel) {
+	each := func(name string, kind sources.Kind, src sources.Source, readSel, sel sources.Selection, fn func(sources.Account)) error {
+		accounts, err := ps.accounts(ctx, kind, src, readSel, sel)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		for a, err := range accounts {
 			var ee *sources.EntryError
 			if errors.As(err, &ee) {
 				ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("%s: %v", name, ee))
@@ -295,12 +301,12 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 	if conn.M365 != nil {
 		m := c.Sources.M365
 		sel := sources.Selection{Groups: m.Select.Groups, Roles: m.Select.Roles, IncludeDisabled: m.IncludeDisabled}
-		if err := each("Microsoft 365", conn.M365, sel, func(a sources.Account) { m365Accounts = append(m365Accounts, ps.trim(a)) }); err != nil {
+		if err := each("Microsoft 365", sources.KindM365, conn.M365, sel, sel, func(a sources.Account) { m365Accounts = append(m365Accounts, ps.trim(a)) }); err != nil {
 			return nil, err
 		}
 		ps.complete[string(sources.KindM365)] = true
 		if linkTwins && !sel365Empty(c) {
-			if err := each("Microsoft 365 (all users, for hybrid links)", conn.M365, sources.Selection{}, twins.add); err != nil {
+			if err := each("Microsoft 365 (all users, for hybrid links)", sources.KindM365, conn.M365, sel, sources.Selection{}, twins.add); err != nil {
 				return nil, err
 			}
 		} else {
@@ -315,7 +321,7 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 	if conn.AD != nil {
 		ad := c.Sources.AD
 		sel := sources.Selection{Groups: ad.Select.Groups, OUs: ad.Select.OUs, Builtin: ad.Select.Builtin, Admins: wantAdmins, IncludeDisabled: ad.IncludeDisabled}
-		err := each("Active Directory", conn.AD, sel, func(a sources.Account) {
+		err := each("Active Directory", sources.KindAD, conn.AD, sel, sel, func(a sources.Account) {
 			if !a.Candidate() {
 				ps.skipped(&a)
 				return

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/password"
 	"github.com/msp-tools/autoimport/internal/secret"
-	"github.com/msp-tools/autoimport/sinks"
 	"github.com/sirupsen/logrus"
 )
 
@@ -31,10 +30,12 @@ type PasswordDirectory interface {
 	// message) and nothing changed; ErrOutcomeUnknown that it may or may
 	// not have changed; any other error that nothing changed.
 	SetPassword(ctx context.Context, a ImportedAccount, pw string) error
-	// Took learns whether a pending password took, after a crash or an
-	// unanswered change: AD binds with it; Microsoft 365 compares when the
-	// password last changed with marker. An error means it cannot tell
-	// yet.
+	// Took reports whether the directory can show that pw is the
+	// account's password now: AD binds with it; Microsoft 365 finds the
+	// password changed after marker. A rotation asks it only when the
+	// directory refuses to set a pending password again, to go on to the
+	// vault instead of waiting for a person; false or an error never
+	// discards a sealed password.
 	Took(ctx context.Context, a ImportedAccount, pw, marker string) (bool, error)
 }
 
@@ -51,13 +52,6 @@ var (
 	ErrOutcomeUnknown  = errors.New("the directory did not say whether it took the password")
 )
 
-// passwordWriter writes a new password into a vault entry and reads it
-// back (sinks.PasswordWriter).
-type passwordWriter interface {
-	SetPassword(ctx context.Context, scope sinks.VaultScope, ref, password, notes string) error
-	Password(ctx context.Context, scope sinks.VaultScope, ref string) (string, error)
-}
-
 // Rotation outcomes, for a report and the metrics.
 const (
 	OutcomeRotated      = "rotated"
@@ -65,7 +59,7 @@ const (
 	OutcomeWouldRotate  = "would-rotate"
 	OutcomeSkipped      = "skipped"
 	OutcomeFailed       = "failed"
-	OutcomeUnknown      = "pending"       // the directory's answer is awaited
+	OutcomeUnknown      = "pending"       // set again by the next pass
 	OutcomeVaultPending = "vault-pending" // password changed, vault not yet updated
 )
 
@@ -104,17 +98,25 @@ type RotateOptions struct {
 	Account string
 	// Now rotates the accounts in scope whether due or not.
 	Now bool
-	// Lease, when set, is done once the customer's lease is lost: the pass
-	// starts nothing new (see ImportOptions.Lease).
-	Lease context.Context
+	// Lease is the customer's lease the pass runs under: every state
+	// change is fenced with it, and every directory and vault call is
+	// made only while it holds. Without one, Rotate takes the lease
+	// itself.
+	Lease *Lease
 }
 
 // Rotator rotates the passwords of one customer's imported administrators
 // whose ledger flag rotation is on, and writes each new password to the
-// account's vault entry. A password is never lost: the new one is sealed
-// and recorded pending before the directory is changed, recorded set once
-// the directory took it, written to the vault, and recorded done; a pass
-// first finishes every rotation a crash or a failure left open.
+// account's vault entry. A password is never lost (product.md §7b):
+//   - the new password is sealed and recorded pending before the
+//     directory is changed, and a rotation left open is rolled forward by
+//     setting the same password again; a new one is made only when none
+//     is open;
+//   - the sealed copy is dropped only when a read-back shows the vault
+//     holds it;
+//   - every state change is conditional on the version its writer read
+//     and on the writer still holding the customer's lease, and no
+//     directory or vault call is made without it.
 type Rotator struct {
 	Store     Store
 	Connector Connector
@@ -123,6 +125,10 @@ type Rotator struct {
 	Log   logrus.FieldLogger
 	Actor string
 	Now   func() time.Time
+	// Holder and LeaseTTL are the lease Rotate takes when it is given
+	// none (RotateOptions.Lease).
+	Holder   string
+	LeaseTTL time.Duration
 
 	// step, in tests, is called after each step of a rotation; an error
 	// stops the pass there, as a crash would.
@@ -143,6 +149,13 @@ func (r *Rotator) actor() string {
 	return "autoimport"
 }
 
+func (r *Rotator) log() logrus.FieldLogger {
+	if r.Log == nil {
+		return logrus.StandardLogger()
+	}
+	return r.Log
+}
+
 // errCrash stops a pass in tests.
 var errCrash = errors.New("stopped")
 
@@ -159,29 +172,51 @@ func (r *Rotator) after(step string) error {
 
 // rotationPass is one customer's pass.
 type rotationPass struct {
-	r      *Rotator
-	t      *Tenant
-	c      Customer
-	opt    RotateOptions
-	rep    *RotationReport
-	opts   Resolved
-	conn   *Connections
-	log    logrus.FieldLogger
+	r     *Rotator
+	t     *Tenant
+	c     Customer
+	opt   RotateOptions
+	rep   *RotationReport
+	opts  Resolved
+	conn  *Connections
+	lease *Lease
+	log   logrus.FieldLogger
+	// open are the rotations earlier passes left open, by account.
 	open   map[ledgerKey]PasswordRotation
 	admins []ImportedAccount
+	// sharing names, by account, the other accounts linked to its vault
+	// entry: such an entry receives no password (it would overwrite
+	// another account's).
+	sharing map[ledgerKey][]string
+	// attention are the accounts a person was asked about, by account.
+	attention map[ledgerKey]AccountAttention
 	// mu guards rep.Accounts while accounts are rotated concurrently.
 	mu sync.Mutex
 }
 
-// Rotate runs one customer's rotation pass: it finishes the rotations
-// left open, then rotates the administrators that are due.
+// Rotate runs one customer's rotation pass: it rolls forward the
+// rotations left open, then rotates the administrators that are due.
 func (r *Rotator) Rotate(ctx context.Context, t *Tenant, c Customer, opt RotateOptions) *RotationReport {
 	rep := &RotationReport{Customer: c.ID, Status: StatusOK, DryRun: opt.DryRun, Accounts: []AccountRotation{}, Outcomes: map[string]int{}}
-	log := r.Log
-	if log == nil {
-		log = logrus.StandardLogger()
+	if !opt.DryRun && opt.Lease == nil {
+		holder := r.Holder
+		if holder == "" {
+			holder = newHolderName()
+		}
+		l, err := AcquireLease(ctx, r.Store, c.ID, holder, r.LeaseTTL, r.log())
+		var held *ErrLeaseHeld
+		switch {
+		case errors.As(err, &held):
+			rep.Status, rep.Error = StatusBusy, held.Error()
+			return rep
+		case err != nil:
+			rep.Status, rep.Error = StatusFailed, err.Error()
+			return rep
+		}
+		defer l.Release(ctx)
+		opt.Lease = l
 	}
-	p := &rotationPass{r: r, t: t, c: c, opt: opt, rep: rep, opts: Resolve(t, c, Admin), log: log.WithField("customer", c.ID)}
+	p := &rotationPass{r: r, t: t, c: c, opt: opt, rep: rep, opts: Resolve(t, c, Admin), lease: opt.Lease, log: r.log().WithField("customer", c.ID)}
 	if err := p.run(ctx); err != nil {
 		rep.Status, rep.Error = StatusFailed, err.Error()
 	}
@@ -202,36 +237,74 @@ func (p *rotationPass) run(ctx context.Context) error {
 	if err := p.read(ctx); err != nil {
 		return err
 	}
-	due := p.dueAccounts()
-	if len(p.open) == 0 && len(due) == 0 {
+	work := p.work()
+	if len(work) == 0 {
 		return nil
 	}
 	if p.opt.DryRun {
-		p.plan(due)
+		p.plan(work)
 		return nil
 	}
 	if p.r.Key == nil {
 		return fmt.Errorf("customer %s: AUTOIMPORT_SECRET_KEY is not set: rotation seals each new password with it before changing the directory", p.c.ID)
+	}
+	if err := p.holds(); err != nil {
+		return err
 	}
 	conn, err := p.r.Connector.Connect(ctx, p.t, p.c)
 	if err != nil {
 		return fmt.Errorf("customer %s: %w", p.c.ID, err)
 	}
 	p.conn = conn
-	// First finish what earlier passes left open, then the due accounts.
+	return p.each(ctx, work)
+}
+
+// rotationWork is one account a pass works on: an open rotation to roll
+// forward, or a new one to start.
+type rotationWork struct {
+	a    ImportedAccount
+	open *PasswordRotation
+}
+
+// work lists what the pass does: every open rotation (whatever the
+// account's flags: a sealed password is never left behind), then the due
+// accounts. The others are reported, with when they are due or why they
+// are not rotated.
+func (p *rotationPass) work() []rotationWork {
+	var open, due []rotationWork
+	now := p.r.now()
 	for _, a := range p.admins {
-		if o, ok := p.open[ledgerKey{a.Source, a.SourceID}]; ok {
-			if err := p.leaseLost(); err != nil {
-				return err
-			}
-			if err := p.finish(ctx, a, o); err != nil {
-				return err
-			}
+		if x, ok := p.open[ledgerKey{a.Source, a.SourceID}]; ok {
+			open = append(open, rotationWork{a: a, open: &x})
+			continue
 		}
+		ar := AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef,
+			Target: targetOf(a), DueAt: p.dueAt(a)}
+		switch {
+		case !a.Rotation:
+			ar.Outcome, ar.Reason, ar.DueAt = OutcomeSkipped, "rotation is off for this account (autoimport accounts set ... rotation=true)", time.Time{}
+		case a.State != "active":
+			ar.Outcome, ar.Reason = OutcomeSkipped, "not rotated: the account is "+a.State+" in its source"
+		case a.VaultRef == "":
+			ar.Outcome, ar.Reason = OutcomeSkipped, "not rotated: the account has no vault entry to write the password to"
+		case len(p.sharing[ledgerKey{a.Source, a.SourceID}]) > 0:
+			ar.Outcome, ar.Reason = OutcomeSkipped, "not rotated: "+p.sharedEntry(a)
+		case !p.opt.Now && now.Before(ar.DueAt):
+			ar.Outcome, ar.Reason = OutcomeNotDue, fmt.Sprintf("due on %s (every %d days)", ar.DueAt.Format(time.DateOnly), p.opts.Number(RotationDays).Value)
+		default:
+			due = append(due, rotationWork{a: a})
+			continue
+		}
+		p.rep.Accounts = append(p.rep.Accounts, ar)
 	}
-	// The due accounts are independent: RotationWorkers at a time. The
-	// first error (a failed record, a lost lease) stops the others from
-	// starting; those under way finish.
+	return append(open, due...)
+}
+
+// each works on the accounts, RotationWorkers at a time: the directory
+// calls wait on the network, not on each other. The first error (a lost
+// lease, a failed record) stops the others from starting; those under way
+// stop at their next step.
+func (p *rotationPass) each(ctx context.Context, work []rotationWork) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -250,12 +323,9 @@ func (p *rotationPass) run(ctx context.Context) error {
 		defer mu.Unlock()
 		return first != nil
 	}
-	for _, a := range due {
-		if _, open := p.open[ledgerKey{a.Source, a.SourceID}]; open {
-			continue // finished above, or still open: not rotated again now
-		}
+	for _, w := range work {
 		sem <- struct{}{}
-		if err := p.leaseLost(); err != nil {
+		if err := p.holds(); err != nil {
 			fail(err)
 		}
 		if failed() {
@@ -265,7 +335,13 @@ func (p *rotationPass) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := p.rotate(ctx, a); err != nil {
+			var err error
+			if w.open != nil {
+				err = p.rollForward(ctx, w.a, *w.open)
+			} else {
+				err = p.start(ctx, w.a)
+			}
+			if err != nil {
 				fail(err)
 			}
 		}()
@@ -275,18 +351,20 @@ func (p *rotationPass) run(ctx context.Context) error {
 }
 
 // RotationWorkers is how many of one customer's administrators are
-// rotated at once: the directory calls wait on the network, not on each
-// other.
+// rotated at once.
 const RotationWorkers = 4
 
-func (p *rotationPass) leaseLost() error {
-	if err := leaseCause(p.opt.Lease); err != nil {
-		return fmt.Errorf("%w: no further rotation was started", err)
+// holds returns why the pass may not go on: its lease is lost (or its
+// time ran out).
+func (p *rotationPass) holds() error {
+	if err := p.lease.Lost(); err != nil {
+		return fmt.Errorf("%w: stopped before the next directory or vault call; whatever is open is rolled forward by the holder", err)
 	}
 	return nil
 }
 
-// read loads the customer's administrators and their open rotations.
+// read loads the customer's administrators, their open rotations, the
+// accounts that share a vault entry, and those a person was asked about.
 func (p *rotationPass) read(ctx context.Context) error {
 	rots, err := p.r.Store.Rotations(ctx, p.c.ID)
 	if err != nil {
@@ -298,16 +376,39 @@ func (p *rotationPass) read(ctx context.Context) error {
 			p.open[ledgerKey{x.Source, x.SourceID}] = x
 		}
 	}
+	att, err := p.r.Store.Attention(ctx, p.c.ID)
+	if err != nil {
+		return err
+	}
+	p.attention = map[ledgerKey]AccountAttention{}
+	for _, a := range att {
+		p.attention[ledgerKey{a.Source, a.SourceID}] = a
+	}
 	var rows []AccountRow
+	byEntry := map[[2]string][]ImportedAccount{}
 	for a, err := range p.r.Store.ImportedAccounts(ctx, p.c.ID) {
 		if err != nil {
 			return err
+		}
+		if a.VaultRef != "" {
+			e := [2]string{a.VaultIntegration, a.VaultRef}
+			byEntry[e] = append(byEntry[e], a)
 		}
 		if a.Type != Admin {
 			continue
 		}
 		p.admins = append(p.admins, a)
 		rows = append(rows, AccountRow{Source: a.Source, ID: a.SourceID, Username: a.Username, UPN: a.UPN})
+	}
+	p.sharing = map[ledgerKey][]string{}
+	for _, as := range byEntry {
+		for _, a := range as {
+			for _, o := range as {
+				if o.Source != a.Source || o.SourceID != a.SourceID {
+					p.sharing[ledgerKey{a.Source, a.SourceID}] = append(p.sharing[ledgerKey{a.Source, a.SourceID}], o.Username)
+				}
+			}
+		}
 	}
 	if p.opt.Account != "" {
 		r, err := find(rows, p.c.ID, p.opt.Account)
@@ -329,6 +430,12 @@ func (p *rotationPass) read(ctx context.Context) error {
 	return nil
 }
 
+// sharedEntry says why an account's entry receives no password.
+func (p *rotationPass) sharedEntry(a ImportedAccount) string {
+	return fmt.Sprintf("its vault entry %s %s is also linked to %s, and one entry holds one account's password: link each to its own entry (autoimport accounts match --customer %s %s --vault-entry ID)",
+		a.VaultIntegration, a.VaultRef, strings.Join(p.sharing[ledgerKey{a.Source, a.SourceID}], ", "), p.c.ID, a.Username)
+}
+
 // dueAt is when an account's next rotation is due: its last rotation, or
 // its import, plus rotation_days.
 func (p *rotationPass) dueAt(a ImportedAccount) time.Time {
@@ -337,36 +444,6 @@ func (p *rotationPass) dueAt(a ImportedAccount) time.Time {
 		from = a.LastRotated
 	}
 	return from.AddDate(0, 0, p.opts.Number(RotationDays).Value)
-}
-
-// dueAccounts lists the administrators to rotate now; the others are
-// reported, with when they are due or why they are not rotated.
-func (p *rotationPass) dueAccounts() []ImportedAccount {
-	var due []ImportedAccount
-	now := p.r.now()
-	for _, a := range p.admins {
-		ar := AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef,
-			Target: targetOf(a), DueAt: p.dueAt(a)}
-		_, open := p.open[ledgerKey{a.Source, a.SourceID}]
-		switch {
-		case open:
-			continue // reported by finish
-		case !a.Rotation:
-			ar.Outcome, ar.Reason, ar.DueAt = OutcomeSkipped, "rotation is off for this account (autoimport accounts set ... rotation=true)", time.Time{}
-		case a.State != "active":
-			ar.Outcome, ar.Reason = OutcomeSkipped, "not rotated: the account is "+a.State+" in its source"
-		case a.VaultRef == "":
-			ar.Outcome, ar.Reason = OutcomeSkipped, "not rotated: the account has no vault entry to write the password to"
-		case !p.opt.Now && now.Before(ar.DueAt):
-			ar.Outcome, ar.Reason = OutcomeNotDue, fmt.Sprintf("due on %s (every %d days)", ar.DueAt.Format(time.DateOnly), p.opts.Number(RotationDays).Value)
-		default:
-			ar.Due = true
-			due = append(due, a)
-			continue
-		}
-		p.rep.Accounts = append(p.rep.Accounts, ar)
-	}
-	return due
 }
 
 // targetOf names where an account's password is set.
@@ -378,18 +455,22 @@ func targetOf(a ImportedAccount) string {
 }
 
 // plan reports, in a dry run, what the pass would do.
-func (p *rotationPass) plan(due []ImportedAccount) {
-	for _, a := range p.admins {
-		if o, ok := p.open[ledgerKey{a.Source, a.SourceID}]; ok {
-			p.rep.Accounts = append(p.rep.Accounts, AccountRotation{Subject: o.Source + ":" + o.SourceID, Username: o.Username, Target: o.Target,
-				VaultIntegration: o.VaultIntegration, VaultRef: o.VaultRef, Outcome: OutcomeWouldRotate,
-				Reason: fmt.Sprintf("finish the rotation left %s on %s", o.State, o.StartedAt.Format(time.DateTime))})
+func (p *rotationPass) plan(work []rotationWork) {
+	for _, w := range work {
+		a := w.a
+		ar := AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, Target: targetOf(a),
+			VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef, Outcome: OutcomeWouldRotate}
+		if o := w.open; o != nil {
+			ar.Reason = fmt.Sprintf("finish the rotation left %s on %s: set its sealed password again in %s, then write it to %s entry %s",
+				o.State, o.StartedAt.Format(time.DateTime), targetOf(a), a.VaultIntegration, a.VaultRef)
+			if o.State == RotationSet {
+				ar.Reason = fmt.Sprintf("finish the rotation left set on %s: write its sealed password to %s entry %s", o.StartedAt.Format(time.DateTime), a.VaultIntegration, a.VaultRef)
+			}
+		} else {
+			ar.Due, ar.DueAt = true, p.dueAt(a)
+			ar.Reason = fmt.Sprintf("set a new %d-character password in %s, then write it to %s entry %s", p.opts.Number(RotationLength).Value, targetOf(a), a.VaultIntegration, a.VaultRef)
 		}
-	}
-	for _, a := range due {
-		p.rep.Accounts = append(p.rep.Accounts, AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, Due: true, DueAt: p.dueAt(a),
-			Target: targetOf(a), VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef, Outcome: OutcomeWouldRotate,
-			Reason: fmt.Sprintf("set a new %d-character password in %s, then write it to %s entry %s", p.opts.Number(RotationLength).Value, targetOf(a), a.VaultIntegration, a.VaultRef)})
+		p.rep.Accounts = append(p.rep.Accounts, ar)
 	}
 }
 
@@ -401,241 +482,5 @@ func (p *rotationPass) report(a ImportedAccount, outcome, reason string) {
 		Target: targetOf(a), VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef, Outcome: outcome, Reason: reason})
 	if outcome == OutcomeFailed || outcome == OutcomeVaultPending || outcome == OutcomeUnknown {
 		p.log.WithFields(logrus.Fields{"account": a.Username, "outcome": outcome}).Warn(reason)
-	}
-}
-
-// directoryOf is where an account's password is set.
-func (p *rotationPass) directoryOf(a ImportedAccount) (PasswordDirectory, error) {
-	d := p.conn.Directories[a.Source]
-	if d == nil {
-		return nil, fmt.Errorf("customer %s has no %s source configured to set %s's password in", p.c.ID, targetOf(a), a.Username)
-	}
-	return d, nil
-}
-
-// vaultOf is the vault an administrator's entry is in, and the calls
-// rotation needs of it.
-func (p *rotationPass) vaultOf(a ImportedAccount) (sinks.Vault, sinks.VaultScope, passwordWriter, error) {
-	v, scope := vaultOf(p.conn, Admin)
-	if v == nil {
-		return nil, scope, nil, fmt.Errorf("customer %s has no vault for administrators any more", p.c.ID)
-	}
-	if a.VaultIntegration != "" && a.VaultIntegration != v.Name() {
-		return nil, scope, nil, fmt.Errorf("%s's entry %s is in %s, but the customer's administrator vault is now %s: re-link it (autoimport accounts match)", a.Username, a.VaultRef, a.VaultIntegration, v.Name())
-	}
-	pw, ok := v.(passwordWriter)
-	if !ok {
-		return nil, scope, nil, fmt.Errorf("%s cannot write passwords", v.Name())
-	}
-	return v, scope, pw, nil
-}
-
-// audit writes one rotation event; it names the account and the vault
-// entry, never the password.
-func (p *rotationPass) audit(ctx context.Context, tx Tx, action string, x PasswordRotation, extra map[string]string) error {
-	after := map[string]string{"state": x.State, "target": x.Target, "vault_integration": x.VaultIntegration, "vault_ref": x.VaultRef}
-	for k, v := range extra {
-		after[k] = v
-	}
-	_, err := tx.AppendAudit(ctx, AuditEvent{At: p.r.now(), Actor: p.r.actor(), Action: action, Customer: p.c.ID, Subject: x.Source + ":" + x.SourceID, After: doc(after)})
-	return err
-}
-
-// record writes a rotation's new state with its audit event in one
-// transaction; done also notes when the account was rotated.
-func (p *rotationPass) record(ctx context.Context, x PasswordRotation, action string, extra map[string]string) error {
-	err := p.r.Store.Update(ctx, func(tx Tx) error {
-		if err := tx.PutRotation(ctx, x); err != nil {
-			return err
-		}
-		if x.State == RotationDone {
-			if err := tx.SetRotated(ctx, x.Customer, x.Source, x.SourceID, x.DoneAt); err != nil {
-				return err
-			}
-		}
-		return p.audit(ctx, tx, action, x, extra)
-	})
-	if err != nil {
-		return fmt.Errorf("customer %s: %s: %w", p.c.ID, x.Username, err)
-	}
-	return nil
-}
-
-// rotate rotates one due administrator: check, seal and record pending,
-// set in the directory, record set, write to the vault, record done.
-func (p *rotationPass) rotate(ctx context.Context, a ImportedAccount) error {
-	dir, err := p.directoryOf(a)
-	if err != nil {
-		p.report(a, OutcomeSkipped, "not rotated: "+err.Error())
-		return nil
-	}
-	st, err := dir.Status(ctx, a)
-	switch {
-	case err != nil:
-		p.report(a, OutcomeFailed, "not rotated: "+err.Error())
-		return nil
-	case !st.Exists:
-		p.report(a, OutcomeSkipped, fmt.Sprintf("not rotated: the account is missing in %s", dir.Name()))
-		return nil
-	case !st.Enabled:
-		p.report(a, OutcomeSkipped, fmt.Sprintf("not rotated: the account is disabled in %s", dir.Name()))
-		return nil
-	case st.NotHere != "":
-		p.report(a, OutcomeSkipped, "not rotated: "+st.NotHere)
-		return nil
-	}
-	v, scope, _, err := p.vaultOf(a)
-	if err != nil {
-		p.report(a, OutcomeFailed, "not rotated: "+err.Error())
-		return nil
-	}
-	er, ok := v.(entryReader)
-	if !ok {
-		p.report(a, OutcomeFailed, "not rotated: "+v.Name()+" cannot look an entry up by id")
-		return nil
-	}
-	if _, err := er.Entry(ctx, scope, a.VaultRef); err != nil {
-		if errors.Is(err, sinks.ErrNotFound) {
-			return p.entryGone(ctx, a, err)
-		}
-		p.report(a, OutcomeFailed, fmt.Sprintf("not rotated: %s entry %s: %v", v.Name(), a.VaultRef, err))
-		return nil
-	}
-
-	// 1. Seal the new password and record the rotation pending.
-	pw, err := password.Generate(p.opts.Number(RotationLength).Value, a.Username, a.DisplayName)
-	if err != nil {
-		return fmt.Errorf("customer %s: %s: %w", p.c.ID, a.Username, err)
-	}
-	marker, err := dir.Mark(ctx, a)
-	if err != nil {
-		p.report(a, OutcomeFailed, "not rotated: "+err.Error())
-		return nil
-	}
-	x := PasswordRotation{Customer: p.c.ID, Source: a.Source, SourceID: a.SourceID, Username: a.Username, State: RotationPending,
-		Sealed: p.r.Key.Seal([]byte(pw)), Target: dir.Name(), Marker: marker, VaultIntegration: v.Name(), VaultRef: a.VaultRef, StartedAt: p.r.now()}
-	if err := p.record(ctx, x, "rotation.pending", nil); err != nil {
-		return err
-	}
-	if err := p.r.after("pending"); err != nil {
-		return err
-	}
-
-	// 2. Set it in the directory.
-	err = dir.SetPassword(ctx, a, pw)
-	if err := p.r.after("directory"); err != nil {
-		return err
-	}
-	switch {
-	case errors.Is(err, ErrOutcomeUnknown) || (err != nil && ctx.Err() != nil):
-		p.report(a, OutcomeUnknown, fmt.Sprintf("%s did not answer whether it took the new password (%v): the next pass finds out and finishes or starts over", dir.Name(), err))
-		return nil
-	case err != nil:
-		x.State, x.Sealed, x.Error, x.DoneAt = RotationFailed, "", err.Error(), p.r.now()
-		if rerr := p.record(ctx, x, "rotation.failed", map[string]string{"error": err.Error()}); rerr != nil {
-			return rerr
-		}
-		p.report(a, OutcomeFailed, "not rotated: "+err.Error()+"; the old password stands and nothing was written to the vault")
-		return nil
-	}
-	// 3. Record that the directory took it.
-	x.State, x.SetAt = RotationSet, p.r.now()
-	if err := p.record(ctx, x, "rotation.set", nil); err != nil {
-		return err
-	}
-	if err := p.r.after("set"); err != nil {
-		return err
-	}
-	return p.writeBack(ctx, a, x, pw)
-}
-
-// writeBack writes a password the directory took to the vault entry (4)
-// and records the rotation done (5). A vault write that fails leaves the
-// rotation set: every pass retries it, and the password can be read from
-// the store meanwhile (autoimport accounts password).
-func (p *rotationPass) writeBack(ctx context.Context, a ImportedAccount, x PasswordRotation, pw string) error {
-	v, scope, w, err := p.vaultOf(a)
-	if err == nil {
-		notes := fmt.Sprintf("Password rotated by autoimport on %s; set in %s.", p.r.now().Format(time.DateOnly), x.Target)
-		err = w.SetPassword(ctx, scope, x.VaultRef, pw, notes)
-	}
-	if err != nil {
-		if errors.Is(err, sinks.ErrNotFound) {
-			p.setAttention(ctx, a, fmt.Sprintf("vault entry %s no longer exists: the new password of %s is in autoimport's store (autoimport accounts password); choose an entry with autoimport accounts match", x.VaultRef, x.Target))
-		}
-		p.report(a, OutcomeVaultPending, fmt.Sprintf("password changed in %s, vault not yet updated: %v; retried every pass (autoimport accounts password --customer %s %s reads it meanwhile)", x.Target, err, p.c.ID, a.Username))
-		return nil
-	}
-	if err := p.r.after("vault"); err != nil {
-		return err
-	}
-	x.State, x.Sealed, x.DoneAt, x.Error = RotationDone, "", p.r.now(), ""
-	if err := p.record(ctx, x, "rotation.done", map[string]string{"vault": v.Name()}); err != nil {
-		return err
-	}
-	if err := p.r.after("done"); err != nil {
-		return err
-	}
-	p.report(a, OutcomeRotated, fmt.Sprintf("new password set in %s and written to %s entry %s", x.Target, v.Name(), x.VaultRef))
-	return nil
-}
-
-// finish resolves a rotation an earlier pass left open: a pending one
-// whose directory call never answered (or a crash) is looked up in the
-// directory; a set one still needs its vault write.
-func (p *rotationPass) finish(ctx context.Context, a ImportedAccount, x PasswordRotation) error {
-	pwb, err := p.r.Key.Open(x.Sealed)
-	if err != nil {
-		p.report(a, OutcomeFailed, fmt.Sprintf("the pending password of the rotation started %s cannot be opened: %v", x.StartedAt.Format(time.DateTime), err))
-		return nil
-	}
-	pw := string(pwb)
-	if x.State == RotationPending {
-		dir, err := p.directoryOf(a)
-		if err != nil {
-			p.report(a, OutcomeUnknown, "the rotation left pending cannot be checked: "+err.Error())
-			return nil
-		}
-		took, err := dir.Took(ctx, a, pw, x.Marker)
-		if err != nil {
-			p.report(a, OutcomeUnknown, fmt.Sprintf("cannot tell yet whether %s took the password of the rotation left pending: %v; the next pass asks again", dir.Name(), err))
-			return nil
-		}
-		if !took {
-			x.State, x.Sealed, x.DoneAt = RotationAbandoned, "", p.r.now()
-			if err := p.record(ctx, x, "rotation.abandoned", map[string]string{"reason": dir.Name() + " never took the pending password: the old one stands"}); err != nil {
-				return err
-			}
-			delete(p.open, ledgerKey{a.Source, a.SourceID})
-			// The account is still due: rotate it anew now.
-			if p.opt.Now || !p.r.now().Before(p.dueAt(a)) {
-				return p.rotate(ctx, a)
-			}
-			return nil
-		}
-		x.State, x.SetAt = RotationSet, p.r.now()
-		if err := p.record(ctx, x, "rotation.set", map[string]string{"found": "after the pass that set it stopped"}); err != nil {
-			return err
-		}
-	}
-	return p.writeBack(ctx, a, x, pw)
-}
-
-// entryGone turns an administrator whose vault entry was deleted to
-// ambiguous: it is not rotated until a technician links an entry.
-func (p *rotationPass) entryGone(ctx context.Context, a ImportedAccount, err error) error {
-	reason := fmt.Sprintf("vault entry %s no longer exists (%v): not rotated; link an entry with autoimport accounts match --customer %s %s --vault-entry ID", a.VaultRef, err, p.c.ID, a.Username)
-	p.setAttention(ctx, a, reason)
-	p.report(a, OutcomeSkipped, reason)
-	return nil
-}
-
-func (p *rotationPass) setAttention(ctx context.Context, a ImportedAccount, reason string) {
-	err := p.r.Store.Update(ctx, func(tx Tx) error {
-		return tx.PutAttention(ctx, AccountAttention{Customer: p.c.ID, Source: a.Source, SourceID: a.SourceID, Type: a.Type, Username: a.Username,
-			DisplayName: a.DisplayName, Email: a.Email, State: StateAmbiguous, Reason: reason, Since: p.r.now()})
-	})
-	if err != nil {
-		p.log.WithError(err).Warn("could not record that an administrator needs a person")
 	}
 }

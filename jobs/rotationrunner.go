@@ -70,7 +70,7 @@ func (r *Runner) Rotate(ctx context.Context, opt RotationRunOptions) (*RotationR
 		for k, n := range c.Outcomes {
 			run.Outcomes[k] += n
 		}
-		if c.Status == StatusFailed {
+		if c.Status == StatusFailed || (c.Status == StatusBusy && len(opt.Customers) > 0) {
 			run.Status = StatusFailed
 		}
 		r.Metrics.observeRotation(c)
@@ -81,19 +81,19 @@ func (r *Runner) Rotate(ctx context.Context, opt RotationRunOptions) (*RotationR
 
 // rotateOne rotates one customer under its lease; a dry run takes none.
 func (r *Runner) rotateOne(ctx context.Context, t *Tenant, c Customer, opt RotationRunOptions) *RotationReport {
-	rot := &Rotator{Store: r.Store, Connector: r.Connector, Key: r.Key, Log: r.Log}
+	rot := &Rotator{Store: r.Store, Connector: r.Connector, Key: r.Key, Log: r.Log, Actor: r.Actor}
 	ropt := RotateOptions{DryRun: opt.DryRun, Account: opt.Account, Now: opt.Now}
 	if opt.DryRun {
 		return rot.Rotate(ctx, t, c, ropt)
 	}
 	var rep *RotationReport
-	held, err := r.withLease(ctx, c.ID, func(lease context.Context) {
-		ropt.Lease = lease
+	held, err := r.withLease(ctx, c.ID, func(l *Lease) {
+		ropt.Lease = l
 		rep = rot.Rotate(ctx, t, c, ropt)
 	})
 	switch {
-	case held:
-		return &RotationReport{Customer: c.ID, Status: StatusBusy, Error: "another autoimport holds this customer's lease (an import or a rotation): skipped this time",
+	case held != nil:
+		return &RotationReport{Customer: c.ID, Status: StatusBusy, Error: held.Error() + ": skipped this time",
 			Accounts: []AccountRotation{}, Outcomes: map[string]int{}}
 	case err != nil:
 		return &RotationReport{Customer: c.ID, Status: StatusFailed, Error: err.Error(), Accounts: []AccountRotation{}, Outcomes: map[string]int{}}

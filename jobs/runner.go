@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/sources"
 	"github.com/sirupsen/logrus"
 )
 
@@ -28,6 +29,12 @@ type Runner struct {
 	Metrics     *Metrics
 	// Key seals pending passwords of rotations (AUTOIMPORT_SECRET_KEY).
 	Key *secret.Key
+	// Actor is recorded in the audit events of imports and rotations
+	// ("autoimport" when empty; see RecordedActor).
+	Actor string
+	// Copies and FullReadEvery: see Importer.
+	Copies        sources.CopyStore
+	FullReadEvery time.Duration
 	// Progress, when set, is called after each customer.
 	Progress   func(done, total int, r *CustomerReport)
 	mu         sync.Mutex // one run at a time
@@ -50,6 +57,8 @@ type RunOptions struct {
 	// customer as soon as it is known (see ImportOptions.OnAccount). Calls
 	// come one at a time, whichever customer's pass makes them.
 	OnAccount func(customer string, p AccountPlan)
+	// FullRead reads every source in full this time (run --once --full).
+	FullRead bool
 }
 
 // Report is the outcome of one run.
@@ -141,7 +150,9 @@ func (r *Runner) Run(ctx context.Context, opt RunOptions) (*Report, error) {
 	sort.Slice(rep.Customers, func(i, j int) bool { return rep.Customers[i].Customer < rep.Customers[j].Customer })
 	for _, cr := range rep.Customers {
 		rep.Totals.Add(cr.Counts)
-		if cr.Status == StatusFailed || cr.Status == StatusHeld {
+		// A busy customer is another replica's work, unless it was named:
+		// then this run did not do what it was asked.
+		if cr.Status == StatusFailed || cr.Status == StatusHeld || (cr.Status == StatusBusy && len(opt.Customers) > 0) {
 			rep.Status = StatusFailed
 		}
 	}
@@ -169,8 +180,8 @@ func customerStatuses(rep *Report) []string {
 
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
-	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log}
-	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, OnAccount: func(p AccountPlan) {
+	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery, Actor: r.Actor}
+	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()
 		if !opt.DryRun {
@@ -185,14 +196,14 @@ func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions)
 		return im.Import(ctx, t, c, iopt)
 	}
 	var rep *CustomerReport
-	held, err := r.withLease(ctx, c.ID, func(lease context.Context) {
-		iopt.Lease = lease
+	held, err := r.withLease(ctx, c.ID, func(l *Lease) {
+		iopt.Lease = l.Context()
 		rep = im.Import(ctx, t, c, iopt)
 	})
 	switch {
-	case held:
+	case held != nil:
 		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusBusy,
-			Notices: []string{"another autoimport holds this customer's lease (a replica or a manual run): skipped this time"}}
+			Notices: []string{held.Error() + ": skipped this time"}}
 	case err != nil:
 		return &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusFailed, Error: err.Error()}
 	}

@@ -21,11 +21,22 @@ type Store interface {
 	AuditEvents(ctx context.Context, f AuditFilter) iter.Seq2[AuditEvent, error]
 	// AuditHead returns the id and hash of the last event written.
 	AuditHead(ctx context.Context) (int64, string, error)
-	// AcquireLease takes or renews the lease on a customer for holder until
-	// ttl from now. It fails (false) while another holder's lease lasts.
-	AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (bool, error)
+	// AcquireLease takes the lease on a customer for holder until ttl
+	// from the database's now, under a new token, when it is free or
+	// expired; false while another holder's lease lasts.
+	AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (token int64, ok bool, err error)
+	// RenewLease extends holder's unexpired lease under token by ttl from
+	// the database's now; false when holder no longer has it.
+	RenewLease(ctx context.Context, customer, holder string, token int64, ttl time.Duration) (bool, error)
+	// LeaseInfo says who holds a customer's lease and until when
+	// (ErrNotFound when it was never taken).
+	LeaseInfo(ctx context.Context, customer string) (LeaseInfo, error)
+	// TakeOverLease gives holder, under a new token, the lease from
+	// describes if it is still from's: the lease of a holder that is
+	// provably gone.
+	TakeOverLease(ctx context.Context, customer string, from LeaseInfo, holder string, ttl time.Duration) (token int64, ok bool, err error)
 	// ReleaseLease gives up holder's lease on a customer.
-	ReleaseLease(ctx context.Context, customer, holder string) error
+	ReleaseLease(ctx context.Context, customer, holder string, token int64) error
 	// StartRun and FinishRun record a (non-dry) run.
 	StartRun(ctx context.Context, at time.Time) (int64, error)
 	FinishRun(ctx context.Context, id int64, at time.Time, status string, summary string) error
@@ -82,9 +93,17 @@ type Tx interface {
 	// DeleteAttention that it no longer does.
 	PutAttention(ctx context.Context, a AccountAttention) error
 	DeleteAttention(ctx context.Context, customer, source, sourceID string) error
-	// PutRotation records an account's rotation, replacing its previous
-	// one; SetRotated records when its password was last rotated.
-	PutRotation(ctx context.Context, r PasswordRotation) error
+	// HoldLease fails with ErrLeaseLost unless holder still holds the
+	// customer's lease under token (on the database's clock); no other
+	// holder can take the lease until the transaction ends.
+	HoldLease(ctx context.Context, customer, holder string, token int64) error
+	// StartRotation records a new rotation of an account whose latest
+	// rotation is closed (or that has none); ErrStale when one is open.
+	StartRotation(ctx context.Context, r PasswordRotation) error
+	// UpdateRotation records a rotation's new state if the row is still
+	// the version from; ErrStale otherwise. SetRotated records when the
+	// account's password was last rotated.
+	UpdateRotation(ctx context.Context, r PasswordRotation, from RotationVersion) error
 	SetRotated(ctx context.Context, customer, source, sourceID string, at time.Time) error
 	// PutDecision records a technician's decision about an account,
 	// replacing an earlier one; DeleteDecision withdraws it.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/msp-tools/autoimport/internal/loopback"
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"go.yaml.in/yaml/v3"
@@ -47,8 +47,28 @@ const maxTenantFile = 8 << 20
 
 // ParseTenantFile reads and validates a tenant file. Unknown keys, wrong
 // types, plain-text secrets, unknown options and references to missing
-// policies are errors that carry the file's line numbers.
+// policies are errors that carry the file's line numbers. Secret
+// references and template paths are checked by their form only; a file
+// about to be applied gets ParseTenantFileToApply.
 func ParseTenantFile(name string, data []byte) (*Tenant, error) {
+	return parseTenantFile(name, data, nil)
+}
+
+// ParseTenantFileToApply is ParseTenantFile for a file about to be
+// applied: each secret reference and template path is also checked
+// against the secrets of this process (secrets): file: references and
+// templates must lie in AUTOIMPORT_SECRETS_DIR, and whatever this machine
+// can read of them (a set variable, an existing file, a sealed value its
+// key opens) must not hold autoimport's own secrets. A run checks them
+// again where it runs.
+func ParseTenantFileToApply(name string, data []byte, secrets *secret.Resolver) (*Tenant, error) {
+	if secrets == nil {
+		secrets = &secret.Resolver{}
+	}
+	return parseTenantFile(name, data, secrets)
+}
+
+func parseTenantFile(name string, data []byte, secrets *secret.Resolver) (*Tenant, error) {
 	if len(data) > maxTenantFile {
 		return nil, &FileError{File: name, Msg: fmt.Sprintf("the file is %d bytes; a tenant file is at most %d", len(data), maxTenantFile)}
 	}
@@ -70,7 +90,7 @@ func ParseTenantFile(name string, data []byte) (*Tenant, error) {
 	}
 	t := &Tenant{Integrations: f.Integrations, Policies: f.Policies, Customers: f.Customers}
 	lines := nodeLines(&root)
-	if err := ValidateTenant(t, func(path string) int { return lineOf(lines, path) }); err != nil {
+	if err := validateTenant(t, func(path string) int { return lineOf(lines, path) }, secrets); err != nil {
 		var ve *ValidationError
 		if errors.As(err, &ve) {
 			var errs []error
@@ -184,6 +204,12 @@ var customerID = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 // customer ids, policy assignments and customer-specific options. line maps
 // a path to its file line (or returns 0).
 func ValidateTenant(t *Tenant, line func(path string) int) error {
+	return validateTenant(t, line, nil)
+}
+
+// validateTenant is ValidateTenant; with secrets, references and
+// templates are checked as ParseTenantFileToApply says.
+func validateTenant(t *Tenant, line func(path string) int, secrets *secret.Resolver) error {
 	if line == nil {
 		line = func(string) int { return 0 }
 	}
@@ -198,7 +224,11 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			}
 			return
 		}
-		if err := r.Validate(); err != nil {
+		check := r.Validate
+		if secrets != nil {
+			check = func() error { return secrets.Check(r) }
+		}
+		if err := check(); err != nil {
 			add(path, "%v", err)
 		}
 	}
@@ -227,7 +257,7 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			add(path, "%v", err)
 		}
 	}
-	// checkTemplate refuses a template that is not a regular file: its
+	// checkTemplate checks a template path like a file: reference: its
 	// contents are mailed to every new user.
 	checkTemplate := func(path, file string) {
 		if file == "" {
@@ -237,8 +267,8 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 			add(path, "%v", err)
 			return
 		}
-		if _, err := os.Lstat(file); err == nil {
-			if err := secret.CheckFile(file); err != nil {
+		if secrets != nil {
+			if err := secrets.CheckTemplate(file); err != nil {
 				add(path, "%v", err)
 			}
 		}
@@ -318,8 +348,8 @@ func ValidateTenant(t *Tenant, line func(path string) int) error {
 		switch s.TLS {
 		case "", "starttls", "implicit":
 		case "none":
-			if !restclient.IsLoopback(s.Host) {
-				add("integrations.smtp.tls", "none sends the SMTP password and every welcome email in clear: it is allowed only to a relay on this machine (localhost, 127.0.0.1, ::1), not %q; use starttls (port 587) or implicit (port 465)", s.Host)
+			if !loopback.IsLoopbackName(s.Host) {
+				add("integrations.smtp.tls", "none sends the SMTP password and every welcome email in clear: it is allowed only to a relay on this machine (localhost, 127.0.0.1, ::1; the address it resolves to is checked again when a run connects), not %q; use starttls (port 587) or implicit (port 465)", s.Host)
 			}
 		default:
 			add("integrations.smtp.tls", "%q: want starttls, implicit or none", s.TLS)

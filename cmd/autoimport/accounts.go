@@ -6,15 +6,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/connect"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/spf13/cobra"
 )
 
 // accounts is the technician's service over the app's store.
 func (a *app) accounts() *jobs.Accounts {
-	return &jobs.Accounts{Store: a.store, Connector: &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log},
-		Log: a.log, Actor: a.cfg.Actor, LeaseTTL: a.cfg.LeaseTTL}
+	return &jobs.Accounts{Store: a.store, Connector: a.connector(),
+		Log: a.log, Actor: jobs.RecordedActor(a.cfg.Actor), LeaseTTL: a.cfg.LeaseTTL}
 }
 
 func (a *app) accountsCommand() *cobra.Command {

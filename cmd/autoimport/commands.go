@@ -50,6 +50,13 @@ func (a *app) setup(ctx context.Context) error {
 		return fmt.Errorf("database: %w", err)
 	}
 	a.store = s
+	// Values sealed before they were bound to their place are sealed
+	// again for it, once, by the first process that has the key.
+	if n, err := jobs.BindSealedValues(ctx, s, a.cfg.key, a.cfg.Actor); err != nil {
+		return fmt.Errorf("database: %w", err)
+	} else if n > 0 {
+		a.log.WithField("values", n).Info("sealed values bound to their customer, account and field")
+	}
 	return nil
 }
 
@@ -60,10 +67,20 @@ func (a *app) close() {
 }
 
 func (a *app) admin() *jobs.TenantAdmin {
-	return &jobs.TenantAdmin{Store: a.store, Actor: a.cfg.Actor}
+	return &jobs.TenantAdmin{Store: a.store, Actor: jobs.RecordedActor(a.cfg.Actor)}
 }
 
 func (a *app) json() bool { return a.output == "json" }
+
+// auditEventOut is an audit event as `audit list -o json` prints it: the
+// recorded actor split into the name the process declared
+// (AUTOIMPORT_ACTOR) and the operating-system user and host it ran as.
+type auditEventOut struct {
+	jobs.AuditEvent
+	DeclaredActor string `json:"declared_actor"`
+	OSUser        string `json:"os_user"`
+	Host          string `json:"host"`
+}
 
 // printJSON writes v as indented JSON. Sealed secrets, wherever they stand
 // (a customer's bind password, an integration's key inside an audit
@@ -154,7 +171,9 @@ func (a *app) applyCommand() *cobra.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("read tenant file: %w", err)}
 			}
-			want, err := jobs.ParseTenantFile(file, data)
+			// Secrets and templates are checked against this process's
+			// AUTOIMPORT_SECRETS_DIR, key and database password.
+			want, err := jobs.ParseTenantFileToApply(file, data, a.cfg.secrets())
 			if err != nil {
 				return err
 			}
@@ -740,16 +759,23 @@ func (a *app) auditCommand() *cobra.Command {
 				events = append(events, e)
 			}
 			if a.json() {
-				if events == nil {
-					events = []jobs.AuditEvent{}
+				out := make([]auditEventOut, len(events))
+				for i, e := range events {
+					out[i] = auditEventOut{AuditEvent: e}
+					out[i].DeclaredActor, out[i].OSUser, out[i].Host = jobs.ParseActor(e.Actor)
 				}
-				return a.printJSON(events)
+				return a.printJSON(out)
 			}
 			var rows [][]string
 			for _, e := range events {
-				rows = append(rows, []string{strconv.FormatInt(e.ID, 10), e.At.Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.Customer, e.Subject, summary(e)})
+				declared, osUser, host := jobs.ParseActor(e.Actor)
+				runAs := ""
+				if osUser != "" {
+					runAs = osUser + "@" + host
+				}
+				rows = append(rows, []string{strconv.FormatInt(e.ID, 10), e.At.Format("2006-01-02 15:04:05"), declared, runAs, e.Action, e.Customer, e.Subject, summary(e)})
 			}
-			a.table([]string{"ID", "AT (UTC)", "ACTOR", "ACTION", "CUSTOMER", "SUBJECT", "CHANGE"}, rows)
+			a.table([]string{"ID", "AT (UTC)", "ACTOR", "OS USER@HOST", "ACTION", "CUSTOMER", "SUBJECT", "CHANGE"}, rows)
 			return nil
 		},
 	}

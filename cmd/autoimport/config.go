@@ -4,14 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/mattn/go-isatty"
 	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/sql/store"
 	"github.com/robfig/cron/v3"
 	"github.com/sirupsen/logrus"
 )
@@ -23,6 +27,9 @@ type Config struct {
 	DatabaseURL string `envconfig:"DATABASE_URL" desc:"MySQL DSN user:pass@tcp(host:3306)/db, or a SQLite file (sqlite:PATH); default sqlite:autoimport.db"`
 	// SecretKey seals secrets stored in the database (32 bytes, base64).
 	SecretKey string `envconfig:"SECRET_KEY" desc:"32 random bytes, base64 (openssl rand -base64 32)"`
+	// SecretsDir is the only directory file: references and welcome-email
+	// templates are read from; unset, they are refused.
+	SecretsDir string `envconfig:"SECRETS_DIR" desc:"an absolute directory path such as /run/secrets"`
 	// Schedule is the scheduler's cron spec.
 	Schedule string `envconfig:"SCHEDULE" default:"0 2 * * *" desc:"cron spec, 5 fields or a descriptor such as @daily"`
 	// TimeZone the schedule is read in.
@@ -31,8 +38,9 @@ type Config struct {
 	LogFormat string `envconfig:"LOG_FORMAT" desc:"text or json"`
 	// LogLevel is the logrus level.
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	// HTTPAddr serves /healthz and /metrics while the scheduler runs.
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:":9090" desc:"host:port"`
+	// HTTPAddr serves /healthz and /metrics while the scheduler runs: on
+	// loopback unless set (a container sets 0.0.0.0:9090 for its scraper).
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:9090" desc:"host:port, e.g. 0.0.0.0:9090 to serve other machines"`
 	// Concurrency is how many customers are imported at once.
 	Concurrency int `envconfig:"CONCURRENCY" default:"4" desc:"a whole number from 1 to 64"`
 	// SurgeMax and SurgePercent hold a customer whose run would import
@@ -42,7 +50,11 @@ type Config struct {
 	SurgePercent float64 `envconfig:"SURGE_PERCENT" default:"20" desc:"a percentage, 0 or more"`
 	// LeaseTTL is how long a customer's lease lasts without renewal.
 	LeaseTTL time.Duration `envconfig:"LEASE_TTL" default:"10m" desc:"a duration such as 10m"`
-	// Actor is who the audit log records for changes from this process.
+	// FullReadEvery is the longest time between two full reads of a
+	// directory read incrementally.
+	FullReadEvery time.Duration `envconfig:"FULL_READ_EVERY" default:"168h" desc:"a duration such as 168h (7 days)"`
+	// Actor is who the audit log records for changes from this process,
+	// beside the operating-system user and host it runs as.
 	Actor string `envconfig:"ACTOR" desc:"a name; default the OS user"`
 	// TestMySQLDSN is read by the test suite only; listed so that it is not
 	// taken for a misspelling.
@@ -50,6 +62,9 @@ type Config struct {
 
 	key      *secret.Key
 	location *time.Location
+	// dbPassword is the password of DatabaseURL, withheld from every
+	// secret and template like the key.
+	dbPassword string
 }
 
 // ConfigError is a bad AUTOIMPORT_* variable (exit status 2).
@@ -126,6 +141,9 @@ func (c *Config) check() error {
 	if c.SurgePercent < 0 {
 		return bad("SURGE_PERCENT", "SurgePercent", fmt.Sprint(c.SurgePercent))
 	}
+	if c.FullReadEvery < time.Hour {
+		return &ConfigError{Var: "AUTOIMPORT_FULL_READ_EVERY", Got: c.FullReadEvery.String(), Want: "a duration of at least 1h, such as 168h (7 days)"}
+	}
 	if c.LeaseTTL < time.Minute {
 		return &ConfigError{Var: "AUTOIMPORT_LEASE_TTL", Got: c.LeaseTTL.String(), Want: "a duration of at least 1m"}
 	}
@@ -137,13 +155,78 @@ func (c *Config) check() error {
 		}
 		c.key = k
 	}
+	if err := c.checkSecretsDir(); err != nil {
+		return err
+	}
 	if c.Actor == "" {
 		c.Actor = os.Getenv("USER")
+		if err := c.checkSecretsDir(); err != nil {
+			return err
+		}
 		if c.Actor == "" {
 			c.Actor = "autoimport"
 		}
 	}
 	return nil
+}
+
+// checkSecretsDir checks AUTOIMPORT_SECRETS_DIR's form (it need not exist
+// where a tenant is only applied) and notes the database password, which
+// no secret or template may hold. A SQLite database inside the secrets
+// directory is refused: a file: reference could name it.
+func (c *Config) checkSecretsDir() error {
+	dialect, dsn, err := store.ParseURL(c.DatabaseURL)
+	if err == nil && dialect == store.MySQL {
+		if m, err := mysql.ParseDSN(dsn); err == nil {
+			c.dbPassword = m.Passwd
+		}
+	}
+	if c.SecretsDir == "" {
+		return nil
+	}
+	want := describe("SecretsDir")
+	if !filepath.IsAbs(c.SecretsDir) {
+		return &ConfigError{Var: "AUTOIMPORT_SECRETS_DIR", Got: c.SecretsDir, Want: want}
+	}
+	c.SecretsDir = filepath.Clean(c.SecretsDir)
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if c.SecretsDir == d || strings.HasPrefix(c.SecretsDir, d+"/") {
+			return &ConfigError{Var: "AUTOIMPORT_SECRETS_DIR", Got: c.SecretsDir, Want: want + " holding regular files, not under " + d}
+		}
+	}
+	if c.SecretsDir == "/" {
+		return &ConfigError{Var: "AUTOIMPORT_SECRETS_DIR", Got: c.SecretsDir, Want: want + " that holds the secrets only, not the root of the file system"}
+	}
+	if err == nil && dialect == store.SQLite {
+		if abs, aerr := filepath.Abs(sqliteFile(dsn)); aerr == nil {
+			if rel, rerr := filepath.Rel(c.SecretsDir, abs); rerr == nil && filepath.IsLocal(rel) {
+				return &ConfigError{Var: "AUTOIMPORT_SECRETS_DIR", Got: c.SecretsDir,
+					Want: "a directory that does not hold the SQLite database " + abs + " (a file: reference could name it): move one of them"}
+			}
+		}
+	}
+	return nil
+}
+
+// sqliteFile is the file a SQLite DSN of store.ParseURL names
+// ("file:ESCAPED-PATH?pragmas").
+func sqliteFile(dsn string) string {
+	p, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if u, err := url.PathUnescape(p); err == nil {
+		return u
+	}
+	return p
+}
+
+// secrets resolves and checks secret references and templates as this
+// process may: files from AUTOIMPORT_SECRETS_DIR only, nothing holding the
+// key or the database password.
+func (c *Config) secrets() *secret.Resolver {
+	var withheld []string
+	if c.dbPassword != "" {
+		withheld = append(withheld, c.dbPassword)
+	}
+	return &secret.Resolver{Key: c.key, Dir: c.SecretsDir, Withheld: withheld}
 }
 
 // newLogger makes the process logger: text on a terminal, JSON otherwise,

@@ -99,7 +99,7 @@ func (a *app) accountsPasswordCommand() *cobra.Command {
 	var yes bool
 	c := &cobra.Command{
 		Use:   "password --customer C ACCOUNT [--yes]",
-		Short: "Print the new password of a rotation not yet written to the vault (audited)",
+		Short: "Print the password of a rotation not yet confirmed in the vault, beside the vault's (audited)",
 		Long: `Print the password a rotation set (or may have set) in the directory while it is
 not yet in the vault: the vault was unreachable, or a pass stopped. Every read is
 audited. On a non-terminal standard output it is refused unless --yes, so that a
@@ -126,8 +126,16 @@ password does not end up in a log by accident.`,
 			if a.json() {
 				return a.printJSON(p)
 			}
-			fmt.Fprintf(a.stderr, "%s (%s): rotation %s since %s, set in %s, vault entry %s %s not yet updated\n", p.Account, p.Username, p.State,
-				p.Since.Format("2006-01-02 15:04"), p.Target, p.VaultIntegration, p.VaultRef)
+			fmt.Fprintf(a.stderr, "%s (%s): rotation %s (attempt %d) since %s, set in %s, vault entry %s %s not yet updated\n", p.Account, p.Username, p.State,
+				p.Attempt, p.Since.Format("2006-01-02 15:04"), p.Target, p.VaultIntegration, p.VaultRef)
+			switch f, ok := a.stderr.(*os.File); {
+			case p.VaultError != "":
+				fmt.Fprintf(a.stderr, "the vault entry could not be read: %s\n", p.VaultError)
+			case ok && isatty.IsTerminal(f.Fd()):
+				fmt.Fprintf(a.stderr, "the vault entry holds now: %s\n", p.VaultPassword)
+			default:
+				fmt.Fprintln(a.stderr, "what the vault entry holds now is not printed on a standard error that is not a terminal (-o json shows it)")
+			}
 			fmt.Fprintln(a.stdout, p.Password)
 			return nil
 		},

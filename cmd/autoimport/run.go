@@ -15,6 +15,7 @@ import (
 	"github.com/msp-tools/autoimport/internal/connect"
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sources"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,10 +24,10 @@ import (
 )
 
 func (a *app) runCommand() *cobra.Command {
-	var once, dryRun, allowSurge bool
+	var once, dryRun, allowSurge, full bool
 	var customers []string
 	c := &cobra.Command{
-		Use:   "run [--once [--customer C]... [--dry-run] [--allow-surge]]",
+		Use:   "run [--once [--customer C]... [--dry-run] [--allow-surge] [--full]]",
 		Short: "Import accounts: on AUTOIMPORT_SCHEDULE (default), or once and exit",
 		Long: `Without --once, run the scheduler: an import on every tick of AUTOIMPORT_SCHEDULE,
 never two at once, each followed by the rotation of the administrators that
@@ -35,11 +36,13 @@ finishes the account in hand, records it, releases the leases and exits 0.
 
 With --once, import every customer (or those named) once and exit:
 0 all good, 1 a customer failed or was held by the surge guard, 2 bad usage.
---dry-run prints the plan and writes nothing anywhere.`,
+--dry-run prints the plan and writes nothing anywhere. Directories are read
+incrementally where they can be (only what changed since the last run);
+--full reads them whole this time (reconciling: what is not seen is gone).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !once && (dryRun || allowSurge || len(customers) > 0) {
-				return usageError{fmt.Errorf("--customer, --dry-run and --allow-surge go with --once")}
+			if !once && (dryRun || allowSurge || full || len(customers) > 0) {
+				return usageError{fmt.Errorf("--customer, --dry-run, --allow-surge and --full go with --once")}
 			}
 			if allowSurge && len(customers) == 0 {
 				return usageError{fmt.Errorf("--allow-surge needs --customer C: approve a surge for named customers only")}
@@ -48,7 +51,7 @@ With --once, import every customer (or those named) once and exit:
 				return err
 			}
 			if once {
-				return a.runOnce(cmd.Context(), jobs.RunOptions{Customers: customers, DryRun: dryRun, AllowSurge: allowSurge})
+				return a.runOnce(cmd.Context(), jobs.RunOptions{Customers: customers, DryRun: dryRun, AllowSurge: allowSurge, FullRead: full})
 			}
 			return a.schedule(cmd.Context())
 		},
@@ -57,7 +60,15 @@ With --once, import every customer (or those named) once and exit:
 	c.Flags().StringSliceVar(&customers, "customer", nil, "only this customer (repeat or comma-separate)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan; change nothing anywhere")
 	c.Flags().BoolVar(&allowSurge, "allow-surge", false, "import a surge the guard held, for the named customers")
+	c.Flags().BoolVar(&full, "full", false, "read every directory whole this time, not only what changed")
 	return c
+}
+
+// connector builds customers' clients with this process's secrets: the
+// key, AUTOIMPORT_SECRETS_DIR, and the database password withheld.
+func (a *app) connector() *connect.Connector {
+	sec := a.cfg.secrets()
+	return &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log, SecretsDir: sec.Dir, Withheld: sec.Withheld}
 }
 
 func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
@@ -67,14 +78,25 @@ func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
 	}
 	return &jobs.Runner{
 		Store:       a.store,
-		Connector:   &connect.Connector{Key: a.cfg.key, TechVault: a.store, Log: a.log},
+		Connector:   a.connector(),
 		Log:         a.log,
 		LeaseTTL:    a.cfg.LeaseTTL,
 		Concurrency: a.cfg.Concurrency,
 		Surge:       jobs.SurgeThreshold{Max: a.cfg.SurgeMax, Percent: a.cfg.SurgePercent},
 		Metrics:     m,
 		Key:         a.cfg.key,
+		Actor:       jobs.RecordedActor("autoimport"),
+		// The store keeps the local copies of incrementally read
+		// directories.
+		Copies:        copiesOf(a.store),
+		FullReadEvery: a.cfg.FullReadEvery,
 	}
+}
+
+// copiesOf is the store as the keeper of directory copies, when it is one.
+func copiesOf(s any) sources.CopyStore {
+	c, _ := s.(sources.CopyStore)
+	return c
 }
 
 // runOnce runs one pass. SIGTERM or Ctrl-C (the command's context) stops
@@ -156,6 +178,9 @@ func (a *app) printReport(rep *jobs.Report) {
 		if c.Error != "" {
 			fmt.Fprintf(a.stdout, "\n%s: %s\n", c.Customer, c.Error)
 		}
+		for _, r := range c.Reads {
+			fmt.Fprintf(a.stdout, "%s: read: %s\n", c.Customer, readLine(r))
+		}
 		for _, n := range c.Notices {
 			fmt.Fprintf(a.stdout, "%s: note: %s\n", c.Customer, n)
 		}
@@ -179,6 +204,16 @@ func (a *app) printReport(rep *jobs.Report) {
 	}
 }
 
+// readLine says how a source was read: "ad incremental, 1 request, 0
+// changes" or "m365 full (no state yet), 12 requests, 530 changes".
+func readLine(r sources.ReadReport) string {
+	mode := r.Mode
+	if r.Reason != "" {
+		mode += " (" + r.Reason + ")"
+	}
+	return fmt.Sprintf("%s %s, %d requests, %d changes", r.Source, mode, r.Requests, r.Changes)
+}
+
 func step(s jobs.SinkStep) string {
 	if s.Ref != "" {
 		return s.Op + " " + s.Ref
@@ -200,6 +235,28 @@ func flags(f jobs.Flags) string {
 	return s
 }
 
+// Timeouts of the scheduler's /healthz and /metrics server: its requests
+// are small GETs answered at once, so a client that is slow to send, to
+// read or to go away only holds a connection that long.
+const (
+	statusReadHeaderTimeout = 5 * time.Second
+	statusReadTimeout       = 10 * time.Second
+	statusWriteTimeout      = 30 * time.Second
+	statusIdleTimeout       = 60 * time.Second
+)
+
+// newStatusServer is the scheduler's /healthz and /metrics server.
+func newStatusServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: statusReadHeaderTimeout,
+		ReadTimeout:       statusReadTimeout,
+		WriteTimeout:      statusWriteTimeout,
+		IdleTimeout:       statusIdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
 // schedule runs the scheduler until the context ends (SIGTERM).
 func (a *app) schedule(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
@@ -218,7 +275,7 @@ func (a *app) schedule(ctx context.Context) error {
 	if err != nil {
 		return &ConfigError{Var: "AUTOIMPORT_HTTP_ADDR", Got: a.cfg.HTTPAddr, Err: err, Want: describe("HTTPAddr")}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newStatusServer(mux)
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.WithoutCancel(ctx))
 

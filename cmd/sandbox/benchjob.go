@@ -100,8 +100,8 @@ func runJobProcess(ctx context.Context, env []string, concurrency int, opt jobs.
 }
 
 // benchJob is the job process: one run over the store and secrets its
-// environment names (AUTOIMPORT_DATABASE_URL, AUTOIMPORT_SECRET_KEY and
-// the sandbox's SANDBOX_* references), its figures as JSON on stdout.
+// environment names (AUTOIMPORT_DATABASE_URL, AUTOIMPORT_SECRET_KEY,
+// AUTOIMPORT_SECRETS_DIR and the sandbox's SANDBOX_* references), its figures as JSON on stdout.
 func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sandbox "+jobCommand, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -130,7 +130,7 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log := logrus.New()
 	log.SetOutput(stderr)
 	log.SetLevel(logrus.WarnLevel)
-	r := &jobs.Runner{Store: s, Connector: &connect.Connector{Key: key, TechVault: s, Log: log}, Log: log, Holder: "sandbox-bench", LeaseTTL: 10 * time.Minute,
+	r := &jobs.Runner{Store: s, Connector: &connect.Connector{Key: key, TechVault: s, Log: log, SecretsDir: os.Getenv(secret.SecretsDirVar)}, Log: log, Holder: "sandbox-bench", LeaseTTL: 10 * time.Minute,
 		Concurrency: *concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}}
 	jf, err := runJob(ctx, r, jobs.RunOptions{DryRun: *dryRun, AllowSurge: *allowSurge})
 	if err != nil {

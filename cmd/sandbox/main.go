@@ -322,7 +322,7 @@ func settleOne(ctx context.Context, w io.Writer, env *sandbox.Env, rep *jobs.Rep
 	if c == nil {
 		return nil
 	}
-	acc := &jobs.Accounts{Store: env.Store, Connector: env.Connector(), Actor: "technician"}
+	acc := &jobs.Accounts{Store: env.Store, Connector: env.Connector(), Actor: jobs.RecordedActor("technician")}
 	fmt.Fprintf(w, "\nA technician settles %s's warnings (Manual Matching):\n", c.Customer)
 	fmt.Fprintf(w, "  $ autoimport accounts list --customer %s --state ambiguous\n", c.Customer)
 	rows, err := acc.List(ctx, c.Customer, jobs.AccountFilter{State: jobs.StateAmbiguous})

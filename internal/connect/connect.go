@@ -35,16 +35,30 @@ type Connector struct {
 	InsecureLDAP bool
 	// SMTPRootCAs verifies the SMTP relay's certificate (system roots when nil).
 	SMTPRootCAs *x509.CertPool
+	// SecretsDir is AUTOIMPORT_SECRETS_DIR: the only directory file:
+	// references and welcome-email templates are read from (none when
+	// empty).
+	SecretsDir string
+	// Withheld are values no secret or template may hold besides the key
+	// in any encoding: the password of AUTOIMPORT_DATABASE_URL.
+	Withheld []string
 }
 
 var _ jobs.Connector = (*Connector)(nil)
+
+// secrets resolves references and reads templates as this process may:
+// inside SecretsDir only, never a value that holds the key or a withheld
+// value.
+func (c *Connector) secrets() *secret.Resolver {
+	return &secret.Resolver{Key: c.Key, Dir: c.SecretsDir, Withheld: c.Withheld}
+}
 
 // resolve opens a secret reference, naming the integration on failure.
 func (c *Connector) resolve(what string, r secret.Ref) (string, error) {
 	if r.IsZero() {
 		return "", nil
 	}
-	v, err := r.Resolve(c.Key)
+	v, err := c.secrets().Resolve(r)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}

@@ -2,8 +2,7 @@ package connect
 
 import (
 	"fmt"
-	"github.com/msp-tools/autoimport/internal/restclient"
-	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/internal/loopback"
 
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
@@ -116,21 +115,28 @@ func (c *Connector) mailer(s *jobs.SMTP, log logrus.FieldLogger) (sinks.Mailer, 
 	if err != nil {
 		return nil, err
 	}
-	// Checked again here: a tenant applied by an older version, or a file
-	// replaced since, must not mail a system file or send in clear.
-	for _, tmpl := range []string{s.TextTemplate, s.HTMLTemplate} {
-		if tmpl == "" {
+	// Read here, once, from the secrets directory and checked as a run
+	// reads them: a tenant applied by an older version, or a file
+	// replaced since, must not mail a system file or autoimport's own
+	// secrets.
+	var templates [2]email.Template
+	for i, path := range []string{s.TextTemplate, s.HTMLTemplate} {
+		if path == "" {
 			continue
 		}
-		if err := secret.CheckFile(tmpl); err != nil {
+		text, err := c.secrets().ReadTemplate(path)
+		if err != nil {
 			return nil, fmt.Errorf("SMTP: template: %w", err)
 		}
+		templates[i] = email.Template{Name: path, Text: text}
 	}
-	if s.TLS == email.TLSNone && !restclient.IsLoopback(s.Host) {
+	// The name is a first check; the mailer dials a relay without TLS at
+	// a loopback address only, whatever the name resolves to.
+	if s.TLS == email.TLSNone && !loopback.IsLoopbackName(s.Host) {
 		return nil, fmt.Errorf("SMTP: tls none is allowed only to a relay on this machine, not %s: use starttls or implicit (autoimport apply refuses it too)", s.Host)
 	}
 	m, err := email.New(email.Config{Host: s.Host, Port: s.Port, Username: user, Password: pw, From: s.From, TLS: s.TLS, AllowNoTLS: s.TLS == email.TLSNone,
-		RootCAs: c.SMTPRootCAs, TextTemplate: s.TextTemplate, HTMLTemplate: s.HTMLTemplate, Log: log})
+		RootCAs: c.SMTPRootCAs, TextTemplate: templates[0], HTMLTemplate: templates[1], Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("SMTP: %w", err)
 	}

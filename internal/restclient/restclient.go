@@ -50,6 +50,12 @@ type Config struct {
 	// Transport is the underlying transport (default http.DefaultTransport);
 	// tests pass their fake server's.
 	Transport http.RoundTripper
+	// AllowInsecureHTTP sends plain-http requests to any host. Without it
+	// a plain-http request is sent only over a connection to a loopback
+	// address (whatever its host name resolves to), directly, never
+	// through a proxy; any other is refused with ErrInsecureURL before a
+	// byte is written. It is the integration's allow_insecure_http.
+	AllowInsecureHTTP bool
 	// Log receives one debug line per attempt (method, path, status,
 	// elapsed); never headers or bodies.
 	Log logrus.FieldLogger
@@ -72,10 +78,11 @@ const MaxTokenBody int64 = 1 << 20
 
 // Client sends requests to one vendor API.
 type Client struct {
-	cfg   Config
-	retry *retryablehttp.Client
-	stats stats
-	total *stats // shared by every client of the integration
+	cfg       Config
+	transport http.RoundTripper // cfg.Transport behind the plain-http guard
+	retry     *retryablehttp.Client
+	stats     stats
+	total     *stats // shared by every client of the integration
 }
 
 type stats struct {
@@ -141,10 +148,12 @@ func New(cfg Config) *Client {
 		l.SetOutput(io.Discard)
 		cfg.Log = l
 	}
-	c := &Client{cfg: cfg, total: totalsOf(cfg.Integration)}
+	c := &Client{cfg: cfg, transport: guard(cfg.Transport, cfg.AllowInsecureHTTP), total: totalsOf(cfg.Integration)}
 	rc := retryablehttp.NewClient()
 	rc.Logger = nil
-	rc.HTTPClient = &http.Client{Transport: &pacedTransport{c: c}}
+	// Every request carries credentials (a header, a token, a form): a
+	// redirect is followed within its origin only.
+	rc.HTTPClient = &http.Client{Transport: &pacedTransport{c: c}, CheckRedirect: RefuseCrossOriginRedirects(cfg.Integration)}
 	rc.RetryMax = cfg.MaxRetries
 	rc.RetryWaitMin = cfg.MinWait
 	rc.RetryWaitMax = cfg.MaxWait
@@ -189,7 +198,7 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.total.requests.Add(1)
 	ctx, cancel := context.WithTimeout(req.Context(), c.cfg.Timeout)
 	start := time.Now()
-	resp, err := c.cfg.Transport.RoundTrip(req.WithContext(ctx))
+	resp, err := c.transport.RoundTrip(req.WithContext(ctx))
 	fields := logrus.Fields{"integration": c.cfg.Integration, "method": req.Method, "path": req.URL.Path, "elapsed_ms": time.Since(start).Milliseconds()}
 	if err != nil {
 		cancel()
@@ -256,14 +265,15 @@ func requestID(h http.Header) string {
 
 // checkRetry retries throttling and transient server or network failures.
 // A request that is not idempotent (a POST that creates something) is only
-// retried when the server refused it without processing it (429).
+// retried when the server refused it without processing it (429). A
+// refused redirect or plain-http connection is final.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
 	idempotent, _ := ctx.Value(idempotentKey{}).(bool)
 	if err != nil {
-		return idempotent, nil
+		return idempotent && !isRefusal(err), nil
 	}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests:
@@ -341,7 +351,14 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	req = req.WithContext(context.WithValue(ctx, idempotentKey{}, idem))
 	resp, err := c.retry.Do(req)
 	if err != nil {
-		return nil, &Error{Integration: c.cfg.Integration, Customer: r.Customer, Method: r.Method, Path: req.URL.Path, Err: redactURLError(err)}
+		e := &Error{Integration: c.cfg.Integration, Customer: r.Customer, Method: r.Method, Path: req.URL.Path, Err: redactURLError(err)}
+		if resp != nil {
+			// A redirect that was refused: the server answered, with a
+			// 3xx, and did not process the request.
+			e.Status, e.RequestID = resp.StatusCode, requestID(resp.Header)
+			resp.Body.Close()
+		}
+		return nil, e
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp, nil

@@ -94,10 +94,14 @@ type Env struct {
 	// Key is the secret key the Technician Vault seals with; its base64
 	// form is AUTOIMPORT_SECRET_KEY in Vars.
 	Key *secret.Key
+	// SecretsDir is the sandbox's AUTOIMPORT_SECRETS_DIR (Dir/secrets):
+	// the files the tenant's file: references and welcome template name.
+	SecretsDir string
 	// Vars are the environment variables the tenant's env: references
 	// name (SANDBOX_*, which Start sets in the process environment), plus
-	// AUTOIMPORT_DATABASE_URL and AUTOIMPORT_SECRET_KEY for pointing the
-	// autoimport command at the sandbox (which Start does not set).
+	// AUTOIMPORT_DATABASE_URL, AUTOIMPORT_SECRET_KEY and
+	// AUTOIMPORT_SECRETS_DIR for pointing the autoimport command at the
+	// sandbox (which Start does not set).
 	Vars map[string]string
 
 	// The fakes.
@@ -112,12 +116,13 @@ type Env struct {
 	// on-prem directory, by customer id.
 	AD map[string]*adtest.Server
 
-	opts      Options
-	customers []*customer
-	log       logrus.FieldLogger
-	tempDir   bool
-	closers   []func()
-	smtpBase  int64
+	opts        Options
+	customers   []*customer
+	secretFiles map[string]string // name in SecretsDir -> content
+	log         logrus.FieldLogger
+	tempDir     bool
+	closers     []func()
+	smtpBase    int64
 }
 
 // Start starts every fake, seeds them, writes the tenant and applies it
@@ -126,7 +131,7 @@ type Env struct {
 // has already stopped whatever it started.
 func Start(ctx context.Context, o Options) (*Env, error) {
 	o = o.withDefaults()
-	e := &Env{opts: o, AD: map[string]*adtest.Server{}, Vars: map[string]string{}, log: o.Log}
+	e := &Env{opts: o, AD: map[string]*adtest.Server{}, Vars: map[string]string{}, secretFiles: map[string]string{}, log: o.Log}
 	if e.log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -181,26 +186,34 @@ func (e *Env) start(ctx context.Context) error {
 			return fmt.Errorf("seed customer %s: %w", c.id, err)
 		}
 	}
+	// The Technician Vault's key is derived from the seed so that a
+	// person can reopen the store later with the printed variables.
+	sum := sha256.Sum256(fmt.Appendf(nil, "autoimport sandbox key %d", o.Seed))
+	var err error
+	if e.Key, err = secret.NewKey(sum[:]); err != nil {
+		return err
+	}
+	e.Vars["AUTOIMPORT_SECRET_KEY"] = base64.StdEncoding.EncodeToString(sum[:])
+	e.SecretsDir = filepath.Join(e.Dir, "secrets")
+	e.Vars[secret.SecretsDirVar] = e.SecretsDir
+
 	t := e.tenant()
+	if err := e.writeSecrets(); err != nil {
+		return fmt.Errorf("write the secrets directory: %w", err)
+	}
 	yml, err := jobs.EncodeTenantFile(t)
 	if err != nil {
 		return fmt.Errorf("encode tenant: %w", err)
 	}
 	e.TenantYAML = append([]byte(tenantHeader), yml...)
-	if e.Tenant, err = jobs.ParseTenantFile("sandbox-tenant.yaml", e.TenantYAML); err != nil {
+	// Checked as `autoimport apply` checks it, with the sandbox's secrets
+	// directory and key.
+	if e.Tenant, err = jobs.ParseTenantFileToApply("sandbox-tenant.yaml", e.TenantYAML, &secret.Resolver{Key: e.Key, Dir: e.SecretsDir}); err != nil {
 		return fmt.Errorf("the generated tenant does not parse: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(e.Dir, "tenant.yaml"), e.TenantYAML, 0o644); err != nil {
 		return err
 	}
-
-	// The Technician Vault's key is derived from the seed so that a
-	// person can reopen the store later with the printed variables.
-	sum := sha256.Sum256(fmt.Appendf(nil, "autoimport sandbox key %d", o.Seed))
-	if e.Key, err = secret.NewKey(sum[:]); err != nil {
-		return err
-	}
-	e.Vars["AUTOIMPORT_SECRET_KEY"] = base64.StdEncoding.EncodeToString(sum[:])
 	e.DatabaseURL = o.DatabaseURL
 	if e.DatabaseURL == "" {
 		dbPath := filepath.Join(e.Dir, "autoimport.db")
@@ -221,7 +234,7 @@ func (e *Env) start(ctx context.Context) error {
 	} else if len(held.Customers) > 0 {
 		return fmt.Errorf("the database %s already holds customers; the sandbox needs an empty one", safeURL(e.DatabaseURL))
 	}
-	admin := jobs.TenantAdmin{Store: e.Store, Actor: "sandbox"}
+	admin := jobs.TenantAdmin{Store: e.Store, Actor: jobs.RecordedActor("sandbox")}
 	if _, err := admin.Apply(ctx, e.Tenant); err != nil {
 		return fmt.Errorf("apply tenant: %w", err)
 	}
@@ -245,16 +258,17 @@ func (e *Env) start(ctx context.Context) error {
 }
 
 // Connector is the connector a runner needs to reach the fakes: secrets
-// from the environment Start set, the Technician Vault in the store.
+// from the environment Start set and from SecretsDir, the Technician
+// Vault in the store.
 func (e *Env) Connector() *connect.Connector {
-	return &connect.Connector{Key: e.Key, TechVault: e.Store, Log: e.log}
+	return &connect.Connector{Key: e.Key, TechVault: e.Store, Log: e.log, SecretsDir: e.SecretsDir}
 }
 
 // Runner is a runner over the sandbox's store and fakes, importing every
 // customer at once (Options.Concurrency).
 func (e *Env) Runner() *jobs.Runner {
 	return &jobs.Runner{Store: e.Store, Connector: e.Connector(), Log: e.log, Holder: "sandbox", LeaseTTL: 10 * time.Minute,
-		Concurrency: e.opts.Concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Key: e.Key}
+		Concurrency: e.opts.Concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Key: e.Key, Actor: jobs.RecordedActor("sandbox")}
 }
 
 // Options returns the options in force, defaults filled in.
@@ -304,7 +318,9 @@ func (e *Env) Environ() []string {
 }
 
 const tenantHeader = `# The sandbox's tenant, generated by internal/sandbox. Every URL points at a
-# fake on loopback; every secret is an env: reference the sandbox sets.
+# fake on loopback; every secret is an env: reference the sandbox sets or a
+# file: reference to its secrets directory (AUTOIMPORT_SECRETS_DIR), where
+# the welcome email's text template is too.
 `
 
 // safeURL is a database URL without its password, for messages.

@@ -5,6 +5,8 @@ import (
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/techvault"
 	"github.com/msp-tools/autoimport/sources/ad"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -99,7 +101,7 @@ func TestRunTwice(t *testing.T) {
 	if len(ambiguous) != 3 {
 		t.Fatalf("the sandbox plants one ambiguous account per customer; found %v", ambiguous)
 	}
-	acc := &jobs.Accounts{Store: env.Store, Connector: env.Connector(), Actor: "technician"}
+	acc := &jobs.Accounts{Store: env.Store, Connector: env.Connector(), Actor: jobs.RecordedActor("technician")}
 	chosen := map[string]string{}
 	for customer, user := range ambiguous {
 		entries, err := env.VaultEntries(ctx, customer, user)
@@ -133,6 +135,32 @@ func TestRunTwice(t *testing.T) {
 	}
 	if !strings.Contains(string(env.TenantYAML), "env:SANDBOX_ITGLUE_API_KEY") {
 		t.Error("tenant YAML does not refer to the IT Glue key by reference")
+	}
+	// The directory passwords, the Graph secret and the welcome template
+	// come from the sandbox's own secrets directory.
+	for _, want := range []string{"bind_password: file:ad-bind-password", "client_secret: file:m365-client-secret", "text_template: welcome.txt.tmpl"} {
+		if !strings.Contains(string(env.TenantYAML), want) {
+			t.Errorf("tenant YAML lacks %q", want)
+		}
+	}
+	if env.Vars["AUTOIMPORT_SECRETS_DIR"] != env.SecretsDir || env.SecretsDir == "" {
+		t.Errorf("AUTOIMPORT_SECRETS_DIR = %q, secrets in %q", env.Vars["AUTOIMPORT_SECRETS_DIR"], env.SecretsDir)
+	}
+	mails, _ := filepath.Glob(filepath.Join(env.MailDir, "*.eml"))
+	if len(mails) == 0 {
+		t.Fatal("no welcome email captured")
+	}
+	if b, _ := os.ReadFile(mails[0]); !strings.Contains(string(b), "read from AUTOIMPORT_SECRETS_DIR") {
+		t.Errorf("the welcome email was not made from the template in the secrets directory:\n%.400s", b)
+	}
+	// Every audit event says which operating-system user and host ran it.
+	for e, err := range env.Store.AuditEvents(ctx, jobs.AuditFilter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, osUser, host := jobs.ParseActor(e.Actor); osUser == "" || host == "" {
+			t.Fatalf("audit event %d (%s) records actor %q without the OS user and host", e.ID, e.Action, e.Actor)
+		}
 	}
 }
 

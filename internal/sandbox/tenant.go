@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/msp-tools/autoimport/internal/secret"
@@ -9,25 +11,45 @@ import (
 
 // The environment variables the tenant's env: references name.
 const (
-	envITGlueKey   = "SANDBOX_ITGLUE_API_KEY"
-	envHuduKey     = "SANDBOX_HUDU_API_KEY"
-	envHaloID      = "SANDBOX_HALO_CLIENT_ID"
-	envHaloSecret  = "SANDBOX_HALO_CLIENT_SECRET"
-	envCWPublic    = "SANDBOX_CW_PUBLIC_KEY"
-	envCWPrivate   = "SANDBOX_CW_PRIVATE_KEY"
-	envCWClientID  = "SANDBOX_CW_CLIENT_ID"
-	envATUser      = "SANDBOX_AT_USERNAME"
-	envATSecret    = "SANDBOX_AT_SECRET"
-	envATCode      = "SANDBOX_AT_INTEGRATION_CODE"
-	envM365ID      = "SANDBOX_M365_CLIENT_ID"
-	envM365Secret  = "SANDBOX_M365_CLIENT_SECRET"
-	envADPassword  = "SANDBOX_AD_PASSWORD"
-	policyStandard = "Standard end users"
-	policyWelcome  = "Cloud staff with welcome email"
-	policyAdmins   = "Rotated admins"
+	envITGlueKey  = "SANDBOX_ITGLUE_API_KEY"
+	envHuduKey    = "SANDBOX_HUDU_API_KEY"
+	envHaloID     = "SANDBOX_HALO_CLIENT_ID"
+	envHaloSecret = "SANDBOX_HALO_CLIENT_SECRET"
+	envCWPublic   = "SANDBOX_CW_PUBLIC_KEY"
+	envCWPrivate  = "SANDBOX_CW_PRIVATE_KEY"
+	envCWClientID = "SANDBOX_CW_CLIENT_ID"
+	envATUser     = "SANDBOX_AT_USERNAME"
+	envATSecret   = "SANDBOX_AT_SECRET"
+	envATCode     = "SANDBOX_AT_INTEGRATION_CODE"
+	envM365ID     = "SANDBOX_M365_CLIENT_ID"
+	// The files the tenant's file: references and template name, in
+	// SecretsDir.
+	fileADPassword  = "ad-bind-password"
+	fileM365Secret  = "m365-client-secret"
+	fileWelcomeText = "welcome.txt.tmpl"
+	policyStandard  = "Standard end users"
+	policyWelcome   = "Cloud staff with welcome email"
+	policyAdmins    = "Rotated admins"
 )
 
 func ref(name string) secret.Ref { return secret.Ref("env:" + name) }
+
+// fileRef is a reference to a file in the sandbox's secrets directory.
+func fileRef(name string) secret.Ref { return secret.Ref("file:" + name) }
+
+// welcomeText is the sandbox's own welcome email, read from the secrets
+// directory as an MSP's template would be.
+const welcomeText = `Hello {{.DisplayName}},
+
+{{.CustomerName}} now uses self-service password reset, run by its IT
+provider (this is the sandbox's template, read from AUTOIMPORT_SECRETS_DIR).
+Your account {{.Username}} has been added. Please enrol:
+
+    {{.EnrollmentURL}}
+
+-- 
+{{.CustomerName}} IT support
+`
 
 // tenant describes the MSP: every integration pointing at its fake, three
 // policies and the customers, and records the variables it refers to.
@@ -38,7 +60,7 @@ func (e *Env) tenant() *jobs.Tenant {
 	e.Vars[envHaloID], e.Vars[envHaloSecret] = e.HaloPSA.ClientID, e.HaloPSA.ClientSecret
 	e.Vars[envCWPublic], e.Vars[envCWPrivate], e.Vars[envCWClientID] = e.ConnectWise.PublicKey, e.ConnectWise.PrivateKey, e.ConnectWise.ClientID
 	e.Vars[envATUser], e.Vars[envATSecret], e.Vars[envATCode] = e.Autotask.UserName, e.Autotask.Secret, e.Autotask.IntegrationCode
-	e.Vars[envM365ID], e.Vars[envM365Secret] = e.Graph.ClientID, e.Graph.ClientSecret
+	e.Vars[envM365ID] = e.Graph.ClientID
 
 	t := &jobs.Tenant{
 		Integrations: jobs.Integrations{
@@ -48,9 +70,9 @@ func (e *Env) tenant() *jobs.Tenant {
 			HaloPSA:     &jobs.HaloPSA{URL: e.HaloPSA.URL, Tenant: e.HaloPSA.Tenant, ClientID: ref(envHaloID), ClientSecret: ref(envHaloSecret), RateLimit: rate},
 			ConnectWise: &jobs.ConnectWise{URL: e.ConnectWise.URL, CompanyID: e.ConnectWise.CompanyID, PublicKey: ref(envCWPublic), PrivateKey: ref(envCWPrivate), ClientID: ref(envCWClientID), RateLimit: rate},
 			Autotask:    &jobs.Autotask{URL: e.Autotask.ZoneURL(), Username: ref(envATUser), Secret: ref(envATSecret), IntegrationCode: ref(envATCode), RateLimit: rate},
-			M365:        &jobs.M365App{ClientID: ref(envM365ID), ClientSecret: ref(envM365Secret), LoginURL: e.Graph.URL, GraphURL: e.Graph.URL},
+			M365:        &jobs.M365App{ClientID: ref(envM365ID), ClientSecret: fileRef(fileM365Secret), LoginURL: e.Graph.URL, GraphURL: e.Graph.URL},
 			SMTP: &jobs.SMTP{Host: e.SMTP.Host(), Port: e.SMTP.Port(), TLS: "none", From: "Sandbox MSP Service Desk <servicedesk@sandbox-msp.example>",
-				EnrollmentURL: "https://selfserve.sandbox-msp.example/enroll"},
+				EnrollmentURL: "https://selfserve.sandbox-msp.example/enroll", TextTemplate: fileWelcomeText},
 		},
 		Policies: []jobs.Policy{
 			{Name: policyStandard, Type: jobs.EndUser, Default: true, Description: "Match and create in the vault and PSA; no welcome email until roll-out.",
@@ -74,7 +96,7 @@ func (e *Env) tenant() *jobs.Tenant {
 		}
 		if c.ad != nil {
 			adPassword = c.ad.Password()
-			ad := &jobs.ADSource{URL: c.ad.URL(), CAFile: c.caFile, BindDN: c.ad.BindDN(), BindPassword: ref(envADPassword), BaseDN: c.dir.BaseDN}
+			ad := &jobs.ADSource{URL: c.ad.URL(), CAFile: c.caFile, BindDN: c.ad.BindDN(), BindPassword: fileRef(fileADPassword), BaseDN: c.dir.BaseDN}
 			if c.profile == hybrid {
 				ad.Select.Groups = []string{"CN=All Staff,OU=Groups,OU=Corp," + c.dir.BaseDN}
 			} else {
@@ -95,8 +117,25 @@ func (e *Env) tenant() *jobs.Tenant {
 		}
 		t.Customers = append(t.Customers, cu)
 	}
+	e.secretFiles[fileM365Secret] = e.Graph.ClientSecret
+	e.secretFiles[fileWelcomeText] = welcomeText
 	if adPassword != "" {
-		e.Vars[envADPassword] = adPassword
+		e.secretFiles[fileADPassword] = adPassword
 	}
 	return t
+}
+
+// writeSecrets writes the files the tenant's file: references and
+// template name into SecretsDir, readable by the owner only, as Docker
+// and Kubernetes mount secrets.
+func (e *Env) writeSecrets() error {
+	if err := os.MkdirAll(e.SecretsDir, 0o700); err != nil {
+		return err
+	}
+	for name, content := range e.secretFiles {
+		if err := os.WriteFile(filepath.Join(e.SecretsDir, name), []byte(content+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

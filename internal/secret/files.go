@@ -4,104 +4,127 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // MaxFileSize bounds what a file: reference or a template file may hold.
 const MaxFileSize = 1 << 20
 
-// systemDirs hold the kernel's views of processes and devices: a path
-// under them can reveal autoimport's own environment (/proc/self/environ)
-// or block forever (/dev/zero's size, a FIFO), so configuration never
-// reads from them.
-var systemDirs = []string{"/proc", "/sys", "/dev"}
+// openFlags open a file for reading without waiting for a writer (a FIFO
+// opens at once and is then refused), without becoming the process's
+// terminal, and without leaking into a child process.
+const openFlags = os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_NOCTTY | syscall.O_CLOEXEC
 
-func inSystemDir(abs string) (string, bool) {
-	for _, d := range systemDirs {
-		if abs == d || strings.HasPrefix(abs, d+"/") {
-			return d, true
-		}
+// ReadFile reads a file that configuration names and whose contents never
+// leave autoimport (an Active Directory ca_file). It is opened once, by
+// its path (links followed), and the checks are made on the open file,
+// not on the name: it must be a regular file on an ordinary file system
+// (not procfs, sysfs or another kernel view) of at most limit bytes, and
+// it is read from that descriptor, so no link swapped in between the
+// check and the read can change what is read. A FIFO, a device such as
+// /dev/zero, a directory, and a file that grows past the limit while it
+// is read are refused with an error that says which.
+func ReadFile(path string, limit int64) ([]byte, error) {
+	if strings.TrimSpace(path) == "" {
+		return nil, errors.New("no path given")
 	}
-	return "", false
+	f, err := os.OpenFile(path, openFlags, 0)
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	return readOpen(f, path, limit)
 }
 
-// CheckPath refuses, without touching the file system beyond the working
-// directory, a path that names something under /proc, /sys or /dev. It is
-// the check a tenant file gets when it is applied, possibly on another
+// readOpen checks the open file f and reads it, at most limit bytes, then
+// closes it. name is how messages call it.
+func readOpen(f *os.File, name string, limit int64) ([]byte, error) {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (it is %s): configuration is read from regular files only", name, fileType(st.Mode()))
+	}
+	if err := checkFileSystem(f, name); err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s holds %d bytes, more than the %d it may", name, st.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s grew past %d bytes while being read", name, limit)
+	}
+	return b, nil
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "not a file (" + m.Type().String() + ")"
+}
+
+// openError says why a file could not be opened, without the operation
+// and path that *PathError repeats.
+func openError(name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// systemDirs hold the kernel's views of processes and devices: a path
+// under them can reveal autoimport's own environment (/proc/self/environ)
+// or block (a FIFO, /dev/zero), so configuration never names them. It is
+// the early check of a name; the checks on the open file decide.
+var systemDirs = []string{"/proc", "/sys", "/dev"}
+
+// CheckPath refuses, from the name alone, a path under /proc, /sys or /dev
+// and a relative path that climbs out of its directory ("../x"). It is
+// the check a tenant file gets wherever it is parsed, possibly on another
 // machine than the one that runs imports.
 func CheckPath(path string) error {
 	if strings.TrimSpace(path) == "" {
 		return errors.New("no path given")
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return err
+	if strings.ContainsRune(path, 0) {
+		return fmt.Errorf("%q holds a NUL byte", path)
 	}
-	if d, bad := inSystemDir(abs); bad {
-		return fmt.Errorf("%s is under %s: configuration is read from regular files only", path, d)
+	if !filepath.IsAbs(path) {
+		if !filepath.IsLocal(path) {
+			return fmt.Errorf("%s climbs out of AUTOIMPORT_SECRETS_DIR: a relative path names a file inside it", path)
+		}
+		return nil
 	}
-	return nil
-}
-
-// CheckFile accepts a path that resolves, through any symbolic links, to a
-// regular file outside /proc, /sys and /dev, of at most MaxFileSize bytes.
-// The error says which of these the path is not.
-func CheckFile(path string) error {
-	if err := CheckPath(path); err != nil {
-		return err
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return errors.Unwrap(err)
-	}
-	if real, err = filepath.Abs(real); err != nil {
-		return err
-	}
-	if d, bad := inSystemDir(real); bad {
-		return fmt.Errorf("%s leads to %s, under %s: configuration is read from regular files only", path, real, d)
-	}
-	st, err := os.Stat(real)
-	if err != nil {
-		return errors.Unwrap(err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file (%s)", path, st.Mode().Type())
-	}
-	if st.Size() > MaxFileSize {
-		return fmt.Errorf("%s holds %d bytes, more than the %d a secret or template may", path, st.Size(), MaxFileSize)
-	}
-	return nil
-}
-
-// ReadFile reads a configuration file that CheckFile accepts.
-func ReadFile(path string) ([]byte, error) {
-	if err := CheckFile(path); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, errors.Unwrap(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("%s grew past %d bytes while being read", path, MaxFileSize)
-	}
-	return b, nil
-}
-
-// reservedEnvPrefix names autoimport's own configuration: the database
-// URL and the secret key must never be sent to an integration.
-const reservedEnvPrefix = "AUTOIMPORT_"
-
-func checkEnvName(name string) error {
-	if strings.HasPrefix(strings.ToUpper(name), reservedEnvPrefix) {
-		return fmt.Errorf("env:%s is autoimport's own configuration (%s*), which is never sent to an integration: put the secret in a variable of another name", name, reservedEnvPrefix)
+	clean := filepath.Clean(path)
+	for _, d := range systemDirs {
+		if clean == d || strings.HasPrefix(clean, d+"/") {
+			return fmt.Errorf("%s is under %s: configuration is read from regular files only", path, d)
+		}
 	}
 	return nil
 }

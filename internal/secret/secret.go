@@ -1,6 +1,9 @@
 // Package secret handles credentials: references (env:NAME, file:PATH)
-// resolved only when a run uses them, and values sealed with AES-256-GCM
-// under AUTOIMPORT_SECRET_KEY (sealed:BASE64). A Ref never prints its value.
+// resolved only when a run uses them (Resolver), and values sealed with
+// AES-256-GCM under AUTOIMPORT_SECRET_KEY (sealed:BASE64). A Ref never
+// prints its value. file: references and templates are read from
+// AUTOIMPORT_SECRETS_DIR only, each opened once and checked as the file
+// it is, and nothing resolved may hold autoimport's own secrets.
 package secret
 
 import (
@@ -10,7 +13,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 )
@@ -22,7 +24,8 @@ type Ref string
 // ErrPlain is returned for a secret written as plain text.
 var ErrPlain = errors.New("secrets must be a reference (env:NAME, file:PATH) or sealed (sealed:...), never plain text")
 
-// Validate checks the reference's form without resolving it.
+// Validate checks the reference's form without resolving it or touching
+// the file system (a Resolver's Check does both).
 func (r Ref) Validate() error {
 	kind, rest, ok := strings.Cut(string(r), ":")
 	if !ok || rest == "" {
@@ -57,47 +60,12 @@ func (r Ref) String() string {
 	return string(r)
 }
 
-// Resolve returns the secret's value. Errors name the reference, never a value.
-func (r Ref) Resolve(k *Key) (string, error) {
-	kind, rest, _ := strings.Cut(string(r), ":")
-	switch kind {
-	case "env":
-		if err := checkEnvName(rest); err != nil {
-			return "", fmt.Errorf("secret %s: %w", r, err)
-		}
-		v, ok := os.LookupEnv(rest)
-		if !ok || v == "" {
-			return "", fmt.Errorf("secret %s: environment variable %s is not set (set it, or change the reference)", r, rest)
-		}
-		return v, nil
-	case "file":
-		b, err := ReadFile(rest)
-		if err != nil {
-			return "", fmt.Errorf("secret %s: %w", r, err)
-		}
-		v := strings.TrimRight(string(b), "\r\n")
-		if v == "" {
-			return "", fmt.Errorf("secret %s: file is empty", r)
-		}
-		return v, nil
-	case "sealed":
-		if k == nil {
-			return "", fmt.Errorf("secret %s: AUTOIMPORT_SECRET_KEY is not set, so sealed secrets cannot be opened", r)
-		}
-		b, err := k.Open(rest)
-		if err != nil {
-			return "", fmt.Errorf("secret %s: %w", r, err)
-		}
-		return string(b), nil
-	}
-	if r == "" {
-		return "", errors.New("secret is not set")
-	}
-	return "", fmt.Errorf("secret: %w", ErrPlain)
+// Key seals and opens values with AES-256-GCM. It keeps its raw bytes so
+// that a Resolver can refuse a secret or template that holds a copy.
+type Key struct {
+	aead cipher.AEAD
+	raw  [32]byte
 }
-
-// Key seals and opens values with AES-256-GCM.
-type Key struct{ aead cipher.AEAD }
 
 // ParseKey reads a base64-encoded 32-byte key.
 func ParseKey(b64 string) (*Key, error) {
@@ -121,7 +89,9 @@ func NewKey(raw []byte) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{aead: aead}, nil
+	k := &Key{aead: aead}
+	copy(k.raw[:], raw)
+	return k, nil
 }
 
 // Seal encrypts plaintext and returns base64(nonce || ciphertext).
@@ -161,4 +131,15 @@ func RedactSealed(s string) string {
 		return s
 	}
 	return sealedValue.ReplaceAllLiteralString(s, "sealed:…")
+}
+
+// reservedEnvPrefix names autoimport's own configuration: the database
+// URL and the secret key must never be sent to an integration.
+const reservedEnvPrefix = "AUTOIMPORT_"
+
+func checkEnvName(name string) error {
+	if strings.HasPrefix(strings.ToUpper(name), reservedEnvPrefix) {
+		return fmt.Errorf("env:%s is autoimport's own configuration (%s*), which is never sent to an integration: put the secret in a variable of another name", name, reservedEnvPrefix)
+	}
+	return nil
 }

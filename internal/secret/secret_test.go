@@ -29,14 +29,14 @@ func TestSealOpen(t *testing.T) {
 	if ref.String() != "sealed:…" {
 		t.Fatalf("String() = %q, must not print the sealed value", ref.String())
 	}
-	v, err := ref.Resolve(k)
+	v, err := (&Resolver{Key: k}).Resolve(ref)
 	if err != nil || v != "hunter2" {
 		t.Fatalf("Resolve = %q, %v", v, err)
 	}
-	if _, err := ref.Resolve(testKey(t, 2)); err == nil || !strings.Contains(err.Error(), "wrong key") {
+	if _, err := (&Resolver{Key: testKey(t, 2)}).Resolve(ref); err == nil || !strings.Contains(err.Error(), "wrong key") {
 		t.Fatalf("wrong key: %v", err)
 	}
-	if _, err := ref.Resolve(nil); err == nil || !strings.Contains(err.Error(), "AUTOIMPORT_SECRET_KEY is not set") {
+	if _, err := (&Resolver{}).Resolve(ref); err == nil || !strings.Contains(err.Error(), "AUTOIMPORT_SECRET_KEY is not set") {
 		t.Fatalf("no key: %v", err)
 	}
 	if a, b := k.Seal([]byte("x")), k.Seal([]byte("x")); a == b {
@@ -46,8 +46,10 @@ func TestSealOpen(t *testing.T) {
 
 func TestResolveReferences(t *testing.T) {
 	t.Setenv("AI_TEST_SECRET", "s3cret")
-	file := filepath.Join(t.TempDir(), "pw")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pw")
 	os.WriteFile(file, []byte("from-file\n"), 0o600)
+	r := &Resolver{Dir: dir}
 	cases := []struct {
 		ref  Ref
 		want string
@@ -56,12 +58,14 @@ func TestResolveReferences(t *testing.T) {
 		{"env:AI_TEST_SECRET", "s3cret", ""},
 		{"env:AI_TEST_MISSING", "", "environment variable AI_TEST_MISSING is not set"},
 		{Ref("file:" + file), "from-file", ""},
+		{"file:pw", "from-file", ""},
 		{"file:/nonexistent/pw", "", "secret file:/nonexistent/pw"},
+		{"env:AUTOIMPORT_SECRET_KEY", "", "autoimport's own configuration"},
 		{"plaintext", "", "never plain text"},
 		{"", "", "not set"},
 	}
 	for _, tc := range cases {
-		v, err := tc.ref.Resolve(nil)
+		v, err := r.Resolve(tc.ref)
 		if v != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("Resolve(%q) = %q, %v; want %q, %q", tc.ref, v, err, tc.want, tc.err)
 		}

@@ -171,10 +171,11 @@ func New(cfg Config) (*Client, error) {
 		MinWait:     cfg.MinWait,
 		MaxWait:     cfg.MaxWait,
 		// The threshold is per database; the API user stands for it.
-		Limiter:   restclient.SharedLimiter(Integration, strings.ToLower(cfg.UserName), rate.Limit(lim), cfg.Burst),
-		Transport: cfg.Transport,
-		Log:       cfg.Log,
-		MaxBody:   cfg.MaxBody,
+		Limiter:           restclient.SharedLimiter(Integration, strings.ToLower(cfg.UserName), rate.Limit(lim), cfg.Burst),
+		Transport:         cfg.Transport,
+		AllowInsecureHTTP: cfg.AllowInsecureHTTP,
+		Log:               cfg.Log,
+		MaxBody:           cfg.MaxBody,
 	})
 	return c, nil
 }

@@ -146,15 +146,16 @@ func New(cfg Config) (*Client, error) {
 	h.Set("Accept", "application/json")
 	c := &Client{cfg: cfg, base: base, header: h}
 	c.rest = restclient.New(restclient.Config{
-		Integration: Integration,
-		Timeout:     cfg.Timeout,
-		MaxRetries:  cfg.MaxRetries,
-		MinWait:     cfg.MinWait,
-		MaxWait:     cfg.MaxWait,
-		Limiter:     restclient.SharedLimiter(Integration, strings.ToLower(cfg.CompanyID)+"+"+cfg.PublicKey, rate.Limit(lim), cfg.Burst),
-		Transport:   cfg.Transport,
-		Log:         cfg.Log,
-		MaxBody:     cfg.MaxBody,
+		Integration:       Integration,
+		Timeout:           cfg.Timeout,
+		MaxRetries:        cfg.MaxRetries,
+		MinWait:           cfg.MinWait,
+		MaxWait:           cfg.MaxWait,
+		Limiter:           restclient.SharedLimiter(Integration, strings.ToLower(cfg.CompanyID)+"+"+cfg.PublicKey, rate.Limit(lim), cfg.Burst),
+		Transport:         cfg.Transport,
+		AllowInsecureHTTP: cfg.AllowInsecureHTTP,
+		Log:               cfg.Log,
+		MaxBody:           cfg.MaxBody,
 	})
 	return c, nil
 }

@@ -31,6 +31,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"golang.org/x/time/rate"
 
+	"github.com/msp-tools/autoimport/internal/loopback"
 	"github.com/msp-tools/autoimport/sinks"
 )
 
@@ -38,7 +39,7 @@ import (
 const (
 	TLSStartTLS = "starttls" // port 587: plain connect, then STARTTLS, required
 	TLSImplicit = "implicit" // port 465: TLS from the first byte
-	TLSNone     = "none"     // a local relay without TLS; needs AllowNoTLS and no credentials
+	TLSNone     = "none"     // a relay on this machine without TLS; needs AllowNoTLS and no credentials, and is dialled only at a loopback address
 )
 
 // Config is the SMTP relay and the message templates.
@@ -57,7 +58,9 @@ type Config struct {
 	From string
 	// TLS is "starttls" (the default), "implicit" or "none".
 	TLS string
-	// AllowNoTLS permits TLS "none", for a relay on a trusted network.
+	// AllowNoTLS permits TLS "none", for a relay on this machine: the
+	// host is resolved when a message is sent and only a loopback address
+	// (127.0.0.0/8, ::1) is dialled, whatever the host's name.
 	AllowNoTLS bool
 	// RootCAs verifies the server's certificate; the system roots when nil.
 	RootCAs *x509.CertPool
@@ -65,9 +68,12 @@ type Config struct {
 	Timeout time.Duration
 	// Subject is a text/template for the subject; DefaultSubject when empty.
 	Subject string
-	// TextTemplate and HTMLTemplate are files overriding the embedded
+	// TextTemplate and HTMLTemplate, when set, replace the embedded
 	// templates (text/template and html/template, with TemplateData).
-	TextTemplate, HTMLTemplate string
+	// They are the templates themselves, not file names: the caller reads
+	// the files (internal/connect reads them from AUTOIMPORT_SECRETS_DIR,
+	// refusing one that holds autoimport's own secrets).
+	TextTemplate, HTMLTemplate Template
 	// Limiter, when set, paces sends; share one per SMTP credential (for
 	// example rate.NewLimiter(rate.Every(2*time.Second), 1) keeps under
 	// Microsoft 365's 30 messages a minute per mailbox).
@@ -107,7 +113,7 @@ func New(cfg Config) (*Mailer, error) {
 	case TLSNone:
 		defaultPort = 25
 		if !cfg.AllowNoTLS {
-			return nil, fmt.Errorf("email: SMTP %s: tls \"none\" sends mail unencrypted; it is allowed only for a local relay, when explicitly enabled", cfg.Host)
+			return nil, fmt.Errorf("email: SMTP %s: tls \"none\" sends mail unencrypted; it is allowed only for a relay on this machine, when explicitly enabled", cfg.Host)
 		}
 		if cfg.Username != "" || cfg.Password != "" {
 			return nil, fmt.Errorf("email: SMTP %s: credentials are never sent without TLS; use tls \"starttls\" or \"implicit\", or remove the username and password", cfg.Host)
@@ -357,9 +363,14 @@ func (m *Mailer) send(ctx context.Context, gm *gomail.Msg) error {
 		raw       net.Conn
 	)
 	tlsConf := &tls.Config{ServerName: m.cfg.Host, RootCAs: m.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	dialer := (&net.Dialer{}).DialContext
+	if m.cfg.TLS == TLSNone {
+		// Mail in clear goes to this machine only, by the address
+		// dialled: a name such as relay.localhost may resolve elsewhere.
+		dialer = noTLSDialer.DialContext
+	}
 	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		c, err := d.DialContext(dctx, network, addr)
+		c, err := dialer(dctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -423,6 +434,10 @@ func (m *Mailer) send(ctx context.Context, gm *gomail.Msg) error {
 	}
 	return nil
 }
+
+// noTLSDialer dials a relay with TLS "none"; tests give it their own
+// name resolution.
+var noTLSDialer = &loopback.Dialer{}
 
 type dialError struct{ err error }
 

@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
 
+	"github.com/msp-tools/autoimport/internal/loopback"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/email/emailtest"
 )
@@ -144,6 +144,42 @@ func TestImplicitTLS(t *testing.T) {
 	}
 	if s.Counts().StartTLS != 0 {
 		t.Fatal("STARTTLS used on an implicit TLS port")
+	}
+}
+
+// Mail in clear goes to this machine only, by the address dialled, not by
+// the name: a relay named evil.localhost that resolves to another machine
+// gets no connection, and a name that resolves to loopback is used.
+func TestPlainRelayOnlyAtALoopbackAddress(t *testing.T) {
+	old := noTLSDialer.LookupNetIP
+	noTLSDialer.LookupNetIP = func(_ context.Context, _, host string) ([]netip.Addr, error) {
+		switch host {
+		case "evil.localhost":
+			return []netip.Addr{netip.MustParseAddr("10.255.255.1")}, nil
+		case "relay.internal":
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}
+		return nil, errors.New("no such host " + host)
+	}
+	t.Cleanup(func() { noTLSDialer.LookupNetIP = old })
+	s := emailtest.NewServer(t, emailtest.Options{Mode: emailtest.Plain})
+	for host, ok := range map[string]bool{"evil.localhost": false, "10.255.255.1": false, "relay.internal": true} {
+		cfg := configFor(s)
+		cfg.Host, cfg.Username, cfg.Password, cfg.AllowNoTLS = host, "", "", true
+		before := s.Count()
+		err := newMailer(t, cfg).SendWelcome(context.Background(), welcome("jdoe"))
+		if ok {
+			if err != nil || s.Count() != before+1 {
+				t.Errorf("%s: %v, want delivered", host, err)
+			}
+			continue
+		}
+		if !errors.Is(err, loopback.ErrNotLoopback) || !errors.Is(err, sinks.ErrNotSent) || !strings.Contains(err.Error(), host) {
+			t.Errorf("%s: %v, want ErrNotLoopback, not sent, naming the host", host, err)
+		}
+		if s.Count() != before {
+			t.Errorf("%s: delivered", host)
+		}
 	}
 }
 
@@ -390,11 +426,8 @@ func TestHeaderInjectionIsHarmless(t *testing.T) {
 }
 
 func TestTemplateOverride(t *testing.T) {
-	dir := t.TempDir()
-	text := filepath.Join(dir, "welcome.txt")
-	html := filepath.Join(dir, "welcome.html")
-	os.WriteFile(text, []byte("Hi {{.DisplayName}} of {{.CustomerName}}: {{.EnrollmentURL}} ({{.Email}})\n"), 0o600)
-	os.WriteFile(html, []byte(`<p>Hi {{.DisplayName}} of {{.CustomerName}}: <a href="{{.EnrollmentURL}}">enrol</a></p>`), 0o600)
+	text := Template{Name: "welcome.txt", Text: "Hi {{.DisplayName}} of {{.CustomerName}}: {{.EnrollmentURL}} ({{.Email}})\n"}
+	html := Template{Name: "welcome.html", Text: `<p>Hi {{.DisplayName}} of {{.CustomerName}}: <a href="{{.EnrollmentURL}}">enrol</a></p>`}
 	s := emailtest.NewServer(t, emailtest.Options{})
 	cfg := configFor(s)
 	cfg.TextTemplate, cfg.HTMLTemplate = text, html
@@ -418,11 +451,8 @@ func TestTemplateOverride(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	dir := t.TempDir()
-	badSyntax := filepath.Join(dir, "bad.txt")
-	os.WriteFile(badSyntax, []byte("Hello {{.DisplayName"), 0o600)
-	badField := filepath.Join(dir, "field.html")
-	os.WriteFile(badField, []byte("<p>{{.Nickname}}</p>"), 0o600)
+	badSyntax := Template{Name: "bad.txt", Text: "Hello {{.DisplayName"}
+	badField := Template{Name: "field.html", Text: "<p>{{.Nickname}}</p>"}
 	ok := Config{Host: "smtp.example.com", Username: "u", Password: "SuperSecret9", From: "it@msp.example"}
 	cases := []struct {
 		name string
@@ -434,14 +464,15 @@ func TestConfigValidation(t *testing.T) {
 		{"no from", func(c *Config) { c.From = "" }, "from address is not set"},
 		{"from with line break", func(c *Config) { c.From = "it@msp.example\r\nBcc: x@y.example" }, "from address"},
 		{"bad tls", func(c *Config) { c.TLS = "ssl" }, "tls must be"},
-		{"none not allowed", func(c *Config) { c.TLS = "none" }, "allowed only for a local relay"},
+		{"none not allowed", func(c *Config) { c.TLS = "none" }, "allowed only for a relay on this machine"},
 		{"none with credentials", func(c *Config) { c.TLS, c.AllowNoTLS = "none", true }, "never sent without TLS"},
 		{"username without password", func(c *Config) { c.Password = "" }, "both the username and the password"},
 		{"bad auth", func(c *Config) { c.Auth = "cram-md5" }, "auth must be"},
 		{"bad port", func(c *Config) { c.Port = 70000 }, "out of range"},
 		{"template syntax", func(c *Config) { c.TextTemplate = badSyntax }, "text template"},
 		{"template field", func(c *Config) { c.HTMLTemplate = badField }, "HTML template"},
-		{"template missing", func(c *Config) { c.TextTemplate = filepath.Join(dir, "none.txt") }, "none.txt"},
+		{"template empty", func(c *Config) { c.TextTemplate = Template{Name: "none.txt"} }, "none.txt is empty"},
+		{"template not UTF-8", func(c *Config) { c.TextTemplate = Template{Name: "latin1.txt", Text: "caf\xe9"} }, "latin1.txt is not valid UTF-8"},
 		{"subject syntax", func(c *Config) { c.Subject = "{{" }, "subject template"},
 		{"subject empty", func(c *Config) { c.Subject = "{{/* nothing */}}" }, "empty subject"},
 	}

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
-	"os"
 	"strings"
 	texttemplate "text/template"
 	"unicode"
@@ -37,15 +36,22 @@ var sampleData = TemplateData{
 	Subject: "Example Corp: set up your password self-service",
 }
 
+// Template is a template's text and the name it is known by in messages
+// (its file, for a template read from one).
+type Template struct {
+	Name string
+	Text string
+}
+
 type templates struct {
 	subject *texttemplate.Template
 	text    *texttemplate.Template
 	html    *htmltemplate.Template
 }
 
-// loadTemplates reads the override files, or the embedded defaults, and
-// tries each template once.
-func loadTemplates(subject, textPath, htmlPath string) (*templates, error) {
+// loadTemplates parses the overrides, or the embedded defaults, and tries
+// each template once.
+func loadTemplates(subject string, text, html Template) (*templates, error) {
 	if subject == "" {
 		subject = DefaultSubject
 	}
@@ -54,14 +60,14 @@ func loadTemplates(subject, textPath, htmlPath string) (*templates, error) {
 	if t.subject, err = texttemplate.New("subject").Option("missingkey=error").Parse(subject); err != nil {
 		return nil, fmt.Errorf("subject template: %w", err)
 	}
-	src, name, err := templateSource(textPath, "templates/welcome.txt.tmpl")
+	src, name, err := templateSource(text, "templates/welcome.txt.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("text template: %w", err)
 	}
 	if t.text, err = texttemplate.New(name).Option("missingkey=error").Parse(src); err != nil {
 		return nil, fmt.Errorf("text template: %w", err)
 	}
-	src, name, err = templateSource(htmlPath, "templates/welcome.html.tmpl")
+	src, name, err = templateSource(html, "templates/welcome.html.tmpl")
 	if err != nil {
 		return nil, fmt.Errorf("HTML template: %w", err)
 	}
@@ -74,19 +80,22 @@ func loadTemplates(subject, textPath, htmlPath string) (*templates, error) {
 	return t, nil
 }
 
-func templateSource(path, embedded string) (src, name string, err error) {
-	if path == "" {
+func templateSource(t Template, embedded string) (src, name string, err error) {
+	if t.Text == "" {
+		if t.Name != "" {
+			return "", "", fmt.Errorf("%s is empty", t.Name)
+		}
 		b, err := defaultTemplates.ReadFile(embedded)
 		return string(b), embedded, err
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", "", err
+	name = t.Name
+	if name == "" {
+		name = "custom template"
 	}
-	if !utf8.Valid(b) {
-		return "", "", fmt.Errorf("%s is not valid UTF-8", path)
+	if !utf8.ValidString(t.Text) {
+		return "", "", fmt.Errorf("%s is not valid UTF-8", name)
 	}
-	return string(b), path, nil
+	return t.Text, name, nil
 }
 
 type rendered struct {

@@ -166,20 +166,23 @@ func New(cfg Config) (*Client, error) {
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: tokenURL,
 			Scopes: strings.Fields(cfg.Scope), AuthStyle: oauth2.AuthStyleInParams,
 		},
-		// oauth2 reads the token answer itself: bound it before.
-		hc:    &http.Client{Transport: restclient.LimitBodies(Integration, tr, tokenBodyLimit(cfg.MaxBody)), Timeout: timeout},
+		// The client secret goes in the token request: plain http to this
+		// machine only, no redirect to another origin, and the answer
+		// bounded before oauth2 reads it.
+		hc:    restclient.TokenClient(Integration, tr, tokenBodyLimit(cfg.MaxBody), timeout, cfg.AllowInsecureHTTP),
 		sites: map[int]int{},
 	}
 	c.rest = restclient.New(restclient.Config{
-		Integration: Integration,
-		Timeout:     cfg.Timeout,
-		MaxRetries:  cfg.MaxRetries,
-		MinWait:     cfg.MinWait,
-		MaxWait:     cfg.MaxWait,
-		Limiter:     restclient.SharedLimiter(Integration, root+"\x00"+cfg.ClientID, rate.Limit(lim), cfg.Burst),
-		Transport:   cfg.Transport,
-		Log:         cfg.Log,
-		MaxBody:     cfg.MaxBody,
+		Integration:       Integration,
+		Timeout:           cfg.Timeout,
+		MaxRetries:        cfg.MaxRetries,
+		MinWait:           cfg.MinWait,
+		MaxWait:           cfg.MaxWait,
+		Limiter:           restclient.SharedLimiter(Integration, root+"\x00"+cfg.ClientID, rate.Limit(lim), cfg.Burst),
+		Transport:         cfg.Transport,
+		AllowInsecureHTTP: cfg.AllowInsecureHTTP,
+		Log:               cfg.Log,
+		MaxBody:           cfg.MaxBody,
 	})
 	return c, nil
 }

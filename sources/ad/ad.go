@@ -19,10 +19,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sources"
 )
 
@@ -162,7 +162,9 @@ func tlsConfig(cfg Config, u *url.URL) (*tls.Config, error) {
 	}
 	pool := x509.NewCertPool()
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		// Opened once and checked as the file it is: /dev/zero or a FIFO
+		// is refused at once instead of filling memory or blocking.
+		pem, err := secret.ReadFile(cfg.CAFile, secret.MaxFileSize)
 		if err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}

@@ -201,23 +201,24 @@ func New(cfg Config) (*Source, error) {
 	if cfg.MaxBody > 0 && cfg.MaxBody < tokenLimit {
 		tokenLimit = cfg.MaxBody
 	}
+	// The client secret goes in the token request: plain http to this
+	// machine only, no redirect to another origin, the answer bounded
+	// before oauth2 reads it.
 	if cfg.HTTPClient == nil {
 		login := restclient.New(restclient.Config{
-			Integration: loginIntegration,
-			Timeout:     cfg.Timeout,
-			MaxRetries:  cfg.MaxRetries,
-			MinWait:     cfg.MinWait,
-			MaxWait:     cfg.MaxWait,
-			Transport:   cfg.Transport,
-			Log:         cfg.Log,
-			MaxBody:     tokenLimit,
+			Integration:       loginIntegration,
+			Timeout:           cfg.Timeout,
+			MaxRetries:        cfg.MaxRetries,
+			MinWait:           cfg.MinWait,
+			MaxWait:           cfg.MaxWait,
+			Transport:         cfg.Transport,
+			AllowInsecureHTTP: cfg.AllowInsecureHTTP,
+			Log:               cfg.Log,
+			MaxBody:           tokenLimit,
 		})
-		cfg.HTTPClient = &http.Client{Transport: tokenTransport{login}}
+		cfg.HTTPClient = &http.Client{Transport: tokenTransport{login}, CheckRedirect: restclient.RefuseCrossOriginRedirects(loginIntegration)}
 	} else {
-		// oauth2 reads the answer itself: bound it before.
-		hc := *cfg.HTTPClient
-		hc.Transport = restclient.LimitBodies(loginIntegration, hc.Transport, tokenLimit)
-		cfg.HTTPClient = &hc
+		cfg.HTTPClient = restclient.TokenClient(loginIntegration, cfg.HTTPClient.Transport, tokenLimit, cfg.HTTPClient.Timeout, cfg.AllowInsecureHTTP)
 	}
 	if cfg.Log == nil {
 		l := logrus.New()
@@ -251,6 +252,9 @@ func New(cfg Config) (*Source, error) {
 			Transport:   cfg.Transport,
 			Log:         cfg.Log,
 			MaxBody:     cfg.MaxBody,
+			// Graph's own answers, nextLinks included, are held to the
+			// same rule as the configured URL.
+			AllowInsecureHTTP: cfg.AllowInsecureHTTP,
 		}),
 	}
 	return s, nil
@@ -398,6 +402,12 @@ func (t tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.c.Do(req.Context(), r)
 	if err != nil {
+		var ue *url.Error
+		if errors.Is(err, restclient.ErrCrossOriginRedirect) && errors.As(err, &ue) {
+			// A refused redirect is no answer of the token endpoint: it
+			// goes back as the transport's error, as from any client.
+			return nil, ue.Err
+		}
 		return nil, err
 	}
 	// oauth2 reads the answer itself and would cut a long one short

@@ -108,13 +108,13 @@ func TestRotationsRoundTrip(t *testing.T) {
 		ctx := context.Background()
 		at := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
 		row := jobs.ImportedAccount{Customer: "acme", Source: "ad", SourceID: "g1", Type: jobs.Admin, Username: "adm-jane", Options: jobs.Values{}}
-		r := jobs.PasswordRotation{Customer: "acme", Source: "ad", SourceID: "g1", Username: "adm-jane", State: jobs.RotationPending, Sealed: "c2VhbGVk",
+		r := jobs.PasswordRotation{Customer: "acme", Source: "ad", SourceID: "g1", ID: "r1", Attempt: 1, Username: "adm-jane", State: jobs.RotationPending, Sealed: "c2VhbGVk",
 			Target: "Active Directory", Marker: "2026-10-01T00:00:00Z", VaultIntegration: "IT Glue", VaultRef: "77", StartedAt: at}
 		err := s.Update(ctx, func(tx jobs.Tx) error {
 			if err := tx.InsertImported(ctx, row); err != nil {
 				return err
 			}
-			return tx.PutRotation(ctx, r)
+			return tx.StartRotation(ctx, r)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -123,9 +123,10 @@ func TestRotationsRoundTrip(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0] != r {
 			t.Fatalf("rotations = %+v, %v", got, err)
 		}
+		from := r.Version()
 		r.State, r.Sealed, r.SetAt, r.DoneAt = jobs.RotationDone, "", at.Add(time.Second), at.Add(2*time.Second)
 		err = s.Update(ctx, func(tx jobs.Tx) error {
-			if err := tx.PutRotation(ctx, r); err != nil {
+			if err := tx.UpdateRotation(ctx, r, from); err != nil {
 				return err
 			}
 			return tx.SetRotated(ctx, "acme", "ad", "g1", r.DoneAt)

@@ -183,7 +183,7 @@ func (w *copyWriter) clear(ctx context.Context, d sources.CopyDelta) error {
 
 func (w *copyWriter) deleteObjects(ctx context.Context, d sources.CopyDelta) error {
 	for ids := range chunks(d.Deletes, copyBatchRows, nil) {
-		in := placeholders(len(ids), "?")
+		in := placeholders(len(ids))
 		args := append([]any{w.customer, w.source}, anys(ids)...)
 		for _, q := range []string{
 			"DELETE FROM directory_copy_links WHERE " + scope + " AND group_id IN (" + in + ")",
@@ -212,7 +212,7 @@ func (w *copyWriter) upsertObjects(ctx context.Context, d sources.CopyDelta) err
 			}
 			args = append(args, w.customer, w.source, o.ID, o.Kind, doc)
 		}
-		q := "INSERT INTO directory_copy_objects (customer_id, source, object_id, kind, doc) VALUES " + placeholders(len(objs), "(?, ?, ?, ?, ?)") + onConflict
+		q := "INSERT INTO directory_copy_objects (customer_id, source, object_id, kind, doc) VALUES " + valueRows(len(objs), "(?, ?, ?, ?, ?)") + onConflict
 		if err := w.exec(ctx, q, args...); err != nil {
 			return err
 		}
@@ -228,7 +228,7 @@ func (w *copyWriter) removeLinks(ctx context.Context, d sources.CopyDelta) error
 		}
 		// MariaDB reads the OR of key pairs as ranges of the primary key;
 		// SQLite scans the table for it but looks a row-value IN up.
-		q := "DELETE FROM directory_copy_links WHERE " + scope + " AND (group_id, member_id) IN (VALUES " + placeholders(len(links), "(?, ?)") + ")"
+		q := "DELETE FROM directory_copy_links WHERE " + scope + " AND (group_id, member_id) IN (VALUES " + valueRows(len(links), "(?, ?)") + ")"
 		if w.s.dialect == MySQL {
 			q = "DELETE FROM directory_copy_links WHERE " + scope + " AND (" + strings.Repeat("(group_id = ? AND member_id = ?) OR ", len(links)-1) + "(group_id = ? AND member_id = ?))"
 		}
@@ -249,7 +249,7 @@ func (w *copyWriter) addLinks(ctx context.Context, d sources.CopyDelta) error {
 		for _, l := range links {
 			args = append(args, w.customer, w.source, l.Group, l.Member)
 		}
-		q := "INSERT INTO directory_copy_links (customer_id, source, group_id, member_id) VALUES " + placeholders(len(links), "(?, ?, ?, ?)") + onConflict
+		q := "INSERT INTO directory_copy_links (customer_id, source, group_id, member_id) VALUES " + valueRows(len(links), "(?, ?, ?, ?)") + onConflict
 		if err := w.exec(ctx, q, args...); err != nil {
 			return err
 		}
@@ -290,8 +290,8 @@ func chunks[T any](items []T, rows int, size func(T) int) iter.Seq[[]T] {
 	}
 }
 
-// placeholders repeats one row's placeholders n times, comma-separated.
-func placeholders(n int, row string) string {
+// valueRows repeats one row's placeholders n times, comma-separated.
+func valueRows(n int, row string) string {
 	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 

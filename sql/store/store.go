@@ -88,6 +88,10 @@ func ParseURL(raw string) (Dialect, string, error) {
 		if cfg.Params == nil {
 			cfg.Params = map[string]string{}
 		}
+		// The session clock in UTC: lease expiry is computed from
+		// NOW(6), which a local time zone with daylight saving would
+		// make ambiguous for an hour a year.
+		cfg.Params["time_zone"] = "'+00:00'"
 		cfg.Collation = "utf8mb4_bin"
 		return MySQL, cfg.FormatDSN(), nil
 	}
@@ -323,10 +327,13 @@ func (s *Store) AppliedMigrations(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// placeholders is n comma-separated parameters.
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
 // upsert returns an INSERT that updates cols on a key conflict.
 func (s *Store) upsert(table string, keys, cols []string) string {
 	all := append(append([]string{}, keys...), cols...)
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(all, ", "), strings.TrimSuffix(strings.Repeat("?, ", len(all)), ", "))
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(all, ", "), placeholders(len(all)))
 	set := make([]string, len(cols))
 	if s.dialect == MySQL {
 		for i, c := range cols {

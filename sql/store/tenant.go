@@ -465,38 +465,6 @@ func (t *tx) PutState(ctx context.Context, customer, name, value string) error {
 	return err
 }
 
-// AcquireLease takes the customer's lease when it is free, expired or
-// already ours. The conditional UPDATE is atomic, so of two replicas
-// racing for one customer exactly one wins.
-func (s *Store) AcquireLease(ctx context.Context, customer, holder string, ttl time.Duration) (bool, error) {
-	defer s.serialize()()
-	now := time.Now()
-	ignore := "INSERT OR IGNORE"
-	if s.dialect == MySQL {
-		ignore = "INSERT IGNORE"
-	}
-	if _, err := s.db.ExecContext(ctx, ignore+" INTO leases (customer_id, holder, expires_at) VALUES (?, ?, 0)", customer, holder); err != nil {
-		return false, fmt.Errorf("lease customer %s: %w", customer, err)
-	}
-	res, err := s.db.ExecContext(ctx, "UPDATE leases SET holder = ?, expires_at = ? WHERE customer_id = ? AND (holder = ? OR expires_at < ?)",
-		holder, now.Add(ttl).UnixMicro(), customer, holder, now.UnixMicro())
-	if err != nil {
-		return false, fmt.Errorf("lease customer %s: %w", customer, err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
-}
-
-// ReleaseLease frees the customer's lease if holder has it.
-func (s *Store) ReleaseLease(ctx context.Context, customer, holder string) error {
-	defer s.serialize()()
-	_, err := s.db.ExecContext(ctx, "UPDATE leases SET expires_at = 0 WHERE customer_id = ? AND holder = ?", customer, holder)
-	if err != nil {
-		return fmt.Errorf("release lease of customer %s: %w", customer, err)
-	}
-	return nil
-}
-
 // StartRun records the start of a run.
 func (s *Store) StartRun(ctx context.Context, at time.Time) (int64, error) {
 	defer s.serialize()()

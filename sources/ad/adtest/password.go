@@ -210,6 +210,9 @@ const (
 	// connection before answering: a crash between the directory call and
 	// its answer.
 	DropAfterApply
+	// DropBeforeApply cuts every open connection without changing the
+	// password: a request lost on its way, the DC never received it.
+	DropBeforeApply
 )
 
 // FailPasswordChanges makes the next len(faults) password changes that
@@ -299,6 +302,10 @@ func (s *Server) handleModify(w *gldap.ResponseWriter, r *gldap.Request) {
 		// a user resetting (rather than changing) a password is refused.
 		s.pwRefusals.Add(1)
 		answer(gldap.ResultInsufficientAccessRights, diagNoAccess)
+		return
+	}
+	if fault == DropBeforeApply {
+		s.DropConnections()
 		return
 	}
 	pw, ok := decodeUnicodePwd(vals[0])
