@@ -209,14 +209,14 @@ func (s *Source) fullReason(state sources.SyncState, digest string, opt sources.
 
 // durationText says "7 days" rather than "168h0m0s".
 func durationText(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		if n := d / (24 * time.Hour); n == 1 {
-			return "1 day"
-		} else {
-			return fmt.Sprintf("%d days", n)
-		}
+	switch n := d / (24 * time.Hour); {
+	case d%(24*time.Hour) != 0:
+		return d.String()
+	case n == 1:
+		return "1 day"
+	default:
+		return fmt.Sprintf("%d days", n)
 	}
-	return d.String()
 }
 
 // readFull reads the whole domain: with DirSync, or by searching when the

@@ -105,7 +105,10 @@ type Server struct {
 	latency  time.Duration
 	closed   bool
 	wg       sync.WaitGroup
-	runErr   chan error
+	// proxied is closed when the proxy stops accepting: from then on no
+	// connection to gldap is being dialed.
+	proxied chan struct{}
+	runErr  chan error
 }
 
 // pageState is a paged search in progress. Cookies are not bound to a
@@ -190,6 +193,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.wg.Add(1)
+	s.proxied = make(chan struct{})
 	go s.proxy()
 	return s, nil
 }
@@ -229,6 +233,7 @@ func waitDial(addr string, runErr chan error) error {
 
 func (s *Server) proxy() {
 	defer s.wg.Done()
+	defer close(s.proxied)
 	for {
 		c, err := s.listener.Accept()
 		if err != nil {
@@ -275,6 +280,10 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.listener.Close()
+	// gldap's Stop must not meet a connection it is still accepting (its
+	// WaitGroup would be added to while waited on): let the proxy's last
+	// dial finish first.
+	<-s.proxied
 	s.DropConnections()
 	err := s.ldap.Stop()
 	s.wg.Wait()
