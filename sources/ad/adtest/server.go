@@ -108,7 +108,11 @@ type Server struct {
 	// proxied is closed when the proxy stops accepting: from then on no
 	// connection to gldap is being dialed.
 	proxied chan struct{}
-	runErr  chan error
+	// probed is closed when gldap has let go of the first connection, the
+	// probe that tells Start it listens (see Start).
+	probed    chan struct{}
+	probeOnce sync.Once
+	runErr    chan error
 }
 
 // pageState is a paged search in progress. Cookies are not bound to a
@@ -140,7 +144,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{dir: opts.Directory, opts: opts, bound: map[int]bool{}, paging: map[string]*pageState{},
 		conns: map[net.Conn]struct{}{}, latency: opts.Latency, runErr: make(chan error, 1),
-		secure: map[int]bool{}, who: map[int]string{}}
+		secure: map[int]bool{}, who: map[int]string{}, probed: make(chan struct{})}
 	var err error
 	if s.tlsCfg, s.caPEM, err = selfSigned(); err != nil {
 		return nil, err
@@ -183,6 +187,12 @@ func Start(opts Options) (*Server, error) {
 	if err := waitDial(s.backend, s.runErr); err != nil {
 		srv.Stop()
 		return nil, fmt.Errorf("adtest: start LDAP server: %w", err)
+	}
+	// gldap counts the probe connection in a WaitGroup its Stop waits on:
+	// a Close right after Start would race with it being accepted.
+	select {
+	case <-s.probed:
+	case <-time.After(5 * time.Second):
 	}
 	addr := opts.Addr
 	if addr == "" {
@@ -374,6 +384,7 @@ func (s *Server) OpenPagedSearches() int {
 }
 
 func (s *Server) onClose(connID int) {
+	s.probeOnce.Do(func() { close(s.probed) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.bound, connID)
