@@ -44,7 +44,7 @@ func (s *Source) CopyAccounts(ctx context.Context, copies sources.CopyStore, cus
 			return
 		}
 		info, _ := tok.Domain.info()
-		cg, problems, err := s.loadCopyGroups(ctx, copies, customer, info, sel)
+		cg, problems, err := s.loadCopyGroups(ctx, copies, customer, info)
 		if err != nil {
 			fail(err)
 			return
@@ -69,7 +69,12 @@ func (s *Source) CopyAccounts(ctx context.Context, copies sources.CopyStore, cus
 		var ous []string
 		missing := ""
 		for _, ou := range p.ous {
-			if !cg.exists[dnKey(ou)] {
+			found, err := cg.exists(ctx, ou)
+			if err != nil {
+				fail(err)
+				return
+			}
+			if !found {
 				missing = ou
 				break
 			}
@@ -160,27 +165,27 @@ type copyGroups struct {
 	byKey    map[string]string
 	parents  map[string][]string
 	children map[string][]string
-	// others are the non-group objects the selection names as groups
-	// (to say "not a group"), exists the selected OUs found.
-	others map[string]*copyObject
-	exists map[string]bool
+	// containers are the DN keys of the OUs and containers, which a
+	// selection's OUs normally are.
+	containers map[string]bool
+	// copies and customer are where to look for anything else a selection
+	// names (a group DN that is not a group, an OU that is not one).
+	ctx      context.Context
+	copies   sources.CopyStore
+	customer string
 }
 
-// loadCopyGroups reads the copy's groups and their nesting, the objects the
-// selection names, and the problems a read recorded.
-func (s *Source) loadCopyGroups(ctx context.Context, copies sources.CopyStore, customer string, info Info, sel sources.Selection) (*copyGroups, []problem, error) {
+// loadCopyGroups reads the copy's groups and their nesting, the DNs of
+// its containers, and the problems a read recorded.
+func (s *Source) loadCopyGroups(ctx context.Context, copies sources.CopyStore, customer string, info Info) (*copyGroups, []problem, error) {
 	cg := &copyGroups{src: s, info: info, groups: map[string]*copyObject{}, byKey: map[string]string{}, parents: map[string][]string{},
-		children: map[string][]string{}, others: map[string]*copyObject{}, exists: map[string]bool{}}
-	wanted := map[string]bool{}
-	for _, dn := range append(append([]string{}, sel.Groups...), sel.OUs...) {
-		wanted[dnKey(dn)] = true
-	}
+		children: map[string][]string{}, containers: map[string]bool{}, ctx: ctx, copies: copies, customer: customer}
 	var problems []problem
 	for o, err := range copies.CopyObjects(ctx, customer, copySource) {
 		if err != nil {
 			return nil, nil, s.errorf(err, "read the local copy")
 		}
-		if o.Kind != kindGroup && o.Kind != kindProblem && len(wanted) == 0 {
+		if o.Kind != kindGroup && o.Kind != kindProblem && o.Kind != kindContainer {
 			continue
 		}
 		obj, err := decodeCopyObject(o.Doc)
@@ -188,19 +193,14 @@ func (s *Source) loadCopyGroups(ctx context.Context, copies sources.CopyStore, c
 			problems = append(problems, problem{entry: o.ID, reason: "the local copy holds it unreadable: the next full read replaces it"})
 			continue
 		}
-		key := dnKey(obj.dn)
-		switch {
-		case o.Kind == kindProblem:
+		switch o.Kind {
+		case kindProblem:
 			problems = append(problems, problem{entry: obj.dn, reason: obj.first("reason")})
-			continue
-		case o.Kind == kindGroup:
+		case kindGroup:
 			cg.groups[o.ID] = obj
-			cg.byKey[key] = o.ID
-		case wanted[key]:
-			cg.others[key] = obj
-		}
-		if wanted[key] {
-			cg.exists[key] = true
+			cg.byKey[dnKey(obj.dn)] = o.ID
+		case kindContainer:
+			cg.containers[dnKey(obj.dn)] = true
 		}
 	}
 	for l, err := range copies.CopyLinks(ctx, customer, copySource) {
@@ -213,6 +213,33 @@ func (s *Source) loadCopyGroups(ctx context.Context, copies sources.CopyStore, c
 		}
 	}
 	return cg, problems, nil
+}
+
+// exists reports whether the copy holds an object with that DN: an OU or
+// container, else (rarely) anything else a search could start from.
+func (cg *copyGroups) exists(ctx context.Context, dn string) (bool, error) {
+	if cg.containers[dnKey(dn)] || cg.byKey[dnKey(dn)] != "" {
+		return true, nil
+	}
+	obj, err := cg.find(ctx, dn)
+	return obj != nil, err
+}
+
+// find looks for any object with that DN, reading the whole copy.
+func (cg *copyGroups) find(ctx context.Context, dn string) (*copyObject, error) {
+	key := dnKey(dn)
+	for o, err := range cg.copies.CopyObjects(ctx, cg.customer, copySource) {
+		if err != nil {
+			return nil, cg.src.errorf(err, "read the local copy")
+		}
+		if o.Kind == kindProblem {
+			continue
+		}
+		if obj, err := decodeCopyObject(o.Doc); err == nil && dnKey(obj.dn) == key {
+			return obj, nil
+		}
+	}
+	return nil, nil
 }
 
 // entry is a group as classification reads it: its memberOf from the
@@ -260,15 +287,18 @@ func (cg *copyGroups) findBySID(_ context.Context, g *graph, base string, wk []w
 	return found, nil
 }
 
-func (cg *copyGroups) selectedGroup(_ context.Context, dn string) (*ldap.Entry, error) {
-	key := dnKey(dn)
-	if id, ok := cg.byKey[key]; ok {
+func (cg *copyGroups) selectedGroup(ctx context.Context, dn string) (*ldap.Entry, error) {
+	if id, ok := cg.byKey[dnKey(dn)]; ok {
 		return cg.entry(id), nil
 	}
-	if obj, ok := cg.others[key]; ok {
-		return obj.entry(nil), nil
+	obj, err := cg.find(ctx, dn) // not a group: say what it is
+	if err != nil {
+		return nil, err
 	}
-	return nil, cg.src.errorf(errors.New("not in the local copy of the directory"), "read selected group %q", dn)
+	if obj == nil {
+		return nil, cg.src.errorf(errors.New("not in the local copy of the directory"), "read selected group %q", dn)
+	}
+	return obj.entry(nil), nil
 }
 
 func (cg *copyGroups) groupByName(_ context.Context, base, name string) (*ldap.Entry, error) {
