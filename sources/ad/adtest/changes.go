@@ -82,8 +82,23 @@ func (d *Directory) stamp(e *Entry, attrs ...string) int {
 	e.usn = d.usn
 	e.set("uSNChanged", strconv.Itoa(d.usn))
 	e.set("whenChanged", changeTime(d.usn))
+	d.logChange(e)
 	d.version++
 	return d.usn
+}
+
+// logged is an entry as it was at one USN.
+type logged struct {
+	usn int
+	e   *Entry
+}
+
+// logChange records that e changed at its current USN. The log is in USN
+// order, so DirSync finds what changed after a cookie without sorting the
+// directory; an entry changed again is skipped at its older places.
+// Caller holds d.mu.
+func (d *Directory) logChange(e *Entry) {
+	d.changeLog = append(d.changeLog, logged{usn: e.usn, e: e})
 }
 
 // stampLink records that member m of group g was added or removed. Caller
@@ -130,6 +145,7 @@ func (d *Directory) addDeletedObjects() {
 	e.created, e.usn = d.usn, d.usn
 	e.set("uSNChanged", strconv.Itoa(d.usn))
 	e.set("whenChanged", changeTime(d.usn))
+	d.logChange(e)
 	e.deleted = true
 	d.entries = append(d.entries, e)
 	d.byDN[e.key] = e

@@ -140,6 +140,9 @@ type Directory struct {
 	guided int // how many of entries guids holds
 	// dc is the domain controller answering (see SwitchDC).
 	dc dcIdentity
+	// changeLog lists the entries in the order of their USNs (see
+	// logChange).
+	changeLog []logged
 }
 
 // Well-known containers and groups of every generated directory, relative
@@ -267,6 +270,7 @@ func (d *Directory) put(dn, class, category string) *Entry {
 	e.created, e.usn = d.usn, d.usn
 	e.set("uSNChanged", strconv.Itoa(d.usn))
 	e.set("whenChanged", changeTime(d.usn))
+	d.logChange(e)
 	d.entries = append(d.entries, e)
 	d.byDN[key] = e
 	d.version++

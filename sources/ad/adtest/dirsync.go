@@ -167,23 +167,22 @@ func (s *Server) dirSync(w *gldap.ResponseWriter, r *gldap.Request, m *gldap.Sea
 		fail(gldap.ResultProtocolError, err.Error())
 		return
 	}
-	var cands []*Entry
-	for _, e := range d.entries {
-		if e.usn > from.objUSN && match(e) {
-			cands = append(cands, e)
-		}
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].usn < cands[j].usn }) // USNs are unique
 	v := searchView(m.Controls)
 	sent, more := 0, false
 	next := dirSyncCookie{objUSN: d.usn, propUSN: d.usn, invocation: d.dc.invocation}
-	for i, e := range cands {
+	last := from.objUSN // the USN of the last object looked at
+	for i := sort.Search(len(d.changeLog), func(i int) bool { return d.changeLog[i].usn > from.objUSN }); i < len(d.changeLog); i++ {
+		l := d.changeLog[i]
+		if l.usn != l.e.usn || !match(l.e) {
+			continue // changed again later, or not asked for
+		}
 		if sent == s.opts.MaxPageSize {
 			more = true
-			next = dirSyncCookie{objUSN: cands[i-1].usn, propUSN: from.propUSN, invocation: d.dc.invocation}
+			next = dirSyncCookie{objUSN: last, propUSN: from.propUSN, invocation: d.dc.invocation}
 			break
 		}
-		dn, attrs := d.dirSyncEntry(e, m.Attributes, from.propUSN, flags, v)
+		last = l.usn
+		dn, attrs := d.dirSyncEntry(l.e, m.Attributes, from.propUSN, flags, v)
 		if attrs == nil {
 			continue
 		}
