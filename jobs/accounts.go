@@ -25,6 +25,8 @@ type Accounts struct {
 	Log       logrus.FieldLogger
 	// Actor is recorded in audit events and decisions.
 	Actor string
+	// TechVault reads the Technician Vault (vault list, show, reveal).
+	TechVault TechVaultReader
 	// Holder names the lease holder (a new unique name when empty).
 	Holder   string
 	LeaseTTL time.Duration
@@ -64,7 +66,7 @@ type AccountRow struct {
 	Type        AccountType `json:"type"`
 	State       string      `json:"state"`
 	// Reason says why a person is needed, or why the account is ignored,
-	// disabled or missing.
+	// disabled or missing, or never rotated.
 	Reason           string `json:"reason,omitempty"`
 	VaultIntegration string `json:"vault_integration,omitempty"`
 	VaultRef         string `json:"vault_ref,omitempty"`
@@ -85,8 +87,27 @@ type AccountRow struct {
 	// the state of its latest one.
 	LastRotated time.Time `json:"last_rotated,omitzero"`
 	Rotation    string    `json:"rotation_state,omitempty"`
+	// RotationBlocked says why an administrator is never rotated whatever
+	// its ledger flag: autoimport signs in as it (Flags then show rotation
+	// off).
+	RotationBlocked string `json:"rotation_blocked,omitempty"`
 
 	imported *ImportedAccount
+}
+
+// noteRotationBlocked shows an administrator autoimport signs in as with
+// rotation off and why; the ledger's flag is left as it is.
+func (r *AccountRow) noteRotationBlocked(why string) {
+	if why == "" {
+		return
+	}
+	r.RotationBlocked = why
+	f := *r.Flags
+	f.Rotation = false
+	r.Flags = &f
+	if r.Reason == "" {
+		r.Reason = "rotation off: " + why
+	}
 }
 
 // Subject is how audit events name the account: "ad:<id>".
@@ -131,10 +152,11 @@ func (a *Accounts) List(ctx context.Context, customer string, f AccountFilter) (
 	if err := CheckAccountFilter(f); err != nil {
 		return nil, err
 	}
-	if _, _, err := a.customer(ctx, customer); err != nil {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := a.rows(ctx, customer)
+	rows, err := a.rows(ctx, t, c)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +171,9 @@ func (a *Accounts) List(ctx context.Context, customer string, f AccountFilter) (
 
 // rows joins the ledger, the accounts that need a person and the
 // decisions into one row per account.
-func (a *Accounts) rows(ctx context.Context, customer string) ([]AccountRow, error) {
+func (a *Accounts) rows(ctx context.Context, t *Tenant, c Customer) ([]AccountRow, error) {
+	customer := c.ID
+	signsIn := loadCredentialUses(ctx, a.Store, t, c, secretsOf(a.Connector))
 	var lastPass time.Time
 	if v, err := a.Store.State(ctx, customer, stateLastPass); err != nil {
 		return nil, err
@@ -207,6 +231,9 @@ func (a *Accounts) rows(ctx context.Context, customer string) ([]AccountRow, err
 			r.Decision = &d
 		}
 		r.LastRotated = l.LastRotated
+		if l.Type == Admin {
+			r.noteRotationBlocked(signsIn.forAccount(l))
+		}
 		if x, ok := rot[r.Subject()]; ok {
 			r.Rotation = x.State
 			if x.State == RotationSet && r.Reason == "" {
@@ -226,6 +253,11 @@ func (a *Accounts) rows(ctx context.Context, customer string) ([]AccountRow, err
 		seen[k] = true
 		r := AccountRow{Source: x.Source, ID: x.SourceID, Username: x.Username, DisplayName: x.DisplayName, Email: x.Email, Type: x.Type,
 			State: x.State, Reason: x.Reason, LastSeen: lastPass}
+		if x.State == StateIgnored {
+			// Seen only while it was ignored, and ignored no more: it
+			// waits, as a held account does, for the next run to plan it.
+			r.State, r.Reason = StateHeld, "seen while it was ignored, and no longer ignored: the next run imports it as its options say"
+		}
 		if d, ok := dec[k]; ok {
 			r.Decision = &d
 			if d.Kind == DecisionMatch {
@@ -308,10 +340,11 @@ func find(rows []AccountRow, customer, name string) (*AccountRow, error) {
 
 // account finds one account of a customer by the name a technician gave.
 func (a *Accounts) account(ctx context.Context, customer, name string) (*AccountRow, error) {
-	if _, _, err := a.customer(ctx, customer); err != nil {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
 		return nil, err
 	}
-	rows, err := a.rows(ctx, customer)
+	rows, err := a.rows(ctx, t, c)
 	if err != nil {
 		return nil, err
 	}

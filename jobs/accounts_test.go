@@ -268,6 +268,21 @@ func TestWelcomeRollOutSendsOnce(t *testing.T) {
 		if led["user1"].Welcome != jobs.WelcomeSent || led["user3"].Welcome != jobs.WelcomeNone {
 			t.Fatalf("ledger: %+v", led)
 		}
+		// One email to each end user with an address, each naming its own
+		// account.
+		to := map[string]sinks.Welcome{}
+		for _, w := range acme.mail.sent {
+			to[w.To] = w
+		}
+		for _, i := range []int{1, 2} {
+			u := user(i, jobs.EndUser)
+			if w, ok := to[u.Email]; !ok || w.Username != u.Username || w.DisplayName != u.DisplayName || w.Customer != "acme" {
+				t.Fatalf("user%d's welcome email: %+v (sent: %+v)", i, w, acme.mail.sent)
+			}
+		}
+		if len(to) != 2 {
+			t.Fatalf("welcome emails went to %d addresses, want 2: %+v", len(to), acme.mail.sent)
+		}
 		out, res, err = acc.Welcome(ctx, "acme", jobs.Selection{All: true}, false)
 		if err != nil || res.Sent != 0 || len(acme.mail.sent) != 2 || dueOf(out) != 0 || !strings.Contains(out[0].Skipped, "got one already") {
 			t.Fatalf("second roll-out: %+v %+v, %v; %d sent", out, res, err, len(acme.mail.sent))
@@ -291,4 +306,73 @@ func dueOf(out []jobs.WelcomeOutcome) int {
 		}
 	}
 	return n
+}
+
+// An account autoimport has seen stays known: ignored, it is listed as
+// ignored with who, when and why, through any number of runs; unignored,
+// it is back in the state it had, and can be matched at once, before any
+// run has seen it again. One ignored before a run ever saw it is listed
+// under its names once a run has, and, unignored, waits for the next run.
+func TestIgnoredAccountsStayKnown(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		amb := ambiguousUsers(acme, 1)[0] // user0: a0 and b0 fit
+		fresh := user(9, jobs.EndUser)
+		acme.ad.set(amb)
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		acc, ctx := f.accounts(), context.Background()
+		before, err := acc.Show(ctx, "acme", "user0")
+		if err != nil || before.State != jobs.StateAmbiguous {
+			t.Fatalf("before: %+v, %v", before, err)
+		}
+		if _, err := acc.Ignore(ctx, "acme", []string{"user0", "ad:" + fresh.ID}, "shared mailbox", false); err != nil {
+			t.Fatal(err)
+		}
+		acme.ad.set(amb, fresh)
+		for range 2 {
+			cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+			if len(cr.NeedPerson) != 0 || cr.Counts.Skipped != 2 {
+				t.Fatalf("ignored accounts need a person, or were not skipped: %v %+v", cr.NeedPerson, cr.Counts)
+			}
+			rows, err := acc.List(ctx, "acme", jobs.AccountFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := states(rows); len(rows) != 2 || st["user0"] != jobs.StateIgnored || st["user9"] != jobs.StateIgnored {
+				t.Fatalf("after a run: %v", st)
+			}
+			for _, r := range rows {
+				if !strings.Contains(r.Reason, "ignored by tech on") || !strings.Contains(r.Reason, "shared mailbox") || r.Decision == nil {
+					t.Fatalf("%s: %q", r.Username, r.Reason)
+				}
+			}
+		}
+		if _, err := acc.Unignore(ctx, "acme", []string{"user0", "user9"}, false); err != nil {
+			t.Fatal(err)
+		}
+		after, err := acc.Show(ctx, "acme", "user0")
+		if err != nil || after.State != jobs.StateAmbiguous || after.Reason != before.Reason {
+			t.Fatalf("unignored: %+v, %v; want the state it had: %s %q", after, err, before.State, before.Reason)
+		}
+		nine, err := acc.Show(ctx, "acme", "user9")
+		if err != nil || nine.State != jobs.StateHeld || !strings.Contains(nine.Reason, "no longer ignored") {
+			t.Fatalf("unignored, never planned: %+v, %v", nine, err)
+		}
+		// Matched at once, before a run has seen them again.
+		if _, err := acc.Match(ctx, "acme", "user0", jobs.MatchRequest{VaultRef: "a0"}); err != nil {
+			t.Fatalf("match after unignore: %v", err)
+		}
+		if _, err := acc.Match(ctx, "acme", "user9", jobs.MatchRequest{VaultCreate: true}); err != nil {
+			t.Fatalf("match after unignore: %v", err)
+		}
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		led := ledgerOf(t, s, "acme")
+		if cr.Counts.Imported != 2 || led["user0"].VaultRef != "a0" || led["user9"].VaultRef == "" || len(cr.NeedPerson) != 0 {
+			t.Fatalf("next run: %+v %v; ledger %+v", cr.Counts, cr.NeedPerson, led)
+		}
+		if rows, _ := acc.List(ctx, "acme", jobs.AccountFilter{}); len(rows) != 2 || states(rows)["user9"] != jobs.StateImported {
+			t.Fatalf("after the import: %v", states(rows))
+		}
+	})
 }

@@ -22,6 +22,9 @@ type attentionLog struct {
 	// need counts, by state, the accounts this pass found needing a person.
 	need map[string]int
 	on   bool // the log records: a pass that is not a dry run
+	// choices are the technicians' decisions, by "source:id": an ignored
+	// account's row is kept as it was, the state unignore returns it to.
+	choices map[string]AccountDecision
 }
 
 // attentionMark is what a pass keeps of a row the last pass left.
@@ -32,6 +35,13 @@ type attentionMark struct {
 	// What this pass did with it: reported the account, found it needs a
 	// person still (unchanged or changed), or settled it.
 	seen, still, settled bool
+}
+
+// ignored returns the technician's decision to ignore the account under
+// k, if there is one.
+func (l *attentionLog) ignored(k ledgerKey) (AccountDecision, bool) {
+	d, ok := l.choices[k.source+":"+k.id]
+	return d, ok && d.Kind == DecisionIgnore
 }
 
 // attentionSum digests what, beside the state, makes a row change.
@@ -64,6 +74,7 @@ func (ps *pass) readAttention(ctx context.Context, record bool) error {
 	for _, d := range ds {
 		ps.choices[d.Source+":"+d.SourceID] = d
 	}
+	ps.attention.choices = ps.choices
 	return nil
 }
 
@@ -99,9 +110,20 @@ func (l *attentionLog) note(customer string, p *AccountPlan) {
 	if !l.on {
 		return // a dry run, or the log was never read
 	}
-	m := l.before[ledgerKey{p.Source, p.ID}]
+	k := ledgerKey{p.Source, p.ID}
+	m := l.before[k]
 	if m != nil {
 		m.seen = true
+	}
+	if d, ok := l.ignored(k); ok && p.Action == ActionSkip {
+		// An ignored account stays known: its row keeps the state it had,
+		// which unignore returns it to; one seen for the first time is
+		// recorded as ignored, so that it is listed under its names.
+		if m == nil {
+			l.changed = append(l.changed, AccountAttention{Customer: customer, Source: p.Source, SourceID: p.ID, Type: p.Type, Username: p.Username,
+				DisplayName: p.DisplayName, Email: p.Email, State: StateIgnored, Reason: ignoredReason(d)})
+		}
+		return
 	}
 	if st := attentionState(p); st != "" {
 		reason := p.Reason
@@ -148,6 +170,9 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 	if !l.on {
 		return nil
 	}
+	if err := ps.opt.leaseLost(); err != nil {
+		return fmt.Errorf("%w: the accounts that need a person are recorded by the next run", err)
+	}
 	now := ps.im.now()
 	type change struct {
 		put *AccountAttention
@@ -169,6 +194,9 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 		if m.settled || gone {
 			changes = append(changes, change{del: k})
 			continue
+		}
+		if _, ignored := l.ignored(k); ignored || m.state == StateIgnored {
+			continue // needs no person
 		}
 		left[m.state]++
 	}

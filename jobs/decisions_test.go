@@ -71,8 +71,11 @@ func TestRunsHonourTechniciansDecisions(t *testing.T) {
 		if ignored.Action != jobs.ActionSkip || !strings.Contains(ignored.Reason, "ignored by tech on 2026-11-20: service account") {
 			t.Fatalf("ignored account: %+v", ignored)
 		}
-		if att := attentionOf(t, s); len(att) != 0 || len(cr.NeedPerson) != 0 {
-			t.Fatalf("settled accounts still need a person: %+v %v", att, cr.NeedPerson)
+		// The settled accounts no longer need a person; the ignored one
+		// keeps, unchanged, the state unignore returns it to, and counts as
+		// needing no one.
+		if att := attentionOf(t, s); len(att) != 1 || att["user2"].State != jobs.StateAmbiguous || len(cr.NeedPerson) != 0 {
+			t.Fatalf("after the decisions: %+v %v", att, cr.NeedPerson)
 		}
 
 		// An ignored account never counts towards a surge.

@@ -23,6 +23,18 @@ import (
 type memSource struct {
 	mu       sync.Mutex
 	accounts []sources.Account
+	// bindAs is the account the customer's bind_dn names in it, when a
+	// test says which.
+	bindAs *jobs.BindAccount
+}
+
+func (s *memSource) BindAccount(ctx context.Context) (jobs.BindAccount, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bindAs == nil {
+		return jobs.BindAccount{}, fmt.Errorf("%w: bind_dn names no account of this directory", jobs.ErrNotFound)
+	}
+	return *s.bindAs, nil
 }
 
 func (s *memSource) set(as ...sources.Account) { s.mu.Lock(); s.accounts = as; s.mu.Unlock() }
@@ -135,6 +147,9 @@ type world struct {
 	smtp sinks.Mailer
 	// dir holds administrators' passwords, for rotation.
 	dir *memDirectory
+	// adminVault, when set, holds the administrators' entries instead of
+	// vault (the Technician Vault).
+	adminVault sinks.Vault
 }
 
 func newWorld() *world {
@@ -153,6 +168,9 @@ func (c connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Customer
 		VaultScope: map[jobs.AccountType]sinks.VaultScope{jobs.EndUser: {Customer: cu.ID, Container: "org-" + cu.ID}, jobs.Admin: {Customer: cu.ID, Container: "org-" + cu.ID}},
 		PSA:        w.psa, PSAScope: sinks.PSAScope{Customer: cu.ID, CompanyID: "1"}, Mailer: mailer, EnrollmentURL: "https://enroll.example"}
 	conn.Directories = map[string]jobs.PasswordDirectory{"ad": w.dir}
+	if w.adminVault != nil {
+		conn.Vaults[jobs.Admin], conn.VaultScope[jobs.Admin] = w.adminVault, sinks.VaultScope{Customer: cu.ID, Container: cu.ID}
+	}
 	if cu.Sources.AD != nil {
 		conn.AD = w.ad
 	}

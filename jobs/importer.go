@@ -201,6 +201,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.fail(err)
 		return rep
 	}
+	in.Entries = ps.entryUses(in, fresh)
 	// Plans are made a batch at a time, so that only one batch is held.
 	batchOf := func(from int) []AccountPlan {
 		to := min(from+applyBatch, fresh.len())
@@ -273,6 +274,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		rep.fail(err)
 		return rep
 	}
+	ps.recordBindAccount(ctx, conn)
 	stop := opt.Stop
 	if stop == nil {
 		stop = ctx

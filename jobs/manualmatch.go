@@ -74,7 +74,7 @@ func (a *Accounts) Match(ctx context.Context, customer, name string, req MatchRe
 	}
 	res := &MatchResult{DryRun: req.DryRun}
 	err = a.locked(ctx, customer, req.DryRun, func() error {
-		rows, err := a.rows(ctx, customer)
+		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
 		}
@@ -97,6 +97,9 @@ func (a *Accounts) Match(ctx context.Context, customer, name string, req MatchRe
 			return fmt.Errorf("customer %s: %w", customer, err)
 		}
 		if err := a.checkChoice(ctx, conn, r, req, res); err != nil {
+			return err
+		}
+		if err := entryFree(customer, rows, conn, r, req.VaultRef); err != nil {
 			return err
 		}
 		if r.imported != nil {
@@ -155,6 +158,42 @@ func (a *Accounts) checkChoice(ctx context.Context, conn *Connections, r *Accoun
 		r.PSAIntegration = conn.PSA.Name()
 	}
 	return nil
+}
+
+// entryFree refuses an entry that another account of the customer holds:
+// an imported account linked to it, or one a technician chose it for.
+// One vault entry holds one account's password; two accounts in one
+// entry would be rotated into it, and one password lost.
+func entryFree(customer string, rows []AccountRow, conn *Connections, r *AccountRow, ref string) error {
+	if ref == "" {
+		return nil
+	}
+	v, _ := vaultOf(conn, r.Type)
+	for i := range rows {
+		o := &rows[i]
+		if o.Source == r.Source && o.ID == r.ID {
+			continue
+		}
+		var how string
+		switch {
+		case o.imported != nil && o.VaultRef == ref && o.VaultIntegration == v.Name():
+			how = "is linked to"
+		case o.imported == nil && o.Decision != nil && o.Decision.Kind == DecisionMatch && o.Decision.VaultRef == ref && sameVault(conn, o.Type, r.Type):
+			how = fmt.Sprintf("was chosen by %s on %s for", o.Decision.Actor, o.Decision.At.Format("2006-01-02"))
+		default:
+			continue
+		}
+		return &UsageError{Msg: fmt.Sprintf("customer %s: %s entry %s %s %s already, and one vault entry holds one account's password: choose another entry for %s (or --vault-create), or first link %s to another entry",
+			customer, v.Name(), ref, how, accountName(o.Source, o.ID, o.Username), r.Username, o.Username)}
+	}
+	return nil
+}
+
+// sameVault reports whether accounts of two types go to the same vault.
+func sameVault(conn *Connections, a, b AccountType) bool {
+	va, sa := vaultOf(conn, a)
+	vb, sb := vaultOf(conn, b)
+	return va != nil && vb != nil && va.Name() == vb.Name() && sa.Container == sb.Container
 }
 
 // relink changes an imported account's links; the event keeps the old ones.
@@ -237,18 +276,18 @@ func (a *Accounts) Ignore(ctx context.Context, customer string, names []string, 
 		if tx == nil {
 			return "", nil
 		}
+		// The account's row stays: it is listed as ignored, and unignore
+		// returns it to the state it had.
 		if err := tx.PutDecision(ctx, d); err != nil {
-			return "", err
-		}
-		if err := tx.DeleteAttention(ctx, customer, r.Source, r.ID); err != nil {
 			return "", err
 		}
 		return "", a.audit(ctx, tx, customer, "accounts.ignore", r.Subject(), r.Decision, d)
 	})
 }
 
-// Unignore withdraws exclusions: the next run imports the accounts as
-// their options say.
+// Unignore withdraws exclusions: an account returns to the state it had
+// when it was ignored (and can be matched at once), and the next run
+// imports it as its options say.
 func (a *Accounts) Unignore(ctx context.Context, customer string, names []string, dryRun bool) ([]ExclusionResult, error) {
 	return a.exclusions(ctx, customer, names, dryRun, func(tx Tx, r *AccountRow) (string, error) {
 		if r.Decision == nil || r.Decision.Kind != DecisionIgnore {
@@ -270,12 +309,13 @@ func (a *Accounts) exclusions(ctx context.Context, customer string, names []stri
 	if len(names) == 0 {
 		return nil, &UsageError{Msg: "name at least one account (username, UPN, ad:<id> or m365:<id>)"}
 	}
-	if _, _, err := a.customer(ctx, customer); err != nil {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
 		return nil, err
 	}
 	var out []ExclusionResult
-	err := a.locked(ctx, customer, dryRun, func() error {
-		rows, err := a.rows(ctx, customer)
+	err = a.locked(ctx, customer, dryRun, func() error {
+		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
 		}

@@ -130,6 +130,9 @@ type PlanInput struct {
 	// Choices are the technicians' matches, by "source:id": the vault
 	// entry and PSA contact to use, or to create one where several fit.
 	Choices map[string]AccountDecision
+	// Entries are the entries a new account must not get: linked to an
+	// imported account, or contested by several new ones (planentries.go).
+	Entries *EntryUses
 }
 
 // Plan decides, as a pure function of its input, what to do for each new
@@ -172,6 +175,11 @@ func planOne(in PlanInput, c *Candidate) AccountPlan {
 			m = chosenEntry(ix, ch)
 		} else if m.Outcome == sinks.Ambiguous && ch.VaultCreate {
 			m = sinks.VaultMatch{Outcome: sinks.NoMatch, Reason: m.Reason + "; " + ch.Actor + " chose to create a new entry"}
+		}
+		if m.Outcome == sinks.Matched {
+			if why := in.Entries.conflict(name, m.Entry.Ref, p.Source+":"+p.ID); why != "" {
+				m = sinks.VaultMatch{Outcome: sinks.Ambiguous, Reason: why}
+			}
 		}
 		switch m.Outcome {
 		case sinks.Matched:

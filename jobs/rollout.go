@@ -83,12 +83,13 @@ func (a *Accounts) SetFlags(ctx context.Context, customer string, sel Selection,
 	if set.SelfServe == nil && set.Rotation == nil {
 		return nil, &UsageError{Msg: "say what to set: self_serve=true|false and/or rotation=true|false"}
 	}
-	if _, _, err := a.customer(ctx, customer); err != nil {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
 		return nil, err
 	}
 	var out []FlagChange
-	err := a.locked(ctx, customer, dryRun, func() error {
-		rows, err := a.rows(ctx, customer)
+	err = a.locked(ctx, customer, dryRun, func() error {
+		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
 		}
@@ -98,6 +99,9 @@ func (a *Accounts) SetFlags(ctx context.Context, customer string, sel Selection,
 		}
 		out = out[:0]
 		for _, r := range targets {
+			if !sel.All && set.Rotation != nil && *set.Rotation && r.RotationBlocked != "" {
+				return &UsageError{Msg: fmt.Sprintf("customer %s: %s (%s): rotation cannot be turned on: %s", customer, r.Subject(), r.Username, r.RotationBlocked)}
+			}
 			out = append(out, planFlags(r, set))
 		}
 		if dryRun {
@@ -124,7 +128,11 @@ func (a *Accounts) SetFlags(ctx context.Context, customer string, sel Selection,
 
 // planFlags decides one account's new flags.
 func planFlags(r *AccountRow, set FlagSettings) FlagChange {
-	ch := FlagChange{Account: r.Username, Subject: r.Subject(), Type: r.Type, Before: *r.Flags, After: *r.Flags}
+	// The ledger's flags, not those shown: rotation shows off for an
+	// account autoimport signs in as, whatever its flag.
+	l := r.imported
+	ledger := Flags{SelfServe: l.SelfServe, Rotation: l.Rotation, M365Sync: l.M365Sync}
+	ch := FlagChange{Account: r.Username, Subject: r.Subject(), Type: r.Type, Before: ledger, After: ledger}
 	var why []string
 	if set.SelfServe != nil {
 		if r.Type == EndUser {
@@ -139,6 +147,8 @@ func planFlags(r *AccountRow, set FlagSettings) FlagChange {
 			why = append(why, "rotation is for administrators")
 		case *set.Rotation && r.VaultRef == "":
 			why = append(why, "rotation needs the password in a vault entry, and this account has none")
+		case *set.Rotation && r.RotationBlocked != "":
+			why = append(why, "rotation cannot be turned on: "+r.RotationBlocked)
 		default:
 			ch.After.Rotation = *set.Rotation
 		}
@@ -209,7 +219,7 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 	}
 	var out []WelcomeOutcome
 	err = a.locked(ctx, customer, dryRun, func() error {
-		rows, err := a.rows(ctx, customer)
+		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
 		}

@@ -237,7 +237,7 @@ func (p *rotationPass) run(ctx context.Context) error {
 	if err := p.read(ctx); err != nil {
 		return err
 	}
-	work := p.work()
+	work := p.work(ctx)
 	if len(work) == 0 {
 		return nil
 	}
@@ -270,17 +270,24 @@ type rotationWork struct {
 // account's flags: a sealed password is never left behind), then the due
 // accounts. The others are reported, with when they are due or why they
 // are not rotated.
-func (p *rotationPass) work() []rotationWork {
+func (p *rotationPass) work(ctx context.Context) []rotationWork {
 	var open, due []rotationWork
 	now := p.r.now()
+	signsIn := p.credentialUses(ctx)
 	for _, a := range p.admins {
 		if x, ok := p.open[ledgerKey{a.Source, a.SourceID}]; ok {
+			if why := signsIn.forAccount(a); why != "" && x.State == RotationPending {
+				p.rep.Accounts = append(p.rep.Accounts, p.signsInOpen(a, x, why))
+				continue
+			}
 			open = append(open, rotationWork{a: a, open: &x})
 			continue
 		}
 		ar := AccountRotation{Subject: a.Source + ":" + a.SourceID, Username: a.Username, VaultIntegration: a.VaultIntegration, VaultRef: a.VaultRef,
 			Target: targetOf(a), DueAt: p.dueAt(a)}
 		switch {
+		case signsIn.forAccount(a) != "":
+			ar.Outcome, ar.Reason, ar.DueAt = OutcomeSkipped, "not rotated: "+signsIn.forAccount(a), time.Time{}
 		case !a.Rotation:
 			ar.Outcome, ar.Reason, ar.DueAt = OutcomeSkipped, "rotation is off for this account (autoimport accounts set ... rotation=true)", time.Time{}
 		case a.State != "active":

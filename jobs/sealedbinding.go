@@ -13,13 +13,19 @@ import (
 // were bound to their place have been sealed again for it.
 const sealedBoundState = "sealed.bound"
 
+// SealedRebinder seals again for its place every value of one customer
+// that a sink keeps in the store sealed without a place (the Technician
+// Vault's passwords), and says how many.
+type SealedRebinder func(ctx context.Context, customer string) (int, error)
+
 // BindSealedValues seals again, once, for its place, every value the store
 // holds that was sealed before values were bound to their customer,
-// account and field (the passwords of open rotations), and audits it.
+// account and field (the passwords of open rotations, and those of the
+// sinks' rebinders), and audits it per customer.
 // From then on a value without a place never opens: one copied into the
 // database later, from a backup or another row, is refused, not re-bound.
 // It returns how many values it sealed again (0 when done before).
-func BindSealedValues(ctx context.Context, s Store, key *secret.Key, actor string) (int, error) {
+func BindSealedValues(ctx context.Context, s Store, key *secret.Key, actor string, sinks ...SealedRebinder) (int, error) {
 	if key == nil {
 		return 0, nil
 	}
@@ -42,7 +48,15 @@ func BindSealedValues(ctx context.Context, s Store, key *secret.Key, actor strin
 				unbound = append(unbound, x)
 			}
 		}
-		if len(unbound) == 0 {
+		inSinks := 0
+		for _, rebind := range sinks {
+			n, err := rebind(ctx, c.ID)
+			inSinks += n
+			if err != nil {
+				return total, fmt.Errorf("bind sealed values to their place: %w", err)
+			}
+		}
+		if len(unbound) == 0 && inSinks == 0 {
 			continue
 		}
 		err = s.Update(ctx, func(tx Tx) error {
@@ -58,13 +72,13 @@ func BindSealedValues(ctx context.Context, s Store, key *secret.Key, actor strin
 				}
 			}
 			_, err := tx.AppendAudit(ctx, AuditEvent{At: time.Now().UTC(), Actor: actor, Action: "store.sealed-bound", Customer: c.ID,
-				After: doc(map[string]string{"rotations": strconv.Itoa(len(unbound))})})
+				After: doc(map[string]string{"rotations": strconv.Itoa(len(unbound)), "sink_values": strconv.Itoa(inSinks)})})
 			return err
 		})
 		if err != nil {
 			return total, fmt.Errorf("bind sealed values to their place: %w", err)
 		}
-		total += len(unbound)
+		total += len(unbound) + inSinks
 	}
 	return total, s.Update(ctx, func(tx Tx) error { return tx.PutState(ctx, "", sealedBoundState, "1") })
 }

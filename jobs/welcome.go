@@ -90,6 +90,10 @@ type welcomeSender struct {
 	conn *Connections
 	log  logrus.FieldLogger
 
+	// lease, when set, is done once the customer's lease is lost: from
+	// then on no email is handed to the relay (see send).
+	lease context.Context
+
 	mu sync.Mutex
 	// down is the first relay-wide failure of the run.
 	down error
@@ -270,14 +274,24 @@ func (s *welcomeSender) sendAll(ctx context.Context, jobs []*welcomeJob, res *We
 	}
 }
 
-// send sends one email, unless the relay is known to be down, and sets
-// its outcome: sent; pending when the relay never accepted it; failed
-// when it was refused for this recipient; attempted when unconfirmed.
+// send sends one email, unless the relay is known to be down or the
+// customer's lease was lost, and sets its outcome: sent; pending when the
+// relay never accepted it (or it was not tried); failed when it was
+// refused for this recipient; attempted when unconfirmed.
 func (s *welcomeSender) send(ctx context.Context, j *welcomeJob) {
 	about := map[string]string{"to": j.w.To, "message_id": j.w.MessageID}
 	log := s.log.WithField("account", j.username)
 	if down := s.relayDown(); down != nil {
 		about["error"] = "not tried: " + down.Error()
+		j.state, j.action, j.doc = WelcomePending, "import.email.deferred", doc(about)
+		return
+	}
+	if lost := leaseCause(s.lease); lost != nil {
+		// Another autoimport may run the customer now. The email was
+		// claimed (attempted) by this run and never handed over: it goes
+		// back to pending, its claim being this run's own, and is sent
+		// once, by a run that holds the lease.
+		about["error"] = "not tried: " + lost.Error()
 		j.state, j.action, j.doc = WelcomePending, "import.email.deferred", doc(about)
 		return
 	}
@@ -347,6 +361,13 @@ func (ps *pass) finishWelcomes(ctx context.Context, conn *Connections) {
 	default:
 		res := ps.welcome(conn).sendPending(ctx, stop, ps.pending)
 		rep.Counts.EmailsSent += res.Sent
+		if lost := leaseCause(ps.opt.Lease); lost != nil && res.Pending > 0 {
+			msg := fmt.Sprintf("%v: %d welcome emails pending since an earlier run were not sent; the next run sends them", lost, res.Pending)
+			if rep.Error != "" {
+				msg = rep.Error + "; " + msg
+			}
+			rep.Status, rep.Error = StatusFailed, msg
+		}
 	}
 	ps.pending = nil
 	if ps.mail == nil {
@@ -370,6 +391,7 @@ func (ps *pass) finishWelcomes(ctx context.Context, conn *Connections) {
 func (ps *pass) welcome(conn *Connections) *welcomeSender {
 	if ps.mail == nil {
 		ps.mail = ps.im.newWelcomeSender(ps.c, conn)
+		ps.mail.lease = ps.opt.Lease
 	}
 	return ps.mail
 }

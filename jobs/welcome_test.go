@@ -2,9 +2,15 @@ package jobs_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
@@ -350,6 +356,102 @@ func TestUnconfirmedWelcomeEmailIsNeverResent(t *testing.T) {
 		sentOnce(t, relay, 1, 2, 3) // the dropped message too: the relay kept it
 		if cr.Counts.EmailsSent != 0 || welcomeStates(t, s)[unconfirmed] != "attempted" || mentions(cr, "welcome email to "+unconfirmed+" ") != 1 {
 			t.Fatalf("next run: %+v, states %v, notices %q", cr.Counts, welcomeStates(t, s), cr.Notices)
+		}
+	})
+}
+
+// lossMailer is a relay that works, and on its nth email makes the
+// customer's lease lost and waits until the runner has said so; it notes
+// every email and which were handed to it after that.
+type lossMailer struct {
+	mu        sync.Mutex
+	n         int
+	lose      func()
+	said      <-chan struct{}
+	to        []string
+	afterLoss int
+}
+
+func (m *lossMailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
+	m.mu.Lock()
+	m.n++
+	nth := m.n
+	select {
+	case <-m.said:
+		m.afterLoss++
+	default:
+	}
+	m.to = append(m.to, w.To)
+	m.mu.Unlock()
+	if nth == 5 && m.lose != nil {
+		m.lose()
+		<-m.said
+	}
+	return nil
+}
+
+// Welcome emails pending since an earlier run stop when the customer's
+// lease is lost, as the import does: no email is handed to the relay
+// after the runner knows, none is left claimed and unsent (they are
+// pending again), and the next run sends each of them exactly once.
+func TestPendingWelcomeEmailsStopOnALostLease(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		const n = 200
+		var users []int
+		for i := range n {
+			users = append(users, i)
+		}
+		acme.ad.set(endUsers(users...)...)
+		acme.mail.fail = fmt.Errorf("421 try later: %w", sinks.ErrRelayUnavailable)
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true})
+		if st := welcomeStates(t, s); len(st) != n || st["user7"] != jobs.WelcomePending {
+			t.Fatalf("after the outage: %d accounts, user7 %q", len(st), st["user7"])
+		}
+
+		// The relay is back; on its 5th email the lease is lost.
+		ls := &losingStore{Store: s, creates: new(atomic.Int32)}
+		lost := &lostHook{said: make(chan struct{})}
+		log := logrus.New()
+		log.SetOutput(io.Discard)
+		log.AddHook(lost)
+		relay := &lossMailer{lose: func() { ls.lose.Store(true) }, said: lost.said}
+		acme.smtp = relay
+		f.runner.Store, f.runner.LeaseTTL, f.runner.Log = ls, 30*time.Millisecond, log
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusFailed || !strings.Contains(cr.Error, "lease") {
+			t.Fatalf("status %s, error %q", cr.Status, cr.Error)
+		}
+		if relay.afterLoss != 0 || relay.n >= n {
+			t.Fatalf("%d of %d emails handed to the relay after the lease was lost (%d in all)", relay.afterLoss, n, relay.n)
+		}
+		states := map[string]int{}
+		for _, st := range welcomeStates(t, s) {
+			states[st]++
+		}
+		if states[jobs.WelcomeSent] != relay.n || states[jobs.WelcomePending] != n-relay.n {
+			t.Fatalf("welcome states %v after %d sends: every email not sent must be pending again", states, relay.n)
+		}
+
+		// The next run, under a lease that holds, sends the rest, once each.
+		relay.lose = nil
+		f.runner.Store, f.runner.LeaseTTL = s, time.Minute
+		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusOK {
+			t.Fatalf("next run: %s %q", cr.Status, cr.Error)
+		}
+		got := map[string]int{}
+		for _, to := range relay.to {
+			got[to]++
+		}
+		for _, i := range users {
+			if to := user(i, jobs.EndUser).Email; got[to] != 1 {
+				t.Fatalf("%s got %d welcome emails, want 1", to, got[to])
+			}
+		}
+		if len(relay.to) != n {
+			t.Fatalf("%d emails for %d users", len(relay.to), n)
 		}
 	})
 }

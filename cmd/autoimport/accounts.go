@@ -12,7 +12,8 @@ import (
 
 // accounts is the technician's service over the app's store.
 func (a *app) accounts() *jobs.Accounts {
-	return &jobs.Accounts{Store: a.store, Connector: a.connector(),
+	conn := a.connector()
+	return &jobs.Accounts{Store: a.store, Connector: conn, TechVault: conn.TechVaultReader(),
 		Log: a.log, Actor: jobs.RecordedActor(a.cfg.Actor), LeaseTTL: a.cfg.LeaseTTL}
 }
 

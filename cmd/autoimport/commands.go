@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks/techvault"
 	"github.com/msp-tools/autoimport/sql/store"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -52,7 +53,11 @@ func (a *app) setup(ctx context.Context) error {
 	a.store = s
 	// Values sealed before they were bound to their place are sealed
 	// again for it, once, by the first process that has the key.
-	if n, err := jobs.BindSealedValues(ctx, s, a.cfg.key, a.cfg.Actor); err != nil {
+	var rebinders []jobs.SealedRebinder
+	if a.cfg.key != nil {
+		rebinders = append(rebinders, techvault.New(s, a.cfg.key).BindSealed)
+	}
+	if n, err := jobs.BindSealedValues(ctx, s, a.cfg.key, jobs.RecordedActor(a.cfg.Actor), rebinders...); err != nil {
 		return fmt.Errorf("database: %w", err)
 	} else if n > 0 {
 		a.log.WithField("values", n).Info("sealed values bound to their customer, account and field")

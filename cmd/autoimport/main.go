@@ -114,6 +114,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.runCommand(),
 		a.accountsCommand(),
 		a.rotateCommand(),
+		a.vaultCommand(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)

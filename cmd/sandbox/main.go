@@ -168,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sandbox: rotation:", err)
 		return exitFailed
 	}
-	printNext(stdout, env, rep)
+	printNext(stdout, env, rep, rot)
 	if *serve {
 		printServe(stdout, env)
 		<-ctx.Done()
@@ -382,8 +382,9 @@ func sum(m map[string]int) int {
 	return t
 }
 
-// printNext says where to look next.
-func printNext(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
+// printNext says where to look next, ending with how to reveal a rotated
+// password from the Technician Vault.
+func printNext(w io.Writer, env *sandbox.Env, rep *jobs.Report, rot *jobs.RotationRun) {
 	first := ""
 	if len(rep.Customers) > 0 {
 		first = rep.Customers[0].Customer
@@ -400,6 +401,26 @@ func printNext(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 	fmt.Fprintf(w, "  welcome emails captured by the SMTP fake: %s (%d messages)\n", env.MailDir, len(mails))
 	fmt.Fprintf(w, "  every variable the tenant refers to: source %s\n", filepath.Join(env.Dir, "sandbox.env"))
 	fmt.Fprintf(w, "  keep the fakes up for autoimport run --once: go run ./cmd/sandbox --serve\n")
+	if c, a, ok := revealable(rot); ok {
+		fmt.Fprintf(w, "  reveal %s's rotated password from the Technician Vault (audited): source %s && go run ./cmd/autoimport vault reveal --customer %s %s\n",
+			a, filepath.Join(env.Dir, "sandbox.env"), c, a)
+	}
+}
+
+// revealable picks the first administrator whose rotated password went to
+// the Technician Vault.
+func revealable(rot *jobs.RotationRun) (customer, account string, ok bool) {
+	if rot == nil {
+		return "", "", false
+	}
+	for _, c := range rot.Customers {
+		for _, a := range c.Accounts {
+			if a.Outcome == jobs.OutcomeRotated && a.VaultIntegration == "Technician Vault" {
+				return c.Customer, a.Username, true
+			}
+		}
+	}
+	return "", "", false
 }
 
 // printServe lists the fakes and the variables for a shell.

@@ -11,6 +11,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/internal/secret"
+	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sql/store"
 )
 
 func sandboxCLI(t *testing.T, args ...string) (int, string, string) {
@@ -61,6 +66,41 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Contains(out, "SANDBOX_ITGLUE_API_KEY=") {
 		t.Error("the summary prints credentials; only --serve should")
+	}
+	revealWorks(t, dir, out, string(env))
+}
+
+// revealWorks checks that the summary ends with how to reveal a rotated
+// password, and that it does reveal the password the directory took.
+func revealWorks(t *testing.T, dir, out, envFile string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	last := lines[len(lines)-1]
+	_, cmdline, ok := strings.Cut(last, "go run ./cmd/autoimport vault reveal --customer ")
+	if !ok || !strings.Contains(last, "source "+filepath.Join(dir, "sandbox.env")) {
+		t.Fatalf("the summary does not end with how to reveal a password: %q", last)
+	}
+	customer, account, _ := strings.Cut(cmdline, " ")
+	var keyB64 string
+	for _, l := range strings.Split(envFile, "\n") {
+		if v, ok := strings.CutPrefix(l, "export AUTOIMPORT_SECRET_KEY="); ok {
+			keyB64 = strings.Trim(v, "'")
+		}
+	}
+	key, err := secret.ParseKey(keyB64)
+	if err != nil {
+		t.Fatalf("sandbox.env: AUTOIMPORT_SECRET_KEY: %v", err)
+	}
+	ctx := context.Background()
+	s, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "autoimport.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	acc := &jobs.Accounts{Store: s, Actor: "test", TechVault: (&connect.Connector{Key: key, TechVault: s}).TechVaultReader()}
+	p, err := acc.RevealVaultPassword(ctx, customer, account)
+	if err != nil || p.Password == "" || p.Entry.AccountUsername != account || p.Entry.LastRotated.IsZero() {
+		t.Fatalf("vault reveal --customer %s %s: %+v, %v", customer, account, p, err)
 	}
 }
 

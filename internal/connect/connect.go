@@ -99,8 +99,8 @@ func (c *Connector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Custome
 		if err != nil {
 			return nil, fmt.Errorf("Active Directory: %w", err)
 		}
-		conn.AD = src
-		conn.Directories["ad"] = adDirectory{src}
+		conn.AD = adSource{src}
+		conn.Directories["ad"] = adDirectory{src: src, bound: &bindAccount{}}
 	}
 	if s := cu.Sources.M365; s != nil && in.M365 != nil {
 		id, err := c.resolve("Microsoft 365 client_id", in.M365.ClientID)

@@ -14,7 +14,10 @@ import (
 // adDirectory sets administrators' passwords in Active Directory: LDAP
 // unicodePwd over LDAPS or StartTLS only; a pending password took when it
 // binds.
-type adDirectory struct{ src *ad.Source }
+type adDirectory struct {
+	src   *ad.Source
+	bound *bindAccount
+}
 
 func (adDirectory) Name() string { return "Active Directory" }
 
@@ -27,7 +30,14 @@ func (d adDirectory) Status(ctx context.Context, a jobs.ImportedAccount) (jobs.D
 	if err != nil {
 		return jobs.DirectoryStatus{}, err
 	}
-	return jobs.DirectoryStatus{Exists: st.State != ad.AccountMissing, Enabled: st.State == ad.AccountEnabled}, nil
+	out := jobs.DirectoryStatus{Exists: st.State != ad.AccountMissing, Enabled: st.State == ad.AccountEnabled}
+	if out.Exists {
+		if self, err := d.bound.is(ctx, d.src, st.ObjectGUID); err != nil || self {
+			out.NotHere = jobs.ReasonBindAccount
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 func (adDirectory) Mark(context.Context, jobs.ImportedAccount) (string, error) { return "", nil }

@@ -44,7 +44,7 @@ func (k *Key) OpenFor(sealed, place string) ([]byte, error) {
 	}
 	pt, err := k.aead.Open(nil, raw[:n], raw[n:], []byte(place))
 	if err != nil {
-		return nil, fmt.Errorf("sealed value does not open for %s: it was sealed for another place (copied from another row) or with another AUTOIMPORT_SECRET_KEY, or it is damaged", place)
+		return nil, fmt.Errorf("sealed value for %s cannot be opened: it does not open there with this AUTOIMPORT_SECRET_KEY (it was sealed for another place and copied from another row, or with another key), or it is damaged", place)
 	}
 	return pt, nil
 }

@@ -3,9 +3,11 @@ package techvault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sinks"
 )
 
@@ -56,7 +58,7 @@ func (v *Vault) SetPassword(ctx context.Context, scope sinks.VaultScope, ref, pa
 	if err != nil {
 		return err
 	}
-	e.Sealed = v.key.Seal([]byte(password))
+	e.Sealed = v.key.SealFor([]byte(password), SealedPlace(e.Customer, e.ID))
 	if notes != "" {
 		e.Notes = notes
 	}
@@ -79,9 +81,42 @@ func (v *Vault) Password(ctx context.Context, scope sinks.VaultScope, ref string
 	if v.key == nil {
 		return "", v.errorf(scope, "read the password of entry %s: AUTOIMPORT_SECRET_KEY is not set, so the password cannot be opened", e.ID)
 	}
-	pt, err := v.key.Open(e.Sealed)
+	pt, err := v.key.OpenFor(e.Sealed, SealedPlace(e.Customer, e.ID))
 	if err != nil {
 		return "", v.errorf(scope, "read the password of entry %s: %w", e.ID, err)
 	}
 	return string(pt), nil
+}
+
+// SealedPlace is where an entry's sealed password belongs: it opens for
+// that customer's entry only, so a sealed value copied into another
+// customer's entry, or another entry, does not open there.
+func SealedPlace(customer, id string) string {
+	return "techvault/" + customer + "/" + id + "/password"
+}
+
+// BindSealed seals again for its place every password of the customer's
+// entries that was sealed before values were bound to their place, and
+// returns how many it sealed again.
+func (v *Vault) BindSealed(ctx context.Context, customer string) (int, error) {
+	entries, err := v.store.TechVaultEntries(ctx, customer)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Sealed == "" || secret.Bound(e.Sealed) {
+			continue
+		}
+		pt, err := v.key.Open(e.Sealed)
+		if err != nil {
+			return n, fmt.Errorf("Technician Vault of customer %s: entry %s: %w", customer, e.ID, err)
+		}
+		e.Sealed = v.key.SealFor(pt, SealedPlace(e.Customer, e.ID))
+		if err := v.store.UpdateTechVaultEntry(ctx, e); err != nil {
+			return n, fmt.Errorf("Technician Vault of customer %s: entry %s: %w", customer, e.ID, err)
+		}
+		n++
+	}
+	return n, nil
 }

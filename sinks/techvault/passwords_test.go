@@ -89,7 +89,7 @@ func TestSetPasswordSealedRoundTrip(t *testing.T) {
 	if stored.Sealed == "" || strings.Contains(stored.Sealed, "Rotated-Value-1!") {
 		t.Fatalf("stored value %q is not sealed", stored.Sealed)
 	}
-	if pt, err := key.Open(stored.Sealed); err != nil || string(pt) != "Rotated-Value-1!" {
+	if pt, err := key.OpenFor(stored.Sealed, SealedPlace(stored.Customer, stored.ID)); err != nil || string(pt) != "Rotated-Value-1!" {
 		t.Fatalf("open = %q, %v", pt, err)
 	}
 	if stored.Notes != "Password set by rotation" || stored.Name != before.Name || stored.Username != before.Username || !stored.CreatedAt.Equal(before.CreatedAt) {

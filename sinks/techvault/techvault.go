@@ -26,7 +26,8 @@ type Entry struct {
 	Username string
 	Category string
 	Notes    string
-	// Sealed is the password sealed with secret.Key.Seal; "" when none.
+	// Sealed is the password sealed with secret.Key.SealFor for its place
+	// (SealedPlace); "" when none.
 	Sealed    string
 	CreatedAt time.Time
 }
@@ -120,17 +121,17 @@ func (v *Vault) Create(ctx context.Context, scope sinks.VaultScope, ne sinks.New
 		Category: ne.Category,
 		Notes:    ne.Notes,
 	}
-	if ne.Password != "" {
-		if v.key == nil {
-			return sinks.VaultEntry{}, v.errorf(scope, "create entry %q: AUTOIMPORT_SECRET_KEY is not set, so the password cannot be sealed", ne.Name)
-		}
-		e.Sealed = v.key.Seal([]byte(ne.Password))
-	}
 	id, err := newID()
 	if err != nil {
 		return sinks.VaultEntry{}, v.errorf(scope, "create entry %q: %w", ne.Name, err)
 	}
 	e.ID = id
+	if ne.Password != "" {
+		if v.key == nil {
+			return sinks.VaultEntry{}, v.errorf(scope, "create entry %q: AUTOIMPORT_SECRET_KEY is not set, so the password cannot be sealed", ne.Name)
+		}
+		e.Sealed = v.key.SealFor([]byte(ne.Password), SealedPlace(e.Customer, e.ID))
+	}
 	if v.Now != nil {
 		e.CreatedAt = v.Now().UTC()
 	} else {

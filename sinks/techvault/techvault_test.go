@@ -66,11 +66,11 @@ func TestCreateThenIndex(t *testing.T) {
 	if e.Sealed == "" || strings.Contains(e.Sealed, "Winter2026!") {
 		t.Fatalf("sealed value %q is empty or holds the plaintext", e.Sealed)
 	}
-	pt, err := key.Open(e.Sealed)
+	pt, err := key.OpenFor(e.Sealed, SealedPlace(e.Customer, e.ID))
 	if err != nil || string(pt) != "Winter2026!" {
 		t.Fatalf("open sealed = %q, %v", pt, err)
 	}
-	if _, err := testKey(t, 8).Open(e.Sealed); err == nil {
+	if _, err := testKey(t, 8).OpenFor(e.Sealed, SealedPlace(e.Customer, e.ID)); err == nil {
 		t.Fatal("sealed value opens with another key")
 	}
 	if !e.CreatedAt.Equal(at) || e.Customer != "acme" || e.Notes != "imported" || e.ID != got.Ref {
@@ -237,5 +237,43 @@ func TestMemoryStoreRefusesDuplicateIDs(t *testing.T) {
 	cancel()
 	if _, err := s.TechVaultEntries(ctx, "a"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled context: %v", err)
+	}
+}
+
+// A password copied from one entry into another (of this customer or
+// another) does not open there; one sealed before places existed is
+// sealed again for its place by BindSealed, once.
+func TestSealedPasswordsAreBoundToTheirEntry(t *testing.T) {
+	ctx := context.Background()
+	key, _ := secret.NewKey([]byte("0123456789abcdef0123456789abcdef"))
+	st := NewMemoryStore()
+	v := New(st, key)
+	a, err := v.Create(ctx, sinks.VaultScope{Customer: "cedar-law"}, sinks.NewVaultEntry{Name: "Administrator", Username: "Administrator", Password: "cedar-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := v.Create(ctx, sinks.VaultScope{Customer: "acme-dental"}, sinks.NewVaultEntry{Name: "Administrator", Username: "Administrator", Password: "acme-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea, _ := st.TechVaultEntry(ctx, "cedar-law", a.Ref)
+	eb, _ := st.TechVaultEntry(ctx, "acme-dental", b.Ref)
+	eb.Sealed = ea.Sealed
+	if err := st.UpdateTechVaultEntry(ctx, eb); err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := v.Password(ctx, sinks.VaultScope{Customer: "acme-dental"}, b.Ref); err == nil {
+		t.Fatalf("cedar-law's password opened under acme-dental: %q", pw)
+	}
+	// An entry sealed the old way is bound once, and then opens.
+	eb.Sealed = key.Seal([]byte("acme-secret"))
+	if err := st.UpdateTechVaultEntry(ctx, eb); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := v.BindSealed(ctx, "acme-dental"); n != 1 || err != nil {
+		t.Fatalf("bind: %d %v", n, err)
+	}
+	if pw, err := v.Password(ctx, sinks.VaultScope{Customer: "acme-dental"}, b.Ref); err != nil || pw != "acme-secret" {
+		t.Fatalf("after binding: %q %v", pw, err)
 	}
 }

@@ -96,3 +96,49 @@ func TestBindVerdict(t *testing.T) {
 		t.Errorf("result 8 read as a verdict: %v", got)
 	}
 }
+
+func TestBindForm(t *testing.T) {
+	cases := []struct{ name, form, first, second string }{
+		{"CN=svc,OU=Service,DC=corp,DC=example", bindByDN, "CN=svc,OU=Service,DC=corp,DC=example", ""},
+		{`cn=Smith\, John,dc=corp`, bindByDN, `cn=Smith\, John,dc=corp`, ""},
+		{"svc@corp.example", bindByUPN, "svc", "corp.example"},
+		{"odd@name@corp.example", bindByUPN, "odd@name", "corp.example"},
+		{`CORP\svc`, bindByDownLevel, "CORP", "svc"},
+		{` svc `, bindByName, "svc", ""},
+	}
+	for _, c := range cases {
+		form, first, second := bindForm(c.name)
+		if form != c.form || first != c.first || second != c.second {
+			t.Errorf("bindForm(%q) = %q %q %q, want %q %q %q", c.name, form, first, second, c.form, c.first, c.second)
+		}
+	}
+	for dn, want := range map[string]string{"DC=corp,DC=example,DC=test": "corp.example.test", "dc=Corp": "Corp", "OU=x,DC=corp": "", "": "", "not a dn": ""} {
+		if got := dnsNameOf(dn); got != want {
+			t.Errorf("dnsNameOf(%q) = %q, want %q", dn, got, want)
+		}
+	}
+}
+
+// Of the accounts a UPN search finds, the one with that UPN wins; the
+// implicit UPN (sAMAccountName@<domain>) counts only with the domain's
+// own suffix.
+func TestPickByUPN(t *testing.T) {
+	byUPN := BindIdentity{ObjectGUID: "1", Username: "svc-auto", UPN: "automation@alt.example"}
+	bySAM := BindIdentity{ObjectGUID: "2", Username: "automation"}
+	cases := []struct {
+		found       []BindIdentity
+		upn, suffix string
+		want        string // ObjectGUID, "" for none
+	}{
+		{[]BindIdentity{bySAM, byUPN}, "automation@alt.example", "alt.example", "1"},
+		{[]BindIdentity{bySAM}, "automation@corp.example", "corp.example", "2"},
+		{[]BindIdentity{bySAM}, "automation@elsewhere.example", "elsewhere.example", ""},
+	}
+	for _, c := range cases {
+		got := pickByUPN(c.found, c.upn, c.suffix, "corp.example")
+		switch {
+		case c.want == "" && len(got) != 0, c.want != "" && (len(got) != 1 || got[0].ObjectGUID != c.want):
+			t.Errorf("pickByUPN(%q) = %+v, want %q", c.upn, got, c.want)
+		}
+	}
+}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/msp-tools/autoimport/internal/connect"
 	"github.com/msp-tools/autoimport/internal/secret"
@@ -96,4 +99,139 @@ customers:
 	if ok, err := src.CheckPassword(ctx, u.target, u.password); err != nil || ok {
 		t.Fatalf("the old password still binds: %v, %v", ok, err)
 	}
+}
+
+// autoimport binds to Samba as Administrator@corp.example.test, the
+// domain's Administrator, who has no userPrincipalName (it binds by its
+// implicit UPN) and is imported as an administrator with rotation on. A
+// rotate --now of the customer leaves Administrator alone, saying why,
+// rotates the other administrator of the same pass, and a later import
+// still binds.
+func TestSambaRotationNeverRotatesTheBindAccount(t *testing.T) {
+	f := needSamba(t)
+	if !strings.EqualFold(f.bindDN, "Administrator@corp.example.test") {
+		t.Skipf("the Samba DC is reached as %q, not as Administrator@corp.example.test", f.bindDN)
+	}
+	admin := sambaAdmin(t, f)
+	u := newRotationUser(t, f, admin)
+	key, _ := secret.NewKey([]byte("0123456789abcdef0123456789abcdef"))
+	guardAdministrator(t, f, admin)
+
+	t.Setenv("SAMBA_TEST_BIND_PASSWORD", f.password)
+	y := fmt.Sprintf(`
+integrations:
+  techvault: {enabled: true}
+policies:
+  - name: Rotated admins
+    type: admin
+    default: true
+    options: {vault_match: true, vault_create: true, rotation: true}
+customers:
+  - id: corp
+    name: Corp
+    sources:
+      ad:
+        url: %q
+        ca_file: %q
+        bind_dn: Administrator@corp.example.test
+        bind_password: env:SAMBA_TEST_BIND_PASSWORD
+        base_dn: %q
+        select: {ous: [%q]}
+`, f.url, f.ca, f.baseDN, rotationOU+","+f.baseDN)
+	tn, err := jobs.ParseTenantFile("samba.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := storetest.SQLite(t)
+	ctx := context.Background()
+	if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	conn := &connect.Connector{Key: key, TechVault: s, Log: log}
+	r := &jobs.Runner{Store: s, Connector: conn, Log: log, Key: key, Concurrency: 1, Surge: jobs.SurgeThreshold{Max: 1000, Percent: 100}}
+	if rep, err := r.Run(ctx, jobs.RunOptions{AllowSurge: true}); err != nil || rep.Status != jobs.StatusOK {
+		t.Fatalf("import: %v %+v", err, rep)
+	}
+	acc := &jobs.Accounts{Store: s, Connector: conn, TechVault: conn.TechVaultReader(), Actor: "test"}
+	rows, err := acc.List(ctx, "corp", jobs.AccountFilter{Type: jobs.Admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only Administrator and this test's administrator rotate: the shared
+	// domain's other administrators (other tests' among them) keep their
+	// passwords.
+	var others []string
+	var administrator *jobs.AccountRow
+	for i, row := range rows {
+		switch {
+		case strings.EqualFold(row.Username, "Administrator"):
+			administrator = &rows[i]
+		case row.Username != u.sam:
+			others = append(others, row.Subject())
+		}
+	}
+	if administrator == nil || administrator.State != jobs.StateImported {
+		t.Fatalf("Administrator was not imported as an administrator: %+v", rows)
+	}
+	if administrator.RotationBlocked != jobs.ReasonBindAccount || administrator.Flags.Rotation {
+		t.Fatalf("Administrator is not shown with rotation off and why: %+v", administrator)
+	}
+	off := false
+	if len(others) > 0 {
+		if _, err := acc.SetFlags(ctx, "corp", jobs.Selection{Accounts: others}, jobs.FlagSettings{Rotation: &off}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	run, err := r.Rotate(ctx, jobs.RotationRunOptions{Customers: []string{"corp"}, Now: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]jobs.AccountRotation{}
+	for _, a := range run.Customers[0].Accounts {
+		byName[a.Username] = a
+	}
+	if a := byName["Administrator"]; a.Outcome != jobs.OutcomeSkipped || !strings.Contains(a.Reason, jobs.ReasonBindAccount) {
+		t.Fatalf("Administrator: %+v", a)
+	}
+	if a := byName[u.sam]; a.Outcome != jobs.OutcomeRotated {
+		t.Fatalf("%s, rotated in the same pass: %+v", u.sam, a)
+	}
+	src := sambaSource(t, f)
+	if _, err := src.Check(ctx); err != nil {
+		t.Fatalf("autoimport can no longer bind: %v", err)
+	}
+	p, err := acc.RevealVaultPassword(ctx, "corp", u.sam)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := src.CheckPassword(ctx, u.target, p.Password); err != nil || !ok {
+		t.Fatalf("%s's rotated password does not bind: %v, %v", u.sam, ok, err)
+	}
+	if rep, err := r.Run(ctx, jobs.RunOptions{Customers: []string{"corp"}}); err != nil || rep.Status != jobs.StatusOK {
+		t.Fatalf("the import after the rotation: %v %+v", err, rep)
+	}
+}
+
+// guardAdministrator puts Administrator's password back at the end of the
+// test when it no longer binds (a rotation changed it), over admin, a
+// connection bound before, so that one failing test does not lock every
+// other test out of the shared domain.
+func guardAdministrator(t *testing.T, f sambaFacts, admin *ldap.Conn) {
+	t.Helper()
+	t.Cleanup(func() {
+		if _, err := sambaSource(t, f).Check(context.Background()); err == nil {
+			return
+		}
+		// admin is bound already and stays so: reset the password over it.
+		mod := ldap.NewModifyRequest("CN=Administrator,CN=Users,"+f.baseDN, nil)
+		mod.Replace("unicodePwd", []string{unicodePwd(t, f.password)})
+		if err := admin.Modify(mod); err != nil {
+			t.Errorf("Administrator's password was changed and could not be put back: %v", err)
+			return
+		}
+		t.Error("Administrator's password was changed; it was put back")
+	})
 }

@@ -53,9 +53,7 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 			yield(sources.Account{}, err)
 			return
 		}
-		if len(sel.OUs) > 0 || len(sel.Builtin) > 0 {
-			s.cfg.Log.WithField("customer", s.cfg.Customer).Warn("Microsoft 365: the selection's OUs and built-in groups are Active Directory notions and are ignored")
-		}
+		s.logADNotions(sel)
 		if sel.Empty() {
 			q := url.Values{"$select": {userSelect}, "$top": {strconv.Itoa(s.cfg.PageSize)}}
 			for u, err := range s.userPages(ctx, "list users", s.graphURL("/users", q), nil, nil) {
@@ -65,20 +63,20 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 					}
 					continue
 				}
-				if err := needUPN(u); err != nil {
+				if err := needUPN(u.ID, u.UserPrincipalName); err != nil {
 					if !yield(sources.Account{}, err) {
 						return
 					}
 					continue
 				}
-				if !yield(s.classify(u, sel, roles.held[u.ID], []string{ReasonAllUsers}, ""), nil) {
+				if !yield(s.classify(u.facts(), sel, roles.held[u.ID], []string{ReasonAllUsers}, ""), nil) {
 					return
 				}
 			}
 			return
 		}
 
-		groups, err := s.resolveGroups(ctx, sel.Groups)
+		groups, err := s.resolveGroups(ctx, sel.Groups, graphGroups{s})
 		if err != nil {
 			yield(sources.Account{}, err)
 			return
@@ -107,7 +105,7 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 					continue
 				}
 				done[u.ID] = true
-				if err := needUPN(u); err != nil {
+				if err := needUPN(u.ID, u.UserPrincipalName); err != nil {
 					if !yield(sources.Account{}, err) {
 						return
 					}
@@ -118,7 +116,7 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 					by = []string{g.DisplayName}
 				}
 				by = append(slices.Clone(by), roles.selectedHeld(u.ID)...)
-				if !yield(s.classify(u, sel, roles.held[u.ID], by, ""), nil) {
+				if !yield(s.classify(u.facts(), sel, roles.held[u.ID], by, ""), nil) {
 					return
 				}
 			}
@@ -132,13 +130,13 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 				continue
 			}
 			done[id] = true
-			if err := needUPN(roles.users[id]); err != nil {
+			if err := needUPN(id, roles.users[id].UserPrincipalName); err != nil {
 				if !yield(sources.Account{}, err) {
 					return
 				}
 				continue
 			}
-			if !yield(s.classify(roles.users[id], sel, roles.held[id], by, ""), nil) {
+			if !yield(s.classify(roles.users[id].facts(), sel, roles.held[id], by, ""), nil) {
 				return
 			}
 		}
@@ -147,9 +145,9 @@ func (s *Source) Accounts(ctx context.Context, sel sources.Selection) iter.Seq2[
 
 // needUPN refuses a user without userPrincipalName: it has no username to
 // import under.
-func needUPN(u User) error {
-	if u.UserPrincipalName == "" {
-		return &sources.EntryError{Source: sources.KindM365, Entry: u.ID, Reason: "no userPrincipalName"}
+func needUPN(id, upn string) error {
+	if upn == "" {
+		return &sources.EntryError{Source: sources.KindM365, Entry: id, Reason: "no userPrincipalName"}
 	}
 	return nil
 }
@@ -174,21 +172,22 @@ func isEntryError(err error) bool {
 	return errors.As(err, &ee)
 }
 
-// classify turns a Graph user into an Account.
-func (s *Source) classify(u User, sel sources.Selection, heldRoles, selectedBy []string, changed string) sources.Account {
+// classify turns a user into an Account: Accounts classifies users read
+// from Graph, CopyAccounts users of the local copy.
+func (s *Source) classify(u userFacts, sel sources.Selection, heldRoles, selectedBy []string, changed string) sources.Account {
 	a := sources.Account{
 		Source:         sources.KindM365,
 		ID:             u.ID,
-		Username:       u.UserPrincipalName,
-		UPN:            u.UserPrincipalName,
+		Username:       u.UPN,
+		UPN:            u.UPN,
 		DisplayName:    u.DisplayName,
 		GivenName:      u.GivenName,
 		Surname:        u.Surname,
 		Email:          u.Mail,
-		Enabled:        u.AccountEnabled == nil || *u.AccountEnabled,
-		ImmutableID:    u.OnPremisesImmutableID,
-		OnPremisesSync: u.OnPremisesSyncEnabled != nil && *u.OnPremisesSyncEnabled,
-		Licensed:       len(u.AssignedLicenses) > 0,
+		Enabled:        !u.Disabled,
+		ImmutableID:    u.ImmutableID,
+		OnPremisesSync: u.Synced,
+		Licensed:       u.Licensed,
 		SelectedBy:     selectedBy,
 		Changed:        changed,
 		Type:           sources.EndUser,
@@ -210,7 +209,7 @@ func (s *Source) classify(u User, sel sources.Selection, heldRoles, selectedBy [
 		}
 	}
 	switch {
-	case strings.EqualFold(u.UserType, "Guest"):
+	case u.Guest:
 		a.SkipReason = SkipGuest
 	case !a.Enabled && !sel.IncludeDisabled:
 		a.SkipReason = SkipDisabled
@@ -241,6 +240,60 @@ type roleSet struct {
 }
 
 func (r *roleSet) selectedHeld(id string) []string { return r.selected[id] }
+
+// hold records that user id holds the role name; wanted says the role is
+// one the selection asks for.
+func (r *roleSet) hold(id, name string, wanted bool) {
+	if !slices.Contains(r.held[id], name) {
+		r.held[id] = append(r.held[id], name)
+		slices.Sort(r.held[id])
+	}
+	if wanted && !slices.Contains(r.selected[id], name) {
+		r.selected[id] = append(r.selected[id], name)
+		slices.Sort(r.selected[id])
+	}
+}
+
+// roleRules says which roles make their holders administrators
+// (privileged: Config.PrivilegedRoles and the selection's roles) and which
+// select their holders (wanted: the selection's roles, or with sel.Admins
+// every privileged one).
+func (s *Source) roleRules(sel sources.Selection) (privileged, wanted []string) {
+	privileged = append(slices.Clone(s.cfg.PrivilegedRoles), sel.Roles...)
+	switch {
+	case len(sel.Roles) > 0:
+		wanted = sel.Roles
+	case sel.Admins:
+		wanted = privileged
+	}
+	return privileged, wanted
+}
+
+// roleName is how reasons name a role.
+func roleName(r directoryRole) string {
+	if r.DisplayName == "" {
+		return r.RoleTemplateID
+	}
+	return r.DisplayName
+}
+
+// logUnactivated says which roles of the selection no activated role
+// matches: they have no members.
+func (s *Source) logUnactivated(sel sources.Selection, roles []directoryRole) {
+	for _, want := range sel.Roles {
+		if !slices.ContainsFunc(roles, func(r directoryRole) bool { return roleMatches(r, []string{want}) }) {
+			s.cfg.Log.WithField("customer", s.cfg.Customer).WithField("role", want).Info("Microsoft 365: selected directory role is not activated in the tenant: it has no members")
+		}
+	}
+}
+
+// logADNotions says that a selection's OUs and built-in groups select
+// nobody in Microsoft 365.
+func (s *Source) logADNotions(sel sources.Selection) {
+	if len(sel.OUs) > 0 || len(sel.Builtin) > 0 {
+		s.cfg.Log.WithField("customer", s.cfg.Customer).Warn("Microsoft 365: the selection's OUs and built-in groups are Active Directory notions and are ignored")
+	}
+}
 
 func roleMatches(r directoryRole, names []string) bool {
 	for _, n := range names {
@@ -277,41 +330,20 @@ func (s *Source) loadRoles(ctx context.Context, sel sources.Selection) (*roleSet
 		roles = append(roles, list.Value...)
 		next = list.NextLink
 	}
-	privileged := append(slices.Clone(s.cfg.PrivilegedRoles), sel.Roles...)
-	var wanted []string
-	switch {
-	case len(sel.Roles) > 0:
-		wanted = sel.Roles
-	case sel.Admins:
-		wanted = privileged
-	}
-	for _, want := range sel.Roles {
-		if !slices.ContainsFunc(roles, func(r directoryRole) bool { return roleMatches(r, []string{want}) }) {
-			s.cfg.Log.WithField("customer", s.cfg.Customer).WithField("role", want).Info("Microsoft 365: selected directory role is not activated in the tenant: it has no members")
-		}
-	}
+	privileged, wanted := s.roleRules(sel)
+	s.logUnactivated(sel, roles)
 	for _, r := range roles {
 		if r.ID == "" || !roleMatches(r, privileged) {
 			continue
 		}
-		name := r.DisplayName
-		if name == "" {
-			name = r.RoleTemplateID
-		}
+		name := roleName(r)
 		isWanted := roleMatches(r, wanted)
 		add := func(u User) {
 			if _, ok := rs.users[u.ID]; !ok {
 				rs.users[u.ID] = u
 				rs.order = append(rs.order, u.ID)
 			}
-			if !slices.Contains(rs.held[u.ID], name) {
-				rs.held[u.ID] = append(rs.held[u.ID], name)
-				slices.Sort(rs.held[u.ID])
-			}
-			if isWanted && !slices.Contains(rs.selected[u.ID], name) {
-				rs.selected[u.ID] = append(rs.selected[u.ID], name)
-				slices.Sort(rs.selected[u.ID])
-			}
+			rs.hold(u.ID, name, isWanted)
 		}
 		op := fmt.Sprintf("list members of role %q", name)
 		q := url.Values{"$select": {userSelect}}
@@ -355,10 +387,18 @@ type group struct {
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
+// groupFinder finds groups by id or display name: over Graph for Accounts,
+// in the local copy for CopyAccounts. Its errors are complete (they name
+// the customer and the operation).
+type groupFinder interface {
+	groupByID(ctx context.Context, id string) (group, error)
+	groupsByName(ctx context.Context, name string) ([]group, error)
+}
+
 // resolveGroups turns group ids and display names into groups. A name that
 // matches no group or several groups is an error: names are not unique, ids
 // are.
-func (s *Source) resolveGroups(ctx context.Context, refs []string) ([]group, error) {
+func (s *Source) resolveGroups(ctx context.Context, refs []string, find groupFinder) ([]group, error) {
 	var out []group
 	for _, ref := range refs {
 		ref = strings.TrimSpace(ref)
@@ -366,13 +406,12 @@ func (s *Source) resolveGroups(ctx context.Context, refs []string) ([]group, err
 			continue
 		}
 		if guidRE.MatchString(ref) {
-			var g group
-			op := fmt.Sprintf("read group %s", ref)
-			if err := s.getJSON(ctx, op, s.graphURL("/groups/"+ref, url.Values{"$select": {"id,displayName"}}), nil, &g); err != nil {
+			g, err := find.groupByID(ctx, ref)
+			if err != nil {
 				return nil, err
 			}
 			if g.ID == "" {
-				return nil, s.graphError(op, errors.New("group without id"))
+				return nil, s.graphError(fmt.Sprintf("read group %s", ref), errors.New("group without id"))
 			}
 			if g.DisplayName == "" {
 				g.DisplayName = g.ID
@@ -380,22 +419,19 @@ func (s *Source) resolveGroups(ctx context.Context, refs []string) ([]group, err
 			out = append(out, g)
 			continue
 		}
-		var list struct {
-			Value []group `json:"value"`
-		}
-		op := fmt.Sprintf("find group %q", ref)
-		q := url.Values{"$filter": {"displayName eq '" + strings.ReplaceAll(ref, "'", "''") + "'"}, "$select": {"id,displayName"}}
-		if err := s.getJSON(ctx, op, s.graphURL("/groups", q), nil, &list); err != nil {
+		list, err := find.groupsByName(ctx, ref)
+		if err != nil {
 			return nil, err
 		}
-		switch len(list.Value) {
+		op := fmt.Sprintf("find group %q", ref)
+		switch len(list) {
 		case 0:
 			return nil, s.graphError(op, errors.New("no group has this display name"))
 		case 1:
-			out = append(out, list.Value[0])
+			out = append(out, list[0])
 		default:
-			ids := make([]string, len(list.Value))
-			for i, g := range list.Value {
+			ids := make([]string, len(list))
+			for i, g := range list {
 				ids[i] = g.ID
 			}
 			return nil, s.graphError(op, fmt.Errorf("%d groups have this display name (%s): select the group by id", len(ids), strings.Join(ids, ", ")))
@@ -411,6 +447,24 @@ func (s *Source) resolveGroups(ctx context.Context, refs []string) ([]group, err
 		}
 	}
 	return uniq, nil
+}
+
+// graphGroups finds groups over Graph.
+type graphGroups struct{ s *Source }
+
+func (f graphGroups) groupByID(ctx context.Context, id string) (group, error) {
+	var g group
+	err := f.s.getJSON(ctx, fmt.Sprintf("read group %s", id), f.s.graphURL("/groups/"+id, url.Values{"$select": {"id,displayName"}}), nil, &g)
+	return g, err
+}
+
+func (f graphGroups) groupsByName(ctx context.Context, name string) ([]group, error) {
+	var list struct {
+		Value []group `json:"value"`
+	}
+	q := url.Values{"$filter": {"displayName eq '" + strings.ReplaceAll(name, "'", "''") + "'"}, "$select": {"id,displayName"}}
+	err := f.s.getJSON(ctx, fmt.Sprintf("find group %q", name), f.s.graphURL("/groups", q), nil, &list)
+	return list.Value, err
 }
 
 // memberIDs reads only the ids of the groups' transitive user members and

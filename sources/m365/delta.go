@@ -66,7 +66,7 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 		everyone := sel.Empty()
 		var memberOf map[string][]string
 		if len(sel.Groups) > 0 {
-			groups, err := s.resolveGroups(ctx, sel.Groups)
+			groups, err := s.resolveGroups(ctx, sel.Groups, graphGroups{s})
 			if err != nil {
 				yield(sources.Account{}, err)
 				return
@@ -126,7 +126,7 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 							continue
 						}
 						u = full
-						if err := needUPN(u); err != nil {
+						if err := needUPN(u.ID, u.UserPrincipalName); err != nil {
 							res.EntryErrors++
 							if !yield(sources.Account{}, err) {
 								return
@@ -142,7 +142,7 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 						by = append(by, memberOf[u.ID]...)
 						by = append(by, roles.selectedHeld(u.ID)...)
 					}
-					a = s.classify(u, sel, roles.held[u.ID], by, DeltaMarker)
+					a = s.classify(u.facts(), sel, roles.held[u.ID], by, DeltaMarker)
 					res.Changed++
 				}
 				if !yield(a, nil) {
@@ -169,15 +169,8 @@ func (s *Source) Delta(ctx context.Context, sel sources.Selection, deltaLink str
 
 // deltaExpired reports whether Graph refused a delta link as too old.
 func deltaExpired(err error) bool {
-	var re *restclient.Error
-	if !errors.As(err, &re) {
-		return false
-	}
-	switch re.Code {
-	case "syncStateNotFound", "resyncRequired", "SyncStateNotFound", "ResyncRequired":
-		return true
-	}
-	return re.Status == http.StatusGone
+	_, expired := expiryReason(err)
+	return expired
 }
 
 // readUser reads one user in full; gone is true when it no longer exists.

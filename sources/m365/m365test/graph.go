@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -375,11 +374,13 @@ func appendUser(b []byte, u *userRec, sel []string, typed bool) []byte {
 // state is the content of the fake's opaque skip and delta tokens.
 type state struct {
 	P  int    `json:"p"`            // position
-	T0 int64  `json:"t0,omitempty"` // changes after this sequence number
-	T1 int64  `json:"t1,omitempty"` // up to this one
-	S  string `json:"s,omitempty"`  // $select
-	K  string `json:"k,omitempty"`  // delta phase: "i" initial, "c" changes
+	R  string `json:"r,omitempty"`  // delta round (skip tokens)
+	Z  int    `json:"z,omitempty"`  // delta page size (skip tokens)
+	T1 int64  `json:"t1,omitempty"` // delta link: changes up to this sequence number were read
+	S  string `json:"s,omitempty"`  // delta link: $select
+	K  string `json:"k,omitempty"`  // delta link: resource (users, groups, directoryRoles)
 	At int64  `json:"at,omitempty"` // delta link issue time (unix ns)
+	G  int64  `json:"g,omitempty"`  // delta link generation (ExpireDeltaLinks)
 }
 
 func encodeState(s state) string {
@@ -408,8 +409,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, t *Tenant, kind s
 	switch kind {
 	case KindUsers:
 		s.listUsers(w, r, t)
-	case KindDelta:
-		s.delta(w, r, t)
+	case KindDelta, KindGroupsDelta, KindRolesDelta:
+		s.delta(w, r, t, kind)
 	case KindUser:
 		s.oneUser(w, r, t, strings.TrimPrefix(p, "/users/"))
 	case KindGroups:
@@ -524,7 +525,7 @@ func (s *Server) oneUser(w http.ResponseWriter, r *http.Request, t *Tenant, key 
 	writeRaw(w, appendUser(nil, u, q.sel, false))
 }
 
-func appendGroup(b []byte, g *Group, sel []string, typed bool) []byte {
+func appendGroup(b []byte, g *groupRec, sel []string, typed bool) []byte {
 	b = append(b, '{')
 	if typed {
 		b = append(b, `"@odata.type":"#microsoft.graph.group",`...)
@@ -548,9 +549,12 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, t *Tenant) {
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	var match []*Group
+	var match []*groupRec
 	for _, id := range t.groupList {
-		g := t.groups[id]
+		g, live := t.liveGroup(id)
+		if !live {
+			continue
+		}
 		if q.match(func(f string) any {
 			switch f {
 			case "id":
@@ -592,7 +596,7 @@ func (s *Server) oneGroup(w http.ResponseWriter, r *http.Request, t *Tenant, id 
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	g, found := t.groups[id]
+	g, found := t.liveGroup(id)
 	if !found {
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id))
 		return
@@ -602,7 +606,7 @@ func (s *Server) oneGroup(w http.ResponseWriter, r *http.Request, t *Tenant, id 
 
 // writeMembers writes one page of a member list: users first, then
 // groups.
-func (s *Server) writeMembers(w http.ResponseWriter, r *http.Request, q *query, users []*userRec, groups []*Group) {
+func (s *Server) writeMembers(w http.ResponseWriter, r *http.Request, q *query, users []*userRec, groups []*groupRec) {
 	b := pageStart("directoryObjects")
 	total := len(users) + len(groups)
 	end := min(q.skip+q.top, total)
@@ -641,13 +645,13 @@ func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request, t *Tenant,
 	usersOnly := len(parts) == 3
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	g, found := t.groups[parts[0]]
+	g, found := t.liveGroup(parts[0])
 	if !found {
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", parts[0]))
 		return
 	}
 	if parts[1] == "transitiveMembers" {
-		var groups []*Group
+		var groups []*groupRec
 		if !usersOnly {
 			groups = t.nestedGroups(g.Members)
 		}
@@ -659,13 +663,13 @@ func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request, t *Tenant,
 }
 
 // direct lists direct members. Caller holds t.mu.
-func (t *Tenant) direct(ids []string, usersOnly bool) ([]*userRec, []*Group) {
+func (t *Tenant) direct(ids []string, usersOnly bool) ([]*userRec, []*groupRec) {
 	var users []*userRec
-	var groups []*Group
+	var groups []*groupRec
 	for _, id := range ids {
-		if u, ok := t.users[id]; ok && !u.deleted {
+		if u, ok := t.liveUser(id); ok {
 			users = append(users, u)
-		} else if g, ok := t.groups[id]; ok && !usersOnly {
+		} else if g, ok := t.liveGroup(id); ok && !usersOnly {
 			groups = append(groups, g)
 		}
 	}
@@ -674,14 +678,14 @@ func (t *Tenant) direct(ids []string, usersOnly bool) ([]*userRec, []*Group) {
 
 // nestedGroups lists the groups reachable from members, by id. Caller
 // holds t.mu.
-func (t *Tenant) nestedGroups(members []string) []*Group {
+func (t *Tenant) nestedGroups(members []string) []*groupRec {
 	seen := map[string]bool{}
-	var out []*Group
+	var out []*groupRec
 	stack := slices.Clone(members)
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		g, ok := t.groups[id]
+		g, ok := t.liveGroup(id)
 		if !ok || seen[id] {
 			continue
 		}
@@ -689,7 +693,7 @@ func (t *Tenant) nestedGroups(members []string) []*Group {
 		out = append(out, g)
 		stack = append(stack, g.Members...)
 	}
-	slices.SortFunc(out, func(a, b *Group) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b *groupRec) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -758,137 +762,4 @@ func (s *Server) roleMembers(w http.ResponseWriter, r *http.Request, t *Tenant, 
 	}
 	users, groups := t.direct(role.Members, false)
 	s.writeMembers(w, r, q, users, groups)
-}
-
-// delta serves /users/delta: an initial round lists every user, later
-// rounds (by $deltatoken) the users changed since, removed ones as
-// {"id","@removed"}. Page size comes from Prefer: odata.maxpagesize.
-func (s *Server) delta(w http.ResponseWriter, r *http.Request, t *Tenant) {
-	qv := r.URL.Query()
-	size := defaultPageSize
-	for _, pref := range r.Header.Values("Prefer") {
-		for p := range strings.SplitSeq(pref, ",") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(p), "odata.maxpagesize="); ok {
-				if n, err := strconv.Atoi(v); err == nil && n > 0 {
-					size = min(n, 999)
-					w.Header().Set("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(size))
-				}
-			}
-		}
-	}
-	var st state
-	switch {
-	case qv.Get("$skiptoken") != "":
-		var ok bool
-		if st, ok = decodeState(qv.Get("$skiptoken")); !ok || (st.K != "i" && st.K != "c") {
-			graphError(w, http.StatusBadRequest, "Request_BadRequest", "Invalid $skiptoken.")
-			return
-		}
-	case qv.Get("$deltatoken") != "":
-		dt, ok := decodeState(qv.Get("$deltatoken"))
-		if !ok || dt.At == 0 {
-			graphError(w, http.StatusBadRequest, "Request_BadRequest", "Invalid $deltatoken.")
-			return
-		}
-		s.mu.Lock()
-		issued := time.Unix(0, dt.At)
-		expired := !issued.After(s.expireBefore) || s.now().Sub(issued) > s.opts.DeltaLinkTTL
-		s.mu.Unlock()
-		if expired {
-			if s.opts.ExpiredDeltaStatus == http.StatusGone {
-				graphError(w, http.StatusGone, "resyncRequired", "Resync required. Replace any local cached data with a full sync, using the delta link without a state token.")
-			} else {
-				graphError(w, s.opts.ExpiredDeltaStatus, "syncStateNotFound", "The sync state generation is not found. Please initiate a full sync.")
-			}
-			return
-		}
-		st = state{K: "c", T0: dt.T1, S: dt.S}
-	default:
-		q, ok := parseQuery(w, r, userFields, false)
-		if !ok {
-			return
-		}
-		st = state{K: "i", S: strings.Join(q.sel, ",")}
-	}
-	var sel []string
-	if st.S != "" {
-		sel = strings.Split(st.S, ",")
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if st.T1 == 0 {
-		st.T1 = t.seq
-	}
-	b := pageStart("users")
-	b = slices.Grow(b, size*640)
-	b = append(b, `,"value":[`...)
-	n := 0
-	more := false
-	if st.K == "i" {
-		pos := st.P
-		for ; pos < len(t.order) && n < size; pos++ {
-			u := t.users[t.order[pos]]
-			if u.deleted {
-				continue
-			}
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = appendUser(b, u, sel, false)
-			n++
-		}
-		for rest := pos; rest < len(t.order) && !more; rest++ {
-			more = !t.users[t.order[rest]].deleted
-		}
-		st.P = pos
-	} else {
-		ids := t.changedBetween(st.T0, st.T1)
-		end := min(st.P+size, len(ids))
-		for i := st.P; i < end; i++ {
-			u := t.users[ids[i]]
-			if n > 0 {
-				b = append(b, ',')
-			}
-			n++
-			if u.deleted {
-				b = append(b, `{"@odata.type":"#microsoft.graph.user","id":`...)
-				b = appendString(b, u.ID)
-				reason := "deleted"
-				if u.soft {
-					reason = "changed"
-				}
-				b = append(b, `,"@removed":{"reason":"`+reason+`"}}`...)
-				continue
-			}
-			if s.opts.PartialDeltaUpdates && u.created <= st.T0 {
-				b = appendUser(b, u, []string{"id", "displayName"}, false)
-				continue
-			}
-			b = appendUser(b, u, sel, false)
-		}
-		more = end < len(ids)
-		st.P = end
-	}
-	var next, deltaLink string
-	if more {
-		next = s.URL + "/v1.0/users/delta?$skiptoken=" + encodeState(st)
-	} else {
-		deltaLink = s.URL + "/v1.0/users/delta?$deltatoken=" + encodeState(state{T1: st.T1, S: st.S, At: s.now().UnixNano()})
-	}
-	writeRaw(w, pageEnd(b, next, deltaLink, -1))
-}
-
-// changedBetween lists the users changed in (t0, t1], each once, in order
-// of first change. Caller holds t.mu.
-func (t *Tenant) changedBetween(t0, t1 int64) []string {
-	i := sort.Search(len(t.log), func(i int) bool { return t.log[i].seq > t0 })
-	seen := map[string]bool{}
-	var ids []string
-	for ; i < len(t.log) && t.log[i].seq <= t1; i++ {
-		if id := t.log[i].id; !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	return ids
 }

@@ -1,8 +1,9 @@
 // Package m365test is a fake Microsoft identity platform and Microsoft
 // Graph for tests, benchmarks and the sandbox: a client-credentials token
 // endpoint per tenant and the Graph calls autoimport makes (users, groups
-// with transitive members, directory roles, users/delta, and a password
-// reset through PATCH /users/{id}, see password.go), enforcing what the
+// with transitive members, directory roles, the delta functions of users,
+// groups and directory roles (see delta.go), and a password reset through
+// PATCH /users/{id}, see password.go), enforcing what the
 // real services enforce — form checks with AADSTS error bodies, bearer
 // tokens bound to their tenant, $top between 1 and 999, $select deciding
 // the returned fields, opaque @odata.nextLink paging, advanced queries only
@@ -63,9 +64,19 @@ type Options struct {
 	// answered 429 with Retry-After when the bucket is empty. 0 disables.
 	ResourceUnitsPer10s int
 	// PartialDeltaUpdates makes delta rounds return users changed (not
-	// created) since the link as partial objects (id and displayName only),
-	// as Graph may.
+	// created or restored) since the link as partial objects: their id and
+	// the properties that changed, as Graph may ("at least the properties
+	// that have been updated").
 	PartialDeltaUpdates bool
+	// DeltaReplays turns on what a delta client must survive and a
+	// convenient fake would spare it: objects repeated within a round, the
+	// last change before a link replayed in the round after it, and an
+	// empty page before the others.
+	DeltaReplays bool
+	// DeltaMembersPerObject is how many members@delta entries one group or
+	// role object carries; a larger member list is split over several
+	// objects of the same group (default 100).
+	DeltaMembersPerObject int
 }
 
 // Default credentials of a Server.
@@ -85,8 +96,10 @@ const (
 	KindGroups       = "groups"        // GET /groups (filter by name)
 	KindGroup        = "group"         // GET /groups/{id}
 	KindGroupMembers = "group.members" // GET /groups/{id}/(transitive)members
+	KindGroupsDelta  = "groups.delta"  // GET /groups/delta
 	KindRoles        = "directoryRoles"
 	KindRoleMembers  = "role.members"
+	KindRolesDelta   = "directoryRoles.delta" // GET /directoryRoles/delta
 	KindOther        = "other"
 )
 
@@ -138,10 +151,18 @@ type Server struct {
 	faults        []*Fault
 	counts        map[string]int64
 	latency       time.Duration
-	expireBefore  time.Time
 	secretExpired bool
-	now           func() time.Time
-	buckets       map[string]*rate.Limiter
+	// deltaGen is the generation of delta links; ExpireDeltaLinks moves it
+	// on, and older links answer expiredStatus with expiredCode.
+	deltaGen      int64
+	expiredStatus int
+	expiredCode   string
+	// rounds are the delta rounds being paged through, by id, oldest
+	// first in roundOrder.
+	rounds     map[string]*deltaRound
+	roundOrder []string
+	now        func() time.Time
+	buckets    map[string]*rate.Limiter
 }
 
 type issued struct {
@@ -188,6 +209,8 @@ func Start(o Options) (*Server, error) {
 		latency: o.Latency,
 		now:     time.Now,
 	}
+	s.expiredStatus, s.expiredCode = s.defaultExpiry()
+	s.rounds = map[string]*deltaRound{}
 	s.tenants[o.TenantID] = newTenant(o.TenantID)
 	s.buckets = map[string]*rate.Limiter{}
 	srv, err := fakeapi.Serve(o.Addr, http.HandlerFunc(s.serveHTTP))
@@ -251,13 +274,6 @@ func (s *Server) SetLatency(d time.Duration) {
 func (s *Server) SetSecretExpired(expired bool) {
 	s.mu.Lock()
 	s.secretExpired = expired
-	s.mu.Unlock()
-}
-
-// ExpireDeltaLinks makes every delta link issued so far expired.
-func (s *Server) ExpireDeltaLinks() {
-	s.mu.Lock()
-	s.expireBefore = time.Now()
 	s.mu.Unlock()
 }
 
@@ -472,6 +488,10 @@ func kindOf(path string) string {
 		return KindUser
 	case p == "/groups":
 		return KindGroups
+	case p == "/groups/delta":
+		return KindGroupsDelta
+	case p == "/directoryRoles/delta":
+		return KindRolesDelta
 	case strings.HasPrefix(p, "/groups/") && strings.Contains(p[len("/groups/"):], "/"):
 		return KindGroupMembers
 	case strings.HasPrefix(p, "/groups/"):

@@ -75,9 +75,33 @@ type userRec struct {
 	soft    bool
 }
 
+// change is one entry of a tenant's change logs, which the delta rounds
+// read: an object created, updated or deleted, or a member added to or
+// removed from a group or role.
 type change struct {
 	seq int64
-	id  string
+	// id is the user, group or role changed.
+	id string
+	// member is the member added or removed (what == changeMember).
+	member string
+	what   byte
+	// fields are the user properties changed (a bit per userFields
+	// index), for changeUpdated.
+	fields uint64
+}
+
+// What a change did.
+const (
+	changeCreated = 'c' // created, or restored from the deleted items
+	changeUpdated = 'u'
+	changeDeleted = 'd'
+	changeMember  = 'm'
+)
+
+// groupRec is a group and its place in the directory.
+type groupRec struct {
+	Group
+	deleted, soft bool
 }
 
 // Tenant is one customer's directory inside the fake. Its methods are safe
@@ -86,15 +110,21 @@ type Tenant struct {
 	// ID is the tenant id, the {tenant} of the token endpoint's path.
 	ID string
 
-	mu        sync.RWMutex
-	users     map[string]*userRec
-	order     []string // user ids in creation order, deleted ones included
-	groups    map[string]*Group
+	mu    sync.RWMutex
+	users map[string]*userRec
+	order []string // user ids in creation order, deleted ones included
+	// groups holds every group ever made, deleted ones flagged, in
+	// groupList's order.
+	groups    map[string]*groupRec
 	groupList []string
 	roles     map[string]*Role
 	roleList  []string
+	// seq numbers every change; log, glog and rlog are the changes to
+	// users, groups and roles (with their memberships), in seq order.
 	seq       int64
 	log       []change
+	glog      []change
+	rlog      []change
 	consented bool
 	// pw is the password side: what the fake's app may reset and the
 	// passwords set through Graph.
@@ -120,7 +150,7 @@ func newTenant(id string) *Tenant {
 	return &Tenant{
 		ID:        id,
 		users:     map[string]*userRec{},
-		groups:    map[string]*Group{},
+		groups:    map[string]*groupRec{},
 		roles:     map[string]*Role{},
 		consented: true,
 		idRand:    rand.New(rand.NewPCG(seed, 0x6d333635)),
@@ -145,9 +175,41 @@ func (t *Tenant) SetConsented(ok bool) {
 	t.mu.Unlock()
 }
 
-func (t *Tenant) record(id string) {
+// record appends a change to a log. Caller holds t.mu.
+func (t *Tenant) record(log *[]change, c change) {
 	t.seq++
-	t.log = append(t.log, change{seq: t.seq, id: id})
+	c.seq = t.seq
+	*log = append(*log, c)
+}
+
+// recordMemberships records, for every group and role that lists id as a
+// member, that the member changed: its deletion or restoration changes
+// who the group's members are, and groups/delta says so. Caller holds
+// t.mu.
+func (t *Tenant) recordMemberships(id string) {
+	for _, gid := range t.groupList {
+		if g := t.groups[gid]; !g.deleted && slices.Contains(g.Members, id) {
+			t.record(&t.glog, change{id: gid, member: id, what: changeMember})
+		}
+	}
+	for _, rid := range t.roleList {
+		if slices.Contains(t.roles[rid].Members, id) {
+			t.record(&t.rlog, change{id: rid, member: id, what: changeMember})
+		}
+	}
+	t.mver++
+}
+
+// dropMemberships takes id out of every group and role. Caller holds t.mu.
+func (t *Tenant) dropMemberships(id string) {
+	for _, gid := range t.groupList {
+		g := t.groups[gid]
+		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return m == id })
+	}
+	for _, rid := range t.roleList {
+		r := t.roles[rid]
+		r.Members = slices.DeleteFunc(r.Members, func(m string) bool { return m == id })
+	}
 }
 
 // AddUser adds a user and returns its id (u.ID, or a new one). A user
@@ -164,33 +226,75 @@ func (t *Tenant) AddUser(u User) string {
 	if u.LastPasswordChange.IsZero() {
 		u.LastPasswordChange = time.Now().UTC().Truncate(time.Second)
 	}
-	if old, ok := t.users[u.ID]; ok {
-		old.User, old.deleted, old.soft, old.created = u, false, false, t.seq+1
+	old, ok := t.users[u.ID]
+	if ok {
+		old.User, old.created = u, t.seq+1
 	} else {
 		t.users[u.ID] = &userRec{User: u, pos: len(t.order), created: t.seq + 1}
 		t.order = append(t.order, u.ID)
 	}
-	t.record(u.ID)
+	t.record(&t.log, change{id: u.ID, what: changeCreated})
+	if ok && old.deleted {
+		// Seeding a deleted user's id again brings it back, with the
+		// memberships a soft delete kept.
+		old.deleted, old.soft = false, false
+		t.recordMemberships(u.ID)
+	}
 	return u.ID
 }
 
 // UpdateUser changes a user in place; it shows up in the next delta round.
 // It reports whether the user exists.
-func (t *Tenant) UpdateUser(id string, change func(*User)) bool {
+func (t *Tenant) UpdateUser(id string, update func(*User)) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r, ok := t.users[id]
 	if !ok || r.deleted {
 		return false
 	}
-	change(&r.User)
+	before := r.User
+	update(&r.User)
 	r.User.ID = id
-	t.record(id)
+	if f := changedFields(&before, &r.User); f != 0 {
+		t.record(&t.log, change{id: id, what: changeUpdated, fields: f})
+	}
 	return true
 }
 
-// DeleteUser removes a user: soft (restorable, delta reason "changed") or
-// for good (reason "deleted"). Memberships are kept for a soft delete.
+// changedFields returns the properties (bits by userFields index) that
+// differ between two versions of a user.
+func changedFields(a, b *User) uint64 {
+	ra, rb := &userRec{User: *a}, &userRec{User: *b}
+	var f uint64
+	for i, name := range userFields {
+		switch name {
+		case "assignedLicenses":
+			if !slices.Equal(a.Licenses, b.Licenses) {
+				f |= 1 << i
+			}
+		case "lastPasswordChangeDateTime":
+			if !a.LastPasswordChange.Equal(b.LastPasswordChange) {
+				f |= 1 << i
+			}
+		case "onPremisesSyncEnabled":
+			if (a.OnPremisesSyncEnabled == nil) != (b.OnPremisesSyncEnabled == nil) ||
+				(a.OnPremisesSyncEnabled != nil && *a.OnPremisesSyncEnabled != *b.OnPremisesSyncEnabled) {
+				f |= 1 << i
+			}
+		default:
+			if ra.prop(name) != rb.prop(name) {
+				f |= 1 << i
+			}
+		}
+	}
+	return f
+}
+
+// DeleteUser removes a user: soft (restorable for 30 days, delta reason
+// "changed") or for good (reason "deleted"). Either way it leaves the
+// member lists of its groups and roles, and groups/delta and
+// directoryRoles/delta report it removed there; a soft delete remembers
+// the memberships for RestoreUser, a hard one forgets them.
 func (t *Tenant) DeleteUser(id string, soft bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -199,7 +303,30 @@ func (t *Tenant) DeleteUser(id string, soft bool) bool {
 		return false
 	}
 	r.deleted, r.soft = true, soft
-	t.record(id)
+	t.record(&t.log, change{id: id, what: changeDeleted})
+	t.recordMemberships(id)
+	if !soft {
+		t.dropMemberships(id)
+	}
+	return true
+}
+
+// RestoreUser brings back a soft-deleted user with its memberships, as
+// restoring it from the deleted items does: users/delta lists it again
+// and groups/delta and directoryRoles/delta report it added back to its
+// groups and roles (unconfirmed: Microsoft documents the removal, not the
+// restoration). It reports whether there was such a user.
+func (t *Tenant) RestoreUser(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.users[id]
+	if !ok || !r.deleted || !r.soft {
+		return false
+	}
+	r.deleted, r.soft = false, false
+	r.created = t.seq + 1
+	t.record(&t.log, change{id: id, what: changeCreated})
+	t.recordMemberships(id)
 	return true
 }
 
@@ -231,21 +358,131 @@ func (t *Tenant) UserCount() int {
 func (t *Tenant) AddGroup(name string, members ...string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	g := &Group{ID: guid(t.idRand), DisplayName: name, Members: slices.Clone(members)}
+	var uniq []string
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if !seen[m] {
+			seen[m] = true
+			uniq = append(uniq, m)
+		}
+	}
+	g := &groupRec{Group: Group{ID: guid(t.idRand), DisplayName: name, Members: uniq}}
 	t.groups[g.ID] = g
 	t.mver++
 	t.groupList = append(t.groupList, g.ID)
+	t.record(&t.glog, change{id: g.ID, what: changeCreated})
 	return g.ID
 }
 
-// AddMembers adds users or groups to a group.
+// AddMembers adds users or groups to a group; members it already has are
+// left alone.
 func (t *Tenant) AddMembers(groupID string, members ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if g, ok := t.groups[groupID]; ok {
-		g.Members = append(g.Members, members...)
-		t.mver++
+	g, ok := t.groups[groupID]
+	if !ok || g.deleted {
+		return
 	}
+	has := make(map[string]bool, len(g.Members))
+	for _, m := range g.Members {
+		has[m] = true
+	}
+	for _, m := range members {
+		if has[m] {
+			continue
+		}
+		has[m] = true
+		g.Members = append(g.Members, m)
+		t.record(&t.glog, change{id: groupID, member: m, what: changeMember})
+	}
+	t.mver++
+}
+
+// RemoveMembers takes users or groups out of a group.
+func (t *Tenant) RemoveMembers(groupID string, members ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[groupID]
+	if !ok || g.deleted {
+		return
+	}
+	for _, m := range members {
+		if i := slices.Index(g.Members, m); i >= 0 {
+			g.Members = slices.Delete(g.Members, i, i+1)
+			t.record(&t.glog, change{id: groupID, member: m, what: changeMember})
+		}
+	}
+	t.mver++
+}
+
+// RenameGroup changes a group's display name. It reports whether the
+// group exists.
+func (t *Tenant) RenameGroup(id, name string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[id]
+	if !ok || g.deleted {
+		return false
+	}
+	g.DisplayName = name
+	t.record(&t.glog, change{id: id, what: changeUpdated})
+	return true
+}
+
+// DeleteGroup removes a group: soft (a Microsoft 365 group, restorable,
+// delta reason "changed") or for good (a security group, reason
+// "deleted"). It leaves the groups and roles it was a member of, which
+// their delta rounds report; its own members are kept for RestoreGroup
+// after a soft delete.
+func (t *Tenant) DeleteGroup(id string, soft bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[id]
+	if !ok || g.deleted {
+		return false
+	}
+	g.deleted, g.soft = true, soft
+	t.record(&t.glog, change{id: id, what: changeDeleted})
+	t.recordMemberships(id)
+	if !soft {
+		t.dropMemberships(id)
+		g.Members = nil
+	}
+	return true
+}
+
+// RestoreGroup brings back a soft-deleted group with its members and its
+// memberships; groups/delta lists it again, whole, as it lists a new
+// group. It reports whether there was such a group.
+func (t *Tenant) RestoreGroup(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g, ok := t.groups[id]
+	if !ok || !g.deleted || !g.soft {
+		return false
+	}
+	g.deleted, g.soft = false, false
+	t.record(&t.glog, change{id: id, what: changeCreated})
+	t.recordMemberships(id)
+	return true
+}
+
+// liveGroup returns a group that is not deleted. Caller holds t.mu.
+func (t *Tenant) liveGroup(id string) (*groupRec, bool) {
+	g, ok := t.groups[id]
+	if !ok || g.deleted {
+		return nil, false
+	}
+	return g, true
+}
+
+// liveUser returns a user that is not deleted. Caller holds t.mu.
+func (t *Tenant) liveUser(id string) (*userRec, bool) {
+	u, ok := t.users[id]
+	if !ok || u.deleted {
+		return nil, false
+	}
+	return u, true
 }
 
 // ActivateRole activates a directory role by template id (a name is looked
@@ -265,7 +502,19 @@ func (t *Tenant) ActivateRole(templateID, displayName string) string {
 	r := &Role{ID: guid(t.idRand), DisplayName: displayName, RoleTemplateID: templateID}
 	t.roles[r.ID] = r
 	t.roleList = append(t.roleList, r.ID)
+	t.record(&t.rlog, change{id: r.ID, what: changeCreated})
 	return r.ID
+}
+
+// role finds an activated role by object id or template id. Caller holds
+// t.mu.
+func (t *Tenant) role(key string) *Role {
+	for _, id := range t.roleList {
+		if r := t.roles[id]; r.ID == key || r.RoleTemplateID == key {
+			return r
+		}
+	}
+	return nil
 }
 
 // AssignRole gives an activated role (by object id or template id) to
@@ -273,19 +522,41 @@ func (t *Tenant) ActivateRole(templateID, displayName string) string {
 func (t *Tenant) AssignRole(role string, members ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, id := range t.roleList {
-		r := t.roles[id]
-		if r.ID == role || r.RoleTemplateID == role {
-			r.Members = append(r.Members, members...)
-			t.mver++
-			return
+	r := t.role(role)
+	if r == nil {
+		return
+	}
+	for _, m := range members {
+		if slices.Contains(r.Members, m) {
+			continue
+		}
+		r.Members = append(r.Members, m)
+		t.record(&t.rlog, change{id: r.ID, member: m, what: changeMember})
+	}
+	t.mver++
+}
+
+// UnassignRole takes an activated role (by object id or template id) from
+// users or groups.
+func (t *Tenant) UnassignRole(role string, members ...string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.role(role)
+	if r == nil {
+		return
+	}
+	for _, m := range members {
+		if i := slices.Index(r.Members, m); i >= 0 {
+			r.Members = slices.Delete(r.Members, i, i+1)
+			t.record(&t.rlog, change{id: r.ID, member: m, what: changeMember})
 		}
 	}
+	t.mver++
 }
 
 // groupUsers returns the transitive user members of a group, cached until
 // the directory changes. Caller holds t.mu (read or write).
-func (t *Tenant) groupUsers(g *Group) []*userRec {
+func (t *Tenant) groupUsers(g *groupRec) []*userRec {
 	t.cacheMu.Lock()
 	defer t.cacheMu.Unlock()
 	if c, ok := t.memberCache[g.ID]; ok && c.seq == t.seq && c.mver == t.mver {
@@ -318,7 +589,7 @@ func (t *Tenant) transitiveUsers(members []string) []*userRec {
 			}
 			continue
 		}
-		if g, ok := t.groups[id]; ok {
+		if g, ok := t.liveGroup(id); ok {
 			stack = append(stack, g.Members...)
 		}
 	}
