@@ -184,7 +184,7 @@ func (a *app) printReport(rep *jobs.Report) {
 			fmt.Fprintf(a.stdout, "\n%s: %s\n", c.Customer, c.Error)
 		}
 		for _, r := range c.Reads {
-			fmt.Fprintf(a.stdout, "%s: read: %s\n", c.Customer, readLine(r))
+			fmt.Fprintf(a.stdout, "%s: read: %s\n", c.Customer, r)
 		}
 		for _, n := range c.Notices {
 			fmt.Fprintf(a.stdout, "%s: note: %s\n", c.Customer, n)
@@ -207,16 +207,6 @@ func (a *app) printReport(rep *jobs.Report) {
 			fmt.Fprintln(a.stdout, c.NextStep)
 		}
 	}
-}
-
-// readLine says how a source was read: "ad incremental, 1 request, 0
-// changes" or "m365 full (no state yet), 12 requests, 530 changes".
-func readLine(r sources.ReadReport) string {
-	mode := r.Mode
-	if r.Reason != "" {
-		mode += " (" + r.Reason + ")"
-	}
-	return fmt.Sprintf("%s %s, %d requests, %d changes", r.Source, mode, r.Requests, r.Changes)
 }
 
 func step(s jobs.SinkStep) string {

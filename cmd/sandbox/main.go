@@ -371,6 +371,15 @@ func settleOne(ctx context.Context, w io.Writer, env *sandbox.Env, rep *jobs.Rep
 	n := next.Customers[0]
 	fmt.Fprintf(w, "Next run of %s: %d imported (vault: %d matched, %d created), %d already imported, status %s; accounts that need a person: %d.\n",
 		c.Customer, n.Counts.Imported, n.Counts.VaultMatched, n.Counts.VaultCreated, n.Counts.AlreadyImported, n.Status, sum(n.NeedPerson))
+	// The directories were read into copies by the first run; this run
+	// read only what changed since.
+	var reads []string
+	for _, r := range n.Reads {
+		reads = append(reads, r.String())
+	}
+	if len(reads) > 0 {
+		fmt.Fprintf(w, "  directories read: %s\n", strings.Join(reads, "; "))
+	}
 	return nil
 }
 

@@ -268,7 +268,10 @@ func (e *Env) Connector() *connect.Connector {
 // customer at once (Options.Concurrency).
 func (e *Env) Runner() *jobs.Runner {
 	return &jobs.Runner{Store: e.Store, Connector: e.Connector(), Log: e.log, Holder: "sandbox", LeaseTTL: 10 * time.Minute,
-		Concurrency: e.opts.Concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Key: e.Key, Actor: jobs.RecordedActor("sandbox")}
+		Concurrency: e.opts.Concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Key: e.Key, Actor: jobs.RecordedActor("sandbox"),
+		// Directories are read incrementally into copies in the store, as
+		// autoimport run does.
+		Copies: e.Store}
 }
 
 // Options returns the options in force, defaults filled in.

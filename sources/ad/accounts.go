@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -145,134 +146,12 @@ func (ss *session) plan(ctx context.Context, sel sources.Selection) (*plan, erro
 	if err != nil {
 		return nil, err
 	}
-	g := &graph{info: info, groups: map[string]*group{}, byRID: map[uint32]string{}}
-	p := &plan{info: info, graph: g, admins: sel.Admins, includeDisabled: sel.IncludeDisabled}
+	return buildPlan(ctx, ss.src, ss, info, sel)
+}
 
-	// Privileged groups, by SID.
-	var domainWK, forestWK []wellKnown
-	for _, w := range privileged {
-		if w.forest && !strings.EqualFold(info.RootDN, info.BaseDN) {
-			forestWK = append(forestWK, w)
-		} else {
-			domainWK = append(domainWK, w)
-		}
-	}
-	found, err := ss.findBySID(ctx, g, info.BaseDN, domainWK)
-	if err != nil {
-		return nil, err
-	}
-	if len(forestWK) > 0 {
-		more, err := ss.findBySID(ctx, g, info.RootDN, forestWK)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range more {
-			found[k] = v
-		}
-	}
-	var roots []*group
-	for _, w := range privileged {
-		if gr, ok := found[w.name]; ok {
-			p.priv = append(p.priv, privRoot{root: root{key: dnKey(gr.dn), label: w.name}, g: gr})
-			roots = append(roots, gr)
-		}
-	}
-	if len(p.priv) == 0 {
-		return nil, ss.src.errorf(fmt.Errorf("none of the privileged built-in groups (Domain Admins, Administrators, ...) is readable by %q", ss.src.cfg.BindDN),
-			"find privileged groups under %q (check base_dn and the bind account's read rights)", info.BaseDN)
-	}
-
-	// Selected groups, by DN (or by sAMAccountName when not a DN).
-	for _, dn := range sel.Groups {
-		var e *ldap.Entry
-		var err error
-		if strings.Contains(dn, "=") {
-			e, err = ss.baseEntry(ctx, "selected group", dn, groupAttrs...)
-		} else {
-			e, err = ss.groupByName(ctx, info.BaseDN, dn)
-		}
-		if err != nil {
-			return nil, ss.src.errorf(err, "selected group %q (check the selection)", dn)
-		}
-		if !hasValueFold(e.GetAttributeValues("objectClass"), "group") {
-			return nil, ss.src.errorf(fmt.Errorf("not a group"), "selected group %q (check the selection)", dn)
-		}
-		gr := g.add(e, "")
-		p.sel = append(p.sel, selRoot{root: root{key: dnKey(gr.dn), label: dn}, g: gr})
-		roots = append(roots, gr)
-	}
-	// Built-in groups, by SID.
-	for _, name := range sel.Builtin {
-		w, sid, err := resolveBuiltin(name)
-		if err != nil {
-			return nil, ss.src.errorf(err, "selection")
-		}
-		var gr *group
-		if sid.Revision == 0 {
-			base := info.BaseDN
-			if w.forest {
-				base = info.RootDN
-			}
-			m, err := ss.findBySID(ctx, g, base, []wellKnown{w})
-			if err != nil {
-				return nil, err
-			}
-			gr = m[w.name]
-		} else {
-			gr, err = ss.findSID(ctx, g, sid, name)
-			if err != nil {
-				return nil, err
-			}
-		}
-		if gr == nil {
-			return nil, ss.src.errorf(fmt.Errorf("no group with that SID under %q", info.BaseDN), "selected built-in group %q", name)
-		}
-		p.sel = append(p.sel, selRoot{root: root{key: dnKey(gr.dn), label: name}, g: gr})
-		roots = append(roots, gr)
-	}
-	if err := ss.descendants(ctx, g, roots); err != nil {
-		return nil, err
-	}
-	var members strings.Builder
-	seen := map[string]bool{}
-	addTerms := func(terms []string) {
-		for _, t := range terms {
-			if !seen[t] {
-				seen[t] = true
-				members.WriteString(t)
-			}
-		}
-	}
-	for i := range p.priv {
-		p.priv[i].setMembers(g, p.priv[i].g.dn)
-		if sel.Admins {
-			addTerms(p.priv[i].members)
-		}
-	}
-	for i := range p.sel {
-		p.sel[i].setMembers(g, p.sel[i].g.dn)
-		addTerms(p.sel[i].members)
-	}
-	p.members = members.String()
-
-	// OUs: drop duplicates and OUs inside another selected OU.
-	p.allOUs = sel.OUs
-	for i, ou := range sel.OUs {
-		inside := false
-		for j, other := range sel.OUs {
-			if i == j {
-				continue
-			}
-			if dnUnder(ou, other) && (!strings.EqualFold(ou, other) || j < i) {
-				inside = true
-				break
-			}
-		}
-		if !inside {
-			p.ous = append(p.ous, ou)
-		}
-	}
-	return p, nil
+// selectedGroup reads a group the selection names by DN.
+func (ss *session) selectedGroup(ctx context.Context, dn string) (*ldap.Entry, error) {
+	return ss.baseEntry(ctx, "selected group", dn, groupAttrs...)
 }
 
 // groupByName finds the one group whose sAMAccountName is name.
@@ -421,11 +300,7 @@ func (p *plan) account(e *ldap.Entry) (sources.Account, *sources.EntryError) {
 // group when it is in the graph) as lower-cased DNs, and the primary
 // group's key.
 func (p *plan) directGroups(e *ldap.Entry) ([]string, string, error) {
-	mo := e.GetAttributeValues("memberOf")
-	start := make([]string, 0, len(mo)+1)
-	for _, m := range mo {
-		start = append(start, dnKey(m))
-	}
+	start := memberKeys(e)
 	primaryKey := ""
 	if v := e.GetAttributeValue("primaryGroupID"); v != "" {
 		rid, err := strconv.ParseUint(v, 10, 32)
@@ -438,6 +313,19 @@ func (p *plan) directGroups(e *ldap.Entry) ([]string, string, error) {
 		}
 	}
 	return start, primaryKey, nil
+}
+
+// memberKeys returns the entry's memberOf values as lower-cased DNs in
+// order, so that of two equally short membership paths the same one wins
+// whatever order the DC (or the local copy) lists them in.
+func memberKeys(e *ldap.Entry) []string {
+	mo := e.GetAttributeValues("memberOf")
+	keys := make([]string, 0, len(mo)+1)
+	for _, m := range mo {
+		keys = append(keys, dnKey(m))
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // viaPrimary reports whether the membership path to target starts at the

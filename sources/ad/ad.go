@@ -7,6 +7,10 @@
 // Group membership is resolved server-side with LDAP_MATCHING_RULE_IN_CHAIN
 // plus the primaryGroupID of each group; privileged groups are found by SID,
 // never by name.
+//
+// Read and CopyAccounts (read.go) read incrementally instead: a local copy
+// of the domain kept up to date with DirSync or uSNChanged polling, from
+// which the same accounts are computed.
 package ad
 
 import (

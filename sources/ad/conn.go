@@ -18,6 +18,9 @@ type session struct {
 	src         *Source
 	conn        *ldap.Conn
 	reconnected bool
+	// requests counts the requests sent: each page of a search, each
+	// DirSync batch.
+	requests int
 }
 
 // errorf wraps err naming the integration and the customer.
@@ -129,6 +132,8 @@ type searchSpec struct {
 	scope  int
 	filter string
 	attrs  []string
+	// controls go with every page (Show Deleted, Extended DN).
+	controls []ldap.Control
 }
 
 // search streams every entry of spec page by page, calling fn for each. fn
@@ -175,7 +180,8 @@ func (ss *session) page(ctx context.Context, spec searchSpec, paging *ldap.Contr
 	ctx, cancel := context.WithTimeout(ctx, ss.src.cfg.SearchTimeout)
 	defer cancel()
 	req := ldap.NewSearchRequest(spec.base, spec.scope, ldap.NeverDerefAliases, 0, int(ss.src.cfg.SearchTimeout/time.Second), false,
-		spec.filter, spec.attrs, []ldap.Control{paging})
+		spec.filter, spec.attrs, append([]ldap.Control{paging}, spec.controls...))
+	ss.requests++
 	resp := ss.conn.SearchAsync(ctx, req, 64)
 	var entries []*ldap.Entry
 	var cookie []byte
@@ -215,7 +221,8 @@ func (ss *session) abandon(spec searchSpec, cookie []byte) {
 	stop := ldap.NewControlPaging(0)
 	stop.SetCookie(cookie)
 	req := ldap.NewSearchRequest(spec.base, spec.scope, ldap.NeverDerefAliases, 0, 0, false,
-		spec.filter, spec.attrs, []ldap.Control{stop})
+		spec.filter, spec.attrs, append([]ldap.Control{stop}, spec.controls...))
+	ss.requests++
 	// Best effort: do not hang a finished read on a DC that does not answer.
 	ss.conn.SetTimeout(5 * time.Second)
 	_, _ = ss.conn.Search(req)

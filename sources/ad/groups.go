@@ -122,9 +122,7 @@ func (g *graph) add(e *ldap.Entry, name string) *group {
 			g.byRID[rid] = key
 		}
 	}
-	for _, p := range e.GetAttributeValues("memberOf") {
-		gr.memberOf = append(gr.memberOf, dnKey(p))
-	}
+	gr.memberOf = memberKeys(e)
 	g.groups[key] = gr
 	return gr
 }

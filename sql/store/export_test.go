@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/msp-tools/autoimport/sources"
 )
 
 // OpenAt opens a database migrated up to migration last only, as a
@@ -22,3 +24,8 @@ func OpenAt(ctx context.Context, url string, last int) (*Store, error) {
 
 // CheckBinlogFormat is checkBinlogFormat, for tests.
 var CheckBinlogFormat = checkBinlogFormat
+
+// ApplyCopyCounting is ApplyCopy, also saying how many statements it sent.
+func ApplyCopyCounting(s *Store, ctx context.Context, customer, source string, d sources.CopyDelta) (int, error) {
+	return s.applyCopy(ctx, customer, source, d)
+}

@@ -5,9 +5,14 @@
 // server page limit of 1,000 (sizeLimitExceeded for unpaged searches over
 // it), LDAP_MATCHING_RULE_IN_CHAIN, the bitwise matching rules, binary
 // objectGUID/objectSid, primaryGroupID, memberOf without the primary group,
-// result 49 "data 52e" for a wrong bind, and password resets (unicodePwd)
+// result 49 "data 52e" for a wrong bind, password resets (unicodePwd)
 // taken only over TLS and checked against the domain's password policy
-// (see password.go).
+// (see password.go), and what incremental readers need (changes.go,
+// dirsync.go, views.go): DirSync with incremental values and cookies bound
+// to the DC, uSNChanged and highestCommittedUSN with the DC's invocationId,
+// tombstones under CN=Deleted Objects seen with Show Deleted, the Extended
+// DN control, range retrieval past MaxValRange, renames and moves of whole
+// subtrees, and controls to switch or restore the DC.
 package adtest
 
 import (
@@ -17,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/msp-tools/autoimport/sources/ad"
 )
@@ -35,6 +39,9 @@ type Entry struct {
 	key   string // lower-cased DN
 	attrs map[string]*Attribute
 	order []string // lower-cased names in insertion order
+	// changes tracks what DirSync and uSNChanged polling report (see
+	// changes.go).
+	changes
 }
 
 // Get returns the values of an attribute (case-insensitive name).
@@ -131,6 +138,11 @@ type Directory struct {
 	guidMu sync.Mutex
 	guids  map[string]string
 	guided int // how many of entries guids holds
+	// dc is the domain controller answering (see SwitchDC).
+	dc dcIdentity
+	// changeLog lists the entries in the order of their USNs (see
+	// logChange).
+	changeLog []logged
 }
 
 // Well-known containers and groups of every generated directory, relative
@@ -211,6 +223,8 @@ func NewDirectory(dnsName, netbios string, seed uint64) *Directory {
 	guest := d.addUserRID(User{Parent: users, SAM: "Guest", UAC: 66082, PrimaryGroupID: 514}, 501)
 	d.mustMember("CN=Guests,"+builtin, guest.DN)
 	d.addUserRID(User{Parent: users, SAM: "krbtgt", UAC: 514}, 502)
+	d.addDeletedObjects()
+	d.dc = d.newDC("dc1")
 	return d
 }
 
@@ -248,12 +262,15 @@ func (d *Directory) put(dn, class, category string) *Entry {
 	g[7] = g[7]&0x0f | 0x40 // version 4 in the mixed-endian layout
 	g[8] = g[8]&0x3f | 0x80
 	e.set("objectGUID", string(g[:]))
+	e.id = string(g[:])
 	if category != "" {
 		e.set("objectCategory", "CN="+category+",CN=Schema,CN=Configuration,"+d.BaseDN)
 	}
 	d.usn++
+	e.created, e.usn = d.usn, d.usn
 	e.set("uSNChanged", strconv.Itoa(d.usn))
-	e.set("whenChanged", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(d.usn)*time.Second).Format("20060102150405.0Z"))
+	e.set("whenChanged", changeTime(d.usn))
+	d.logChange(e)
 	d.entries = append(d.entries, e)
 	d.byDN[key] = e
 	d.version++
@@ -422,9 +439,15 @@ func (d *Directory) addMember(groupDN, memberDN string) error {
 	if !ok {
 		return fmt.Errorf("adtest: no entry %q", memberDN)
 	}
+	if g.deleted || m.deleted {
+		return fmt.Errorf("adtest: %q or %q is deleted", groupDN, memberDN)
+	}
+	if l := g.links[m]; l != nil && l.active {
+		return nil
+	}
 	g.add("member", m.DN)
 	m.add("memberOf", g.DN)
-	d.version++
+	d.stampLink(g, m, true)
 	return nil
 }
 
@@ -432,18 +455,27 @@ func (d *Directory) addMember(groupDN, memberDN string) error {
 func (d *Directory) RemoveMember(groupDN, memberDN string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if g, ok := d.byDN[strings.ToLower(groupDN)]; ok {
+	g, gok := d.byDN[strings.ToLower(groupDN)]
+	m, mok := d.byDN[strings.ToLower(memberDN)]
+	if gok {
 		g.remove("member", memberDN)
 	}
-	if m, ok := d.byDN[strings.ToLower(memberDN)]; ok {
+	if mok {
 		m.remove("memberOf", groupDN)
+	}
+	if gok && mok {
+		if l := g.links[m]; l != nil && l.active {
+			d.stampLink(g, m, false)
+		}
 	}
 	d.version++
 }
 
-// Set replaces (or with no values, deletes) an attribute of an entry: for
-// renames and for planting malformed values (bad GUIDs, invalid UTF-8,
-// odd userAccountControl) in tests.
+// Set replaces (or with no values, deletes) an attribute of an entry, as
+// an LDAP modify does (disabling an account, changing its primary group),
+// and plants malformed values (bad GUIDs, invalid UTF-8, odd
+// userAccountControl) for tests. The change gets the next USN. Renames and
+// moves go through Rename.
 func (d *Directory) Set(dn, attr string, values ...string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -452,7 +484,7 @@ func (d *Directory) Set(dn, attr string, values ...string) error {
 		return fmt.Errorf("adtest: no entry %q", dn)
 	}
 	e.set(attr, values...)
-	d.version++
+	d.stamp(e, attr)
 	return nil
 }
 

@@ -113,10 +113,8 @@ func (d *Directory) setPassword(e *Entry, pw string) {
 	d.pw.byEntry[e] = pw
 	now := d.clock().UTC()
 	e.set("pwdLastSet", strconv.FormatInt(ad.TimeToFiletime(now), 10))
-	d.usn++
-	e.set("uSNChanged", strconv.Itoa(d.usn))
+	d.stamp(e, "pwdLastSet", "unicodePwd")
 	e.set("whenChanged", now.Format("20060102150405.0Z"))
-	d.version++
 }
 
 // userBind checks a bind as a user of the directory, named by DN, UPN,
@@ -147,7 +145,7 @@ func bindDiagnostic(code string) string {
 // findAccount finds a user by DN, UPN, sAMAccountName or
 // NETBIOS\sAMAccountName. Caller holds d.mu.
 func (d *Directory) findAccount(name string) *Entry {
-	if e, ok := d.byDN[strings.ToLower(name)]; ok {
+	if e, ok := d.byDN[strings.ToLower(name)]; ok && !e.deleted {
 		return e
 	}
 	sam := ""
@@ -155,6 +153,9 @@ func (d *Directory) findAccount(name string) *Entry {
 		sam = rest
 	}
 	for _, e := range d.entries {
+		if e.deleted {
+			continue
+		}
 		switch {
 		case sam != "" && strings.EqualFold(e.First("sAMAccountName"), sam),
 			sam == "" && strings.Contains(name, "@") && strings.EqualFold(e.First("userPrincipalName"), name),

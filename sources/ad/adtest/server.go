@@ -32,6 +32,9 @@ const (
 	DefaultMaxPageSize = 1000
 	DefaultBindDN      = "CN=svc-import,CN=Users,DC=corp,DC=example,DC=test"
 	DefaultPassword    = "fake-bind-password"
+	// DefaultMaxValRange is AD's MaxValRange: the most values of one
+	// attribute a search returns before it answers with ranges.
+	DefaultMaxValRange = 1500
 )
 
 // Options configure a Server. The zero value serves Generate(1, 0) over
@@ -53,6 +56,10 @@ type Options struct {
 	// Addr is where clients connect (default 127.0.0.1:0, a random port);
 	// a sandbox may fix it.
 	Addr string
+	// MaxValRange caps the values of one attribute an entry carries
+	// (default 1500, AD's MaxValRange): more come as ranges, e.g.
+	// member;range=0-1499, and are read with range retrieval.
+	MaxValRange int
 }
 
 // Stats counts what clients asked for. Safe for concurrent use.
@@ -61,6 +68,8 @@ type Stats struct {
 	// Modifies counts modify requests; PasswordChanges those that set a
 	// password, PasswordRefusals those that asked to and were refused.
 	Modifies, PasswordChanges, PasswordRefusals int64
+	// DirSyncs counts DirSync requests (each batch of a read is one).
+	DirSyncs int64
 }
 
 // Server is a running fake domain controller.
@@ -75,6 +84,13 @@ type Server struct {
 
 	binds, failedBinds, searches, pages, entries, abandons, sizeLimit atomic.Int64
 	modifies, pwChanges, pwRefusals                                   atomic.Int64
+	dirSyncs                                                          atomic.Int64
+	// dirSyncDenied withholds "Replicating Directory Changes" from the
+	// bind account (see DenyDirSync).
+	dirSyncDenied atomic.Bool
+	// deletedHidden hides CN=Deleted Objects from the bind account (see
+	// HideDeletedObjects).
+	deletedHidden atomic.Bool
 
 	mu       sync.Mutex
 	bound    map[int]bool
@@ -89,7 +105,14 @@ type Server struct {
 	latency  time.Duration
 	closed   bool
 	wg       sync.WaitGroup
-	runErr   chan error
+	// proxied is closed when the proxy stops accepting: from then on no
+	// connection to gldap is being dialed.
+	proxied chan struct{}
+	// probed is closed when gldap has let go of the first connection, the
+	// probe that tells Start it listens (see Start).
+	probed    chan struct{}
+	probeOnce sync.Once
+	runErr    chan error
 }
 
 // pageState is a paged search in progress. Cookies are not bound to a
@@ -99,6 +122,7 @@ type pageState struct {
 	cands []*Entry
 	next  int
 	attrs []string
+	view  view
 }
 
 // Start serves opts.Directory on a random 127.0.0.1 port.
@@ -115,9 +139,12 @@ func Start(opts Options) (*Server, error) {
 	if opts.MaxPageSize <= 0 {
 		opts.MaxPageSize = DefaultMaxPageSize
 	}
+	if opts.MaxValRange <= 0 {
+		opts.MaxValRange = DefaultMaxValRange
+	}
 	s := &Server{dir: opts.Directory, opts: opts, bound: map[int]bool{}, paging: map[string]*pageState{},
 		conns: map[net.Conn]struct{}{}, latency: opts.Latency, runErr: make(chan error, 1),
-		secure: map[int]bool{}, who: map[int]string{}}
+		secure: map[int]bool{}, who: map[int]string{}, probed: make(chan struct{})}
 	var err error
 	if s.tlsCfg, s.caPEM, err = selfSigned(); err != nil {
 		return nil, err
@@ -161,6 +188,12 @@ func Start(opts Options) (*Server, error) {
 		srv.Stop()
 		return nil, fmt.Errorf("adtest: start LDAP server: %w", err)
 	}
+	// gldap counts the probe connection in a WaitGroup its Stop waits on:
+	// a Close right after Start would race with it being accepted.
+	select {
+	case <-s.probed:
+	case <-time.After(5 * time.Second):
+	}
 	addr := opts.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -170,6 +203,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.wg.Add(1)
+	s.proxied = make(chan struct{})
 	go s.proxy()
 	return s, nil
 }
@@ -209,6 +243,7 @@ func waitDial(addr string, runErr chan error) error {
 
 func (s *Server) proxy() {
 	defer s.wg.Done()
+	defer close(s.proxied)
 	for {
 		c, err := s.listener.Accept()
 		if err != nil {
@@ -255,6 +290,10 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.listener.Close()
+	// gldap's Stop must not meet a connection it is still accepting (its
+	// WaitGroup would be added to while waited on): let the proxy's last
+	// dial finish first.
+	<-s.proxied
 	s.DropConnections()
 	err := s.ldap.Stop()
 	s.wg.Wait()
@@ -310,13 +349,13 @@ func (s *Server) Directory() *Directory { return s.dir }
 func (s *Server) Stats() Stats {
 	return Stats{Binds: s.binds.Load(), FailedBinds: s.failedBinds.Load(), Searches: s.searches.Load(), Pages: s.pages.Load(),
 		Entries: s.entries.Load(), Abandons: s.abandons.Load(), SizeLimitExceeded: s.sizeLimit.Load(),
-		Modifies: s.modifies.Load(), PasswordChanges: s.pwChanges.Load(), PasswordRefusals: s.pwRefusals.Load()}
+		Modifies: s.modifies.Load(), PasswordChanges: s.pwChanges.Load(), PasswordRefusals: s.pwRefusals.Load(), DirSyncs: s.dirSyncs.Load()}
 }
 
 // ResetStats zeroes the counters.
 func (s *Server) ResetStats() {
 	for _, c := range []*atomic.Int64{&s.binds, &s.failedBinds, &s.searches, &s.pages, &s.entries, &s.abandons, &s.sizeLimit,
-		&s.modifies, &s.pwChanges, &s.pwRefusals} {
+		&s.modifies, &s.pwChanges, &s.pwRefusals, &s.dirSyncs} {
 		c.Store(0)
 	}
 }
@@ -345,6 +384,7 @@ func (s *Server) OpenPagedSearches() int {
 }
 
 func (s *Server) onClose(connID int) {
+	s.probeOnce.Do(func() { close(s.probed) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.bound, connID)
@@ -476,6 +516,16 @@ func (s *Server) handleSearch(w *gldap.ResponseWriter, r *gldap.Request) {
 		_ = w.Write(done)
 		return
 	}
+	if ctl := findControl(m.Controls, controlDirSync); ctl != nil {
+		s.dirSync(w, r, m, ctl)
+		return
+	}
+	if e := s.dcEntry(m); e != nil {
+		s.entries.Add(1)
+		_ = w.Write(r.NewSearchResponseEntry(e.DN, gldap.WithAttributes(selectAttrs(e, m.Attributes))))
+		_ = w.Write(done)
+		return
+	}
 	var paging *gldap.ControlPaging
 	for _, c := range m.Controls {
 		if pc, ok := c.(*gldap.ControlPaging); ok {
@@ -536,7 +586,7 @@ func (s *Server) handleSearch(w *gldap.ResponseWriter, r *gldap.Request) {
 			more = true
 			break
 		}
-		resp := r.NewSearchResponseEntry(e.DN, gldap.WithAttributes(selectAttrs(e, st.attrs)))
+		resp := r.NewSearchResponseEntry(st.dn(e), gldap.WithAttributes(s.searchAttrs(e, st)))
 		st.next++
 		sent++
 		if err := w.Write(resp); err != nil {
@@ -581,8 +631,12 @@ func (e *ldapErr) Error() string { return e.msg }
 func (s *Server) newSearch(m *gldap.SearchMessage) (*pageState, error) {
 	s.dir.mu.RLock()
 	defer s.dir.mu.RUnlock()
+	view := searchView(m.Controls)
 	base := s.dir.resolveBase(m.BaseDN)
-	if _, ok := s.dir.byDN[base]; !ok {
+	if s.deletedHidden.Load() && (base == strings.ToLower(s.dir.deletedObjects()) || strings.HasSuffix(base, ","+strings.ToLower(s.dir.deletedObjects()))) {
+		view.showDeleted = false // the container and what it holds are not readable
+	}
+	if be, ok := s.dir.byDN[base]; !ok || (be.deleted && !view.showDeleted) {
 		return nil, &ldapErr{code: gldap.ResultNoSuchObject, matched: s.dir.BaseDN,
 			msg: "0000208D: NameErr: DSID-03100288, problem 2001 (NO_OBJECT), data 0, best match of:\n\t'" + s.dir.BaseDN + "'\n\x00"}
 	}
@@ -593,9 +647,12 @@ func (s *Server) newSearch(m *gldap.SearchMessage) (*pageState, error) {
 	var cands []*Entry
 	if m.Scope == gldap.BaseObject {
 		cands = append(cands, s.dir.byDN[base])
-		return &pageState{match: match, cands: cands, attrs: m.Attributes}, nil
+		return &pageState{match: match, cands: cands, attrs: m.Attributes, view: view}, nil
 	}
 	for _, e := range s.dir.entries {
+		if e.deleted && !view.showDeleted {
+			continue
+		}
 		switch m.Scope {
 		case gldap.BaseObject:
 			if e.key != base {
@@ -613,7 +670,7 @@ func (s *Server) newSearch(m *gldap.SearchMessage) (*pageState, error) {
 		}
 		cands = append(cands, e)
 	}
-	return &pageState{match: match, cands: cands, attrs: m.Attributes}, nil
+	return &pageState{match: match, cands: cands, attrs: m.Attributes, view: view}, nil
 }
 
 // selectAttrs returns the requested attributes (all when none or "*").
@@ -646,8 +703,7 @@ func (s *Server) rootDSE(w *gldap.ResponseWriter, r *gldap.Request, m *gldap.Sea
 		"defaultNamingContext":       {d.BaseDN},
 		"rootDomainNamingContext":    {d.BaseDN},
 		"configurationNamingContext": {"CN=Configuration," + d.BaseDN},
-		"dnsHostName":                {"dc1." + d.DNSName},
-		"supportedControl":           {"1.2.840.113556.1.4.319"},
+		"supportedControl":           supportedControls,
 		"supportedLDAPVersion":       {"3"},
 		"supportedExtension":         {"1.3.6.1.4.1.1466.20037"},
 	}
@@ -655,6 +711,9 @@ func (s *Server) rootDSE(w *gldap.ResponseWriter, r *gldap.Request, m *gldap.Sea
 	for k, v := range attrs {
 		e.set(k, v...)
 	}
+	d.mu.RLock()
+	d.dcRootDSE(e)
+	d.mu.RUnlock()
 	// tokenGroups, the connection's security context, only when asked for.
 	for _, a := range m.Attributes {
 		if strings.EqualFold(a, "tokenGroups") {
