@@ -151,5 +151,7 @@ func (ps *pass) recheckNoted() func(ctx context.Context, tx Tx) error {
 		return nil
 	}
 	b, _ := json.Marshal(attentionRecheck{At: ps.im.now(), Inputs: ps.inputsDigest(ps.rep.Counts.Imported)})
-	return func(ctx context.Context, tx Tx) error { return tx.PutState(ctx, ps.c.ID, attentionRecheckState, string(b)) }
+	return func(ctx context.Context, tx Tx) error {
+		return tx.PutState(ctx, ps.c.ID, attentionRecheckState, string(b))
+	}
 }
