@@ -130,11 +130,19 @@ func TestImportNeverLinksTwoAccountsToOneEntry(t *testing.T) {
 		if p := byID["m-2"]; p.Action != jobs.ActionAmbiguous || !strings.Contains(p.Reason, "entry m1 was chosen for m365:m-1 (jdoe@acme.example)") {
 			t.Fatalf("the other account: %s %q", p.Action, p.Reason)
 		}
-		// From then on m1 is linked: the other stays ambiguous, naming it.
+		// From then on m1 is linked: the other stays ambiguous, naming it
+		// (with the reason of its last check: nothing that decides it
+		// changed since; a full read checks it again and says it is linked).
 		_, plans = f.runStream(t, jobs.RunOptions{Customers: []string{"acme"}})
 		for _, p := range plans["acme"] {
-			if p.ID == "m-2" && (p.Action != jobs.ActionAmbiguous || !strings.Contains(p.Reason, "entry m1 is linked to m365:m-1 (jdoe@acme.example)")) {
+			if p.ID == "m-2" && (p.Action != jobs.ActionAmbiguous || !strings.Contains(p.Reason, "entry m1 was chosen for m365:m-1 (jdoe@acme.example)")) {
 				t.Fatalf("the other account, next run: %s %q", p.Action, p.Reason)
+			}
+		}
+		_, plans = f.runStream(t, jobs.RunOptions{Customers: []string{"acme"}, FullRead: true})
+		for _, p := range plans["acme"] {
+			if p.ID == "m-2" && (p.Action != jobs.ActionAmbiguous || !strings.Contains(p.Reason, "entry m1 is linked to m365:m-1 (jdoe@acme.example)")) {
+				t.Fatalf("the other account, a full read: %s %q", p.Action, p.Reason)
 			}
 		}
 		seen := map[string]string{}

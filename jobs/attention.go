@@ -32,6 +32,12 @@ type attentionMark struct {
 	state string
 	sum   uint64 // of the type and reason, to see a change
 	since time.Time
+	// reason is the row's reason and who a digest of the account's names
+	// and type, kept for an ambiguous account only: while neither it nor
+	// anything else that decides it changes, it is not planned again
+	// (attentionrecheck.go).
+	reason string
+	who    uint64
 	// What this pass did with it: reported the account, found it needs a
 	// person still (unchanged or changed), or settled it.
 	seen, still, settled bool
@@ -63,7 +69,11 @@ func (ps *pass) readAttention(ctx context.Context, record bool) error {
 		}
 		ps.attention = attentionLog{before: make(map[ledgerKey]*attentionMark, len(rows)), need: map[string]int{}, on: true}
 		for _, a := range rows {
-			ps.attention.before[ledgerKey{a.Source, a.SourceID}] = &attentionMark{state: ps.shared.share(a.State), sum: attentionSum(a.Type, a.Reason), since: a.Since}
+			m := &attentionMark{state: ps.shared.share(a.State), sum: attentionSum(a.Type, a.Reason), since: a.Since}
+			if a.State == StateAmbiguous {
+				m.reason, m.who = a.Reason, accountDigest(a.Type, a.Username, a.DisplayName, a.Email)
+			}
+			ps.attention.before[ledgerKey{a.Source, a.SourceID}] = m
 		}
 	}
 	ds, err := ps.im.Store.Decisions(ctx, ps.c.ID)
@@ -206,9 +216,13 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 		}
 	}
 	ps.rep.NeedPerson = left
-	for from := 0; from < len(changes); from += attentionWriteBatch {
+	// The last transaction also notes a recheck of the ambiguous accounts
+	// (attentionrecheck.go), in one of its own when nothing else changed.
+	noted := ps.recheckNoted()
+	for from := 0; from < len(changes) || (from == 0 && noted != nil); from += attentionWriteBatch {
 		batch := changes[from:min(from+attentionWriteBatch, len(changes))]
-		// Rows to put go in one statement, rows to delete in one per source.
+		last := from+attentionWriteBatch >= len(changes)
+		// The rows to put go in one statement; the rows to delete, by source.
 		var puts []AccountAttention
 		dels := map[string][]string{}
 		for _, c := range batch {
@@ -226,6 +240,9 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 				if err := tx.DeleteAttention(ctx, ps.c.ID, source, ids...); err != nil {
 					return err
 				}
+			}
+			if last && noted != nil {
+				return noted(ctx, tx)
 			}
 			return nil
 		})

@@ -140,6 +140,10 @@ type Importer struct {
 	// FullReadEvery is the longest time between two full reads of such a
 	// source (DefaultFullReadEvery when zero).
 	FullReadEvery time.Duration
+	// AttentionRecheckEvery is how long an unchanged ambiguous account
+	// goes without a check against the vault and the PSA
+	// (DefaultAttentionRecheckEvery when zero).
+	AttentionRecheckEvery time.Duration
 }
 
 func (im *Importer) now() time.Time {
@@ -194,6 +198,7 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		return rep
 	}
 	ps.markMissing()
+	ps.settleAmbiguous(ctx, fresh)
 
 	// Read each sink's index once, only where a new account needs it.
 	in, err := readIndexes(ctx, c, conn, opts, fresh)

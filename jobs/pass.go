@@ -51,6 +51,11 @@ type pass struct {
 	pending     []ImportedAccount
 	// mail sends the pass's welcome emails.
 	mail *welcomeSender
+	// unchanged are the ambiguous accounts held aside while the sources
+	// are read; rechecked says the pass checked every ambiguous account
+	// against the indexes (attentionrecheck.go).
+	unchanged []heldAside
+	rechecked bool
 }
 
 // notice is one decision that needs a person.
@@ -340,6 +345,9 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 			if note != "" {
 				ps.rep.Notices = append(ps.rep.Notices, note)
 			}
+			if ps.settledAmbiguous(a, l) {
+				return
+			}
 			fresh.add(a, l)
 		})
 		if err != nil {
@@ -360,7 +368,7 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 			continue // end users come from AD only
 		}
 		ps.rep.Counts.Candidates++
-		if !ps.known(a) && !ps.skipIgnored(a) {
+		if !ps.known(a) && !ps.skipIgnored(a) && !ps.settledAmbiguous(*a, nil) {
 			fresh.add(*a, nil)
 		}
 	}

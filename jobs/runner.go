@@ -32,9 +32,10 @@ type Runner struct {
 	// Actor is recorded in the audit events of imports and rotations
 	// ("autoimport" when empty; see RecordedActor).
 	Actor string
-	// Copies and FullReadEvery: see Importer.
-	Copies        sources.CopyStore
-	FullReadEvery time.Duration
+	// Copies, FullReadEvery and AttentionRecheckEvery: see Importer.
+	Copies                sources.CopyStore
+	FullReadEvery         time.Duration
+	AttentionRecheckEvery time.Duration
 	// Progress, when set, is called after each customer.
 	Progress   func(done, total int, r *CustomerReport)
 	mu         sync.Mutex // one run at a time
@@ -180,7 +181,8 @@ func customerStatuses(rep *Report) []string {
 
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
-	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery, Actor: r.Actor}
+	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery, Actor: r.Actor,
+		AttentionRecheckEvery: r.AttentionRecheckEvery}
 	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()

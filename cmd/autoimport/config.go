@@ -53,6 +53,9 @@ type Config struct {
 	// FullReadEvery is the longest time between two full reads of a
 	// directory read incrementally.
 	FullReadEvery time.Duration `envconfig:"FULL_READ_EVERY" default:"168h" desc:"a duration such as 168h (7 days)"`
+	// AttentionRecheck is how long an ambiguous account of which nothing
+	// changed goes without a check against the vault and the PSA.
+	AttentionRecheck time.Duration `envconfig:"ATTENTION_RECHECK" default:"24h" desc:"a duration such as 24h"`
 	// Actor is who the audit log records for changes from this process,
 	// beside the operating-system user and host it runs as.
 	Actor string `envconfig:"ACTOR" desc:"a name; default the OS user"`
@@ -140,6 +143,9 @@ func (c *Config) check() error {
 	}
 	if c.SurgePercent < 0 {
 		return bad("SURGE_PERCENT", "SurgePercent", fmt.Sprint(c.SurgePercent))
+	}
+	if c.AttentionRecheck < time.Minute {
+		return &ConfigError{Var: "AUTOIMPORT_ATTENTION_RECHECK", Got: c.AttentionRecheck.String(), Want: "a duration of at least 1m, such as 24h"}
 	}
 	if c.FullReadEvery < time.Hour {
 		return &ConfigError{Var: "AUTOIMPORT_FULL_READ_EVERY", Got: c.FullReadEvery.String(), Want: "a duration of at least 1h, such as 168h (7 days)"}

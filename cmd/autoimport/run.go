@@ -91,8 +91,9 @@ func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
 		Actor:       jobs.RecordedActor("autoimport"),
 		// The store keeps the local copies of incrementally read
 		// directories.
-		Copies:        copiesOf(a.store),
-		FullReadEvery: a.cfg.FullReadEvery,
+		Copies:                copiesOf(a.store),
+		FullReadEvery:         a.cfg.FullReadEvery,
+		AttentionRecheckEvery: a.cfg.AttentionRecheck,
 	}
 }
 
