@@ -205,7 +205,7 @@ func connect(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
+	if err := ping(pctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to the %s database: %w (check AUTOIMPORT_DATABASE_URL)", d, err)
 	}
@@ -417,6 +417,28 @@ func (s *Store) upsertRows(table string, keys, cols []string, n int) string {
 	}
 	return q + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET ", strings.Join(keys, ", ")) + strings.Join(set, ", ")
 }
+
+// ping checks that the database answers. A new SQLite connection turns
+// the file to WAL, which another process doing the same at that moment
+// refuses at once with SQLITE_BUSY, whatever the busy timeout: that is
+// tried again until ctx ends.
+func ping(ctx context.Context, db *sqlx.DB) error {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		err := db.PingContext(ctx)
+		var coded interface{ Code() int }
+		if err == nil || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sqliteBusy is SQLite's primary result code SQLITE_BUSY.
+const sqliteBusy = 5
 
 // openMySQL opens a MySQL pool whose connections run at READ COMMITTED:
 // a transaction then locks the rows it reads for update or writes, and
