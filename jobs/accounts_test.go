@@ -123,11 +123,7 @@ func TestMatchSurvivesARestart(t *testing.T) {
 		if _, err := f.accounts().Match(context.Background(), "acme", "USER0", jobs.MatchRequest{VaultRef: "a0"}); err != nil {
 			t.Fatal(err)
 		}
-		s2, err := store.Open(context.Background(), s.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s2.Close()
+		s2 := storetest.Reopen(t, s)
 		f.runner.Store = s2
 		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
 		if cr.Counts.VaultMatched != 1 || ledgerOf(t, s2, "acme")["user0"].VaultRef != "a0" {

@@ -222,15 +222,22 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 	for from := 0; from < len(changes) || (from == 0 && noted != nil); from += attentionWriteBatch {
 		batch := changes[from:min(from+attentionWriteBatch, len(changes))]
 		last := from+attentionWriteBatch >= len(changes)
+		// The rows to put go in one statement; the rows to delete, by source.
+		var puts []AccountAttention
+		dels := map[string][]string{}
+		for _, c := range batch {
+			if c.put != nil {
+				puts = append(puts, *c.put)
+			} else {
+				dels[c.del.source] = append(dels[c.del.source], c.del.id)
+			}
+		}
 		err := ps.im.Store.Update(ctx, func(tx Tx) error {
-			for _, c := range batch {
-				var err error
-				if c.put != nil {
-					err = tx.PutAttention(ctx, *c.put)
-				} else {
-					err = tx.DeleteAttention(ctx, ps.c.ID, c.del.source, c.del.id)
-				}
-				if err != nil {
+			if err := tx.PutAttention(ctx, puts...); err != nil {
+				return err
+			}
+			for source, ids := range dels {
+				if err := tx.DeleteAttention(ctx, ps.c.ID, source, ids...); err != nil {
 					return err
 				}
 			}

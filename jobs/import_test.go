@@ -591,11 +591,7 @@ func TestTwoRunnersImportEachCustomerOnce(t *testing.T) {
 		w.ad.set(as...)
 	}
 	// The second replica opens its own connections to the same database.
-	s2, err := store.Open(context.Background(), storetest.MySQLURLOf(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := storetest.Reopen(t, s)
 	other := &jobs.Runner{Store: s2, Connector: f.runner.Connector, Log: f.runner.Log, Concurrency: 2, Surge: f.runner.Surge, Holder: "replica-2"}
 	var wg sync.WaitGroup
 	reps := make([]*jobs.Report, 2)

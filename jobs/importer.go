@@ -513,14 +513,22 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 	if !slices.ContainsFunc(batch, func(p AccountPlan) bool { return p.Action == ActionImport }) {
 		return
 	}
+	rows := make([]ImportedAccount, 0, len(batch))
+	for i := range batch {
+		if batch[i].Action == ActionImport {
+			rows = append(rows, im.ledgerRow(c, opts, &batch[i]))
+		}
+	}
 	err := im.Store.Update(ctx, func(tx Tx) error {
+		// The batch's rows go in one statement; its events are chained
+		// and written together when the transaction ends.
+		if err := tx.InsertImported(ctx, rows...); err != nil {
+			return err
+		}
 		for i := range batch {
 			p := &batch[i]
 			if p.Action != ActionImport {
 				continue
-			}
-			if err := tx.InsertImported(ctx, im.ledgerRow(c, opts, p)); err != nil {
-				return err
 			}
 			for _, e := range importEvents(c.ID, p) {
 				e.At, e.Actor = im.now(), im.actor()

@@ -19,8 +19,6 @@ type Store interface {
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// AuditEvents streams audit events in id order.
 	AuditEvents(ctx context.Context, f AuditFilter) iter.Seq2[AuditEvent, error]
-	// AuditHead returns the id and hash of the last event written.
-	AuditHead(ctx context.Context) (int64, string, error)
 	// AcquireLease takes the lease on a customer for holder until ttl
 	// from the database's now, under a new token, when it is free or
 	// expired; false while another holder's lease lasts.
@@ -70,10 +68,20 @@ type Tx interface {
 	PutIntegrations(ctx context.Context, in Integrations) error
 	PutPolicy(ctx context.Context, p Policy) error
 	PutCustomer(ctx context.Context, c Customer) error
-	// AppendAudit chains and writes an event; it fills ID, PrevHash and Hash.
+	// AppendAudit adds an event to its customer's chain (the tenant
+	// chain for Customer ""); it fills At when zero. The event is chained
+	// and written when the transaction ends, after fn: only then is the
+	// chain's head locked, so that the lock is held for no more than the
+	// transaction's own events and its commit. ID, Seq, PrevHash and Hash
+	// are assigned then.
 	AppendAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
-	// InsertImported records a newly imported account.
-	InsertImported(ctx context.Context, a ImportedAccount) error
+	// LockChain locks a chain's head now (customer "" for the tenant
+	// chain), for a transaction that reads what it then changes and
+	// needs no other writer of that chain between: they wait until it
+	// commits.
+	LockChain(ctx context.Context, customer string) error
+	// InsertImported records newly imported accounts.
+	InsertImported(ctx context.Context, a ...ImportedAccount) error
 	// SetSourceState records that an imported account is active, disabled
 	// or missing in its source.
 	SetSourceState(ctx context.Context, customer, source, sourceID, state string) error
@@ -89,10 +97,10 @@ type Tx interface {
 	// SetFlags changes the self-serve and rotation flags of an imported
 	// account (a roll-out); its options snapshot stays as it was.
 	SetFlags(ctx context.Context, customer, source, sourceID string, f Flags) error
-	// PutAttention records that an account needs a person;
-	// DeleteAttention that it no longer does.
-	PutAttention(ctx context.Context, a AccountAttention) error
-	DeleteAttention(ctx context.Context, customer, source, sourceID string) error
+	// PutAttention records that accounts need a person;
+	// DeleteAttention that accounts of one source no longer do.
+	PutAttention(ctx context.Context, a ...AccountAttention) error
+	DeleteAttention(ctx context.Context, customer, source string, sourceIDs ...string) error
 	// HoldLease fails with ErrLeaseLost unless holder still holds the
 	// customer's lease under token (on the database's clock); no other
 	// holder can take the lease until the transaction ends.

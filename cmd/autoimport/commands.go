@@ -46,7 +46,7 @@ func (a *app) setup(ctx context.Context) error {
 		a.cfg = cfg
 	}
 	a.log = newLogger(a.cfg, a.stderr)
-	s, err := store.Open(ctx, a.cfg.DatabaseURL)
+	s, err := store.Open(ctx, a.cfg.DatabaseURL, store.WithAuditKey(jobs.NewAuditKey(a.cfg.key)))
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
@@ -741,95 +741,6 @@ func policyMembers(t *jobs.Tenant, p jobs.Policy) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func (a *app) auditCommand() *cobra.Command {
-	c := &cobra.Command{Use: "audit", Short: "Read and verify the audit log"}
-	var customer string
-	var limit int
-	var after int64
-	list := &cobra.Command{
-		Use:   "list [--customer C] [--limit N] [--after ID]",
-		Short: "List audit events, oldest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.setup(cmd.Context()); err != nil {
-				return err
-			}
-			var events []jobs.AuditEvent
-			for e, err := range a.store.AuditEvents(cmd.Context(), jobs.AuditFilter{Customer: customer, AfterID: after, Limit: limit}) {
-				if err != nil {
-					return err
-				}
-				events = append(events, e)
-			}
-			if a.json() {
-				out := make([]auditEventOut, len(events))
-				for i, e := range events {
-					out[i] = auditEventOut{AuditEvent: e}
-					out[i].DeclaredActor, out[i].OSUser, out[i].Host = jobs.ParseActor(e.Actor)
-				}
-				return a.printJSON(out)
-			}
-			var rows [][]string
-			for _, e := range events {
-				declared, osUser, host := jobs.ParseActor(e.Actor)
-				runAs := ""
-				if osUser != "" {
-					runAs = osUser + "@" + host
-				}
-				rows = append(rows, []string{strconv.FormatInt(e.ID, 10), e.At.Format("2006-01-02 15:04:05"), declared, runAs, e.Action, e.Customer, e.Subject, summary(e)})
-			}
-			a.table([]string{"ID", "AT (UTC)", "ACTOR", "OS USER@HOST", "ACTION", "CUSTOMER", "SUBJECT", "CHANGE"}, rows)
-			return nil
-		},
-	}
-	list.Flags().StringVar(&customer, "customer", "", "only this customer's events")
-	list.Flags().IntVar(&limit, "limit", 0, "at most N events")
-	list.Flags().Int64Var(&after, "after", 0, "only events after this id")
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Recompute the audit hash chain and name the first altered, deleted or reordered event",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.setup(cmd.Context()); err != nil {
-				return err
-			}
-			n, err := jobs.VerifyAudit(cmd.Context(), a.store)
-			if a.json() {
-				res := map[string]any{"ok": err == nil, "events": n}
-				if err != nil {
-					res["error"] = err.Error()
-				}
-				if perr := a.printJSON(res); perr != nil {
-					return perr
-				}
-				if err != nil {
-					return exitError{exitFailed}
-				}
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "audit log intact: %d events, hash chain verified\n", n)
-			return nil
-		},
-	}
-	c.AddCommand(list, verify)
-	return c
-}
-
-// summary shortens an event's change for the table.
-func summary(e jobs.AuditEvent) string {
-	s := secret.RedactSealed(e.After)
-	if s == "" {
-		s = "removed"
-	}
-	if len(s) > 80 {
-		s = s[:77] + "..."
-	}
-	return s
 }
 
 func (a *app) sealCommand() *cobra.Command {

@@ -72,6 +72,9 @@ func (a *app) connector() *connect.Connector {
 }
 
 func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
+	if a.cfg.key == nil {
+		a.log.Warn("AUTOIMPORT_SECRET_KEY is not set: the audit log is chained unkeyed (plain SHA-256), so anyone who can write the database can rewrite it undetected")
+	}
 	var m *jobs.Metrics
 	if reg != nil {
 		m = jobs.NewMetrics(reg)
@@ -151,11 +154,13 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := out.finish(rep); err != nil {
+	audit := a.runAuditOf(context.WithoutCancel(ctx), rep)
+	if err := out.finish(rep, audit); err != nil {
 		return err
 	}
 	if !a.json() {
 		a.printReport(rep)
+		printRunAudit(a.stdout, audit)
 	}
 	if rep.Failed() {
 		return exitError{exitFailed}
@@ -279,8 +284,13 @@ func (a *app) schedule(ctx context.Context) error {
 		case err != nil:
 			a.log.WithError(err).Error("run failed")
 		default:
-			a.log.WithFields(map[string]any{"status": rep.Status, "imported": rep.Totals.Imported, "failed": rep.Totals.Failed, "held": rep.Totals.Held,
-				"seconds": rep.Finished.Sub(rep.Started).Seconds()}).Info("run finished")
+			audit := a.runAuditOf(context.WithoutCancel(ctx), rep)
+			fields := map[string]any{"status": rep.Status, "imported": rep.Totals.Imported, "failed": rep.Totals.Failed, "held": rep.Totals.Held,
+				"seconds": rep.Finished.Sub(rep.Started).Seconds(), "audit_heads": audit.Heads}
+			if audit.Note != "" || audit.Error != "" {
+				fields["audit"] = audit.Note + audit.Error
+			}
+			a.log.WithFields(fields).Info("run finished")
 		}
 		if ctx.Err() != nil {
 			return

@@ -16,13 +16,13 @@ import (
 // closes the output once the run is over.
 type accountWriter interface {
 	account(customer string, p *jobs.AccountPlan)
-	finish(rep *jobs.Report) error
+	finish(rep *jobs.Report, audit runAudit) error
 }
 
 type discardAccounts struct{}
 
-func (discardAccounts) account(string, *jobs.AccountPlan) {}
-func (discardAccounts) finish(*jobs.Report) error         { return nil }
+func (discardAccounts) account(string, *jobs.AccountPlan)   {}
+func (discardAccounts) finish(*jobs.Report, runAudit) error { return nil }
 
 // jsonReport writes a run as one JSON document while it goes on: every
 // account, one per line, in "accounts", then the report's summary fields.
@@ -60,11 +60,14 @@ func (j *jsonReport) account(customer string, p *jobs.AccountPlan) {
 	_, j.err = j.w.Write(b)
 }
 
-func (j *jsonReport) finish(rep *jobs.Report) error {
+func (j *jsonReport) finish(rep *jobs.Report, audit runAudit) error {
 	if j.err != nil {
 		return fmt.Errorf("write the JSON report: %w", j.err)
 	}
-	b, err := json.MarshalIndent(rep, "", "  ")
+	b, err := json.MarshalIndent(struct {
+		*jobs.Report
+		Audit runAudit `json:"audit"`
+	}{rep, audit}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -113,7 +116,7 @@ func (t *planTable) account(customer string, p *jobs.AccountPlan) {
 	}
 }
 
-func (t *planTable) finish(*jobs.Report) error {
+func (t *planTable) finish(*jobs.Report, runAudit) error {
 	if t.rows == 0 {
 		fmt.Fprintln(t.tw, "(no new accounts)")
 	}

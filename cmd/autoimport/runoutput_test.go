@@ -24,7 +24,7 @@ func TestJSONReportIsOneDocumentWithEveryAccount(t *testing.T) {
 		for i := range n {
 			w.account("acme", new(plan(strings.Repeat("u", i+1), jobs.ActionImport)))
 		}
-		if err := w.finish(rep); err != nil {
+		if err := w.finish(rep, runAudit{}); err != nil {
 			t.Fatal(err)
 		}
 		var got struct {
@@ -60,7 +60,7 @@ func TestPlanTableStreamsNewAccountsOnly(t *testing.T) {
 		w.account("acme", new(plan("user"+strings.Repeat("x", i%7), jobs.ActionImport)))
 	}
 	w.account("acme", new(plan("old", jobs.ActionAlreadyImported)))
-	if err := w.finish(&jobs.Report{}); err != nil {
+	if err := w.finish(&jobs.Report{}, runAudit{}); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -71,7 +71,7 @@ func TestPlanTableStreamsNewAccountsOnly(t *testing.T) {
 	buf.Reset()
 	w = newPlanTable(&buf)
 	w.account("acme", new(plan("old", jobs.ActionAlreadyImported)))
-	w.finish(&jobs.Report{})
+	w.finish(&jobs.Report{}, runAudit{})
 	if !strings.Contains(buf.String(), "(no new accounts)") {
 		t.Fatalf("empty table:\n%s", buf.String())
 	}

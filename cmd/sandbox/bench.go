@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
@@ -99,6 +100,9 @@ type runResult struct {
 	// included).
 	StoreTransactions int64   `json:"store_transactions"`
 	StoreSeconds      float64 `json:"store_s"`
+	// StorePool is the waits for a free database connection (in the
+	// store transactions' time, and the Technician Vault's writes).
+	StorePool poolFigure `json:"store_pool"`
 	// JobPeakRSS is the job process's resident high-water mark, with
 	// --job-process: the job's own memory, no fake's.
 	JobPeakRSS int64 `json:"job_peak_rss_bytes,omitempty"`
@@ -271,7 +275,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	t := jf.Totals
 	rr := runResult{Name: name, Seconds: jf.Seconds, Status: jf.Status, Candidates: t.Candidates, Imported: t.Imported, Failed: t.Failed, Ambiguous: t.Ambiguous,
 		PeakHeapInuse: jf.PeakHeapInuse, HeapInuseBefore: jf.HeapInuseBefore, LimiterWait: jf.LimiterWait, StoreTransactions: jf.StoreTransactions,
-		StoreSeconds: jf.StoreSeconds, JobPeakRSS: jf.PeakRSSBytes}
+		StoreSeconds: jf.StoreSeconds, StorePool: jf.StorePool, JobPeakRSS: jf.PeakRSSBytes}
 	rr.AccountsPerSecond = float64(rr.Candidates) / jf.Seconds
 	rr.ImportedPerSecond = float64(rr.Imported) / jf.Seconds
 
@@ -394,6 +398,7 @@ func printRun(w io.Writer, r runResult) {
 		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
 			1000*r.StoreSeconds/float64(r.StoreTransactions))
 	}
+	printPool(w, r.StorePool)
 	if r.JobPeakRSS > 0 {
 		fmt.Fprintf(w, "  job process: peak resident memory %s, peak heap in use %s\n", mib(uint64(r.JobPeakRSS)), mib(r.PeakHeapInuse))
 	} else {
@@ -405,6 +410,34 @@ func printRun(w io.Writer, r runResult) {
 type timedStore struct {
 	jobs.Store
 	n, ns atomic.Int64
+}
+
+// poolFigure is how often and how long the store's users waited for a
+// free database connection (database/sql's pool), over one measured run.
+type poolFigure struct {
+	MaxOpen     int     `json:"max_open"`
+	Waits       int64   `json:"waits"`
+	WaitSeconds float64 `json:"wait_s"`
+}
+
+// poolWaits starts counting the store's connection waits; the returned
+// function gives the figure since. A store without a pool gives none.
+func poolWaits(s jobs.Store) func() poolFigure {
+	p, ok := s.(interface{ DB() *sqlx.DB })
+	if !ok {
+		return func() poolFigure { return poolFigure{} }
+	}
+	before := p.DB().Stats()
+	return func() poolFigure {
+		after := p.DB().Stats()
+		return poolFigure{MaxOpen: after.MaxOpenConnections, Waits: after.WaitCount - before.WaitCount, WaitSeconds: (after.WaitDuration - before.WaitDuration).Seconds()}
+	}
+}
+
+func printPool(w io.Writer, p poolFigure) {
+	if p.MaxOpen > 0 {
+		fmt.Fprintf(w, "  waiting for one of the store's %d connections: %d times, %.2fs summed\n", p.MaxOpen, p.Waits, p.WaitSeconds)
+	}
 }
 
 func (s *timedStore) Update(ctx context.Context, fn func(jobs.Tx) error) error {

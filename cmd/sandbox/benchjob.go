@@ -33,6 +33,7 @@ type jobFigures struct {
 	LimiterWait       []limiterFigure  `json:"limiter_wait"`
 	StoreTransactions int64            `json:"store_transactions"`
 	StoreSeconds      float64          `json:"store_s"`
+	StorePool         poolFigure       `json:"store_pool"`
 	PeakRSSBytes      int64            `json:"peak_rss_bytes,omitempty"`
 }
 
@@ -47,6 +48,7 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 	sc := &statsConnector{inner: r.Connector}
 	r.Connector = sc
 	ts := &timedStore{Store: r.Store}
+	pool := poolWaits(r.Store)
 	r.Store = ts
 	runtime.GC()
 	var before runtime.MemStats
@@ -60,7 +62,7 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 		return jobFigures{}, err
 	}
 	jf := jobFigures{Seconds: elapsed.Seconds(), Status: rep.Status, Totals: rep.Totals, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse,
-		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds()}
+		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool()}
 	for _, c := range rep.Customers {
 		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts})
 	}
@@ -122,7 +124,7 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(err)
 	}
-	s, err := store.Open(ctx, os.Getenv("AUTOIMPORT_DATABASE_URL"))
+	s, err := store.Open(ctx, os.Getenv("AUTOIMPORT_DATABASE_URL"), store.WithAuditKey(jobs.NewAuditKey(key)))
 	if err != nil {
 		return fail(err)
 	}

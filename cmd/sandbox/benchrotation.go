@@ -33,8 +33,9 @@ type rotationResult struct {
 	// StoreTransactions and StoreSeconds are the rotation's write
 	// transactions (pending, set and done for each) and their time summed
 	// over customers, lock waits included.
-	StoreTransactions int64   `json:"store_transactions"`
-	StoreSeconds      float64 `json:"store_s"`
+	StoreTransactions int64      `json:"store_transactions"`
+	StoreSeconds      float64    `json:"store_s"`
+	StorePool         poolFigure `json:"store_pool"`
 }
 
 // directoryTrips are the directory round trips one rotation makes, by
@@ -53,6 +54,7 @@ func measureRotation(ctx context.Context, env *sandbox.Env) (rotationResult, err
 	env.ResetRequests()
 	r := env.Runner()
 	ts := &timedStore{Store: r.Store}
+	pool := poolWaits(r.Store)
 	r.Store = ts
 	start := time.Now()
 	run, err := r.Rotate(ctx, jobs.RotationRunOptions{Customers: ids, Now: true})
@@ -60,7 +62,7 @@ func measureRotation(ctx context.Context, env *sandbox.Env) (rotationResult, err
 		return rotationResult{}, err
 	}
 	rr := rotationResult{Seconds: time.Since(start).Seconds(), Status: run.Status, Rotated: run.Outcomes[jobs.OutcomeRotated], Failed: run.Outcomes[jobs.OutcomeFailed],
-		StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds()}
+		StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool()}
 	for _, c := range run.Customers {
 		rr.Admins += len(c.Accounts)
 	}
@@ -123,4 +125,5 @@ func printRotation(w io.Writer, r rotationResult) {
 		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
 			1000*r.StoreSeconds/float64(r.StoreTransactions))
 	}
+	printPool(w, r.StorePool)
 }

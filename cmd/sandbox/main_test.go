@@ -92,7 +92,7 @@ func revealWorks(t *testing.T, dir, out, envFile string) {
 		t.Fatalf("sandbox.env: AUTOIMPORT_SECRET_KEY: %v", err)
 	}
 	ctx := context.Background()
-	s, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "autoimport.db"))
+	s, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "autoimport.db"), store.WithAuditKey(jobs.NewAuditKey(key)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,7 @@ func (e *Env) start(ctx context.Context) error {
 		e.DatabaseURL = "sqlite:" + dbPath
 	}
 	e.Vars["AUTOIMPORT_DATABASE_URL"] = e.DatabaseURL
-	if e.Store, err = store.Open(ctx, e.DatabaseURL); err != nil {
+	if e.Store, err = store.Open(ctx, e.DatabaseURL, store.WithAuditKey(jobs.NewAuditKey(e.Key))); err != nil {
 		return fmt.Errorf("open store %s: %w", safeURL(e.DatabaseURL), err)
 	}
 	e.closers = append(e.closers, func() { e.Store.Close() })

@@ -9,7 +9,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -92,6 +94,17 @@ func NewKey(raw []byte) (*Key, error) {
 	k := &Key{aead: aead}
 	copy(k.raw[:], raw)
 	return k, nil
+}
+
+// Derive returns a 32-byte key for one use, named by label, from the
+// master key with HKDF-SHA256 (RFC 5869; no salt, label as info): keys of
+// different labels are independent, and none reveals the master key.
+func (k *Key) Derive(label string) []byte {
+	b, err := hkdf.Key(sha256.New, k.raw[:], nil, label, 32)
+	if err != nil {
+		panic("secret: derive " + label + ": " + err.Error()) // only for lengths beyond 255 hashes
+	}
+	return b
 }
 
 // Seal encrypts plaintext and returns base64(nonce || ciphertext).

@@ -1,6 +1,7 @@
 package secret
 
 import (
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,25 @@ func TestParseKey(t *testing.T) {
 	}
 	if _, err := ParseKey("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDerive checks the derivation against HKDF-SHA256 computed apart
+// (RFC 5869 with an empty salt: Python's hmac over 0..31 and info "audit").
+func TestDerive(t *testing.T) {
+	raw := make([]byte, 32)
+	for i := range raw {
+		raw[i] = byte(i)
+	}
+	k, err := NewKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(k.Derive("audit")); got != "ada348d64c2535699a93a752aa505cd22246adacfb789565ac5de00263d07c2a" {
+		t.Fatalf("Derive(audit) = %s", got)
+	}
+	if hex.EncodeToString(k.Derive("other")) == hex.EncodeToString(k.Derive("audit")) {
+		t.Fatal("two labels gave one key")
 	}
 }
 

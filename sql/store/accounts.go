@@ -74,22 +74,43 @@ func (r reader) Decisions(ctx context.Context, customer string) ([]jobs.AccountD
 	return out, nil
 }
 
-func (t *tx) PutAttention(ctx context.Context, a jobs.AccountAttention) error {
-	if a.Since.IsZero() {
-		a.Since = time.Now()
-	}
-	q := t.s.upsert("account_attention", []string{"customer_id", "source", "source_id"}, []string{"account_type", "username", "display_name", "email", "state", "reason", "since"})
-	_, err := t.sx.ExecContext(ctx, q, a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.DisplayName, a.Email, a.State, a.Reason, a.Since.UnixMicro())
-	if err != nil {
-		return fmt.Errorf("customer %s: record that %s:%s needs a person: %w", a.Customer, a.Source, a.SourceID, err)
+// attentionRowsPerStatement bounds the rows of one statement on
+// account_attention.
+const attentionRowsPerStatement = 200
+
+// PutAttention records that accounts need a person, many to a statement.
+func (t *tx) PutAttention(ctx context.Context, rows ...jobs.AccountAttention) error {
+	cols := []string{"account_type", "username", "display_name", "email", "state", "reason", "since"}
+	for from := 0; from < len(rows); from += attentionRowsPerStatement {
+		chunk := rows[from:min(from+attentionRowsPerStatement, len(rows))]
+		args := make([]any, 0, 10*len(chunk))
+		for _, a := range chunk {
+			if a.Since.IsZero() {
+				a.Since = time.Now()
+			}
+			args = append(args, a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.DisplayName, a.Email, a.State, a.Reason, a.Since.UnixMicro())
+		}
+		q := t.s.upsertRows("account_attention", []string{"customer_id", "source", "source_id"}, cols, len(chunk))
+		if _, err := t.sx.ExecContext(ctx, q, args...); err != nil {
+			if len(chunk) == 1 {
+				return fmt.Errorf("customer %s: record that %s:%s needs a person: %w", chunk[0].Customer, chunk[0].Source, chunk[0].SourceID, err)
+			}
+			return fmt.Errorf("customer %s: record that %d accounts need a person: %w", chunk[0].Customer, len(chunk), err)
+		}
 	}
 	return nil
 }
 
-func (t *tx) DeleteAttention(ctx context.Context, customer, source, sourceID string) error {
-	_, err := t.sx.ExecContext(ctx, "DELETE FROM account_attention WHERE customer_id = ? AND source = ? AND source_id = ?", customer, source, sourceID)
-	if err != nil {
-		return fmt.Errorf("customer %s: clear the attention state of %s:%s: %w", customer, source, sourceID, err)
+// DeleteAttention records that accounts of one source no longer need a
+// person. Each row is deleted by its whole key, one statement a row: a
+// delete of many keys at once (an IN list) may be run as a scan of the
+// customer's rows, which under REPEATABLE READ locks every row it passes,
+// other transactions' new rows included.
+func (t *tx) DeleteAttention(ctx context.Context, customer, source string, sourceIDs ...string) error {
+	for _, id := range sourceIDs {
+		if _, err := t.sx.ExecContext(ctx, "DELETE FROM account_attention WHERE customer_id = ? AND source = ? AND source_id = ?", customer, source, id); err != nil {
+			return fmt.Errorf("customer %s: clear the attention state of %s:%s: %w", customer, source, id, err)
+		}
 	}
 	return nil
 }

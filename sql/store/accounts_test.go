@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -140,6 +141,77 @@ func TestRotationsRoundTrip(t *testing.T) {
 		for a, err := range s.ImportedAccounts(ctx, "acme") {
 			if err != nil || !a.LastRotated.Equal(r.DoneAt) {
 				t.Fatalf("last rotated = %v, %v", a.LastRotated, err)
+			}
+		}
+	})
+}
+
+// TestManyRowsToAStatement writes more rows than one statement takes:
+// every row arrives whole, an upsert within a batch replaces, and a
+// delete of many rows takes those and no others.
+func TestManyRowsToAStatement(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+		const n = 450
+		var rows []jobs.ImportedAccount
+		var need []jobs.AccountAttention
+		for i := range n {
+			id := fmt.Sprintf("g%03d", i)
+			rows = append(rows, jobs.ImportedAccount{Customer: "acme", Source: "ad", SourceID: id, Type: jobs.EndUser, Username: "user" + id, Email: id + "@acme.test",
+				VaultIntegration: "IT Glue", VaultRef: "v" + id, Options: jobs.Values{"vault_create": i%2 == 0}, OptionsOrigin: "policy P", Welcome: jobs.WelcomeAttempted, ImportedAt: at})
+			source := "ad"
+			if i%3 == 0 {
+				source = "m365"
+			}
+			need = append(need, jobs.AccountAttention{Customer: "acme", Source: source, SourceID: id, Type: jobs.Admin, Username: "adm" + id, State: jobs.StateAmbiguous, Reason: "two fit", Since: at})
+		}
+		need = append(need, need[7])
+		need[len(need)-1].Reason = "replaced"
+		err := s.Update(ctx, func(tx jobs.Tx) error {
+			if err := tx.InsertImported(ctx, rows...); err != nil {
+				return err
+			}
+			return tx.PutAttention(ctx, need...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ledger(t, s, "acme")
+		if len(got) != n {
+			t.Fatalf("%d ledger rows, want %d", len(got), n)
+		}
+		for i, want := range rows {
+			g := got[i]
+			if g.SourceID != want.SourceID || g.Username != want.Username || g.Email != want.Email || g.VaultRef != want.VaultRef || g.Options["vault_create"] != (i%2 == 0) ||
+				g.Welcome != jobs.WelcomeAttempted || !g.ImportedAt.Equal(at) || g.State != "active" {
+				t.Fatalf("ledger row %d = %+v, want %+v", i, g, want)
+			}
+		}
+		var ad, m365 []string
+		for _, a := range need[:300] {
+			if a.Source == "ad" {
+				ad = append(ad, a.SourceID)
+			} else {
+				m365 = append(m365, a.SourceID)
+			}
+		}
+		err = s.Update(ctx, func(tx jobs.Tx) error {
+			if err := tx.DeleteAttention(ctx, "acme", "ad", ad...); err != nil {
+				return err
+			}
+			return tx.DeleteAttention(ctx, "acme", "m365", m365...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		left, err := s.Attention(ctx, "acme")
+		if err != nil || len(left) != n-300 {
+			t.Fatalf("%d accounts need a person after deleting 300 of %d: %v", len(left), n, err)
+		}
+		for _, a := range left {
+			if a.SourceID < "g300" {
+				t.Fatalf("%s:%s is left", a.Source, a.SourceID)
 			}
 		}
 	})

@@ -6,20 +6,25 @@ package store
 import (
 	"context"
 	dbsql "database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sql/migrations"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -42,6 +47,11 @@ type Store struct {
 	// process to the next directly, instead of leaving concurrent
 	// writers to poll for it through busy_timeout.
 	writeMu sync.Mutex
+	// auditKey keys the audit chains (nil: unkeyed chains).
+	auditKey *jobs.AuditKey
+	// auditBlocked, when set, is why every write is refused: the audit
+	// log from before per-customer chains is broken (see auditrechain.go).
+	auditBlocked atomic.Pointer[error]
 }
 
 // serialize returns an unlock function: on SQLite it holds the store's
@@ -85,6 +95,10 @@ func ParseURL(raw string) (Dialect, string, error) {
 		}
 		cfg.ParseTime = false
 		cfg.MultiStatements = false
+		// The driver fills in placeholders itself (escaping for the
+		// connection's utf8mb4), so a statement is one round trip instead
+		// of a prepare, an execute and a close.
+		cfg.InterpolateParams = true
 		if cfg.Params == nil {
 			cfg.Params = map[string]string{}
 		}
@@ -145,8 +159,26 @@ func privateSQLiteFiles(path string) error {
 	return nil
 }
 
-// Open connects to the database and applies pending migrations.
-func Open(ctx context.Context, url string) (*Store, error) {
+// Open connects to the database, applies pending migrations and
+// re-chains the audit log where it must (see auditrechain.go).
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	s, err := connect(ctx, url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.rechainOnOpen(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect opens the database and checks that it answers.
+func connect(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	d, dsn, err := ParseURL(url)
 	if err != nil {
 		return nil, err
@@ -156,7 +188,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 			return nil, err
 		}
 	}
-	db, err := sqlx.Open(string(d), dsn)
+	var db *sqlx.DB
+	if d == MySQL {
+		db, err = openMySQL(dsn)
+	} else {
+		db, err = sqlx.Open(string(d), dsn)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", d, err)
 	}
@@ -168,16 +205,37 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
+	if err := ping(pctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to the %s database: %w (check AUTOIMPORT_DATABASE_URL)", d, err)
 	}
 	s := &Store{db: db, dialect: d, url: url}
-	if _, err := s.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+	for _, o := range opts {
+		o(s)
+	}
+	if d == MySQL {
+		var logBin int
+		var format string
+		if err := db.QueryRowContext(ctx, "SELECT @@log_bin, @@binlog_format").Scan(&logBin, &format); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("read the MySQL server's binary log settings: %w", err)
+		}
+		if err := checkBinlogFormat(logBin == 1, format); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// checkBinlogFormat refuses a server whose binary log is statement-based:
+// it refuses writes at READ COMMITTED, which the store's transactions run
+// at (see writeTx).
+func checkBinlogFormat(logBin bool, format string) error {
+	if logBin && strings.EqualFold(format, "STATEMENT") {
+		return errors.New("the MySQL server writes a statement-based binary log (binlog_format=STATEMENT), which refuses writes at READ COMMITTED, the isolation autoimport's transactions use: set binlog_format to ROW or MIXED (the defaults of MySQL 8 and MariaDB)")
+	}
+	return nil
 }
 
 // Dialect is the store's SQL dialect.
@@ -252,10 +310,16 @@ const migrateLock = "autoimport.migrate"
 // transactional, a named lock held on one connection serialises them; on
 // SQLite each migration runs in one immediate transaction.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	return s.migrateUpTo(ctx, math.MaxInt)
+}
+
+// migrateUpTo applies the pending migrations numbered up to last.
+func (s *Store) migrateUpTo(ctx context.Context, last int) ([]string, error) {
 	ms, err := loadMigrations(s.dialect)
 	if err != nil {
 		return nil, err
 	}
+	ms = slices.DeleteFunc(ms, func(m migration) bool { return m.version > last })
 	conn, err := s.db.Connx(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
@@ -332,8 +396,15 @@ func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, "
 
 // upsert returns an INSERT that updates cols on a key conflict.
 func (s *Store) upsert(table string, keys, cols []string) string {
+	return s.upsertRows(table, keys, cols, 1)
+}
+
+// upsertRows returns an INSERT of n rows that updates cols on a key
+// conflict.
+func (s *Store) upsertRows(table string, keys, cols []string, n int) string {
 	all := append(append([]string{}, keys...), cols...)
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(all, ", "), placeholders(len(all)))
+	row := "(" + placeholders(len(all)) + ")"
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(all, ", "), strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
 	set := make([]string, len(cols))
 	if s.dialect == MySQL {
 		for i, c := range cols {
@@ -345,6 +416,68 @@ func (s *Store) upsert(table string, keys, cols []string) string {
 		set[i] = fmt.Sprintf("%s = excluded.%s", c, c)
 	}
 	return q + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET ", strings.Join(keys, ", ")) + strings.Join(set, ", ")
+}
+
+// ping checks that the database answers. A new SQLite connection turns
+// the file to WAL, which another process doing the same at that moment
+// refuses at once with SQLITE_BUSY, whatever the busy timeout: that is
+// tried again until ctx ends.
+func ping(ctx context.Context, db *sqlx.DB) error {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		err := db.PingContext(ctx)
+		var coded interface{ Code() int }
+		if err == nil || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// sqliteBusy is SQLite's primary result code SQLITE_BUSY.
+const sqliteBusy = 5
+
+// openMySQL opens a MySQL pool whose connections run at READ COMMITTED:
+// a transaction then locks the rows it reads for update or writes, and
+// no gaps between them, so that two transactions inserting rows of one
+// customer (two rotations started at once, a batch of accounts beside
+// the welcome emails of the one before) never deadlock on each other's
+// gaps. What needs one writer at a time takes an explicit lock: a chain's
+// head (Tx.LockChain), a lease. It is set once per connection, not per
+// transaction (a round trip each). SQLite has one writer at a time.
+func openMySQL(dsn string) (*sqlx.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sqlx.NewDb(dbsql.OpenDB(readCommitted{c}), string(MySQL)), nil
+}
+
+// readCommitted makes each new connection's transactions READ COMMITTED.
+type readCommitted struct{ driver.Connector }
+
+func (r readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := r.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("the MySQL driver's connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("set the isolation level: %w", err)
+	}
+	return conn, nil
 }
 
 func (s *Store) forUpdate() string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -188,15 +189,18 @@ func (r reader) ImportedAccounts(ctx context.Context, customer string) iter.Seq2
 // tx implements jobs.Tx.
 type tx struct {
 	reader
-	sx       *sqlx.Tx
-	headID   int64
-	headHash string
+	sx *sqlx.Tx
+	// pending are the audit events appended, by customer, chained and
+	// written when fn has run.
+	pending map[string][]jobs.AuditEvent
 }
 
-// Update runs fn in one transaction. It first locks the audit head, so
-// write transactions (which all append audit events) are serialised and
-// the chain stays linear.
+// Update runs fn in one transaction, then chains and writes the audit
+// events fn appended (locking only their chains' heads) and commits.
 func (s *Store) Update(ctx context.Context, fn func(jobs.Tx) error) error {
+	if err := s.writesBlocked(); err != nil {
+		return err
+	}
 	defer s.serialize()()
 	sx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -204,14 +208,11 @@ func (s *Store) Update(ctx context.Context, fn func(jobs.Tx) error) error {
 	}
 	defer sx.Rollback()
 	t := &tx{reader: reader{s, sx}, sx: sx}
-	if err := sx.QueryRowxContext(ctx, "SELECT last_id, last_hash FROM audit_head WHERE id = 1"+s.forUpdate()).Scan(&t.headID, &t.headHash); err != nil {
-		return fmt.Errorf("lock audit head: %w", err)
-	}
 	if err := fn(t); err != nil {
 		return err
 	}
-	if _, err := sx.ExecContext(ctx, "UPDATE audit_head SET last_id = ?, last_hash = ? WHERE id = 1", t.headID, t.headHash); err != nil {
-		return fmt.Errorf("update audit head: %w", err)
+	if err := t.flushAudit(ctx); err != nil {
+		return err
 	}
 	if err := sx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -322,97 +323,44 @@ func (t *tx) PutCustomer(ctx context.Context, c jobs.Customer) error {
 	return nil
 }
 
-func (t *tx) AppendAudit(ctx context.Context, e jobs.AuditEvent) (jobs.AuditEvent, error) {
-	if e.At.IsZero() {
-		e.At = time.Now()
-	}
-	e.At = time.UnixMicro(e.At.UnixMicro()).UTC()
-	e.ID = t.headID + 1
-	e.PrevHash = t.headHash
-	e.Hash = e.ComputeHash()
-	_, err := t.sx.ExecContext(ctx, "INSERT INTO audit_events (id, at, actor, action, customer_id, subject, before_doc, after_doc, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		e.ID, e.At.UnixMicro(), e.Actor, e.Action, e.Customer, e.Subject, e.Before, e.After, e.PrevHash, e.Hash)
-	if err != nil {
-		return e, fmt.Errorf("append audit event: %w", err)
-	}
-	t.headID, t.headHash = e.ID, e.Hash
-	return e, nil
-}
+// ledgerRowsPerInsert bounds the rows of one INSERT of the ledger (26
+// placeholders each).
+const ledgerRowsPerInsert = 200
 
-func (t *tx) InsertImported(ctx context.Context, a jobs.ImportedAccount) error {
-	opts, _ := json.Marshal(nonNil(a.Options))
-	if a.ImportedAt.IsZero() {
-		a.ImportedAt = time.Now()
-	}
-	if a.LastSeen.IsZero() {
-		a.LastSeen = a.ImportedAt
-	}
-	if a.Welcome == "" {
-		a.Welcome = "none"
-	}
-	if a.State == "" {
-		a.State = "active"
-	}
-	_, err := t.sx.ExecContext(ctx, "INSERT INTO imported_accounts ("+ledgerCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.UPN, a.DisplayName, a.Email, a.ImmutableID, a.M365ID,
-		a.VaultIntegration, a.VaultRef, a.VaultName, a.PSAIntegration, a.PSARef, a.SelfServe, a.Rotation, a.M365Sync,
-		string(opts), a.OptionsOrigin, a.Welcome, 0, a.State, a.ImportedAt.UnixMicro(), a.LastSeen.UnixMicro(), micros(a.LastRotated))
-	if err != nil {
-		return fmt.Errorf("record imported account %s/%s of customer %s: %w", a.Source, a.SourceID, a.Customer, err)
+// InsertImported records newly imported accounts, many to a statement.
+func (t *tx) InsertImported(ctx context.Context, accounts ...jobs.ImportedAccount) error {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", strings.Count(ledgerCols, ",")+1), ", ") + ")"
+	for from := 0; from < len(accounts); from += ledgerRowsPerInsert {
+		chunk := accounts[from:min(from+ledgerRowsPerInsert, len(accounts))]
+		args := make([]any, 0, 26*len(chunk))
+		for _, a := range chunk {
+			opts, _ := json.Marshal(nonNil(a.Options))
+			if a.ImportedAt.IsZero() {
+				a.ImportedAt = time.Now()
+			}
+			if a.LastSeen.IsZero() {
+				a.LastSeen = a.ImportedAt
+			}
+			if a.Welcome == "" {
+				a.Welcome = "none"
+			}
+			if a.State == "" {
+				a.State = "active"
+			}
+			args = append(args, a.Customer, a.Source, a.SourceID, string(a.Type), a.Username, a.UPN, a.DisplayName, a.Email, a.ImmutableID, a.M365ID,
+				a.VaultIntegration, a.VaultRef, a.VaultName, a.PSAIntegration, a.PSARef, a.SelfServe, a.Rotation, a.M365Sync,
+				string(opts), a.OptionsOrigin, a.Welcome, 0, a.State, a.ImportedAt.UnixMicro(), a.LastSeen.UnixMicro(), micros(a.LastRotated))
+		}
+		q := "INSERT INTO imported_accounts (" + ledgerCols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", len(chunk)), ", ")
+		if _, err := t.sx.ExecContext(ctx, q, args...); err != nil {
+			if len(chunk) == 1 {
+				a := chunk[0]
+				return fmt.Errorf("record imported account %s/%s of customer %s: %w", a.Source, a.SourceID, a.Customer, err)
+			}
+			return fmt.Errorf("record %d imported accounts of customer %s: %w", len(chunk), chunk[0].Customer, err)
+		}
 	}
 	return nil
-}
-
-// AuditEvents streams audit events in id order.
-func (s *Store) AuditEvents(ctx context.Context, f jobs.AuditFilter) iter.Seq2[jobs.AuditEvent, error] {
-	return func(yield func(jobs.AuditEvent, error) bool) {
-		q := "SELECT id, at, actor, action, customer_id, subject, before_doc, after_doc, prev_hash, hash FROM audit_events WHERE id > ?"
-		args := []any{f.AfterID}
-		if f.Customer != "" {
-			q += " AND customer_id = ?"
-			args = append(args, f.Customer)
-		}
-		if f.Subject != "" {
-			q += " AND subject = ?"
-			args = append(args, f.Subject)
-		}
-		q += " ORDER BY id"
-		if f.Limit > 0 {
-			q += fmt.Sprintf(" LIMIT %d", f.Limit)
-		}
-		rows, err := s.db.QueryxContext(ctx, q, args...)
-		if err != nil {
-			yield(jobs.AuditEvent{}, fmt.Errorf("read audit log: %w", err))
-			return
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var e jobs.AuditEvent
-			var at int64
-			if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Customer, &e.Subject, &e.Before, &e.After, &e.PrevHash, &e.Hash); err != nil {
-				yield(jobs.AuditEvent{}, fmt.Errorf("read audit log: %w", err))
-				return
-			}
-			e.At = time.UnixMicro(at).UTC()
-			if !yield(e, nil) {
-				return
-			}
-		}
-		if err := rows.Err(); err != nil {
-			yield(jobs.AuditEvent{}, fmt.Errorf("read audit log: %w", err))
-		}
-	}
-}
-
-// AuditHead returns the last event's id and hash.
-func (s *Store) AuditHead(ctx context.Context) (int64, string, error) {
-	var id int64
-	var h string
-	err := s.db.QueryRowxContext(ctx, "SELECT last_id, last_hash FROM audit_head WHERE id = 1").Scan(&id, &h)
-	if errors.Is(err, dbsql.ErrNoRows) {
-		return 0, "", errors.New("audit head is missing: the audit_head table was tampered with")
-	}
-	return id, h, err
 }
 
 var _ jobs.Store = (*Store)(nil)
