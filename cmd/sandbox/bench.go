@@ -59,6 +59,17 @@ type benchReport struct {
 }
 
 // runResult are one run's figures.
+// readFigure sums up how one run read one kind of directory in one mode.
+type readFigure struct {
+	Source    string `json:"source"`
+	Mode      string `json:"mode"`
+	Customers int    `json:"customers"`
+	Requests  int    `json:"requests"`
+	// MaxRequests is the most one customer's read made.
+	MaxRequests int `json:"max_requests_per_customer"`
+	Changes     int `json:"changes"`
+}
+
 type runResult struct {
 	Name       string  `json:"name"`
 	Seconds    float64 `json:"seconds"`
@@ -85,6 +96,8 @@ type runResult struct {
 	BoundCredential string            `json:"lower_bound_credential"`
 	Bounds          []credentialBound `json:"bounds"`
 	Ratio           float64           `json:"ratio_to_lower_bound"`
+	// Reads say how the directories were read.
+	Reads []readFigure `json:"reads,omitempty"`
 	// SerialEstimate is the longest customer's sequential writes times the
 	// latency: each customer's accounts are applied one at a time.
 	SerialEstimate float64 `json:"serial_estimate_s"`
@@ -203,10 +216,19 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	code := exitOK
+	// Side by side: a re-run that reads only what changed, one that reads
+	// every directory whole as before incremental reads, and one after 1 %
+	// of the users were hired.
 	runs := []struct {
-		name string
-		opt  jobs.RunOptions
-	}{{"first run", jobs.RunOptions{AllowSurge: true}}, {"no-change re-run", jobs.RunOptions{}}}
+		name   string
+		opt    jobs.RunOptions
+		before func() error
+	}{
+		{"first run", jobs.RunOptions{AllowSurge: true}, nil},
+		{"no-change re-run", jobs.RunOptions{}, nil},
+		{"no-change re-run, directories read in full", jobs.RunOptions{FullRead: true}, nil},
+		{"re-run after 1 % of users were hired", jobs.RunOptions{}, func() error { _, err := env.Hire(0.01, 1); return err }},
+	}
 	if *dryRun {
 		runs = runs[:1]
 		runs[0].name, runs[0].opt.DryRun = "dry run", true
@@ -214,6 +236,12 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for i, run := range runs {
 		if i > 0 {
 			env.ClearFaults()
+		}
+		if run.before != nil {
+			if err := run.before(); err != nil {
+				fmt.Fprintln(stderr, "sandbox bench:", err)
+				return exitFailed
+			}
 		}
 		rr, err := measure(ctx, env, run.name, run.opt, *jobProcess, stderr)
 		if err != nil {
@@ -344,6 +372,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	for _, c := range env.Customers() {
 		info[c.ID] = c
 	}
+	rr.Reads = readFigures(jf.Customers)
 	for _, c := range jf.Customers {
 		rr.Slowest = append(rr.Slowest, customerTime{Customer: c.ID, Profile: info[c.ID].Profile, Seconds: c.Seconds, Imported: c.Counts.Imported})
 	}
@@ -361,6 +390,31 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	return rr, nil
 }
 
+// readFigures sums the customers' reads by source and mode.
+func readFigures(customers []customerFigure) []readFigure {
+	var out []readFigure
+	at := map[[2]string]int{}
+	for _, c := range customers {
+		for _, r := range c.Reads {
+			k := [2]string{string(r.Source), r.Mode}
+			i, ok := at[k]
+			if !ok {
+				i, at[k] = len(out), len(out)
+				out = append(out, readFigure{Source: k[0], Mode: k[1]})
+			}
+			f := &out[i]
+			f.Customers++
+			f.Requests += r.Requests
+			f.MaxRequests = max(f.MaxRequests, r.Requests)
+			f.Changes += r.Changes
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Source < out[j].Source || out[i].Source == out[j].Source && out[i].Mode < out[j].Mode
+	})
+	return out
+}
+
 func printRun(w io.Writer, r runResult) {
 	fmt.Fprintf(w, "\n%s: %.2fs, status %s, %d candidate accounts, %d imported, %d ambiguous, %d failed\n", r.Name, r.Seconds, r.Status, r.Candidates, r.Imported, r.Ambiguous, r.Failed)
 	fmt.Fprintf(w, "  accounts/s: %.1f (imported/s: %.1f)\n", r.AccountsPerSecond, r.ImportedPerSecond)
@@ -373,6 +427,12 @@ func printRun(w io.Writer, r runResult) {
 		fmt.Fprintf(w, "    %-18s %-7s %8d%s\n", q.Integration, q.Class, q.N, per)
 	}
 	fmt.Fprintf(w, "  write requests in all: %d\n", r.WriteTotal)
+	if len(r.Reads) > 0 {
+		fmt.Fprintf(w, "  directory reads:\n")
+		for _, f := range r.Reads {
+			fmt.Fprintf(w, "    %-5s %-11s %4d customers, %7d requests (at most %d for one customer), %d changes\n", f.Source, f.Mode, f.Customers, f.Requests, f.MaxRequests, f.Changes)
+		}
+	}
 	fmt.Fprintf(w, "  waiting on rate limiters (summed over clients):\n")
 	for _, l := range r.LimiterWait {
 		fmt.Fprintf(w, "    %-18s %8.2fs over %d requests (%d retries, %d throttled) by %d clients\n", l.Integration, l.WaitSeconds, l.Requests, l.Retries, l.Throttled, l.Clients)

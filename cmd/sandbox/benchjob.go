@@ -16,6 +16,7 @@ import (
 	"github.com/msp-tools/autoimport/internal/connect"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sql/store"
 	"github.com/sirupsen/logrus"
 )
@@ -41,6 +42,9 @@ type customerFigure struct {
 	ID      string      `json:"id"`
 	Seconds float64     `json:"seconds"`
 	Counts  jobs.Counts `json:"counts"`
+	// Reads say how each directory was read: full or incremental, why,
+	// and its requests.
+	Reads []sources.ReadReport `json:"reads,omitempty"`
 }
 
 // runJob runs r once and measures the job's side.
@@ -64,7 +68,7 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 	jf := jobFigures{Seconds: elapsed.Seconds(), Status: rep.Status, Totals: rep.Totals, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse,
 		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool()}
 	for _, c := range rep.Customers {
-		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts})
+		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads})
 	}
 	return jf, nil
 }
@@ -86,6 +90,9 @@ func runJobProcess(ctx context.Context, env []string, concurrency int, opt jobs.
 	}
 	if opt.AllowSurge {
 		args = append(args, "--allow-surge")
+	}
+	if opt.FullRead {
+		args = append(args, "--full")
 	}
 	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -109,6 +116,7 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	dryRun := fs.Bool("dry-run", false, "plan only")
 	allowSurge := fs.Bool("allow-surge", false, "import past the surge guard")
+	full := fs.Bool("full", false, "read every directory whole")
 	concurrency := fs.Int("concurrency", 8, "customers at once")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -133,8 +141,8 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log.SetOutput(stderr)
 	log.SetLevel(logrus.WarnLevel)
 	r := &jobs.Runner{Store: s, Connector: &connect.Connector{Key: key, TechVault: s, Log: log, SecretsDir: os.Getenv(secret.SecretsDirVar)}, Log: log, Holder: "sandbox-bench", LeaseTTL: 10 * time.Minute,
-		Concurrency: *concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}}
-	jf, err := runJob(ctx, r, jobs.RunOptions{DryRun: *dryRun, AllowSurge: *allowSurge})
+		Concurrency: *concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Copies: s}
+	jf, err := runJob(ctx, r, jobs.RunOptions{DryRun: *dryRun, AllowSurge: *allowSurge, FullRead: *full})
 	if err != nil {
 		return fail(err)
 	}

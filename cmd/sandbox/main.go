@@ -295,6 +295,12 @@ func printSummary(w io.Writer, env *sandbox.Env, rep *jobs.Report) {
 	}
 }
 
+// vaultChoices lists the vault entries with an account's username.
+func vaultChoices(ctx context.Context, env *sandbox.Env, customer, username string) []sandbox.Entry {
+	entries, _ := env.VaultEntries(ctx, customer, username)
+	return entries
+}
+
 // settleOne shows a technician's Manual Matching on the first customer
 // that needs a person: the ambiguous account gets the entry a person
 // chose, the possible duplicate is re-linked to the entry that was there
@@ -308,7 +314,9 @@ func settleOne(ctx context.Context, w io.Writer, env *sandbox.Env, rep *jobs.Rep
 		for i := range cr.Attention {
 			p := &cr.Attention[i]
 			switch {
-			case p.Action == jobs.ActionAmbiguous && amb == nil:
+			case p.Action == jobs.ActionAmbiguous && amb == nil && len(vaultChoices(ctx, env, cr.Customer, p.Username)) > 1:
+				// A vault ambiguity, which a choice of entry settles (not
+				// one of contacts, or of an entry another account holds).
 				amb = p
 			case p.Vault.Warning != "" && dup == nil:
 				dup = p
@@ -332,11 +340,7 @@ func settleOne(ctx context.Context, w io.Writer, env *sandbox.Env, rep *jobs.Rep
 	for _, r := range rows {
 		fmt.Fprintf(w, "    %s  %s  %s: %s\n", r.Subject(), r.Username, r.State, r.Reason)
 	}
-	entries, err := env.VaultEntries(ctx, c.Customer, amb.Username)
-	if err != nil || len(entries) == 0 {
-		return fmt.Errorf("entries of %s: %v", amb.Username, err)
-	}
-	pick := entries[0]
+	pick := vaultChoices(ctx, env, c.Customer, amb.Username)[0]
 	fmt.Fprintf(w, "  $ autoimport accounts match --customer %s %s --vault-entry %s\n", c.Customer, amb.Username, pick.Ref)
 	if _, err := acc.Match(ctx, c.Customer, amb.Username, jobs.MatchRequest{VaultRef: pick.Ref}); err != nil {
 		return err

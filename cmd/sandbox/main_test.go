@@ -146,8 +146,8 @@ func TestBench(t *testing.T) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
 	}
-	if br.Customers != 3 || br.Accounts != 10 || len(br.Runs) != 2 {
-		t.Fatalf("JSON: %d customers, %d accounts, %d runs; want 3, 10, 2", br.Customers, br.Accounts, len(br.Runs))
+	if br.Customers != 3 || br.Accounts != 10 || len(br.Runs) != 4 {
+		t.Fatalf("JSON: %d customers, %d accounts, %d runs; want 3, 10, 4", br.Customers, br.Accounts, len(br.Runs))
 	}
 	first, again := br.Runs[0], br.Runs[1]
 	if first.Imported == 0 || first.WriteTotal == 0 || first.Status != "ok" {
@@ -173,12 +173,33 @@ func TestBench(t *testing.T) {
 	if again.Imported != 0 || again.WriteTotal != 0 {
 		t.Errorf("re-run: imported %d, writes %d; want none", again.Imported, again.WriteTotal)
 	}
-	// Only the one ambiguous account each customer is left with needs an
-	// index again: one listing per customer at most.
+	// Nothing changed: no vault or PSA index is read again (the ambiguous
+	// accounts are as they were), and every directory is read
+	// incrementally, one request per domain and three per tenant.
 	for _, q := range again.Requests {
-		if q.Class == "list" && q.Integration != "Active Directory" && q.Integration != "Microsoft Graph" && q.N > int64(br.Customers) {
-			t.Errorf("re-run listed %s %d times; only the ambiguous accounts need an index", q.Integration, q.N)
+		if q.Class == "list" && q.Integration != "Active Directory" && q.Integration != "Microsoft Graph" {
+			t.Errorf("the no-change re-run listed %s %d times", q.Integration, q.N)
 		}
+	}
+	full, hires := br.Runs[2], br.Runs[3]
+	modes := func(r runResult) map[string]int {
+		m := map[string]int{}
+		for _, f := range r.Reads {
+			m[f.Mode] += f.Customers
+			if f.Mode == "incremental" && f.MaxRequests > map[string]int{"ad": 1, "m365": 3}[f.Source] {
+				t.Errorf("%s: %s read with %d requests for one customer", r.Name, f.Source, f.MaxRequests)
+			}
+		}
+		return m
+	}
+	if m := modes(again); m["full"] != 0 || m["incremental"] == 0 {
+		t.Errorf("no-change re-run reads: %+v", again.Reads)
+	}
+	if m := modes(full); m["incremental"] != 0 || m["full"] == 0 || full.Imported != 0 {
+		t.Errorf("full re-read: %+v, imported %d", full.Reads, full.Imported)
+	}
+	if m := modes(hires); m["full"] != 0 || hires.Imported != br.Customers || hires.Status != "ok" {
+		t.Errorf("re-run after the hires: imported %d of %d, reads %+v", hires.Imported, br.Customers, hires.Reads)
 	}
 }
 
@@ -281,7 +302,7 @@ func TestBenchJobProcess(t *testing.T) {
 	if !strings.Contains(out, "job process: peak resident memory") {
 		t.Errorf("output lacks the job's memory:\n%s", out)
 	}
-	if len(br.Runs) != 2 {
+	if len(br.Runs) != 4 {
 		t.Fatalf("%d runs", len(br.Runs))
 	}
 	first, again := br.Runs[0], br.Runs[1]

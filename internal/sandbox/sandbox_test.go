@@ -15,6 +15,7 @@ import (
 
 	"github.com/msp-tools/autoimport/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sources"
 )
 
 // TestRunTwice is the sandbox's end-to-end check: the real job over every
@@ -306,5 +307,40 @@ func TestRotateEveryAdministrator(t *testing.T) {
 	}
 	if checked["ad"] == 0 || checked["m365"] == 0 {
 		t.Fatalf("checked %v: want administrators of both sources", checked)
+	}
+}
+
+// New staff added to every directory between two runs are imported by a
+// run that reads only what changed: one DirSync round trip per domain and
+// three Graph calls per tenant, each directory's changes no more than the
+// hires.
+func TestIncrementalRunImportsTheHires(t *testing.T) {
+	ctx := context.Background()
+	env, err := sandbox.Start(ctx, sandbox.Options{Customers: 6, Accounts: 40, Seed: 7, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	if _, err := env.Runner().Run(ctx, jobs.RunOptions{AllowSurge: true}); err != nil {
+		t.Fatal(err)
+	}
+	hired, err := env.Hire(0.05, 1)
+	if err != nil || hired == 0 {
+		t.Fatalf("hire: %d, %v", hired, err)
+	}
+	rep, err := env.Runner().Run(ctx, jobs.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.Imported != hired {
+		t.Fatalf("imported %d of %d hires", rep.Totals.Imported, hired)
+	}
+	for _, c := range rep.Customers {
+		for _, r := range c.Reads {
+			want := map[sources.Kind]int{sources.KindAD: 1, sources.KindM365: 3}[r.Source]
+			if r.Mode != sources.ReadIncremental || r.Requests != want {
+				t.Errorf("%s: %s", c.Customer, r)
+			}
+		}
 	}
 }

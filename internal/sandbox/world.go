@@ -57,6 +57,7 @@ type customer struct {
 	caFile string
 	// M365
 	tenantID string
+	allStaff string // the "All Staff" group of a cloud-only tenant
 	// Sinks
 	itglueOrg   int
 	huduCompany int
@@ -280,6 +281,7 @@ func (e *Env) seedCloud(c *customer) []person {
 	users := max(3, n-disabled-guests)
 	g := t.Generate(m365test.GenOptions{Seed: e.opts.Seed*1000 + uint64(c.idx), Users: users, Guests: guests, Disabled: disabled,
 		Unlicensed: 1, Groups: 3, Admins: 2, Domain: c.slug + ".onmicrosoft.com"})
+	c.allStaff = g.AllStaff
 	admins := map[string]bool{}
 	for _, id := range g.Admins {
 		admins[id] = true
