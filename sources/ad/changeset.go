@@ -43,6 +43,12 @@ type objChange struct {
 	// attributes (DirSync).
 	whole bool
 	attrs map[string][][]byte
+	// doc, in a full read, is the object encoded as the copy stores it,
+	// in place of attrs: a full read holds every object of the domain, and
+	// an encoded one is a fraction of its attribute map; kind is the
+	// copy's kind of it.
+	doc  []byte
+	kind string
 }
 
 // problem is an entry, or a value of one, a read could not take in.
@@ -69,6 +75,10 @@ func (cs *changeSet) add(d dirEntry, whole bool) {
 		cs.objs[d.id] = oc
 		cs.order = append(cs.order, d.id)
 	}
+	if cs.full {
+		cs.expand(oc)
+		defer cs.compact(oc)
+	}
 	if d.deleted {
 		oc.deleted, oc.attrs = true, map[string][][]byte{}
 		return
@@ -93,6 +103,31 @@ func (cs *changeSet) add(d dirEntry, whole bool) {
 	if m != nil {
 		cs.addMembers(d.id, m)
 	}
+}
+
+// compact encodes a full read's object in place of its attributes.
+func (cs *changeSet) compact(oc *objChange) {
+	if oc.deleted || oc.attrs == nil {
+		return
+	}
+	o := newCopyObject(oc.dn)
+	for k, v := range oc.attrs {
+		o.set(k, v)
+	}
+	oc.doc, oc.kind, oc.attrs = o.encode(), o.kind(), nil
+}
+
+// expand turns a compacted object back into attributes, for an object a
+// full read meets again (the rest of a long member list, say).
+func (cs *changeSet) expand(oc *objChange) {
+	if oc.doc == nil {
+		return
+	}
+	o, err := decodeCopyObject(oc.doc)
+	if err != nil {
+		panic("ad: an object this read encoded does not decode: " + err.Error()) // a bug here
+	}
+	oc.attrs, oc.doc = o.attrs, nil
 }
 
 func byteStrings(vals [][]byte) []string {
@@ -166,11 +201,10 @@ func (cs *changeSet) fullDelta() sources.CopyDelta {
 			continue
 		}
 		live[id] = true
-		o := newCopyObject(oc.dn)
-		for k, v := range oc.attrs {
-			o.set(k, v)
+		if oc.doc == nil {
+			cs.compact(oc)
 		}
-		d.Upserts = append(d.Upserts, copyObjectOf(id, o))
+		d.Upserts = append(d.Upserts, sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc})
 	}
 	groups := make([]string, 0, len(cs.members))
 	for g := range cs.members {
