@@ -32,7 +32,7 @@ type TechVaultEntry struct {
 }
 
 // TechVaultReader reads a customer's Technician Vault entries
-// (internal/connect adapts sinks/techvault). A missing entry, or another
+// (cmd/internal/connect adapts sinks/techvault). A missing entry, or another
 // customer's, is an error wrapping sinks.ErrNotFound or
 // sinks.ErrWrongCustomer.
 type TechVaultReader interface {

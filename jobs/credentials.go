@@ -48,7 +48,7 @@ type BindAccount struct {
 }
 
 // bindAccountReader is a directory source that can find the account it
-// binds as (Active Directory; internal/connect adapts sources/ad). An
+// binds as (Active Directory; cmd/internal/connect adapts sources/ad). An
 // account the directory does not hold is an error wrapping ErrNotFound.
 type bindAccountReader interface {
 	BindAccount(ctx context.Context) (BindAccount, error)
@@ -289,7 +289,7 @@ func (p *rotationPass) credentialUses(ctx context.Context) *credentialUses {
 }
 
 // secretsOf is how a Connector opens the tenant's secret references, when
-// it says (internal/connect does); nil otherwise.
+// it says (cmd/internal/connect does); nil otherwise.
 func secretsOf(c Connector) *secret.Resolver {
 	if s, ok := c.(interface{ Secrets() *secret.Resolver }); ok {
 		return s.Secrets()

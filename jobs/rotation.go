@@ -15,7 +15,7 @@ import (
 
 // PasswordDirectory is what rotation needs of the directory an
 // administrator's password lives in: Active Directory, or Microsoft 365
-// for a cloud-only account. internal/connect adapts the source clients.
+// for a cloud-only account. cmd/internal/connect adapts the source clients.
 type PasswordDirectory interface {
 	// Name is "Active Directory" or "Microsoft 365".
 	Name() string

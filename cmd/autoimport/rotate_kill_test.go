@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/cmd/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/techvault"

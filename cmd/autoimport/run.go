@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
-	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/cmd/internal/connect"
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sources"

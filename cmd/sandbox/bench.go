@@ -19,14 +19,14 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/msp-tools/autoimport/cmd/internal/sandbox"
 	"github.com/msp-tools/autoimport/internal/restclient"
-	"github.com/msp-tools/autoimport/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/autotask"
 )
 
-// graphRate and graphBurst are the rate and burst internal/connect gives
+// graphRate and graphBurst are the rate and burst cmd/internal/connect gives
 // each customer tenant of the MSP's Graph app registration by default.
 const graphRate, graphBurst = 60, 20
 

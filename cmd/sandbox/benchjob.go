@@ -13,7 +13,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/cmd/internal/connect"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sources"

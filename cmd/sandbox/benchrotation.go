@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/cmd/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
 )
 

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/cmd/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
 )
 

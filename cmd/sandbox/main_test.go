@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/cmd/internal/connect"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sql/store"

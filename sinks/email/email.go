@@ -71,7 +71,7 @@ type Config struct {
 	// TextTemplate and HTMLTemplate, when set, replace the embedded
 	// templates (text/template and html/template, with TemplateData).
 	// They are the templates themselves, not file names: the caller reads
-	// the files (internal/connect reads them from AUTOIMPORT_SECRETS_DIR,
+	// the files (cmd/internal/connect reads them from AUTOIMPORT_SECRETS_DIR,
 	// refusing one that holds autoimport's own secrets).
 	TextTemplate, HTMLTemplate Template
 	// Limiter, when set, paces sends; share one per SMTP credential (for

@@ -24,7 +24,7 @@ type want struct {
 }
 
 // classificationCase is one selection against the shared fixture
-// (adtest.FixtureUsers; testdata/samba/fixtures.ldif holds the same).
+// (adtest.FixtureUsers; internal/sambatest/fixtures.ldif holds the same).
 type classificationCase struct {
 	name string
 	// sel is built from the base DN, since the fake and Samba may differ.

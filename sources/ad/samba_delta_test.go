@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/msp-tools/autoimport/internal/sambatest"
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sources/ad"
 	"github.com/msp-tools/autoimport/sources/sourcestest"
@@ -22,13 +23,13 @@ import (
 // runs against the shared test domain change nothing it compares; it is
 // not parallel, so this binary's parallel tests do not either.
 func TestSambaIncrementalReadSeesEachChange(t *testing.T) {
-	f := needSamba(t)
-	c := sambaAdmin(t, f)
+	f := sambatest.Need(t)
+	c := sambatest.AdminConn(t, f)
 	ctx := context.Background()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	tag := hex.EncodeToString(b[:])
-	base := f.baseDN
+	base := f.BaseDN
 	ou := "OU=Delta " + tag + "," + base
 	team := "CN=Delta Team " + tag + "," + ou
 	ops := "CN=Delta Ops " + tag + "," + ou
@@ -62,7 +63,7 @@ func TestSambaIncrementalReadSeesEachChange(t *testing.T) {
 	user := func(name string) string {
 		dn := "CN=" + name + " " + tag + "," + ou
 		add(dn, map[string][]string{"objectClass": {"user"}, "sAMAccountName": {name + tag}, "givenName": {name},
-			"userPrincipalName": {name + tag + "@corp.example.test"}, "unicodePwd": {unicodePwd(t, "Delta-Test-1!")}, "userAccountControl": {"512"}})
+			"userPrincipalName": {name + tag + "@corp.example.test"}, "unicodePwd": {sambatest.UnicodePwd(t, "Delta-Test-1!")}, "userAccountControl": {"512"}})
 		return dn
 	}
 

@@ -6,7 +6,7 @@ import (
 )
 
 // The fixture every generated directory holds, the same one
-// testdata/samba/fixtures.ldif plants in a real Samba AD, so the same
+// internal/sambatest/fixtures.ldif plants in a real Samba AD, so the same
 // classification cases run against both. DNs are relative to BaseDN.
 const (
 	OUCorp        = "OU=Corp"

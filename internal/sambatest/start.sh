@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts a throwaway Samba AD DC on loopback for the sources/ad tests and
+# Starts a throwaway Samba AD DC on loopback for the Active Directory tests
+# (internal/sambatest runs it for sources/ad and cmd/internal/connect) and
 # prints how to reach it, as KEY=value lines:
 #
 #   AUTOIMPORT_TEST_SAMBA_URL       ldaps://127.0.0.1:636 (certificate SANs: localhost, 127.0.0.1)
@@ -13,7 +14,9 @@
 # Usage: start.sh [start|stop]. Runs as root. Idempotent: it installs the
 # Debian packages only when samba-tool is missing, provisions only when the
 # directory holds no domain, starts Samba only when it is not running and
-# seeds only once. Environment:
+# seeds only once. A stop under running tests breaks them: the tests stop
+# the DC themselves when the last test binary using it is done.
+# Environment:
 #   AUTOIMPORT_SAMBA_DIR    where the domain lives (default /tmp/autoimport-samba)
 #   AUTOIMPORT_SAMBA_USERS  number of bulk users to seed (default 2000)
 set -euo pipefail

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msp-tools/autoimport/internal/sandbox"
+	"github.com/msp-tools/autoimport/cmd/internal/sandbox"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sources"
 )

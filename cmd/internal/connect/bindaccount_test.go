@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/cmd/internal/connect"
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sources/ad/adtest"
 )

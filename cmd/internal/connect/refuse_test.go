@@ -10,7 +10,7 @@ import (
 
 	"github.com/msp-tools/autoimport/internal/secret"
 
-	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/cmd/internal/connect"
 	"github.com/msp-tools/autoimport/jobs"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msp-tools/autoimport/internal/connect"
+	"github.com/msp-tools/autoimport/cmd/internal/connect"
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/jobs"
