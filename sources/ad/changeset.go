@@ -114,7 +114,8 @@ func (cs *changeSet) compact(oc *objChange) {
 	for k, v := range oc.attrs {
 		o.set(k, v)
 	}
-	oc.doc, oc.kind, oc.attrs = o.encode(), o.kind(), nil
+	// The DN is in the encoded object.
+	oc.doc, oc.kind, oc.attrs, oc.dn = o.encode(), o.kind(), nil, ""
 }
 
 // expand turns a compacted object back into attributes, for an object a
@@ -128,6 +129,9 @@ func (cs *changeSet) expand(oc *objChange) {
 		panic("ad: an object this read encoded does not decode: " + err.Error()) // a bug here
 	}
 	oc.attrs, oc.doc = o.attrs, nil
+	if oc.dn == "" {
+		oc.dn = o.dn
+	}
 }
 
 func byteStrings(vals [][]byte) []string {

@@ -1,6 +1,7 @@
 package ad
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"slices"
@@ -202,6 +203,41 @@ func TestCopyObjectRoundTrip(t *testing.T) {
 		if _, err := decodeCopyObject(enc[:i]); !errors.Is(err, errBadDoc) {
 			t.Fatalf("truncated to %d bytes: %v", i, err)
 		}
+	}
+}
+
+// A copy written before version 2 still reads; a version 2 object names
+// the attributes it does not know in full, and holds no spare capacity.
+func TestCopyObjectVersions(t *testing.T) {
+	v1 := []byte{copyDocV1}
+	v1 = appendString(v1, "CN=Old,DC=x")
+	v1 = binary.AppendUvarint(v1, 1)
+	v1 = appendString(v1, "sAMAccountName")
+	v1 = binary.AppendUvarint(v1, 1)
+	v1 = appendString(v1, "old")
+	o, err := decodeCopyObject(v1)
+	if err != nil || o.dn != "CN=Old,DC=x" || o.first("sAMAccountName") != "old" {
+		t.Fatalf("version 1: %+v, %v", o, err)
+	}
+
+	o = newCopyObject("CN=Problem,DC=x")
+	o.set("reason", [][]byte{[]byte("bad GUID")})
+	o.set("sAMAccountName", [][]byte{[]byte("p")})
+	enc := o.encode()
+	if enc[0] != copyDocVersion || len(enc) != cap(enc) {
+		t.Errorf("version %d, %d bytes in a capacity of %d", enc[0], len(enc), cap(enc))
+	}
+	back, err := decodeCopyObject(enc)
+	if err != nil || back.first("reason") != "bad GUID" || back.first("sAMAccountName") != "p" {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+	if len(enc) >= len(v1)+len("bad GUID")+len("reason")+4 {
+		t.Errorf("a known attribute is named in full: %d bytes", len(enc))
+	}
+	bad := append([]byte{}, enc...)
+	bad[1+1+len(o.dn)+1] = byte(len(copyAttrs) + 1) // the first attribute's code
+	if _, err := decodeCopyObject(bad); !errors.Is(err, errBadDoc) {
+		t.Errorf("unknown code: %v", err)
 	}
 }
 
