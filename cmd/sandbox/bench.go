@@ -46,6 +46,8 @@ type benchReport struct {
 	GoVersion   string  `json:"go_version"`
 	CPUs        int     `json:"cpus"`
 	When        string  `json:"when"`
+	// JobMemoryLimit is the job process's GOMEMLIMIT (--job-memory-limit).
+	JobMemoryLimit string `json:"job_memory_limit,omitempty"`
 	// SetupSeconds is the time to start and seed the fakes and apply the
 	// tenant.
 	SetupSeconds float64 `json:"setup_s"`
@@ -119,6 +121,9 @@ type runResult struct {
 	// JobPeakRSS is the job process's resident high-water mark, with
 	// --job-process: the job's own memory, no fake's.
 	JobPeakRSS int64 `json:"job_peak_rss_bytes,omitempty"`
+	// JobMemoryLimit is the job process's soft memory limit, as it read
+	// it (--job-memory-limit).
+	JobMemoryLimit int64 `json:"job_memory_limit_bytes,omitempty"`
 }
 
 type customerTime struct {
@@ -162,6 +167,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dryRun := fs.Bool("dry-run", false, "measure one dry run (read and plan, write nothing) instead of a first run and a re-run")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of both runs to this file (go tool pprof reads it)")
 	jobProcess := fs.Bool("job-process", false, "run the job in a process of its own, so that its peak memory is measured apart from the fakes'")
+	jobMemoryLimit := fs.String("job-memory-limit", "", "with --job-process, the job process's soft memory limit (GOMEMLIMIT, e.g. 150MiB)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sandbox bench [flags]: a first run, a no-change re-run and a rotation of every administrator over a scaled sandbox, measured")
 		fs.PrintDefaults()
@@ -180,6 +186,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sandbox bench:", err)
 		return exitUsage
 	}
+	if *jobMemoryLimit != "" && !*jobProcess {
+		fmt.Fprintln(stderr, "sandbox bench: --job-memory-limit limits the job process: add --job-process")
+		return exitUsage
+	}
 	tempDir := f.dir == ""
 	opts, err := f.options()
 	if err != nil {
@@ -191,6 +201,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "bench: %d customers x %d users, latency %s, %g requests/s per credential, fault rate %g, seed %d\n",
 		opts.Customers, opts.Accounts, opts.Latency, opts.RateLimit, opts.FaultRate, opts.Seed)
+	if *jobMemoryLimit != "" {
+		fmt.Fprintf(stdout, "job process memory limit: GOMEMLIMIT=%s\n", *jobMemoryLimit)
+	}
 	start := time.Now()
 	env, err := sandbox.Start(ctx, opts)
 	if err != nil {
@@ -201,7 +214,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := env.Options()
 	br := benchReport{Customers: o.Customers, Accounts: o.Accounts, LatencyMS: float64(o.Latency) / float64(time.Millisecond), RateLimit: o.RateLimit,
 		FaultRate: o.FaultRate, Seed: o.Seed, Concurrency: o.Concurrency, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
-		When: time.Now().UTC().Format(time.RFC3339), SetupSeconds: time.Since(start).Seconds()}
+		When: time.Now().UTC().Format(time.RFC3339), SetupSeconds: time.Since(start).Seconds(), JobMemoryLimit: *jobMemoryLimit}
 	fmt.Fprintf(stdout, "setup (fakes, seeding, tenant applied): %.1fs\n", br.SetupSeconds)
 
 	if *cpuProfile != "" {
@@ -243,7 +256,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return exitFailed
 			}
 		}
-		rr, err := measure(ctx, env, run.name, run.opt, *jobProcess, stderr)
+		rr, err := measure(ctx, env, run.name, run.opt, jobProcessOf(*jobProcess, *jobMemoryLimit), stderr)
 		if err != nil {
 			fmt.Fprintln(stderr, "sandbox bench:", err)
 			return exitFailed
@@ -285,14 +298,31 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// jobProcess is how the job's own process is started: with what more in
+// its environment.
+type jobProcess struct{ env []string }
+
+// jobProcessOf is the job process --job-process and --job-memory-limit
+// ask for; nil runs the job in this process.
+func jobProcessOf(on bool, memoryLimit string) *jobProcess {
+	if !on {
+		return nil
+	}
+	jp := &jobProcess{}
+	if memoryLimit != "" {
+		jp.env = append(jp.env, "GOMEMLIMIT="+memoryLimit)
+	}
+	return jp
+}
+
 // measure runs the job once, in this process or (jobProcess) in a child
 // process of its own, and collects the figures.
-func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOptions, jobProcess bool, stderr io.Writer) (runResult, error) {
+func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOptions, jobProcess *jobProcess, stderr io.Writer) (runResult, error) {
 	env.ResetRequests()
 	var jf jobFigures
 	var err error
-	if jobProcess {
-		jf, err = runJobProcess(ctx, env.Environ(), env.Options().Concurrency, opt, stderr)
+	if jobProcess != nil {
+		jf, err = runJobProcess(ctx, append(env.Environ(), jobProcess.env...), env.Options().Concurrency, opt, stderr)
 	} else {
 		jf, err = runJob(ctx, env.Runner(), opt)
 	}
@@ -303,7 +333,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	t := jf.Totals
 	rr := runResult{Name: name, Seconds: jf.Seconds, Status: jf.Status, Candidates: t.Candidates, Imported: t.Imported, Failed: t.Failed, Ambiguous: t.Ambiguous,
 		PeakHeapInuse: jf.PeakHeapInuse, HeapInuseBefore: jf.HeapInuseBefore, LimiterWait: jf.LimiterWait, StoreTransactions: jf.StoreTransactions,
-		StoreSeconds: jf.StoreSeconds, StorePool: jf.StorePool, JobPeakRSS: jf.PeakRSSBytes}
+		StoreSeconds: jf.StoreSeconds, StorePool: jf.StorePool, JobPeakRSS: jf.PeakRSSBytes, JobMemoryLimit: jf.MemoryLimitBytes}
 	rr.AccountsPerSecond = float64(rr.Candidates) / jf.Seconds
 	rr.ImportedPerSecond = float64(rr.Imported) / jf.Seconds
 
@@ -460,7 +490,11 @@ func printRun(w io.Writer, r runResult) {
 	}
 	printPool(w, r.StorePool)
 	if r.JobPeakRSS > 0 {
-		fmt.Fprintf(w, "  job process: peak resident memory %s, peak heap in use %s\n", mib(uint64(r.JobPeakRSS)), mib(r.PeakHeapInuse))
+		limit := ""
+		if r.JobMemoryLimit > 0 {
+			limit = ", under a soft limit of " + mib(uint64(r.JobMemoryLimit))
+		}
+		fmt.Fprintf(w, "  job process: peak resident memory %s, peak heap in use %s%s\n", mib(uint64(r.JobPeakRSS)), mib(r.PeakHeapInuse), limit)
 	} else {
 		fmt.Fprintf(w, "  peak heap in use: %s (%s before the run, mostly the fakes' data)\n", mib(r.PeakHeapInuse), mib(r.HeapInuseBefore))
 	}

@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/msp-tools/autoimport/cmd/internal/connect"
@@ -36,6 +38,9 @@ type jobFigures struct {
 	StoreSeconds      float64          `json:"store_s"`
 	StorePool         poolFigure       `json:"store_pool"`
 	PeakRSSBytes      int64            `json:"peak_rss_bytes,omitempty"`
+	// MemoryLimitBytes is the process's soft memory limit (GOMEMLIMIT);
+	// 0 when there is none.
+	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
 }
 
 type customerFigure struct {
@@ -147,6 +152,9 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(err)
 	}
 	jf.PeakRSSBytes = vmHWM()
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		jf.MemoryLimitBytes = limit
+	}
 	if err := json.NewEncoder(stdout).Encode(jf); err != nil {
 		return fail(err)
 	}

@@ -295,6 +295,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// --job-memory-limit sets the job process's GOMEMLIMIT, which the job
+// reports as it read it; without --job-process it is refused.
+func TestBenchJobMemoryLimit(t *testing.T) {
+	out, br := benchJSON(t, "--job-process", "--job-memory-limit", "1GiB", "--customers", "2", "--accounts", "5", "--dry-run")
+	if br.JobMemoryLimit != "1GiB" || len(br.Runs) != 1 || br.Runs[0].JobMemoryLimit != 1<<30 {
+		t.Errorf("limit %q, runs %+v", br.JobMemoryLimit, br.Runs)
+	}
+	if !strings.Contains(out, "under a soft limit of 1024.0 MiB") {
+		t.Errorf("output lacks the limit:\n%s", out)
+	}
+	if code, _, errs := sandboxCLI(t, "bench", "--job-memory-limit", "1GiB", "--customers", "1", "--accounts", "1"); code != exitUsage || !strings.Contains(errs, "add --job-process") {
+		t.Errorf("without --job-process: exit %d, %s", code, errs)
+	}
+}
+
 // With --job-process the job runs in a process of its own: the figures are
 // the same kind, and the job's peak memory is reported apart.
 func TestBenchJobProcess(t *testing.T) {
