@@ -2,11 +2,11 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/msp-tools/autoimport/sinks"
@@ -45,13 +45,15 @@ type ImportOptions struct {
 	AllowSurge bool
 	// Surge is the threshold unless the customer sets its own.
 	Surge SurgeThreshold
-	// Stop, when closed or cancelled, ends the pass after the account in
-	// hand is applied and recorded.
+	// Stop, when closed or cancelled, ends the pass after the accounts in
+	// hand are applied, recorded and mailed; the others are left for the
+	// next run.
 	Stop context.Context
 	// OnAccount, when set, receives every account's final plan as soon as
 	// it is known: skipped and already-imported accounts while the sources
-	// are read, new accounts once their batch is applied and recorded (or
-	// planned, in a dry run). Calls come one at a time.
+	// are read, new accounts once they are applied, recorded and mailed,
+	// in no set order (or planned, in order, in a dry run). Calls come one
+	// at a time.
 	OnAccount func(AccountPlan)
 	// Lease, when set, is done once the customer's lease is lost (see
 	// Lease.Context): another autoimport may import the customer from
@@ -354,69 +356,6 @@ func (ps *pass) beforeWrites(ctx context.Context, conn *Connections) error {
 	return nil
 }
 
-// apply creates, records and mails the new accounts, and reports each
-// one's plan; a stop ends it after the accounts in hand.
-func (ps *pass) apply(ctx context.Context, conn *Connections, pl *planner) {
-	im, c, opt, opts, rep := ps.im, ps.c, ps.opt, ps.opts, ps.rep
-	log := im.Log.WithField("customer", c.ID)
-	stop := opt.Stop
-	if stop == nil {
-		stop = ctx
-	}
-	// Batches go through three stages, each working on a later batch than
-	// the next: sink calls (here), the record (ledger rows and audit events
-	// in one transaction) and the welcome emails, after which the batch's
-	// plans are reported. So the sinks are never idle while the store
-	// commits or mail goes out. Batches are planned as they enter, so only
-	// the few in the stages are held. A stop ends the first stage; the
-	// batches in hand finish the others.
-	work := context.WithoutCancel(ctx)
-	toRecord, toMail := make(chan []AccountPlan, 1), make(chan []AccountPlan, 1)
-	var stages sync.WaitGroup
-	stages.Go(func() {
-		defer close(toMail)
-		for batch := range toRecord {
-			if err := opt.leaseLost(); err != nil {
-				abandon(batch, "not recorded: "+err.Error()+"; the next run matches what was created, never creates it twice")
-			} else {
-				im.record(work, c, opts, batch, log)
-			}
-			toMail <- batch
-		}
-	})
-	stages.Go(func() {
-		for batch := range toMail {
-			ps.welcome(conn).sendBatch(work, batch)
-			for i := range batch {
-				ps.emit(&batch[i])
-			}
-		}
-	})
-	stopped := false
-	for from := 0; from < pl.len(); from += applyBatch {
-		batch := pl.batchOf(from)
-		if stopped || stop.Err() != nil || ctx.Err() != nil || opt.leaseLost() != nil {
-			if !stopped {
-				stopped = true
-				close(toRecord)
-				stages.Wait() // the batches in hand report first
-				rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", from, pl.len()))
-			}
-			abandon(batch, "the run was stopped before this account; it is imported next run")
-			for i := range batch {
-				ps.emit(&batch[i])
-			}
-			continue
-		}
-		im.createInSinks(work, conn, batch, opt.leaseLost, log)
-		toRecord <- batch
-	}
-	if !stopped {
-		close(toRecord)
-		stages.Wait()
-	}
-}
-
 // end closes a pass that wrote: a lost lease fails the customer, as do
 // new accounts that failed; then the welcome emails left pending by
 // earlier runs are sent, and the pass's decisions and the accounts that
@@ -545,12 +484,9 @@ func (ix *twinIndex) find(a sources.Account) (*Link, string) {
 	return nil, ""
 }
 
-// Accounts are applied in batches: the sink calls of a batch run
-// concurrently, then the batch's ledger rows and audit events are written
-// in one transaction, then its welcome emails are sent. A crash before the
-// transaction leaves entries that the next run matches; emails go out only
-// after their attempt is recorded. The three stages overlap across
-// batches (see Import).
+// Accounts are applied by a pipeline (pipeline.go): applyWorkers make
+// sink calls at once, and a transaction records up to applyBatch
+// accounts; plans are made applyBatch at a time.
 const (
 	applyBatch   = 64
 	applyWorkers = 8
@@ -563,40 +499,54 @@ func markFailed(p *AccountPlan, what string, err error, log logrus.FieldLogger) 
 	log.WithFields(logrus.Fields{"account": p.Username, "source": p.Source}).WithError(err).Warn("account import failed")
 }
 
-// createInSinks creates what a batch's plans call for, vault then PSA per
-// account, concurrently across accounts. Before each call it asks lost
-// whether the customer's lease still holds; once it does not, the
-// remaining accounts are left alone (and not recorded by the caller).
-func (im *Importer) createInSinks(ctx context.Context, conn *Connections, batch []AccountPlan, lost func() error, log logrus.FieldLogger) {
-	parallelPlans(batch, func(p *AccountPlan) {
-		if lost() != nil {
+// createInSinks creates what an account's plan calls for, vault then
+// PSA. Before each call it asks lost whether the customer's lease still
+// holds; once it does not, the account is left alone (and not recorded).
+func (im *Importer) createInSinks(ctx context.Context, conn *Connections, p *AccountPlan, lost func() error, log logrus.FieldLogger) {
+	if p.Action != ActionImport || lost() != nil {
+		return
+	}
+	if p.Vault.Op == OpCreate {
+		v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
+		e, err := v.Create(ctx, scope, p.work.newEntry)
+		if err != nil {
+			markFailed(p, v.Name()+": create password entry", err, log)
 			return
 		}
-		if p.Vault.Op == OpCreate {
-			v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
-			e, err := v.Create(ctx, scope, p.work.newEntry)
-			if err != nil {
-				markFailed(p, v.Name()+": create password entry", err, log)
-				return
-			}
-			p.Vault.Ref = e.Ref
+		p.Vault.Ref = e.Ref
+	}
+	if p.PSA.Op == OpCreate && lost() == nil {
+		ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.work.newContact)
+		if err != nil {
+			markFailed(p, conn.PSA.Name()+": create contact", err, log)
+			return
 		}
-		if p.PSA.Op == OpCreate && lost() == nil {
-			ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.work.newContact)
-			if err != nil {
-				markFailed(p, conn.PSA.Name()+": create contact", err, log)
-				return
-			}
-			p.PSA.Ref = ct.Ref
-		}
-	})
+		p.PSA.Ref = ct.Ref
+	}
 }
 
-// record writes a batch's ledger rows and their audit events in one
+// errNotRecorded is why a record's transaction was given up: the lease
+// was lost before it committed.
+type errNotRecorded struct{ cause error }
+
+func (e errNotRecorded) Error() string { return e.cause.Error() }
+
+// record writes a group's ledger rows and their audit events in one
 // transaction, which also records each welcome email's attempt before
-// sendWelcomes sends it. A batch with nothing to import opens none.
-func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType]Resolved, batch []AccountPlan, log logrus.FieldLogger) {
+// the mailer sends it. A group with nothing to import opens none. Once
+// lost reports the customer's lease lost, before the transaction or
+// before it commits, the group is not recorded: its plans to import are
+// left for the next run, which matches what was created. A failed
+// transaction fails the group's plans to import.
+func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType]Resolved, batch []AccountPlan, lost func() error, log logrus.FieldLogger) {
 	if !slices.ContainsFunc(batch, func(p AccountPlan) bool { return p.Action == ActionImport }) {
+		return
+	}
+	notRecorded := func(err error) {
+		abandon(batch, "not recorded: "+err.Error()+"; the next run matches what was created, never creates it twice")
+	}
+	if err := lost(); err != nil {
+		notRecorded(err)
 		return
 	}
 	rows := make([]ImportedAccount, 0, len(batch))
@@ -623,33 +573,22 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 				}
 			}
 		}
+		if err := lost(); err != nil {
+			return errNotRecorded{err}
+		}
 		return nil
 	})
-	if err != nil {
+	var gone errNotRecorded
+	switch {
+	case errors.As(err, &gone):
+		notRecorded(gone.cause)
+	case err != nil:
 		for i := range batch {
 			if batch[i].Action == ActionImport {
 				markFailed(&batch[i], "record the import", err, log)
 			}
 		}
 	}
-}
-
-// parallelPlans runs fn for each plan to import, applyWorkers at a time.
-func parallelPlans(batch []AccountPlan, fn func(p *AccountPlan)) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, applyWorkers)
-	for i := range batch {
-		if batch[i].Action != ActionImport {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(p *AccountPlan) {
-			defer func() { <-sem; wg.Done() }()
-			fn(p)
-		}(&batch[i])
-	}
-	wg.Wait()
 }
 
 // ledgerRow is the ledger record of an applied plan.
