@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
@@ -85,6 +87,43 @@ func TestStopFinishesTheAccountsInHand(t *testing.T) {
 		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
 		if cr.Counts.Imported != 200-created || cr.Counts.AlreadyImported != created || acme.vault.creates.Load() != 200 || len(acme.mail.sent) != 200 {
 			t.Fatalf("next run: %+v, vault creates %d, mails %d", cr.Counts, acme.vault.creates.Load(), len(acme.mail.sent))
+		}
+	})
+}
+
+// An account whose vault create is slow holds back no other: they are
+// created, recorded and mailed while it waits.
+func TestASlowAccountDoesNotHoldBackTheOthers(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(firstUsers(100)...)
+		mails := func() int {
+			acme.mail.mu.Lock()
+			defer acme.mail.mu.Unlock()
+			return len(acme.mail.sent)
+		}
+		recorded, mailed := -1, -1
+		acme.vault.failCreate = func(e sinks.NewVaultEntry) error {
+			if !strings.HasPrefix(e.Name, "User 0 (") {
+				return nil
+			}
+			// Held until the 99 others are recorded and mailed, or long
+			// enough to tell that they wait for this one.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				recorded, mailed = len(ledgerOf(t, s, "acme")), mails()
+				if recorded == 99 && mailed == 99 {
+					break
+				}
+			}
+			return nil
+		}
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
+		if recorded != 99 || mailed != 99 {
+			t.Fatalf("while one account's create was held: %d others recorded and %d mailed, want 99", recorded, mailed)
+		}
+		if cr.Status != jobs.StatusOK || cr.Counts.Imported != 100 || len(ledgerOf(t, s, "acme")) != 100 || mails() != 100 {
+			t.Fatalf("%s %q %+v; ledger %d, mails %d", cr.Status, cr.Error, cr.Counts, len(ledgerOf(t, s, "acme")), mails())
 		}
 	})
 }
