@@ -22,3 +22,6 @@ func HolderFor(pid int, start, boot string) string {
 
 // ThisProcessStart is this process's start time, as a holder name says it.
 func ThisProcessStart() string { return thisProcess().start }
+
+// ApplyWorkers is how many accounts an import creates in the sinks at once.
+const ApplyWorkers = applyWorkers

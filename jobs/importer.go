@@ -2,11 +2,11 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/msp-tools/autoimport/sinks"
@@ -45,13 +45,15 @@ type ImportOptions struct {
 	AllowSurge bool
 	// Surge is the threshold unless the customer sets its own.
 	Surge SurgeThreshold
-	// Stop, when closed or cancelled, ends the pass after the account in
-	// hand is applied and recorded.
+	// Stop, when closed or cancelled, ends the pass after the accounts in
+	// hand are applied, recorded and mailed; the others are left for the
+	// next run.
 	Stop context.Context
 	// OnAccount, when set, receives every account's final plan as soon as
 	// it is known: skipped and already-imported accounts while the sources
-	// are read, new accounts once their batch is applied and recorded (or
-	// planned, in a dry run). Calls come one at a time.
+	// are read, new accounts once they are applied, recorded and mailed,
+	// in no set order (or planned, in order, in a dry run). Calls come one
+	// at a time.
 	OnAccount func(AccountPlan)
 	// Lease, when set, is done once the customer's lease is lost (see
 	// Lease.Context): another autoimport may import the customer from
@@ -153,18 +155,57 @@ func (im *Importer) now() time.Time {
 	return time.Now().UTC()
 }
 
-// Import runs one pass for a customer: resolve options, read the ledger,
-// collect candidates (deciding skipped and already-imported accounts as
-// they stream in), read each sink's index once, hold a surge, then plan
-// and (unless a dry run) apply and record the new accounts batch by
-// batch. Only the new accounts are held for the whole pass, compactly;
-// every account's plan leaves through ImportOptions.OnAccount.
+// Import runs one pass for a customer, step by step: begin (options,
+// connections, the ledger and the accounts that need a person), collect
+// the new accounts (deciding skipped and already-imported ones as they
+// stream in), read each sink's index once into a planner, hold a surge,
+// then plan only (a dry run) or apply the new accounts and end the pass.
+// Only the new accounts are held for the whole pass, compactly; every
+// account's plan leaves through ImportOptions.OnAccount.
 func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt ImportOptions) *CustomerReport {
 	start := time.Now()
 	rep := &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusOK, DryRun: opt.DryRun}
 	defer func() { rep.Elapsed = time.Since(start); rep.NextStep = nextStep(rep) }()
-	log := im.Log.WithField("customer", c.ID)
 
+	ps, conn, err := im.begin(ctx, t, c, opt, rep)
+	if err != nil {
+		rep.fail(err)
+		return rep
+	}
+	if ps == nil {
+		return rep // no source: nothing to import
+	}
+	fresh, err := ps.collectNew(ctx, conn)
+	if err != nil {
+		rep.fail(err)
+		return rep
+	}
+	plans, err := ps.newPlanner(ctx, conn, fresh)
+	if err != nil {
+		rep.fail(err)
+		return rep
+	}
+	if ps.holdSurge(ctx, plans) {
+		return rep
+	}
+	if opt.DryRun {
+		ps.planOnly(ctx, conn, plans)
+		return rep
+	}
+	if err := ps.beforeWrites(ctx, conn); err != nil {
+		rep.fail(err)
+		return rep
+	}
+	ps.apply(ctx, conn, plans)
+	ps.end(ctx, conn, plans.len())
+	return rep
+}
+
+// begin resolves the customer's options and notes those paused, connects
+// to its integrations, and reads its ledger and the accounts that need a
+// person. A customer without a source has nothing to import: begin
+// returns no pass, and no error.
+func (im *Importer) begin(ctx context.Context, t *Tenant, c Customer, opt ImportOptions, rep *CustomerReport) (*pass, *Connections, error) {
 	opts := map[AccountType]Resolved{EndUser: Resolve(t, c, EndUser), Admin: Resolve(t, c, Admin)}
 	for _, typ := range AccountTypes {
 		if opts[typ].On(Paused) {
@@ -173,56 +214,91 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	}
 	if c.Sources.AD == nil && c.Sources.M365 == nil {
 		rep.Notices = append(rep.Notices, "no source is configured (sources.ad or sources.m365): nothing to import")
-		return rep
+		return nil, nil, nil
 	}
 	conn, err := im.Connector.Connect(ctx, t, c)
 	if err != nil {
-		rep.fail(fmt.Errorf("customer %s: %w", c.ID, err))
-		return rep
+		return nil, nil, fmt.Errorf("customer %s: %w", c.ID, err)
 	}
 	ps := newPass(im, c, opt, opts, rep)
 	if err := ps.readLedger(ctx); err != nil {
-		rep.fail(fmt.Errorf("customer %s: read the ledger: %w", c.ID, err))
-		return rep
+		return nil, nil, fmt.Errorf("customer %s: read the ledger: %w", c.ID, err)
 	}
 	if err := ps.readAttention(ctx, !opt.DryRun); err != nil {
-		rep.fail(fmt.Errorf("customer %s: %w", c.ID, err))
-		return rep
+		return nil, nil, fmt.Errorf("customer %s: %w", c.ID, err)
 	}
+	return ps, conn, nil
+}
 
-	// Collect; skipped and already-imported accounts are decided as they come.
-	linkTwins := conn.AD != nil && conn.M365 != nil && opts[EndUser].On(M365Sync)
-	fresh, err := ps.collect(ctx, conn, !opts[Admin].On(Paused), linkTwins)
+// collectNew reads the customer's sources and returns the new accounts;
+// skipped and already-imported accounts are decided and reported as they
+// come. It then notes the imported accounts gone from a source read whole
+// and settles the ambiguous accounts held aside.
+func (ps *pass) collectNew(ctx context.Context, conn *Connections) (*newAccounts, error) {
+	linkTwins := conn.AD != nil && conn.M365 != nil && ps.opts[EndUser].On(M365Sync)
+	fresh, err := ps.collect(ctx, conn, !ps.opts[Admin].On(Paused), linkTwins)
 	if err != nil {
-		rep.fail(fmt.Errorf("customer %s: %w", c.ID, err))
-		return rep
+		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	ps.markMissing()
 	ps.settleAmbiguous(ctx, fresh)
+	return fresh, nil
+}
 
-	// Read each sink's index once, only where a new account needs it.
-	in, err := readIndexes(ctx, c, conn, opts, fresh)
+// planner plans a pass's new accounts a batch of applyBatch at a time, so
+// that only a batch of plans is held at once, never a plan per account.
+type planner struct {
+	ps    *pass
+	in    PlanInput
+	fresh *newAccounts
+}
+
+// newPlanner reads each sink's index once, only where a new account needs
+// it, and the vault entries the new accounts contend for.
+func (ps *pass) newPlanner(ctx context.Context, conn *Connections, fresh *newAccounts) (*planner, error) {
+	in, err := readIndexes(ctx, ps.c, conn, ps.opts, fresh)
 	if err != nil {
-		rep.fail(err)
-		return rep
+		return nil, err
 	}
 	in.Entries = ps.entryUses(in, fresh)
-	// Plans are made a batch at a time, so that only one batch is held.
-	batchOf := func(from int) []AccountPlan {
-		to := min(from+applyBatch, fresh.len())
-		cands := make([]*Candidate, 0, to-from)
-		for i := from; i < to; i++ {
-			cands = append(cands, new(fresh.get(i)))
-		}
-		in.Candidates = cands
-		in.Choices = ps.choices
-		return Plan(in)
-	}
+	return &planner{ps: ps, in: in, fresh: fresh}, nil
+}
 
-	// Surge guard: a wrong selection must never flood the sinks. It counts
-	// the accounts the plan would import, not those it leaves ambiguous or
-	// paused, which write nothing; the plan is only counted when the new
-	// accounts are numerous enough to be held at all.
+// len is the number of new accounts.
+func (pl *planner) len() int { return pl.fresh.len() }
+
+// batchOf plans the new accounts from the from-th, applyBatch of them or
+// those left.
+func (pl *planner) batchOf(from int) []AccountPlan {
+	to := min(from+applyBatch, pl.fresh.len())
+	cands := make([]*Candidate, 0, to-from)
+	for i := from; i < to; i++ {
+		cands = append(cands, new(pl.fresh.get(i)))
+	}
+	pl.in.Candidates = cands
+	pl.in.Choices = pl.ps.choices
+	return Plan(pl.in)
+}
+
+// each plans every new account, batch by batch, and calls fn with each
+// plan in order.
+func (pl *planner) each(fn func(p *AccountPlan)) {
+	for from := 0; from < pl.len(); from += applyBatch {
+		batch := pl.batchOf(from)
+		for i := range batch {
+			fn(&batch[i])
+		}
+	}
+}
+
+// holdSurge is the surge guard: a wrong selection must never flood the
+// sinks. It counts the accounts the plan would import, not those it
+// leaves ambiguous or paused, which write nothing; the plan is only
+// counted when the new accounts are numerous enough to be held at all.
+// A held customer's new accounts are reported held, the hold is audited
+// as one decision, and holdSurge returns true: the pass ends there.
+func (ps *pass) holdSurge(ctx context.Context, pl *planner) bool {
+	c, opt := ps.c, ps.opt
 	surge := opt.Surge
 	if c.Surge != nil {
 		surge = *c.Surge
@@ -231,122 +307,71 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 		return !opt.AllowSurge && n > surge.Max && float64(n) > float64(ps.ledger.len())*surge.Percent/100
 	}
 	importable := 0
-	if surges(fresh.len()) {
-		for from := 0; from < fresh.len(); from += applyBatch {
-			for _, p := range batchOf(from) {
-				if p.Action == ActionImport {
-					importable++
-				}
+	if surges(pl.len()) {
+		pl.each(func(p *AccountPlan) {
+			if p.Action == ActionImport {
+				importable++
 			}
-		}
+		})
 	}
-	if surges(importable) {
-		rep.Status = StatusHeld
-		rep.Error = fmt.Sprintf("customer %s held: this run would import %d new accounts, more than %d and more than %.0f%% of the %d already imported. Check the import selection; if it is right, run again with --allow-surge --customer %s (or raise the customer's surge threshold)",
-			c.ID, importable, surge.Max, surge.Percent, ps.ledger.len(), c.ID)
-		for from := 0; from < fresh.len(); from += applyBatch {
-			for _, p := range batchOf(from) {
-				if p.Action == ActionImport {
-					p = AccountPlan{Source: p.Source, ID: p.ID, Username: p.Username, DisplayName: p.DisplayName, Type: p.Type,
-						Action: ActionHeld, Reason: "surge guard", Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}}
-				}
-				ps.emit(&p)
-			}
-		}
-		ps.decide(notice{Account: fmt.Sprintf("%d new accounts", importable), Action: ActionHeld, Reason: "surge guard"}, importable)
-		if !opt.DryRun {
-			im.recordNotices(ctx, c.ID, &ps.decisions)
-			ps.keepAttention(ctx)
-		}
-		return rep
+	if !surges(importable) {
+		return false
 	}
+	ps.rep.Status = StatusHeld
+	ps.rep.Error = fmt.Sprintf("customer %s held: this run would import %d new accounts, more than %d and more than %.0f%% of the %d already imported. Check the import selection; if it is right, run again with --allow-surge --customer %s (or raise the customer's surge threshold)",
+		c.ID, importable, surge.Max, surge.Percent, ps.ledger.len(), c.ID)
+	pl.each(func(p *AccountPlan) {
+		if p.Action == ActionImport {
+			*p = AccountPlan{Source: p.Source, ID: p.ID, Username: p.Username, DisplayName: p.DisplayName, Type: p.Type,
+				Action: ActionHeld, Reason: "surge guard", Vault: SinkStep{Op: OpNone}, PSA: SinkStep{Op: OpNone}, WelcomeMail: EmailStep{Op: OpNone}}
+		}
+		ps.emit(p)
+	})
+	ps.decide(notice{Account: fmt.Sprintf("%d new accounts", importable), Action: ActionHeld, Reason: "surge guard"}, importable)
+	if !opt.DryRun {
+		ps.im.recordNotices(ctx, c.ID, &ps.decisions)
+		ps.keepAttention(ctx)
+	}
+	return true
+}
 
-	if opt.DryRun {
-		for from := 0; from < fresh.len(); from += applyBatch {
-			for _, p := range batchOf(from) {
-				ps.emit(&p)
-			}
-		}
-		ps.finishWelcomes(ctx, conn)
-		return rep
-	}
+// planOnly is a dry run's end: every new account's plan is reported, and
+// what the pending welcome emails would do; nothing is written.
+func (ps *pass) planOnly(ctx context.Context, conn *Connections, pl *planner) {
+	pl.each(ps.emit)
+	ps.finishWelcomes(ctx, conn)
+}
 
-	if err := opt.leaseLost(); err != nil {
-		rep.fail(fmt.Errorf("%w: nothing was written", err))
-		return rep
+// beforeWrites checks that the customer's lease still holds, then records
+// the imported accounts' source states and the account autoimport binds
+// as, before any sink is written to.
+func (ps *pass) beforeWrites(ctx context.Context, conn *Connections) error {
+	if err := ps.opt.leaseLost(); err != nil {
+		return fmt.Errorf("%w: nothing was written", err)
 	}
 	if err := ps.recordStates(ctx); err != nil {
-		rep.fail(err)
-		return rep
+		return err
 	}
 	ps.recordBindAccount(ctx, conn)
-	stop := opt.Stop
-	if stop == nil {
-		stop = ctx
-	}
-	// Batches go through three stages, each working on a later batch than
-	// the next: sink calls (here), the record (ledger rows and audit events
-	// in one transaction) and the welcome emails, after which the batch's
-	// plans are reported. So the sinks are never idle while the store
-	// commits or mail goes out. Batches are planned as they enter, so only
-	// the few in the stages are held. A stop ends the first stage; the
-	// batches in hand finish the others.
-	work := context.WithoutCancel(ctx)
-	toRecord, toMail := make(chan []AccountPlan, 1), make(chan []AccountPlan, 1)
-	var stages sync.WaitGroup
-	stages.Go(func() {
-		defer close(toMail)
-		for batch := range toRecord {
-			if err := opt.leaseLost(); err != nil {
-				abandon(batch, "not recorded: "+err.Error()+"; the next run matches what was created, never creates it twice")
-			} else {
-				im.record(work, c, opts, batch, log)
-			}
-			toMail <- batch
-		}
-	})
-	stages.Go(func() {
-		for batch := range toMail {
-			ps.welcome(conn).sendBatch(work, batch)
-			for i := range batch {
-				ps.emit(&batch[i])
-			}
-		}
-	})
-	stopped := false
-	for from := 0; from < fresh.len(); from += applyBatch {
-		batch := batchOf(from)
-		if stopped || stop.Err() != nil || ctx.Err() != nil || opt.leaseLost() != nil {
-			if !stopped {
-				stopped = true
-				close(toRecord)
-				stages.Wait() // the batches in hand report first
-				rep.Notices = append(rep.Notices, fmt.Sprintf("stopped after %d of %d new accounts", from, fresh.len()))
-			}
-			abandon(batch, "the run was stopped before this account; it is imported next run")
-			for i := range batch {
-				ps.emit(&batch[i])
-			}
-			continue
-		}
-		im.createInSinks(work, conn, batch, opt.leaseLost, log)
-		toRecord <- batch
-	}
-	if !stopped {
-		close(toRecord)
-		stages.Wait()
-	}
-	if err := opt.leaseLost(); err != nil {
+	return nil
+}
+
+// end closes a pass that wrote: a lost lease fails the customer, as do
+// new accounts that failed; then the welcome emails left pending by
+// earlier runs are sent, and the pass's decisions and the accounts that
+// need a person are recorded.
+func (ps *pass) end(ctx context.Context, conn *Connections, fresh int) {
+	rep := ps.rep
+	if err := ps.opt.leaseLost(); err != nil {
 		rep.fail(fmt.Errorf("%w: stopped before the next write; what was created and not recorded is matched, not created twice, on the next run", err))
-		return rep
+		return
 	}
 	if rep.Counts.Failed > 0 {
-		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", c.ID, rep.Counts.Failed, fresh.len())
+		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", ps.c.ID, rep.Counts.Failed, fresh)
 	}
 	ps.finishWelcomes(ctx, conn)
-	im.recordNotices(ctx, c.ID, &ps.decisions)
+	ps.im.recordNotices(ctx, ps.c.ID, &ps.decisions)
 	ps.keepAttention(ctx)
-	return rep
 }
 
 // abandon turns a batch's plans to import into skips for reason: they were
@@ -459,12 +484,9 @@ func (ix *twinIndex) find(a sources.Account) (*Link, string) {
 	return nil, ""
 }
 
-// Accounts are applied in batches: the sink calls of a batch run
-// concurrently, then the batch's ledger rows and audit events are written
-// in one transaction, then its welcome emails are sent. A crash before the
-// transaction leaves entries that the next run matches; emails go out only
-// after their attempt is recorded. The three stages overlap across
-// batches (see Import).
+// Accounts are applied by a pipeline (pipeline.go): applyWorkers make
+// sink calls at once, and a transaction records up to applyBatch
+// accounts; plans are made applyBatch at a time.
 const (
 	applyBatch   = 64
 	applyWorkers = 8
@@ -477,40 +499,54 @@ func markFailed(p *AccountPlan, what string, err error, log logrus.FieldLogger) 
 	log.WithFields(logrus.Fields{"account": p.Username, "source": p.Source}).WithError(err).Warn("account import failed")
 }
 
-// createInSinks creates what a batch's plans call for, vault then PSA per
-// account, concurrently across accounts. Before each call it asks lost
-// whether the customer's lease still holds; once it does not, the
-// remaining accounts are left alone (and not recorded by the caller).
-func (im *Importer) createInSinks(ctx context.Context, conn *Connections, batch []AccountPlan, lost func() error, log logrus.FieldLogger) {
-	parallelPlans(batch, func(p *AccountPlan) {
-		if lost() != nil {
+// createInSinks creates what an account's plan calls for, vault then
+// PSA. Before each call it asks lost whether the customer's lease still
+// holds; once it does not, the account is left alone (and not recorded).
+func (im *Importer) createInSinks(ctx context.Context, conn *Connections, p *AccountPlan, lost func() error, log logrus.FieldLogger) {
+	if p.Action != ActionImport || lost() != nil {
+		return
+	}
+	if p.Vault.Op == OpCreate {
+		v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
+		e, err := v.Create(ctx, scope, p.work.newEntry)
+		if err != nil {
+			markFailed(p, v.Name()+": create password entry", err, log)
 			return
 		}
-		if p.Vault.Op == OpCreate {
-			v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
-			e, err := v.Create(ctx, scope, p.work.newEntry)
-			if err != nil {
-				markFailed(p, v.Name()+": create password entry", err, log)
-				return
-			}
-			p.Vault.Ref = e.Ref
+		p.Vault.Ref = e.Ref
+	}
+	if p.PSA.Op == OpCreate && lost() == nil {
+		ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.work.newContact)
+		if err != nil {
+			markFailed(p, conn.PSA.Name()+": create contact", err, log)
+			return
 		}
-		if p.PSA.Op == OpCreate && lost() == nil {
-			ct, err := conn.PSA.Create(ctx, conn.PSAScope, p.work.newContact)
-			if err != nil {
-				markFailed(p, conn.PSA.Name()+": create contact", err, log)
-				return
-			}
-			p.PSA.Ref = ct.Ref
-		}
-	})
+		p.PSA.Ref = ct.Ref
+	}
 }
 
-// record writes a batch's ledger rows and their audit events in one
+// errNotRecorded is why a record's transaction was given up: the lease
+// was lost before it committed.
+type errNotRecorded struct{ cause error }
+
+func (e errNotRecorded) Error() string { return e.cause.Error() }
+
+// record writes a group's ledger rows and their audit events in one
 // transaction, which also records each welcome email's attempt before
-// sendWelcomes sends it. A batch with nothing to import opens none.
-func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType]Resolved, batch []AccountPlan, log logrus.FieldLogger) {
+// the mailer sends it. A group with nothing to import opens none. Once
+// lost reports the customer's lease lost, before the transaction or
+// before it commits, the group is not recorded: its plans to import are
+// left for the next run, which matches what was created. A failed
+// transaction fails the group's plans to import.
+func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType]Resolved, batch []AccountPlan, lost func() error, log logrus.FieldLogger) {
 	if !slices.ContainsFunc(batch, func(p AccountPlan) bool { return p.Action == ActionImport }) {
+		return
+	}
+	notRecorded := func(err error) {
+		abandon(batch, "not recorded: "+err.Error()+"; the next run matches what was created, never creates it twice")
+	}
+	if err := lost(); err != nil {
+		notRecorded(err)
 		return
 	}
 	rows := make([]ImportedAccount, 0, len(batch))
@@ -537,33 +573,22 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 				}
 			}
 		}
+		if err := lost(); err != nil {
+			return errNotRecorded{err}
+		}
 		return nil
 	})
-	if err != nil {
+	var gone errNotRecorded
+	switch {
+	case errors.As(err, &gone):
+		notRecorded(gone.cause)
+	case err != nil:
 		for i := range batch {
 			if batch[i].Action == ActionImport {
 				markFailed(&batch[i], "record the import", err, log)
 			}
 		}
 	}
-}
-
-// parallelPlans runs fn for each plan to import, applyWorkers at a time.
-func parallelPlans(batch []AccountPlan, fn func(p *AccountPlan)) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, applyWorkers)
-	for i := range batch {
-		if batch[i].Action != ActionImport {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(p *AccountPlan) {
-			defer func() { <-sem; wg.Done() }()
-			fn(p)
-		}(&batch[i])
-	}
-	wg.Wait()
 }
 
 // ledgerRow is the ledger record of an applied plan.
