@@ -61,6 +61,8 @@ type memVault struct {
 	failCreate       func(sinks.NewVaultEntry) error
 	failWrite        func() error
 	passwords        map[string]string // by ref, once written
+	// whileIndexing, when set, runs at the start of each Index.
+	whileIndexing func()
 }
 
 func newMemVault() *memVault { return &memVault{entries: map[string][]sinks.VaultEntry{}} }
@@ -68,6 +70,9 @@ func newMemVault() *memVault { return &memVault{entries: map[string][]sinks.Vaul
 func (v *memVault) Name() string { return "MemVault" }
 func (v *memVault) Index(ctx context.Context, s sinks.VaultScope) (*sinks.VaultIndex, error) {
 	v.indexes.Add(1)
+	if v.whileIndexing != nil {
+		v.whileIndexing()
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return sinks.NewVaultIndex(append([]sinks.VaultEntry(nil), v.entries[s.Container]...)), nil

@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sources"
@@ -384,42 +387,64 @@ func abandon(batch []AccountPlan, reason string) {
 	}
 }
 
-// readIndexes reads each sink's index once, only where a new account
-// needs it, into the plan's input.
+// readIndexes lists each sink's existing entries once, only where a new
+// account needs them: the vault of each account type (once per vault and
+// container they share) and the PSA's contacts. The listings go to
+// different services, so they run at once; the first to fail ends the
+// others.
 func readIndexes(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, fresh *newAccounts) (PlanInput, error) {
 	in := PlanInput{Customer: c, Options: opts, VaultName: map[AccountType]string{}, Vaults: map[AccountType]*sinks.VaultIndex{}, Mail: conn.Mailer != nil}
 	need := map[AccountType]bool{}
 	for i := range fresh.len() {
 		need[fresh.typeOf(i)] = true
 	}
-	indexed := map[string]*sinks.VaultIndex{}
+	g, gctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex
+	indexed := map[string]*sinks.VaultIndex{} // by vault and container, under mu
+	keyOf := map[AccountType]string{}
+	listing := map[string]bool{}
 	for _, typ := range AccountTypes {
 		v := conn.Vaults[typ]
 		if v == nil || !need[typ] || !opts[typ].On(VaultMatch) {
 			continue
 		}
 		in.VaultName[typ] = v.Name()
-		key := v.Name() + "\x00" + conn.VaultScope[typ].Container
-		if ix, ok := indexed[key]; ok {
-			in.Vaults[typ] = ix
-			continue
+		scope := conn.VaultScope[typ]
+		key := v.Name() + "\x00" + scope.Container
+		keyOf[typ] = key
+		if listing[key] {
+			continue // listed for the other type
 		}
-		ix, err := v.Index(ctx, conn.VaultScope[typ])
-		if err != nil {
-			return in, fmt.Errorf("customer %s: %s: list existing password entries: %w", c.ID, v.Name(), err)
-		}
-		indexed[key] = ix
-		in.Vaults[typ] = ix
+		listing[key] = true
+		g.Go(func() error {
+			ix, err := v.Index(gctx, scope)
+			if err != nil {
+				return fmt.Errorf("customer %s: %s: list existing password entries: %w", c.ID, v.Name(), err)
+			}
+			mu.Lock()
+			indexed[key] = ix
+			mu.Unlock()
+			return nil
+		})
 	}
 	if conn.PSA != nil {
 		in.PSAName = conn.PSA.Name()
 	}
 	if conn.PSA != nil && need[EndUser] && opts[EndUser].On(PSAMatch) {
-		ix, err := conn.PSA.Index(ctx, conn.PSAScope)
-		if err != nil {
-			return in, fmt.Errorf("customer %s: %s: list existing contacts: %w", c.ID, conn.PSA.Name(), err)
-		}
-		in.Contacts = ix
+		g.Go(func() error {
+			ix, err := conn.PSA.Index(gctx, conn.PSAScope)
+			if err != nil {
+				return fmt.Errorf("customer %s: %s: list existing contacts: %w", c.ID, conn.PSA.Name(), err)
+			}
+			in.Contacts = ix
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return in, err
+	}
+	for typ, key := range keyOf {
+		in.Vaults[typ] = indexed[key]
 	}
 	return in, nil
 }

@@ -127,3 +127,30 @@ func TestASlowAccountDoesNotHoldBackTheOthers(t *testing.T) {
 		}
 	})
 }
+
+// The vault's and the PSA's indexes are read at the same time: a customer
+// with a large vault and a large PSA does not wait for one listing, then
+// the other, before its first account is applied.
+func TestVaultAndPSAIndexesAreReadTogether(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(firstUsers(3)...)
+		sawPSA := false
+		acme.vault.whileIndexing = func() {
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if acme.psa.indexes.Load() > 0 {
+					sawPSA = true
+					return
+				}
+			}
+		}
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
+		if cr.Status != jobs.StatusOK || cr.Counts.Imported != 3 {
+			t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Counts)
+		}
+		if !sawPSA {
+			t.Error("the PSA's contacts were not listed while the vault's entries were: the indexes are read one after the other")
+		}
+	})
+}
