@@ -58,18 +58,25 @@ type ImportOptions struct {
 	// in no set order (or planned, in order, in a dry run). Calls come one
 	// at a time.
 	OnAccount func(AccountPlan)
-	// Lease, when set, is done once the customer's lease is lost (see
-	// Lease.Context): another autoimport may import the customer from
-	// then on, so the pass makes no further sink call and records nothing
-	// more, and the customer is reported failed with the cause.
-	Lease context.Context
+	// Lease, when set, is the customer's lease. Once it is lost (see
+	// Lease.Lost: a failed renewal, another holder, or its time run out
+	// on this process's clock, as after a pause) another autoimport may
+	// import the customer, so the pass makes no further sink call and
+	// records nothing more, and the customer is reported failed with the
+	// cause.
+	Lease *Lease
 	// FullRead reads every source that reads incrementally in full
 	// (reconciling its copy) this time.
 	FullRead bool
 }
 
 // leaseLost returns why the customer's lease was lost, nil while it holds.
-func (o *ImportOptions) leaseLost() error { return leaseCause(o.Lease) }
+func (o *ImportOptions) leaseLost() error {
+	if o.Lease == nil {
+		return nil
+	}
+	return o.Lease.Lost()
+}
 
 // Counts sum up one customer's pass.
 type Counts struct {

@@ -225,15 +225,6 @@ func (l *Lease) Release(ctx context.Context) {
 	}
 }
 
-// leaseCause returns why a lease's context (Lease.Context) was lost; nil
-// while the lease holds, or when there is none.
-func leaseCause(lease context.Context) error {
-	if lease == nil || lease.Err() == nil {
-		return nil
-	}
-	return context.Cause(lease)
-}
-
 // withLease runs fn under the customer's lease, taken under the runner's
 // holder name and released at the end. held is the *ErrLeaseHeld when
 // another holder has the lease: fn did not run.

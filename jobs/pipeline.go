@@ -100,7 +100,7 @@ func (ps *pass) haltContext(ctx context.Context) (context.Context, context.Cance
 	halt, cancel := context.WithCancel(stop)
 	stops := []func() bool{context.AfterFunc(ctx, cancel)}
 	if ps.opt.Lease != nil {
-		stops = append(stops, context.AfterFunc(ps.opt.Lease, cancel))
+		stops = append(stops, context.AfterFunc(ps.opt.Lease.Context(), cancel))
 	}
 	return halt, func() {
 		for _, f := range stops {

@@ -199,7 +199,7 @@ func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions)
 	}
 	var rep *CustomerReport
 	held, err := r.withLease(ctx, c.ID, func(l *Lease) {
-		iopt.Lease = l.Context()
+		iopt.Lease = l
 		rep = im.Import(ctx, t, c, iopt)
 	})
 	switch {

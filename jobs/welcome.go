@@ -90,9 +90,10 @@ type welcomeSender struct {
 	conn *Connections
 	log  logrus.FieldLogger
 
-	// lease, when set, is done once the customer's lease is lost: from
-	// then on no email is handed to the relay (see send).
-	lease context.Context
+	// leaseLost, when set, says why the customer's lease was lost, nil
+	// while it holds: from then on no email is handed to the relay (see
+	// send).
+	leaseLost func() error
 
 	mu sync.Mutex
 	// down is the first relay-wide failure of the run.
@@ -112,6 +113,15 @@ func (im *Importer) newWelcomeSender(c Customer, conn *Connections) *welcomeSend
 		log = l
 	}
 	return &welcomeSender{im: im, c: c, conn: conn, log: log.WithField("customer", c.ID)}
+}
+
+// lost says why the customer's lease was lost, nil while it holds or
+// without one.
+func (s *welcomeSender) lost() error {
+	if s.leaseLost == nil {
+		return nil
+	}
+	return s.leaseLost()
 }
 
 func (s *welcomeSender) relayDown() error {
@@ -286,7 +296,7 @@ func (s *welcomeSender) send(ctx context.Context, j *welcomeJob) {
 		j.state, j.action, j.doc = WelcomePending, "import.email.deferred", doc(about)
 		return
 	}
-	if lost := leaseCause(s.lease); lost != nil {
+	if lost := s.lost(); lost != nil {
 		// Another autoimport may run the customer now. The email was
 		// claimed (attempted) by this run and never handed over: it goes
 		// back to pending, its claim being this run's own, and is sent
@@ -343,7 +353,7 @@ func (ps *pass) finishWelcomes(ctx context.Context, conn *Connections) {
 		// A lost lease stops the sends as a stop does.
 		withLease, cancel := context.WithCancel(stop)
 		defer cancel()
-		defer context.AfterFunc(lease, cancel)()
+		defer context.AfterFunc(lease.Context(), cancel)()
 		stop = withLease
 	}
 	ps.pendingRows = nil // those left are of accounts not active in their source
@@ -361,7 +371,7 @@ func (ps *pass) finishWelcomes(ctx context.Context, conn *Connections) {
 	default:
 		res := ps.welcome(conn).sendPending(ctx, stop, ps.pending)
 		rep.Counts.EmailsSent += res.Sent
-		if lost := leaseCause(ps.opt.Lease); lost != nil && res.Pending > 0 {
+		if lost := ps.opt.leaseLost(); lost != nil && res.Pending > 0 {
 			msg := fmt.Sprintf("%v: %d welcome emails pending since an earlier run were not sent; the next run sends them", lost, res.Pending)
 			if rep.Error != "" {
 				msg = rep.Error + "; " + msg
@@ -391,7 +401,7 @@ func (ps *pass) finishWelcomes(ctx context.Context, conn *Connections) {
 func (ps *pass) welcome(conn *Connections) *welcomeSender {
 	if ps.mail == nil {
 		ps.mail = ps.im.newWelcomeSender(ps.c, conn)
-		ps.mail.lease = ps.opt.Lease
+		ps.mail.leaseLost = ps.opt.leaseLost
 	}
 	return ps.mail
 }
