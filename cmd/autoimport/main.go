@@ -21,7 +21,12 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// memoryLimit is Go's soft memory limit in force, 0 for none (see
+// setMemoryLimit).
+var memoryLimit int64
+
 func main() {
+	memoryLimit = setMemoryLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

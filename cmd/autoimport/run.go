@@ -309,7 +309,11 @@ func (a *app) schedule(ctx context.Context) error {
 		return &ConfigError{Var: "AUTOIMPORT_SCHEDULE", Got: a.cfg.Schedule, Err: err, Want: describe("Schedule")}
 	}
 	sched.Start()
-	a.log.WithFields(map[string]any{"schedule": a.cfg.Schedule, "time_zone": a.cfg.TimeZone, "http": ln.Addr().String(), "next": sched.Entries()[0].Next}).Info("scheduler started")
+	started := map[string]any{"schedule": a.cfg.Schedule, "time_zone": a.cfg.TimeZone, "http": ln.Addr().String(), "next": sched.Entries()[0].Next}
+	if memoryLimit > 0 {
+		started["memory_limit_mib"] = memoryLimit >> 20
+	}
+	a.log.WithFields(started).Info("scheduler started")
 	<-ctx.Done()
 	a.log.Info("stopping: finishing the accounts in hand")
 	<-sched.Stop().Done() // waits for a running import to finish its account and release leases
