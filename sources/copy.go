@@ -59,11 +59,16 @@ type CopyDelta struct {
 	LinksAdded   []CopyLink
 	LinksRemoved []CopyLink
 	State        SyncState
+	// Staged, in a full delta, counts the objects the read handed to the
+	// store as it went (CopyStager.StageCopy) instead of holding them: the
+	// copy becomes those objects and Upserts (an Upsert replacing a staged
+	// object of its id), less Deletes.
+	Staged int
 }
 
 // Empty reports a delta that changes nothing but the state.
 func (d CopyDelta) Empty() bool {
-	return !d.Full && len(d.Upserts) == 0 && len(d.Deletes) == 0 && len(d.LinksAdded) == 0 && len(d.LinksRemoved) == 0
+	return !d.Full && d.Staged == 0 && len(d.Upserts) == 0 && len(d.Deletes) == 0 && len(d.LinksAdded) == 0 && len(d.LinksRemoved) == 0
 }
 
 // CopyStore keeps the local copies, per customer and source ("ad",
@@ -77,6 +82,25 @@ type CopyStore interface {
 	CopyLinks(ctx context.Context, customer, source string) iter.Seq2[CopyLink, error]
 	// ApplyCopy applies a delta and its state in one transaction.
 	ApplyCopy(ctx context.Context, customer, source string, d CopyDelta) error
+}
+
+// CopyStager is a CopyStore that can take a full read's objects as the
+// read goes, so that a reader never holds a whole directory: staged
+// objects are not part of the copy until the read's ApplyCopy (with
+// CopyDelta.Staged) swaps them in with its position, in one transaction;
+// a read that never gets there (a crash, an error) leaves the copy as it
+// was, and the next full read clears what it staged.
+type CopyStager interface {
+	CopyStore
+	// ClearStagedCopy drops whatever an earlier full read staged and
+	// never applied.
+	ClearStagedCopy(ctx context.Context, customer, source string) error
+	// StageCopy adds objects to the staging of the copy (an object of an
+	// id staged before replaces it), in a transaction of its own.
+	StageCopy(ctx context.Context, customer, source string, objs []CopyObject) error
+	// StagedCopyObject returns a staged object, for a read that meets it
+	// again.
+	StagedCopyObject(ctx context.Context, customer, source, id string) (CopyObject, bool, error)
 }
 
 // ReadOptions change how an incremental read starts.

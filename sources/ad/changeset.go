@@ -30,7 +30,25 @@ type changeSet struct {
 	// members is a full read's memberships: group id -> member ids.
 	members  map[string]map[string]bool
 	problems []problem
+	// stage, when set, takes a full read's accounts to the store as they
+	// come (see stageAccount), so that a read never holds a whole domain.
+	stage *stager
 }
+
+// stager hands a full read's accounts to a sources.CopyStager in batches
+// of stageBatch. Its first error ends the staging; the read reports it.
+type stager struct {
+	ctx      context.Context
+	store    sources.CopyStager
+	customer string
+	pending  []sources.CopyObject
+	// inStore counts the distinct objects in the store's staging.
+	inStore int
+	err     error
+}
+
+// stageBatch is how many accounts go to the store at once.
+const stageBatch = 500
 
 // objChange is what a read saw of one object.
 type objChange struct {
@@ -49,6 +67,10 @@ type objChange struct {
 	// copy's kind of it.
 	doc  []byte
 	kind string
+	// staged: the encoded object was handed to the stager (pending or in
+	// the store), not held here; inStore: the store's staging holds it (a
+	// version of it, if it was met again since).
+	staged, inStore bool
 }
 
 // problem is an entry, or a value of one, a read could not take in.
@@ -76,8 +98,9 @@ func (cs *changeSet) add(d dirEntry, whole bool) {
 		cs.order = append(cs.order, d.id)
 	}
 	if cs.full {
+		cs.unstage(d.id, oc)
 		cs.expand(oc)
-		defer cs.compact(oc)
+		defer cs.compactOrStage(d.id, oc)
 	}
 	if d.deleted {
 		oc.deleted, oc.attrs = true, map[string][][]byte{}
@@ -116,6 +139,64 @@ func (cs *changeSet) compact(oc *objChange) {
 	}
 	// The DN is in the encoded object.
 	oc.doc, oc.kind, oc.attrs, oc.dn = o.encode(), o.kind(), nil, ""
+}
+
+// compactOrStage compacts a full read's object and, with a stager, hands
+// an account (the bulk of a domain) over to it; groups and containers,
+// which every account's selection needs, and objects deleted since stay.
+func (cs *changeSet) compactOrStage(id string, oc *objChange) {
+	cs.compact(oc)
+	st := cs.stage
+	if st == nil || st.err != nil || oc.deleted || oc.doc == nil || oc.kind != kindAccount {
+		return
+	}
+	st.pending = append(st.pending, sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc})
+	oc.doc, oc.staged = nil, true
+	if !oc.inStore {
+		oc.inStore = true
+		st.inStore++ // once flushed, below or at the end
+	}
+	if len(st.pending) >= stageBatch {
+		st.flush()
+	}
+}
+
+// unstage takes back an object the read meets again: from the batch not
+// yet sent, or from the store.
+func (cs *changeSet) unstage(id string, oc *objChange) {
+	if !oc.staged {
+		return
+	}
+	st := cs.stage
+	oc.staged = false
+	for i, p := range st.pending {
+		if p.ID == id {
+			oc.doc = p.Doc
+			st.pending = append(st.pending[:i], st.pending[i+1:]...)
+			return
+		}
+	}
+	if st.err != nil {
+		return
+	}
+	o, ok, err := st.store.StagedCopyObject(st.ctx, st.customer, copySource, id)
+	switch {
+	case err != nil:
+		st.err = err
+	case !ok:
+		st.err = fmt.Errorf("object %s, staged by this read, is missing from the store's staging", id)
+	default:
+		oc.doc = o.Doc
+	}
+}
+
+// flush sends the pending accounts to the store.
+func (st *stager) flush() {
+	if st.err != nil || len(st.pending) == 0 {
+		return
+	}
+	st.err = st.store.StageCopy(st.ctx, st.customer, copySource, st.pending)
+	st.pending = st.pending[:0]
 }
 
 // expand turns a compacted object back into attributes, for an object a
@@ -195,16 +276,30 @@ func copyObjectOf(id string, o *copyObject) sources.CopyObject {
 	return sources.CopyObject{Kind: o.kind(), ID: id, Doc: o.encode()}
 }
 
-// fullDelta is a full read's copy.
-func (cs *changeSet) fullDelta() sources.CopyDelta {
+// fullDelta is a full read's copy: what it holds, and with a stager
+// what it staged (sent to the store first).
+func (cs *changeSet) fullDelta() (sources.CopyDelta, error) {
 	d := sources.CopyDelta{Full: true}
+	if st := cs.stage; st != nil {
+		st.flush()
+		if st.err != nil {
+			return d, fmt.Errorf("stage the accounts read: %w", st.err)
+		}
+		d.Staged = st.inStore
+	}
 	live := map[string]bool{}
 	for _, id := range cs.order {
 		oc := cs.objs[id]
 		if oc.deleted {
+			if oc.inStore {
+				d.Deletes = append(d.Deletes, id) // staged, then deleted
+			}
 			continue
 		}
 		live[id] = true
+		if oc.staged {
+			continue
+		}
 		if oc.doc == nil {
 			cs.compact(oc)
 		}
@@ -233,7 +328,7 @@ func (cs *changeSet) fullDelta() sources.CopyDelta {
 	for _, p := range cs.problems {
 		d.Upserts = append(d.Upserts, problemObject(p))
 	}
-	return d
+	return d, nil
 }
 
 // incrementalDelta turns the changes into a delta against the stored copy,
@@ -436,5 +531,5 @@ func (cs *changeSet) diffLists(ctx context.Context, copies sources.CopyStore, cu
 
 // changes counts what a delta changes.
 func changes(d sources.CopyDelta) int {
-	return len(d.Upserts) + len(d.Deletes) + len(d.LinksAdded) + len(d.LinksRemoved)
+	return d.Staged + len(d.Upserts) + len(d.Deletes) + len(d.LinksAdded) + len(d.LinksRemoved)
 }

@@ -283,7 +283,11 @@ func FuzzDecodeDirSyncEntry(f *testing.F) {
 		for _, full := range []bool{true, false} {
 			cs := newChangeSet(full)
 			cs.add(d, !dirSync)
-			for _, o := range cs.fullDelta().Upserts {
+			delta, err := cs.fullDelta()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range delta.Upserts {
 				obj, err := decodeCopyObject(o.Doc)
 				if err != nil {
 					t.Fatalf("the copy's own object does not decode: %v", err)

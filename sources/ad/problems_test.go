@@ -45,7 +45,11 @@ func TestProblemsAreReportedAndForceAFullRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	apply(full.fullDelta(), tok)
+	fd, err := full.fullDelta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(fd, tok)
 
 	cs := newChangeSet(false)
 	d, eerr := decodeEntry(rawEntry(da.DN, attribute("member;range=1-1", "<GUID=nothex>;CN=Someone,DC=corp,DC=example,DC=test")), true)

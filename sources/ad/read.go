@@ -155,7 +155,7 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	}
 	full := reason != ""
 	if full {
-		delta, next, err = ss.readFull(ctx)
+		delta, next, err = ss.readFull(ctx, copies, customer)
 		if err != nil {
 			rep.Requests = ss.requests
 			return rep, err
@@ -220,14 +220,19 @@ func durationText(d time.Duration) string {
 }
 
 // readFull reads the whole domain: with DirSync, or by searching when the
-// bind account may not use DirSync.
-func (ss *session) readFull(ctx context.Context) (sources.CopyDelta, syncToken, error) {
+// bind account may not use DirSync. Where the copies can stage (a
+// sources.CopyStager), the accounts go to the store as they are read and
+// the delta names how many; otherwise the delta holds the whole domain.
+func (ss *session) readFull(ctx context.Context, copies sources.CopyStore, customer string) (sources.CopyDelta, syncToken, error) {
 	info, err := ss.discover(ctx)
 	if err != nil {
 		return sources.CopyDelta{}, syncToken{}, err
 	}
 	tok := syncToken{Version: tokenVersion, Domain: domainOf(info), DC: info.DNSHostName}
-	cs := newChangeSet(true)
+	cs, err := ss.newFullChangeSet(ctx, copies, customer)
+	if err != nil {
+		return sources.CopyDelta{}, syncToken{}, err
+	}
 	cookie, err := ss.dirSyncAll(ctx, info.BaseDN, nil, cs, nil)
 	switch {
 	case err == nil:
@@ -242,7 +247,9 @@ func (ss *session) readFull(ctx context.Context) (sources.CopyDelta, syncToken, 
 			tok.Service, tok.InvocationID = dc.service, dc.invocation
 		}
 	case isInsufficientRights(err):
-		cs = newChangeSet(true)
+		if cs, err = ss.newFullChangeSet(ctx, copies, customer); err != nil {
+			return sources.CopyDelta{}, syncToken{}, err
+		}
 		dc, err := ss.dcState(ctx)
 		if err != nil {
 			return sources.CopyDelta{}, syncToken{}, err
@@ -258,7 +265,27 @@ func (ss *session) readFull(ctx context.Context) (sources.CopyDelta, syncToken, 
 	default:
 		return sources.CopyDelta{}, syncToken{}, err
 	}
-	return cs.fullDelta(), tok, nil
+	d, err := cs.fullDelta()
+	if err != nil {
+		return sources.CopyDelta{}, syncToken{}, ss.src.errorf(err, "read the directory in full")
+	}
+	return d, tok, nil
+}
+
+// newFullChangeSet starts a full read's changes, staging its accounts
+// where copies can: what an earlier full read staged and never applied is
+// dropped first.
+func (ss *session) newFullChangeSet(ctx context.Context, copies sources.CopyStore, customer string) (*changeSet, error) {
+	cs := newChangeSet(true)
+	st, ok := copies.(sources.CopyStager)
+	if !ok {
+		return cs, nil
+	}
+	if err := st.ClearStagedCopy(ctx, customer, copySource); err != nil {
+		return nil, ss.src.errorf(err, "read the directory in full")
+	}
+	cs.stage = &stager{ctx: ctx, store: st, customer: customer}
+	return cs, nil
 }
 
 // isInsufficientRights reports LDAP result 50 anywhere in err's chain.

@@ -220,3 +220,38 @@ func TestReadKeepsTheCopyInTheStore(t *testing.T) {
 		compareCopy(t, src, s, "acme", sels, "incremental read into the store")
 	})
 }
+
+// A full read stages its accounts in the store as it goes; one that
+// crashes before its commit leaves the copy as it was, and the next full
+// read drops what the crashed one staged.
+func TestCrashedFullReadLeavesTheCopy(t *testing.T) {
+	dir := adtest.Generate(30, 30)
+	_, src := fakeSource(t, dir)
+	sel := sources.Selection{Groups: []string{adtest.GroupAllStaff + "," + dir.BaseDN}}
+	copies := &sourcestest.Copies{}
+	readOnce(t, src, copies, "acme", sel, sources.ReadOptions{})
+	if copies.Staged == 0 {
+		t.Fatal("the full read staged nothing")
+	}
+	e := dir.AddUser(adtest.User{Parent: adtest.OUSales + "," + dir.BaseDN, SAM: "newhire", GivenName: "New", Surname: "Hire"})
+	if err := dir.AddMember(adtest.GroupSalesEMEA+","+dir.BaseDN, e.DN); err != nil {
+		t.Fatal(err)
+	}
+	copies.FailApply = sourcestest.ErrCrash
+	if _, err := src.Read(context.Background(), copies, "acme", sel, sources.ReadOptions{Full: true}); !errors.Is(err, sourcestest.ErrCrash) {
+		t.Fatalf("full read with a crash: %v", err)
+	}
+	if _, staged, _ := copies.StagedCopyObject(context.Background(), "acme", "ad", dir.GUID(e.DN)); !staged {
+		t.Fatal("the crashed read did not stage the new hire")
+	}
+	if got := drain(src.CopyAccounts(context.Background(), copies, "acme", sel)); got.accounts[dir.GUID(e.DN)].ID != "" {
+		t.Fatal("the copy has the new hire although the full read never committed")
+	}
+	if rep := readOnce(t, src, copies, "acme", sel, sources.ReadOptions{Full: true}); rep.Mode != sources.ReadFull || rep.Changes == 0 {
+		t.Fatalf("full read after the crash: %+v", rep)
+	}
+	if a := drain(src.CopyAccounts(context.Background(), copies, "acme", sel)).accounts[dir.GUID(e.DN)]; a.Username != "newhire" {
+		t.Errorf("new hire after the second full read: %+v", a)
+	}
+	compareCopy(t, src, copies, "acme", selections(dir.BaseDN), "after the crashed full read")
+}

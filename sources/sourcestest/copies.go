@@ -5,6 +5,7 @@ package sourcestest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"sort"
 	"sync"
@@ -19,14 +20,16 @@ type Copies struct {
 	mu        sync.Mutex
 	copies    map[string]*memCopy
 	FailApply error
-	// Applied counts the deltas applied.
-	Applied int
+	// Applied counts the deltas applied, Staged the objects staged.
+	Applied, Staged int
 }
 
 type memCopy struct {
 	state   sources.SyncState
 	objects map[string]sources.CopyObject
 	links   map[sources.CopyLink]bool
+	// staged is what a full read staged and has not applied.
+	staged map[string]sources.CopyObject
 }
 
 // ErrCrash is a convenient FailApply value.
@@ -40,7 +43,7 @@ func (c *Copies) get(customer, source string) *memCopy {
 	}
 	m := c.copies[key(customer, source)]
 	if m == nil {
-		m = &memCopy{objects: map[string]sources.CopyObject{}, links: map[sources.CopyLink]bool{}}
+		m = &memCopy{objects: map[string]sources.CopyObject{}, links: map[sources.CopyLink]bool{}, staged: map[string]sources.CopyObject{}}
 		c.copies[key(customer, source)] = m
 	}
 	return m
@@ -105,9 +108,15 @@ func (c *Copies) ApplyCopy(_ context.Context, customer, source string, d sources
 		return err
 	}
 	m := c.get(customer, source)
+	if d.Staged > 0 && len(m.staged) != d.Staged {
+		return fmt.Errorf("the read staged %d objects, the store holds %d of them", d.Staged, len(m.staged))
+	}
 	if d.Full {
 		m.objects = map[string]sources.CopyObject{}
 		m.links = map[sources.CopyLink]bool{}
+		if d.Staged > 0 {
+			m.objects, m.staged = m.staged, map[string]sources.CopyObject{}
+		}
 	}
 	for _, id := range d.Deletes {
 		delete(m.objects, id)
@@ -131,4 +140,33 @@ func (c *Copies) ApplyCopy(_ context.Context, customer, source string, d sources
 	return nil
 }
 
-var _ sources.CopyStore = (*Copies)(nil)
+// ClearStagedCopy implements sources.CopyStager.
+func (c *Copies) ClearStagedCopy(_ context.Context, customer, source string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.get(customer, source).staged = map[string]sources.CopyObject{}
+	return nil
+}
+
+// StageCopy implements sources.CopyStager. Staged counts the objects
+// staged.
+func (c *Copies) StageCopy(_ context.Context, customer, source string, objs []sources.CopyObject) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.get(customer, source)
+	for _, o := range objs {
+		m.staged[o.ID] = o
+	}
+	c.Staged += len(objs)
+	return nil
+}
+
+// StagedCopyObject implements sources.CopyStager.
+func (c *Copies) StagedCopyObject(_ context.Context, customer, source, id string) (sources.CopyObject, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.get(customer, source).staged[id]
+	return o, ok, nil
+}
+
+var _ sources.CopyStager = (*Copies)(nil)

@@ -178,7 +178,27 @@ func (w *copyWriter) clear(ctx context.Context, d sources.CopyDelta) error {
 	if err := w.exec(ctx, "DELETE FROM directory_copy_links WHERE "+scope, w.customer, w.source); err != nil {
 		return err
 	}
-	return w.exec(ctx, "DELETE FROM directory_copy_objects WHERE "+scope, w.customer, w.source)
+	if err := w.exec(ctx, "DELETE FROM directory_copy_objects WHERE "+scope, w.customer, w.source); err != nil {
+		return err
+	}
+	if d.Staged == 0 {
+		return nil
+	}
+	// The staged objects become the copy, if they are all the read staged:
+	// staging that lost or gained objects on the way fails the read,
+	// which the next one repeats in full.
+	var staged int
+	if err := w.sx.GetContext(ctx, &staged, "SELECT COUNT(*) FROM directory_copy_staged WHERE "+scope, w.customer, w.source); err != nil {
+		return err
+	}
+	if staged != d.Staged {
+		return fmt.Errorf("the read staged %d objects, the store holds %d of them: the next read is full again", d.Staged, staged)
+	}
+	if err := w.exec(ctx, "INSERT INTO directory_copy_objects (customer_id, source, object_id, kind, doc) SELECT customer_id, source, object_id, kind, doc FROM directory_copy_staged WHERE "+scope,
+		w.customer, w.source); err != nil {
+		return err
+	}
+	return w.exec(ctx, "DELETE FROM directory_copy_staged WHERE "+scope, w.customer, w.source)
 }
 
 func (w *copyWriter) deleteObjects(ctx context.Context, d sources.CopyDelta) error {
@@ -199,11 +219,17 @@ func (w *copyWriter) deleteObjects(ctx context.Context, d sources.CopyDelta) err
 }
 
 func (w *copyWriter) upsertObjects(ctx context.Context, d sources.CopyDelta) error {
+	return w.writeObjects(ctx, "directory_copy_objects", d.Upserts)
+}
+
+// writeObjects writes objects into table (the copy, or its staging), an
+// object replacing the one of its id.
+func (w *copyWriter) writeObjects(ctx context.Context, table string, objects []sources.CopyObject) error {
 	onConflict := " ON CONFLICT (customer_id, source, object_id) DO UPDATE SET kind = excluded.kind, doc = excluded.doc"
 	if w.s.dialect == MySQL {
 		onConflict = " ON DUPLICATE KEY UPDATE kind = VALUES(kind), doc = VALUES(doc)"
 	}
-	for objs := range chunks(d.Upserts, copyBatchRows, func(o sources.CopyObject) int { return len(o.Doc) + len(o.ID) }) {
+	for objs := range chunks(objects, copyBatchRows, func(o sources.CopyObject) int { return len(o.Doc) + len(o.ID) }) {
 		args := make([]any, 0, 5*len(objs))
 		for _, o := range objs {
 			doc := o.Doc
@@ -212,7 +238,7 @@ func (w *copyWriter) upsertObjects(ctx context.Context, d sources.CopyDelta) err
 			}
 			args = append(args, w.customer, w.source, o.ID, o.Kind, doc)
 		}
-		q := "INSERT INTO directory_copy_objects (customer_id, source, object_id, kind, doc) VALUES " + valueRows(len(objs), "(?, ?, ?, ?, ?)") + onConflict
+		q := "INSERT INTO " + table + " (customer_id, source, object_id, kind, doc) VALUES " + valueRows(len(objs), "(?, ?, ?, ?, ?)") + onConflict
 		if err := w.exec(ctx, q, args...); err != nil {
 			return err
 		}
@@ -303,4 +329,53 @@ func anys(ids []string) []any {
 	return out
 }
 
-var _ sources.CopyStore = (*Store)(nil)
+// ClearStagedCopy implements sources.CopyStager.
+func (s *Store) ClearStagedCopy(ctx context.Context, customer, source string) error {
+	defer s.serialize()()
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM directory_copy_staged WHERE "+scope, customer, source); err != nil {
+		return fmt.Errorf("customer %s: clear what an earlier read of the %s copy staged: %w", customer, source, err)
+	}
+	return nil
+}
+
+// StageCopy implements sources.CopyStager: objs in one transaction.
+func (s *Store) StageCopy(ctx context.Context, customer, source string, objs []sources.CopyObject) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	defer s.serialize()()
+	fail := func(err error) error {
+		return fmt.Errorf("customer %s: stage what the full read of the %s copy read: %w", customer, source, err)
+	}
+	sx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer sx.Rollback()
+	w := &copyWriter{s: s, sx: sx, customer: customer, source: source}
+	if err := w.writeObjects(ctx, "directory_copy_staged", objs); err != nil {
+		return fail(err)
+	}
+	if err := sx.Commit(); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// StagedCopyObject implements sources.CopyStager.
+func (s *Store) StagedCopyObject(ctx context.Context, customer, source, id string) (sources.CopyObject, bool, error) {
+	var row struct {
+		Kind string `db:"kind"`
+		Doc  []byte `db:"doc"`
+	}
+	err := s.db.GetContext(ctx, &row, "SELECT kind, doc FROM directory_copy_staged WHERE "+scope+" AND object_id = ?", customer, source, id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return sources.CopyObject{}, false, nil
+	case err != nil:
+		return sources.CopyObject{}, false, fmt.Errorf("customer %s: read a staged object of the %s copy: %w", customer, source, err)
+	}
+	return sources.CopyObject{Kind: row.Kind, ID: id, Doc: row.Doc}, true, nil
+}
+
+var _ sources.CopyStager = (*Store)(nil)

@@ -255,3 +255,85 @@ func TestLargeCopyIsWrittenInBatches(t *testing.T) {
 		}
 	})
 }
+
+// A full read that staged its objects: ApplyCopy swaps them in with its
+// Upserts and Deletes and its position, as the in-memory CopyStager does;
+// staging that does not hold what the read staged fails the apply and
+// leaves the copy; a read that never applied leaves the copy as it was,
+// and the next one clears its staging first.
+func TestStagedFullReadIsSwappedIn(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		model := &sourcestest.Copies{}
+		stores := []sources.CopyStager{s, model}
+		obj := func(id, doc string) sources.CopyObject {
+			return sources.CopyObject{Kind: "account", ID: id, Doc: []byte(doc)}
+		}
+		each := func(what string, fn func(c sources.CopyStager) error) {
+			t.Helper()
+			for _, c := range stores {
+				if err := fn(c); err != nil {
+					t.Fatalf("%s: %T: %v", what, c, err)
+				}
+			}
+			if diff := snapshot(t, s, "acme", "ad").diff(snapshot(t, model, "acme", "ad")); diff != "" {
+				t.Fatalf("%s: %s", what, diff)
+			}
+		}
+		each("a first copy", func(c sources.CopyStager) error {
+			return c.ApplyCopy(ctx, "acme", "ad", sources.CopyDelta{Full: true, Upserts: []sources.CopyObject{obj("old", "o")}, State: sources.SyncState{Token: []byte("t0")}})
+		})
+		before := snapshot(t, s, "acme", "ad")
+
+		// Staged and never applied (a crash): the copy is as it was.
+		each("staged, not applied", func(c sources.CopyStager) error {
+			return c.StageCopy(ctx, "acme", "ad", []sources.CopyObject{obj("lost", "l")})
+		})
+		if diff := snapshot(t, s, "acme", "ad").diff(before); diff != "" {
+			t.Fatalf("staging changed the copy: %s", diff)
+		}
+		// The next full read clears it, stages in two batches (one object
+		// twice) and applies.
+		each("cleared", func(c sources.CopyStager) error { return c.ClearStagedCopy(ctx, "acme", "ad") })
+		each("staged", func(c sources.CopyStager) error {
+			if err := c.StageCopy(ctx, "acme", "ad", []sources.CopyObject{obj("a", "1"), obj("b", "1"), obj("c", "1")}); err != nil {
+				return err
+			}
+			return c.StageCopy(ctx, "acme", "ad", []sources.CopyObject{obj("b", "2"), obj("d", "1")})
+		})
+		for _, c := range stores {
+			if o, ok, err := c.StagedCopyObject(ctx, "acme", "ad", "b"); err != nil || !ok || string(o.Doc) != "2" || o.Kind != "account" {
+				t.Fatalf("%T: staged b = %+v %v %v", c, o, ok, err)
+			}
+			if _, ok, err := c.StagedCopyObject(ctx, "acme", "ad", "lost"); err != nil || ok {
+				t.Fatalf("%T: what the crashed read staged is still there (%v %v)", c, ok, err)
+			}
+		}
+		// Staging that holds another number of objects than the read
+		// staged fails, and changes nothing.
+		for _, c := range stores {
+			err := c.ApplyCopy(ctx, "acme", "ad", sources.CopyDelta{Full: true, Staged: 5, State: sources.SyncState{Token: []byte("bad")}})
+			if err == nil || !strings.Contains(err.Error(), "staged 5") {
+				t.Fatalf("%T: a count that does not match: %v", c, err)
+			}
+		}
+		if diff := snapshot(t, s, "acme", "ad").diff(before); diff != "" {
+			t.Fatalf("a refused apply changed the copy: %s", diff)
+		}
+		each("applied", func(c sources.CopyStager) error {
+			return c.ApplyCopy(ctx, "acme", "ad", sources.CopyDelta{Full: true, Staged: 4, Upserts: []sources.CopyObject{obj("c", "3"), {Kind: "group", ID: "g", Doc: []byte("g")}},
+				Deletes: []string{"d"}, LinksAdded: []sources.CopyLink{{Group: "g", Member: "a"}}, State: sources.SyncState{Token: []byte("t1")}})
+		})
+		got := snapshot(t, s, "acme", "ad")
+		var ids []string
+		for _, o := range got.objects {
+			ids = append(ids, o.ID+"="+string(o.Doc))
+		}
+		if strings.Join(ids, " ") != "a=1 b=2 c=3 g=g" || string(got.state.Token) != "t1" || len(got.links) != 1 {
+			t.Errorf("copy after the staged read: %v, %q, %v", ids, got.state.Token, got.links)
+		}
+		if _, ok, _ := s.StagedCopyObject(ctx, "acme", "ad", "a"); ok {
+			t.Error("the staging still holds what was applied")
+		}
+	})
+}
