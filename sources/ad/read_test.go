@@ -88,10 +88,7 @@ func TestCrashBeforeTheCommitRereadsFromTheOldPosition(t *testing.T) {
 	sel := sources.Selection{Groups: []string{adtest.GroupAllStaff + "," + dir.BaseDN}}
 	copies := &sourcestest.Copies{}
 	readOnce(t, src, copies, "acme", sel, sources.ReadOptions{})
-	e := dir.AddUser(adtest.User{Parent: adtest.OUSales + "," + dir.BaseDN, SAM: "newhire", GivenName: "New", Surname: "Hire"})
-	if err := dir.AddMember(adtest.GroupSalesEMEA+","+dir.BaseDN, e.DN); err != nil {
-		t.Fatal(err)
-	}
+	e := hireIntoSalesEMEA(t, dir)
 	copies.FailApply = sourcestest.ErrCrash
 	if _, err := src.Read(context.Background(), copies, "acme", sel, sources.ReadOptions{}); !errors.Is(err, sourcestest.ErrCrash) || !strings.Contains(err.Error(), "AD: customer acme") {
 		t.Fatalf("read with a crash: %v", err)
@@ -233,10 +230,7 @@ func TestCrashedFullReadLeavesTheCopy(t *testing.T) {
 	if copies.Staged == 0 {
 		t.Fatal("the full read staged nothing")
 	}
-	e := dir.AddUser(adtest.User{Parent: adtest.OUSales + "," + dir.BaseDN, SAM: "newhire", GivenName: "New", Surname: "Hire"})
-	if err := dir.AddMember(adtest.GroupSalesEMEA+","+dir.BaseDN, e.DN); err != nil {
-		t.Fatal(err)
-	}
+	e := hireIntoSalesEMEA(t, dir)
 	copies.FailApply = sourcestest.ErrCrash
 	if _, err := src.Read(context.Background(), copies, "acme", sel, sources.ReadOptions{Full: true}); !errors.Is(err, sourcestest.ErrCrash) {
 		t.Fatalf("full read with a crash: %v", err)
@@ -254,4 +248,15 @@ func TestCrashedFullReadLeavesTheCopy(t *testing.T) {
 		t.Errorf("new hire after the second full read: %+v", a)
 	}
 	compareCopy(t, src, copies, "acme", selections(dir.BaseDN), "after the crashed full read")
+}
+
+// hireIntoSalesEMEA adds the user newhire to Sales EMEA, a group nested in
+// All Staff.
+func hireIntoSalesEMEA(t *testing.T, dir *adtest.Directory) *adtest.Entry {
+	t.Helper()
+	e := dir.AddUser(adtest.User{Parent: adtest.OUSales + "," + dir.BaseDN, SAM: "newhire", GivenName: "New", Surname: "Hire"})
+	if err := dir.AddMember(adtest.GroupSalesEMEA+","+dir.BaseDN, e.DN); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
