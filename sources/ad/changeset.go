@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,7 +32,7 @@ type changeSet struct {
 	members  map[string]map[string]bool
 	problems []problem
 	// stage, when set, takes a full read's accounts to the store as they
-	// come (see stageAccount), so that a read never holds a whole domain.
+	// come (see compactOrStage), so that a read never holds a whole domain.
 	stage *stager
 }
 
@@ -41,7 +42,9 @@ type stager struct {
 	ctx      context.Context
 	store    sources.CopyStager
 	customer string
-	pending  []sources.CopyObject
+	// pending are the accounts not yet sent, and their changes.
+	pending   []sources.CopyObject
+	pendingOf []*objChange
 	// inStore counts the distinct objects in the store's staging.
 	inStore int
 	err     error
@@ -151,11 +154,8 @@ func (cs *changeSet) compactOrStage(id string, oc *objChange) {
 		return
 	}
 	st.pending = append(st.pending, sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc})
+	st.pendingOf = append(st.pendingOf, oc)
 	oc.doc, oc.staged = nil, true
-	if !oc.inStore {
-		oc.inStore = true
-		st.inStore++ // once flushed, below or at the end
-	}
 	if len(st.pending) >= stageBatch {
 		st.flush()
 	}
@@ -172,7 +172,8 @@ func (cs *changeSet) unstage(id string, oc *objChange) {
 	for i, p := range st.pending {
 		if p.ID == id {
 			oc.doc = p.Doc
-			st.pending = append(st.pending[:i], st.pending[i+1:]...)
+			st.pending = slices.Delete(st.pending, i, i+1)
+			st.pendingOf = slices.Delete(st.pendingOf, i, i+1)
 			return
 		}
 	}
@@ -195,8 +196,16 @@ func (st *stager) flush() {
 	if st.err != nil || len(st.pending) == 0 {
 		return
 	}
-	st.err = st.store.StageCopy(st.ctx, st.customer, copySource, st.pending)
-	st.pending = st.pending[:0]
+	if st.err = st.store.StageCopy(st.ctx, st.customer, copySource, st.pending); st.err != nil {
+		return
+	}
+	for _, oc := range st.pendingOf {
+		if !oc.inStore {
+			oc.inStore = true
+			st.inStore++
+		}
+	}
+	st.pending, st.pendingOf = st.pending[:0], st.pendingOf[:0]
 }
 
 // expand turns a compacted object back into attributes, for an object a

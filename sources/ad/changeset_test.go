@@ -29,8 +29,10 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	}
 	// uAa was flushed to the store; DirSync sends a change to it later.
 	cs.add(dirEntry{id: "uAa", attrs: map[string][][]byte{"mail": {[]byte("a@x")}}}, false)
-	// uBa was staged too, then deleted.
+	// uBa was staged too, then deleted; uHt was deleted before its batch
+	// went to the store.
 	cs.add(dirEntry{id: "uBa", deleted: true}, false)
+	cs.add(dirEntry{id: "uHt", deleted: true}, false)
 	if cs.stage.err != nil {
 		t.Fatal(cs.stage.err)
 	}
@@ -38,7 +40,7 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Staged != stageBatch+2 || len(d.Deletes) != 1 || d.Deletes[0] != "uBa" {
+	if d.Staged != stageBatch+1 || len(d.Deletes) != 1 || d.Deletes[0] != "uBa" {
 		t.Errorf("delta: %d staged, deletes %v", d.Staged, d.Deletes)
 	}
 	for _, o := range d.Upserts {
@@ -60,7 +62,7 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 		}
 		got[o.ID] = obj
 	}
-	if len(got) != stageBatch+2 || got["uBa"] != nil || got["g1"] == nil {
+	if len(got) != stageBatch+1 || got["uBa"] != nil || got["uHt"] != nil || got["g1"] == nil {
 		t.Fatalf("copy of %d objects (deleted one: %v, group: %v)", len(got), got["uBa"] != nil, got["g1"] != nil)
 	}
 	if a := got["uAa"]; a.first("mail") != "a@x" || a.first("sAMAccountName") != "user" || a.dn != "CN=user,DC=x" {
