@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -175,7 +176,7 @@ func (im *Importer) now() time.Time {
 func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt ImportOptions) *CustomerReport {
 	start := time.Now()
 	rep := &CustomerReport{Customer: c.ID, Name: c.Name, Status: StatusOK, DryRun: opt.DryRun}
-	defer func() { rep.Elapsed = time.Since(start); rep.NextStep = nextStep(rep) }()
+	defer func() { rep.Elapsed = time.Since(start); rep.NextStep = nextStep(rep); sortAttention(rep.Attention) }()
 
 	ps, conn, err := im.begin(ctx, t, c, opt, rep)
 	if err != nil {
@@ -382,6 +383,15 @@ func (ps *pass) end(ctx context.Context, conn *Connections, fresh int) {
 	ps.finishWelcomes(ctx, conn)
 	ps.im.recordNotices(ctx, ps.c.ID, &ps.decisions)
 	ps.keepAttention(ctx)
+}
+
+// sortAttention orders the accounts that need a person by username (then
+// source and id): new accounts are reported as the pipeline finishes
+// them, in no set order, and a person reads a list in a stable one.
+func sortAttention(plans []AccountPlan) {
+	slices.SortStableFunc(plans, func(a, b AccountPlan) int {
+		return cmp.Or(strings.Compare(a.Username, b.Username), strings.Compare(a.Source, b.Source), strings.Compare(a.ID, b.ID))
+	})
 }
 
 // abandon turns a batch's plans to import into skips for reason: they were

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -151,6 +152,33 @@ func TestVaultAndPSAIndexesAreReadTogether(t *testing.T) {
 		}
 		if !sawPSA {
 			t.Error("the PSA's contacts were not listed while the vault's entries were: the indexes are read one after the other")
+		}
+	})
+}
+
+// The accounts that need a person are listed by username, although the
+// pipeline finishes them in no set order (here the last ones first).
+func TestAttentionIsListedInOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(firstUsers(24)...)
+		acme.vault.failCreate = func(e sinks.NewVaultEntry) error {
+			var i int
+			fmt.Sscanf(e.Name, "User %d", &i)
+			time.Sleep(time.Duration(24-i) * 3 * time.Millisecond)
+			return errors.New("HTTP 503")
+		}
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
+		if len(cr.Attention) != 24 {
+			t.Fatalf("%d accounts need a person, want 24: %+v", len(cr.Attention), cr.Counts)
+		}
+		if !slices.IsSortedFunc(cr.Attention, func(a, b jobs.AccountPlan) int { return strings.Compare(a.Username, b.Username) }) {
+			var names []string
+			for _, a := range cr.Attention {
+				names = append(names, a.Username)
+			}
+			t.Errorf("attention not in username order: %v", names)
 		}
 	})
 }
