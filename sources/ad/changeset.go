@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -33,21 +32,7 @@ type changeSet struct {
 	problems []problem
 	// stage, when set, takes a full read's accounts to the store as they
 	// come (see compactOrStage), so that a read never holds a whole domain.
-	stage *stager
-}
-
-// stager hands a full read's accounts to a sources.CopyStager in batches
-// of stageBatch. Its first error ends the staging; the read reports it.
-type stager struct {
-	ctx      context.Context
-	store    sources.CopyStager
-	customer string
-	// pending are the accounts not yet sent, and their changes.
-	pending   []sources.CopyObject
-	pendingOf []*objChange
-	// inStore counts the distinct objects in the store's staging.
-	inStore int
-	err     error
+	stage *sources.Staging
 }
 
 // stageBatch is how many accounts go to the store at once.
@@ -149,63 +134,20 @@ func (cs *changeSet) compact(oc *objChange) {
 // which every account's selection needs, and objects deleted since stay.
 func (cs *changeSet) compactOrStage(id string, oc *objChange) {
 	cs.compact(oc)
-	st := cs.stage
-	if st == nil || st.err != nil || oc.deleted || oc.doc == nil || oc.kind != kindAccount {
+	if cs.stage == nil || oc.deleted || oc.doc == nil || oc.kind != kindAccount {
 		return
 	}
-	st.pending = append(st.pending, sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc})
-	st.pendingOf = append(st.pendingOf, oc)
+	cs.stage.Add(sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc}, &oc.inStore)
 	oc.doc, oc.staged = nil, true
-	if len(st.pending) >= stageBatch {
-		st.flush()
-	}
 }
 
-// unstage takes back an object the read meets again: from the batch not
-// yet sent, or from the store.
+// unstage takes back an object the read meets again.
 func (cs *changeSet) unstage(id string, oc *objChange) {
 	if !oc.staged {
 		return
 	}
-	st := cs.stage
 	oc.staged = false
-	for i, p := range st.pending {
-		if p.ID == id {
-			oc.doc = p.Doc
-			st.pending = slices.Delete(st.pending, i, i+1)
-			st.pendingOf = slices.Delete(st.pendingOf, i, i+1)
-			return
-		}
-	}
-	if st.err != nil {
-		return
-	}
-	o, ok, err := st.store.StagedCopyObject(st.ctx, st.customer, copySource, id)
-	switch {
-	case err != nil:
-		st.err = err
-	case !ok:
-		st.err = fmt.Errorf("object %s, staged by this read, is missing from the store's staging", id)
-	default:
-		oc.doc = o.Doc
-	}
-}
-
-// flush sends the pending accounts to the store.
-func (st *stager) flush() {
-	if st.err != nil || len(st.pending) == 0 {
-		return
-	}
-	if st.err = st.store.StageCopy(st.ctx, st.customer, copySource, st.pending); st.err != nil {
-		return
-	}
-	for _, oc := range st.pendingOf {
-		if !oc.inStore {
-			oc.inStore = true
-			st.inStore++
-		}
-	}
-	st.pending, st.pendingOf = st.pending[:0], st.pendingOf[:0]
+	oc.doc, _ = cs.stage.Take(id) // on an error, fullDelta reports it
 }
 
 // expand turns a compacted object back into attributes, for an object a
@@ -289,12 +231,12 @@ func copyObjectOf(id string, o *copyObject) sources.CopyObject {
 // what it staged (sent to the store first).
 func (cs *changeSet) fullDelta() (sources.CopyDelta, error) {
 	d := sources.CopyDelta{Full: true}
-	if st := cs.stage; st != nil {
-		st.flush()
-		if st.err != nil {
-			return d, fmt.Errorf("stage the accounts read: %w", st.err)
+	if cs.stage != nil {
+		n, err := cs.stage.Done()
+		if err != nil {
+			return d, err
 		}
-		d.Staged = st.inStore
+		d.Staged = n
 	}
 	live := map[string]bool{}
 	for _, id := range cs.order {

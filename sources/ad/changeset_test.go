@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sources/sourcestest"
 )
 
@@ -15,7 +16,11 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	ctx := context.Background()
 	copies := &sourcestest.Copies{}
 	cs := newChangeSet(true)
-	cs.stage = &stager{ctx: ctx, store: copies, customer: "acme"}
+	stage, err := sources.NewStaging(ctx, copies, "acme", copySource, stageBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.stage = stage
 	user := func(id, sam string) dirEntry {
 		return dirEntry{id: id, dn: "CN=" + sam + ",DC=x", attrs: map[string][][]byte{
 			"objectClass": {[]byte("top"), []byte("user")}, "sAMAccountName": {[]byte(sam)}}}
@@ -33,9 +38,6 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	// went to the store.
 	cs.add(dirEntry{id: "uBa", deleted: true}, false)
 	cs.add(dirEntry{id: "uHt", deleted: true}, false)
-	if cs.stage.err != nil {
-		t.Fatal(cs.stage.err)
-	}
 	d, err := cs.fullDelta()
 	if err != nil {
 		t.Fatal(err)

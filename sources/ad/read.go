@@ -281,10 +281,11 @@ func (ss *session) newFullChangeSet(ctx context.Context, copies sources.CopyStor
 	if !ok {
 		return cs, nil
 	}
-	if err := st.ClearStagedCopy(ctx, customer, copySource); err != nil {
+	stage, err := sources.NewStaging(ctx, st, customer, copySource, stageBatch)
+	if err != nil {
 		return nil, ss.src.errorf(err, "read the directory in full")
 	}
-	cs.stage = &stager{ctx: ctx, store: st, customer: customer}
+	cs.stage = stage
 	return cs, nil
 }
 

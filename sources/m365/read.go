@@ -78,7 +78,7 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	rep.Mode = sources.ReadIncremental
 	if reason != "" {
 		rep.Mode, rep.Reason = sources.ReadFull, reason
-		if cs, err = r.everything(ctx); err != nil {
+		if cs, err = r.everything(ctx, copies, customer); err != nil {
 			rep.Requests = r.requests
 			return rep, err
 		}
@@ -96,7 +96,7 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	if err := copies.ApplyCopy(ctx, customer, copySource, d); err != nil {
 		return rep, fmt.Errorf("Microsoft 365: customer %s: save the local copy: %w", customer, err)
 	}
-	rep.Changes = len(d.Upserts) + len(d.Deletes) + len(d.LinksAdded) + len(d.LinksRemoved)
+	rep.Changes = d.Staged + len(d.Upserts) + len(d.Deletes) + len(d.LinksAdded) + len(d.LinksRemoved)
 	s.cfg.Log.WithField("customer", customer).WithField("mode", rep.Mode).WithField("reason", rep.Reason).
 		WithField("requests", rep.Requests).WithField("changes", rep.Changes).Debug("Microsoft 365: read")
 	return rep, nil
@@ -173,7 +173,13 @@ type changeSet struct {
 	// links maps a membership (group or role number << 32 | member
 	// number) to whether it now holds.
 	links map[uint64]bool
+	// stage, in a full read into a store that stages, takes every user
+	// seen whole to the store as it comes (see stageUser).
+	stage *sources.Staging
 }
+
+// stageBatch is how many users go to the store at once.
+const stageBatch = 500
 
 // userChange is a user as the read saw it, merged over every time it
 // came: its document once every property is known, else the properties
@@ -184,6 +190,9 @@ type userChange struct {
 	partial *userFacts
 	have    uint16
 	removed bool
+	// staged: its document was handed to the stage, not held here;
+	// inStore: the store's staging holds a version of it.
+	staged, inStore bool
 }
 
 // objectChange is a group or role as the read saw it.
@@ -211,6 +220,7 @@ func (cs *changeSet) user(d *deltaUser) {
 		c = &userChange{id: d.ID}
 		cs.users[d.ID] = c
 	}
+	cs.unstage(c)
 	if d.Removed != nil {
 		c.removed = true
 		return
@@ -225,6 +235,25 @@ func (cs *changeSet) user(d *deltaUser) {
 		d.mergeInto(&f, &own)
 	}
 	c.set(f, own)
+	cs.stageUser(c)
+}
+
+// stageUser hands a user known whole over to the stage, if there is one.
+func (cs *changeSet) stageUser(c *userChange) {
+	if cs.stage == nil || c.removed || c.doc == nil {
+		return
+	}
+	cs.stage.Add(sources.CopyObject{Kind: kindUser, ID: c.id, Doc: c.doc}, &c.inStore)
+	c.doc, c.staged = nil, true
+}
+
+// unstage takes back a staged user the read meets again.
+func (cs *changeSet) unstage(c *userChange) {
+	if !c.staged {
+		return
+	}
+	c.staged = false
+	c.doc, _ = cs.stage.Take(c.id) // on an error, copyDelta reports it
 }
 
 // facts returns what is known of the user so far.
@@ -315,9 +344,19 @@ type deltaReader struct {
 }
 
 // everything reads the whole tenant: a first round of each delta function.
-func (r *deltaReader) everything(ctx context.Context) (*changeSet, error) {
+// Where the copies can stage (a sources.CopyStager), the users go to the
+// store as they come, and only those still incomplete are held.
+func (r *deltaReader) everything(ctx context.Context, copies sources.CopyStore, customer string) (*changeSet, error) {
 	s := r.s
-	return r.rounds(ctx, newChangeSet(true), position{
+	cs := newChangeSet(true)
+	if st, ok := copies.(sources.CopyStager); ok {
+		stage, err := sources.NewStaging(ctx, st, customer, copySource, stageBatch)
+		if err != nil {
+			return nil, fmt.Errorf("Microsoft 365: customer %s: read the whole tenant: %w", customer, err)
+		}
+		cs.stage = stage
+	}
+	return r.rounds(ctx, cs, position{
 		Format: copyFormat,
 		Users:  s.graphURL("/users/delta", url.Values{"$select": {deltaUserSelect}}),
 		Groups: s.graphURL("/groups/delta", url.Values{"$select": {groupSelect}}),
@@ -394,6 +433,13 @@ func deltaRound[T deltaUser | deltaObject](ctx context.Context, r *deltaReader, 
 // of removed objects dropped.
 func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, customer string, cs *changeSet) (sources.CopyDelta, error) {
 	d := sources.CopyDelta{Full: cs.full}
+	if cs.stage != nil {
+		n, err := cs.stage.Done()
+		if err != nil {
+			return d, fmt.Errorf("Microsoft 365: customer %s: %w", customer, err)
+		}
+		d.Staged = n
+	}
 	if !cs.full {
 		if err := r.completeFromCopy(ctx, copies, customer, cs); err != nil {
 			return d, err
@@ -406,9 +452,9 @@ func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, c
 	for _, id := range sortedKeys(cs.users) {
 		c := cs.users[id]
 		switch {
-		case c.removed && !cs.full:
-			d.Deletes = append(d.Deletes, id)
-		case !c.removed:
+		case c.removed && (!cs.full || c.inStore):
+			d.Deletes = append(d.Deletes, id) // in a full read: staged, then removed
+		case !c.removed && !c.staged:
 			d.Upserts = append(d.Upserts, sources.CopyObject{Kind: kindUser, ID: id, Doc: c.doc})
 		}
 	}

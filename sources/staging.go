@@ -1,0 +1,101 @@
+package sources
+
+import (
+	"context"
+	"fmt"
+)
+
+// Staging hands a full read's objects to a CopyStager in batches as the
+// read goes, so that the read holds only the objects it must (see
+// CopyStager). It counts the distinct objects the store's staging holds,
+// for CopyDelta.Staged. Its first error ends it; Err reports it.
+type Staging struct {
+	ctx      context.Context
+	store    CopyStager
+	customer string
+	source   string
+	batch    int
+	// pending are the objects not yet sent, and the flags that say,
+	// once their batch is written, that the store holds them.
+	pending   []CopyObject
+	pendingIn []*bool
+	inStore   int
+	err       error
+}
+
+// NewStaging starts staging a full read of customer's source into
+// store: what an earlier full read staged and never applied is dropped
+// first. Objects go to the store batch at a time.
+func NewStaging(ctx context.Context, store CopyStager, customer, source string, batch int) (*Staging, error) {
+	if err := store.ClearStagedCopy(ctx, customer, source); err != nil {
+		return nil, err
+	}
+	return &Staging{ctx: ctx, store: store, customer: customer, source: source, batch: batch}, nil
+}
+
+// Add stages o. inStore is the object's own flag: it is set once the
+// store holds a version of o, so that a read that later finds o deleted
+// knows to delete it from the copy.
+func (s *Staging) Add(o CopyObject, inStore *bool) {
+	if s.err != nil {
+		return
+	}
+	s.pending = append(s.pending, o)
+	s.pendingIn = append(s.pendingIn, inStore)
+	if len(s.pending) >= s.batch {
+		s.Flush()
+	}
+}
+
+// Take returns the staged document of an object the read meets again,
+// from the batch not yet sent or from the store, and forgets it in the
+// batch. ok is false after an error.
+func (s *Staging) Take(id string) (doc []byte, ok bool) {
+	for i, p := range s.pending {
+		if p.ID == id {
+			s.pending = append(s.pending[:i], s.pending[i+1:]...)
+			s.pendingIn = append(s.pendingIn[:i], s.pendingIn[i+1:]...)
+			return p.Doc, true
+		}
+	}
+	if s.err != nil {
+		return nil, false
+	}
+	o, found, err := s.store.StagedCopyObject(s.ctx, s.customer, s.source, id)
+	switch {
+	case err != nil:
+		s.err = err
+	case !found:
+		s.err = fmt.Errorf("object %s, staged by this read, is missing from the store's staging", id)
+	default:
+		return o.Doc, true
+	}
+	return nil, false
+}
+
+// Flush writes the pending objects to the store.
+func (s *Staging) Flush() {
+	if s.err != nil || len(s.pending) == 0 {
+		return
+	}
+	if s.err = s.store.StageCopy(s.ctx, s.customer, s.source, s.pending); s.err != nil {
+		return
+	}
+	for _, in := range s.pendingIn {
+		if !*in {
+			*in = true
+			s.inStore++
+		}
+	}
+	s.pending, s.pendingIn = s.pending[:0], s.pendingIn[:0]
+}
+
+// Done flushes what is pending and returns how many distinct objects the
+// store's staging holds (CopyDelta.Staged), or the first error.
+func (s *Staging) Done() (int, error) {
+	s.Flush()
+	if s.err != nil {
+		return 0, fmt.Errorf("stage what the read read: %w", s.err)
+	}
+	return s.inStore, nil
+}
