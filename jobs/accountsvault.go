@@ -16,38 +16,22 @@ import (
 // and reveals its password; each reveal is audited with the declared
 // actor and the operating-system user, never with the password.
 
-// TechVaultEntry is what a technician sees of a Technician Vault entry
-// without revealing it.
-type TechVaultEntry struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Username string    `json:"username"`
-	Category string    `json:"category,omitempty"`
-	Notes    string    `json:"notes,omitempty"`
-	Created  time.Time `json:"created_at"`
-	// HasPassword is false while the entry holds no password yet (the
-	// import stores an administrator's entry without one; its first
-	// rotation writes it).
-	HasPassword bool `json:"has_password"`
-}
-
-// TechVaultReader reads a customer's Technician Vault entries
-// (cmd/internal/connect adapts sinks/techvault). A missing entry, or another
-// customer's, is an error wrapping sinks.ErrNotFound or
-// sinks.ErrWrongCustomer.
+// TechVaultReader reads a customer's Technician Vault entries, as
+// sinks/techvault's Vault does. A missing entry, or another customer's,
+// is an error wrapping sinks.ErrNotFound or sinks.ErrWrongCustomer.
 type TechVaultReader interface {
 	// Name is the vault's name as the ledger records links to it.
 	Name() string
-	Entries(ctx context.Context, customer string) ([]TechVaultEntry, error)
-	Entry(ctx context.Context, customer, id string) (TechVaultEntry, error)
-	// Password opens an entry's password; "" when it holds none.
-	Password(ctx context.Context, customer, id string) (string, error)
+	List(ctx context.Context, customer string) ([]sinks.EntryInfo, error)
+	Info(ctx context.Context, customer, id string) (sinks.EntryInfo, error)
+	// Reveal opens an entry's password; "" when it holds none.
+	Reveal(ctx context.Context, customer, id string) (string, error)
 }
 
 // VaultEntryView is one Technician Vault entry with the account linked
 // to it.
 type VaultEntryView struct {
-	TechVaultEntry
+	sinks.EntryInfo
 	// Account, AccountUsername and AccountType name the imported account
 	// whose password the entry holds, when one is linked to it.
 	Account         string      `json:"account,omitempty"`
@@ -85,45 +69,59 @@ type RevealedPassword struct {
 	Password string         `json:"password"`
 }
 
-func (a *Accounts) techVault() (TechVaultReader, error) {
+// vaultReading is what showing a customer's Technician Vault entries
+// reads first: the vault, the customer's accounts, the accounts by the
+// entry they are linked to, and the open rotations by account.
+type vaultReading struct {
+	tv       TechVaultReader
+	t        *Tenant
+	customer string
+	rows     []AccountRow
+	links    map[string]*AccountRow
+	open     map[string]PasswordRotation
+}
+
+func (a *Accounts) readVault(ctx context.Context, customer string) (*vaultReading, error) {
 	if a.TechVault == nil {
 		return nil, errors.New("no Technician Vault store is configured")
 	}
-	return a.TechVault, nil
-}
-
-// vaultLinks returns the customer's accounts by the Technician Vault entry
-// they are linked to, and the open rotations by account.
-func (a *Accounts) vaultLinks(ctx context.Context, vault string, rows []AccountRow, customer string) (map[string]*AccountRow, map[string]PasswordRotation, error) {
-	links := map[string]*AccountRow{}
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := a.rows(ctx, t, c)
+	if err != nil {
+		return nil, err
+	}
+	vr := &vaultReading{tv: a.TechVault, t: t, customer: customer, rows: rows, links: map[string]*AccountRow{}, open: map[string]PasswordRotation{}}
 	for i := range rows {
 		r := &rows[i]
-		if r.imported != nil && r.VaultRef != "" && r.VaultIntegration == vault {
-			links[strings.ToLower(r.VaultRef)] = r
+		if r.imported != nil && r.VaultRef != "" && r.VaultIntegration == vr.tv.Name() {
+			vr.links[strings.ToLower(r.VaultRef)] = r
 		}
 	}
 	rots, err := a.Store.Rotations(ctx, customer)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	open := map[string]PasswordRotation{}
 	for _, x := range rots {
 		if x.Open() {
-			open[x.Source+":"+x.SourceID] = x
+			vr.open[x.Source+":"+x.SourceID] = x
 		}
 	}
-	return links, open, nil
+	return vr, nil
 }
 
 // view joins an entry with its account.
-func view(e TechVaultEntry, links map[string]*AccountRow, open map[string]PasswordRotation, customer string) VaultEntryView {
-	v := VaultEntryView{TechVaultEntry: e}
-	r := links[strings.ToLower(e.ID)]
+func (vr *vaultReading) view(e sinks.EntryInfo) VaultEntryView {
+	v := VaultEntryView{EntryInfo: e}
+	customer := vr.customer
+	r := vr.links[strings.ToLower(e.ID)]
 	if r == nil {
 		return v
 	}
 	v.Account, v.AccountUsername, v.AccountType, v.LastRotated = r.Subject(), r.Username, r.Type, r.LastRotated
-	if x, ok := open[r.Subject()]; ok {
+	if x, ok := vr.open[r.Subject()]; ok {
 		v.Pending = fmt.Sprintf("a rotation of %s is open (%s since %s): %s may hold a newer password than this entry; autoimport accounts password --customer %s %s reads it",
 			r.Username, x.State, x.StartedAt.Format(time.DateTime), x.Target, customer, r.Subject())
 	}
@@ -133,29 +131,17 @@ func view(e TechVaultEntry, links map[string]*AccountRow, open map[string]Passwo
 // VaultEntries lists a customer's Technician Vault entries, without their
 // passwords, each with the account linked to it.
 func (a *Accounts) VaultEntries(ctx context.Context, customer string) (*VaultListing, error) {
-	tv, err := a.techVault()
+	vr, err := a.readVault(ctx, customer)
 	if err != nil {
 		return nil, err
 	}
-	t, c, err := a.customer(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := a.rows(ctx, t, c)
-	if err != nil {
-		return nil, err
-	}
-	links, open, err := a.vaultLinks(ctx, tv.Name(), rows, customer)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := tv.Entries(ctx, customer)
+	entries, err := vr.tv.List(ctx, customer)
 	if err != nil {
 		return nil, fmt.Errorf("customer %s: %w", customer, err)
 	}
-	out := &VaultListing{Customer: customer, Enabled: t.Integrations.TechVaultEnabled(), Entries: make([]VaultEntryView, 0, len(entries))}
+	out := &VaultListing{Customer: customer, Enabled: vr.t.Integrations.TechVaultEnabled(), Entries: make([]VaultEntryView, 0, len(entries))}
 	for _, e := range entries {
-		out.Entries = append(out.Entries, view(e, links, open, customer))
+		out.Entries = append(out.Entries, vr.view(e))
 	}
 	return out, nil
 }
@@ -163,59 +149,48 @@ func (a *Accounts) VaultEntries(ctx context.Context, customer string) (*VaultLis
 // VaultEntry shows one Technician Vault entry, named by its id or by the
 // account linked to it (a username, a UPN, ad:<id> or m365:<id>).
 func (a *Accounts) VaultEntry(ctx context.Context, customer, name string) (*VaultEntryView, error) {
-	tv, err := a.techVault()
+	vr, err := a.readVault(ctx, customer)
 	if err != nil {
 		return nil, err
 	}
-	t, c, err := a.customer(ctx, customer)
+	e, err := vr.entryNamed(ctx, strings.TrimSpace(name))
 	if err != nil {
 		return nil, err
 	}
-	rows, err := a.rows(ctx, t, c)
-	if err != nil {
-		return nil, err
-	}
-	links, open, err := a.vaultLinks(ctx, tv.Name(), rows, customer)
-	if err != nil {
-		return nil, err
-	}
-	id, err := entryNamed(ctx, tv, rows, customer, strings.TrimSpace(name))
-	if err != nil {
-		return nil, err
-	}
-	e, err := tv.Entry(ctx, customer, id)
-	if err != nil {
-		return nil, fmt.Errorf("customer %s: %w", customer, err)
-	}
-	v := view(e, links, open, customer)
+	v := vr.view(e)
 	return &v, nil
 }
 
-// entryNamed finds the entry a technician named: an entry id of the
+// entryNamed reads the entry a technician named: an entry id of the
 // customer's, else an account whose entry is in the Technician Vault.
-func entryNamed(ctx context.Context, tv TechVaultReader, rows []AccountRow, customer, name string) (string, error) {
+func (vr *vaultReading) entryNamed(ctx context.Context, name string) (sinks.EntryInfo, error) {
+	tv, customer := vr.tv, vr.customer
 	if name == "" {
-		return "", &UsageError{Msg: "name the entry: its id, or its account (username, UPN, ad:<id> or m365:<id>)"}
+		return sinks.EntryInfo{}, &UsageError{Msg: "name the entry: its id, or its account (username, UPN, ad:<id> or m365:<id>)"}
 	}
-	if _, err := tv.Entry(ctx, customer, name); err == nil {
-		return name, nil
+	if e, err := tv.Info(ctx, customer, name); err == nil {
+		return e, nil
 	} else if !errors.Is(err, sinks.ErrNotFound) {
-		return "", fmt.Errorf("customer %s: %w", customer, err)
+		return sinks.EntryInfo{}, fmt.Errorf("customer %s: %w", customer, err)
 	}
-	r, err := find(rows, customer, name)
+	r, err := find(vr.rows, customer, name)
 	if errors.Is(err, ErrNotFound) {
-		return "", fmt.Errorf("customer %s: %q is neither a Technician Vault entry nor an account autoimport knows (autoimport vault list --customer %s): %w", customer, name, customer, ErrNotFound)
+		return sinks.EntryInfo{}, fmt.Errorf("customer %s: %q is neither a Technician Vault entry nor an account autoimport knows (autoimport vault list --customer %s): %w", customer, name, customer, ErrNotFound)
 	}
 	if err != nil {
-		return "", err
+		return sinks.EntryInfo{}, err
 	}
 	switch {
 	case r.VaultRef == "":
-		return "", fmt.Errorf("customer %s: %s (%s) is linked to no vault entry: %w", customer, r.Subject(), r.Username, ErrNotFound)
+		return sinks.EntryInfo{}, fmt.Errorf("customer %s: %s (%s) is linked to no vault entry: %w", customer, r.Subject(), r.Username, ErrNotFound)
 	case r.VaultIntegration != tv.Name():
-		return "", fmt.Errorf("customer %s: %s (%s) is linked to %s entry %s, not to the Technician Vault: read it there: %w", customer, r.Subject(), r.Username, r.VaultIntegration, r.VaultRef, ErrNotFound)
+		return sinks.EntryInfo{}, fmt.Errorf("customer %s: %s (%s) is linked to %s entry %s, not to the Technician Vault: read it there: %w", customer, r.Subject(), r.Username, r.VaultIntegration, r.VaultRef, ErrNotFound)
 	}
-	return r.VaultRef, nil
+	e, err := tv.Info(ctx, customer, r.VaultRef)
+	if err != nil {
+		return sinks.EntryInfo{}, fmt.Errorf("customer %s: %w", customer, err)
+	}
+	return e, nil
 }
 
 // RevealVaultPassword opens the password of one Technician Vault entry,
@@ -240,7 +215,7 @@ func (a *Accounts) RevealVaultPassword(ctx context.Context, customer, name strin
 	if err != nil {
 		return nil, err
 	}
-	pw, err := a.TechVault.Password(ctx, customer, v.ID)
+	pw, err := a.TechVault.Reveal(ctx, customer, v.ID)
 	if err != nil {
 		return nil, fmt.Errorf("customer %s: %w", customer, err)
 	}

@@ -82,42 +82,8 @@ func techVaultWorld(t *testing.T, s *store.Store, n int) (*fixture, *jobs.Accoun
 	}
 	acc := f.accounts()
 	acc.Actor = jobs.RecordedActor("tech")
-	acc.TechVault = techVaultReader{techvault.New(s, rotationKey)}
+	acc.TechVault = techvault.New(s, rotationKey)
 	return f, acc, r
-}
-
-// techVaultReader is the Technician Vault as a technician reads it, the
-// way the binary's wiring hands it to jobs.Accounts.
-type techVaultReader struct{ v *techvault.Vault }
-
-func (r techVaultReader) Name() string { return r.v.Name() }
-
-func (r techVaultReader) Entries(ctx context.Context, customer string) ([]jobs.TechVaultEntry, error) {
-	infos, err := r.v.List(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]jobs.TechVaultEntry, len(infos))
-	for i, e := range infos {
-		out[i] = techVaultEntry(e)
-	}
-	return out, nil
-}
-
-func (r techVaultReader) Entry(ctx context.Context, customer, id string) (jobs.TechVaultEntry, error) {
-	e, err := r.v.Info(ctx, customer, id)
-	if err != nil {
-		return jobs.TechVaultEntry{}, err
-	}
-	return techVaultEntry(e), nil
-}
-
-func (r techVaultReader) Password(ctx context.Context, customer, id string) (string, error) {
-	return r.v.Reveal(ctx, customer, id)
-}
-
-func techVaultEntry(e techvault.Info) jobs.TechVaultEntry {
-	return jobs.TechVaultEntry{ID: e.ID, Name: e.Name, Username: e.Username, Category: e.Category, Notes: e.Notes, Created: e.Created, HasPassword: e.HasPassword}
 }
 
 // The Technician Vault can be read: a technician lists a customer's

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // VaultScope is one customer's place in a vault.
@@ -20,6 +21,21 @@ type VaultScope struct {
 	// organization id, the Hudu company id, or the customer id itself for
 	// the Technician Vault.
 	Container string
+}
+
+// EntryInfo is what a technician may see of a Technician Vault entry
+// without revealing it: everything but the password.
+type EntryInfo struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Username string    `json:"username"`
+	Category string    `json:"category,omitempty"`
+	Notes    string    `json:"notes,omitempty"`
+	Created  time.Time `json:"created_at"`
+	// HasPassword is false while the entry holds no password yet (the
+	// import stores an administrator's entry without one; its first
+	// rotation writes it).
+	HasPassword bool `json:"has_password"`
 }
 
 // VaultEntry is an existing password entry.

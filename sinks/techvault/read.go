@@ -3,30 +3,16 @@ package techvault
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/msp-tools/autoimport/sinks"
 )
 
-// Info is what a technician may see of an entry without revealing it:
-// everything but the password.
-type Info struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Username string    `json:"username"`
-	Category string    `json:"category,omitempty"`
-	Notes    string    `json:"notes,omitempty"`
-	Created  time.Time `json:"created_at"`
-	// HasPassword is false while the entry holds no password yet.
-	HasPassword bool `json:"has_password"`
-}
-
-func infoOf(e Entry) Info {
-	return Info{ID: e.ID, Name: e.Name, Username: e.Username, Category: e.Category, Notes: e.Notes, Created: e.CreatedAt, HasPassword: e.Sealed != ""}
+func infoOf(e Entry) sinks.EntryInfo {
+	return sinks.EntryInfo{ID: e.ID, Name: e.Name, Username: e.Username, Category: e.Category, Notes: e.Notes, Created: e.CreatedAt, HasPassword: e.Sealed != ""}
 }
 
 // List returns the metadata of every entry of a customer, oldest first.
-func (v *Vault) List(ctx context.Context, customer string) ([]Info, error) {
+func (v *Vault) List(ctx context.Context, customer string) ([]sinks.EntryInfo, error) {
 	if customer == "" {
 		return nil, errors.New("Technician Vault: no customer given")
 	}
@@ -34,7 +20,7 @@ func (v *Vault) List(ctx context.Context, customer string) ([]Info, error) {
 	if err != nil {
 		return nil, v.errorf(scopeOf(customer), "list entries: %w", err)
 	}
-	out := make([]Info, len(entries))
+	out := make([]sinks.EntryInfo, len(entries))
 	for i, e := range entries {
 		out[i] = infoOf(e)
 	}
@@ -43,10 +29,10 @@ func (v *Vault) List(ctx context.Context, customer string) ([]Info, error) {
 
 // Info returns the metadata of the customer's entry ref, with the errors
 // of Entry.
-func (v *Vault) Info(ctx context.Context, customer, ref string) (Info, error) {
+func (v *Vault) Info(ctx context.Context, customer, ref string) (sinks.EntryInfo, error) {
 	e, err := v.entry(ctx, scopeOf(customer), ref, "read entry")
 	if err != nil {
-		return Info{}, err
+		return sinks.EntryInfo{}, err
 	}
 	return infoOf(e), nil
 }
