@@ -152,11 +152,7 @@ func (a *Accounts) List(ctx context.Context, customer string, f AccountFilter) (
 	if err := CheckAccountFilter(f); err != nil {
 		return nil, err
 	}
-	t, c, err := a.customer(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := a.rows(ctx, t, c)
+	_, rows, err := a.customerRows(ctx, customer)
 	if err != nil {
 		return nil, err
 	}
@@ -340,15 +336,25 @@ func find(rows []AccountRow, customer, name string) (*AccountRow, error) {
 
 // account finds one account of a customer by the name a technician gave.
 func (a *Accounts) account(ctx context.Context, customer, name string) (*AccountRow, error) {
-	t, c, err := a.customer(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := a.rows(ctx, t, c)
+	_, rows, err := a.customerRows(ctx, customer)
 	if err != nil {
 		return nil, err
 	}
 	return find(rows, customer, name)
+}
+
+// customerRows reads a customer's tenant entry and every account
+// autoimport knows for it.
+func (a *Accounts) customerRows(ctx context.Context, customer string) (*Tenant, []AccountRow, error) {
+	t, c, err := a.customer(ctx, customer)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := a.rows(ctx, t, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, rows, nil
 }
 
 // AccountDetail is everything autoimport knows of one account.

@@ -85,11 +85,7 @@ func (a *Accounts) readVault(ctx context.Context, customer string) (*vaultReadin
 	if a.TechVault == nil {
 		return nil, errors.New("no Technician Vault store is configured")
 	}
-	t, c, err := a.customer(ctx, customer)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := a.rows(ctx, t, c)
+	t, rows, err := a.customerRows(ctx, customer)
 	if err != nil {
 		return nil, err
 	}
