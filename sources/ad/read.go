@@ -401,21 +401,30 @@ var dirSyncAttrs = append(append([]string{}, copyAttrs...), "member", "isDeleted
 // when given, vets each answer's cookie first; false stops the read.
 func (ss *session) dirSyncAll(ctx context.Context, base string, cookie []byte, cs *changeSet, check func([]byte) bool) ([]byte, error) {
 	for batch := 1; ; batch++ {
-		var entries []*ldap.Entry
-		next, more, err := ss.dirSyncBatch(ctx, base, cookie, func(e *ldap.Entry) { entries = append(entries, e) })
+		// Each entry is decoded as it arrives, so that the LDAP library's
+		// form of it (every value held twice) is dropped at once: a large
+		// group's member list is otherwise held three times until the
+		// answer ends. What is taken in waits for the cookie's check.
+		var entries []dirEntry
+		var problems []problem
+		next, more, err := ss.dirSyncBatch(ctx, base, cookie, func(e *ldap.Entry) {
+			d, eerr := decodeEntry(e, true)
+			if eerr != nil {
+				problems = append(problems, problem{entry: eerr.Entry, reason: eerr.Reason})
+				return
+			}
+			entries = append(entries, d)
+		})
 		if err != nil {
 			return nil, ss.src.errorf(explainSearch(err), "DirSync under %q batch %d", base, batch)
 		}
 		if check != nil && !check(next) {
 			return nil, nil
 		}
-		for _, e := range entries {
-			d, eerr := decodeEntry(e, true)
-			if eerr != nil {
-				cs.problems = append(cs.problems, problem{entry: eerr.Entry, reason: eerr.Reason})
-				continue
-			}
-			cs.add(d, false)
+		cs.problems = append(cs.problems, problems...)
+		for i := range entries {
+			cs.add(entries[i], false)
+			entries[i] = dirEntry{}
 		}
 		cookie = next
 		if !more {
