@@ -241,13 +241,18 @@ func (im *Importer) begin(ctx context.Context, t *Tenant, c Customer, opt Import
 	return ps, conn, nil
 }
 
-// collectNew reads the customer's sources and returns the new accounts;
+// collectNew reads the customer's sources (their copies at once) and
+// returns the new accounts;
 // skipped and already-imported accounts are decided and reported as they
 // come. It then notes the imported accounts gone from a source read whole
 // and settles the ambiguous accounts held aside.
 func (ps *pass) collectNew(ctx context.Context, conn *Connections) (*newAccounts, error) {
 	linkTwins := conn.AD != nil && conn.M365 != nil && ps.opts[EndUser].On(M365Sync)
-	fresh, err := ps.collect(ctx, conn, !ps.opts[Admin].On(Paused), linkTwins)
+	sels := selectionsOf(ps.c, !ps.opts[Admin].On(Paused))
+	if err := ps.readCopies(ctx, conn, sels); err != nil {
+		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
+	}
+	fresh, err := ps.collect(ctx, conn, sels, linkTwins)
 	if err != nil {
 		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}

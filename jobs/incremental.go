@@ -2,8 +2,11 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/msp-tools/autoimport/sources"
 )
@@ -31,24 +34,73 @@ type incrementalSource interface {
 // expire 7 days after the last one.
 const DefaultFullReadEvery = 7 * 24 * time.Hour
 
-// accounts returns a source's accounts for a selection. A source that
-// reads incrementally, in a pass that records (not a dry run: a read
-// writes its copy), is read once per pass, with the selection readSel
-// that its copy is kept for, and every selection of the pass is computed
-// from the copy; any other source is read whole for each selection.
-func (ps *pass) accounts(ctx context.Context, kind sources.Kind, src sources.Source, readSel, sel sources.Selection) (iter.Seq2[sources.Account, error], error) {
+// readCopies brings the copy of each of the customer's sources that reads
+// incrementally up to date, before their accounts are collected. The two
+// directories are different services, so they are read at once; the first
+// to fail ends the other. The read reports are kept in the order of the
+// sources, Microsoft 365 first.
+func (ps *pass) readCopies(ctx context.Context, conn *Connections, sel selections) error {
+	type job struct {
+		name string
+		kind sources.Kind
+		src  sources.Source
+		sel  sources.Selection
+	}
+	var jobs []job
+	if conn.M365 != nil {
+		jobs = append(jobs, job{"Microsoft 365", sources.KindM365, conn.M365, sel.m365})
+	}
+	if conn.AD != nil {
+		jobs = append(jobs, job{"Active Directory", sources.KindAD, conn.AD, sel.ad})
+	}
+	reports := make([]*sources.ReadReport, len(jobs))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, j := range jobs {
+		inc, ok := ps.incremental(j.src)
+		if !ok {
+			continue
+		}
+		g.Go(func() error {
+			rep, err := inc.Read(gctx, ps.im.Copies, ps.c.ID, j.sel, sources.ReadOptions{Full: ps.opt.FullRead, FullEvery: ps.im.fullReadEvery(), Now: ps.im.Now})
+			if err != nil {
+				return fmt.Errorf("%s: %w", j.name, err)
+			}
+			rep.Source = j.kind
+			reports[i] = &rep
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, rep := range reports {
+		if rep != nil {
+			ps.rep.Reads = append(ps.rep.Reads, *rep)
+			ps.read[jobs[i].kind] = true
+		}
+	}
+	return nil
+}
+
+// incremental returns src as a source read through its copy, in a pass
+// that records (not a dry run: a read writes its copy).
+func (ps *pass) incremental(src sources.Source) (incrementalSource, bool) {
 	inc, ok := src.(incrementalSource)
-	if !ok || ps.im.Copies == nil || ps.opt.DryRun {
+	return inc, ok && ps.im.Copies != nil && !ps.opt.DryRun
+}
+
+// accounts returns a source's accounts for a selection. A source that
+// reads incrementally is read once per pass (by readCopies), with the
+// selection its copy is kept for, and every selection of the pass is
+// computed from the copy; any other source is read whole for each
+// selection.
+func (ps *pass) accounts(ctx context.Context, kind sources.Kind, src sources.Source, sel sources.Selection) (iter.Seq2[sources.Account, error], error) {
+	inc, ok := ps.incremental(src)
+	if !ok {
 		return src.Accounts(ctx, sel), nil
 	}
 	if !ps.read[kind] {
-		rep, err := inc.Read(ctx, ps.im.Copies, ps.c.ID, readSel, sources.ReadOptions{Full: ps.opt.FullRead, FullEvery: ps.im.fullReadEvery(), Now: ps.im.Now})
-		if err != nil {
-			return nil, err
-		}
-		rep.Source = kind
-		ps.rep.Reads = append(ps.rep.Reads, rep)
-		ps.read[kind] = true
+		return nil, fmt.Errorf("the copy of %s was not read in this pass", kind) // a bug here
 	}
 	return inc.CopyAccounts(ctx, ps.im.Copies, ps.c.ID, sel), nil
 }

@@ -3,10 +3,12 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"iter"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sources"
@@ -19,20 +21,38 @@ import (
 // changed ones after), and CopyAccounts yields them from the copy.
 type copySource struct {
 	*memSource
+	kind  sources.Kind // "ad" when empty
 	mu    sync.Mutex
 	reads []sources.ReadOptions
+	// whileReading, when set, runs at the start of each Read; readErr,
+	// when set, is what Read then fails with.
+	whileReading func()
+	readErr      error
+}
+
+func (s *copySource) name() string {
+	if s.kind == "" {
+		return string(sources.KindAD)
+	}
+	return string(s.kind)
 }
 
 func (s *copySource) Read(ctx context.Context, copies sources.CopyStore, customer string, sel sources.Selection, opt sources.ReadOptions) (sources.ReadReport, error) {
 	s.mu.Lock()
 	s.reads = append(s.reads, opt)
 	s.mu.Unlock()
-	st, err := copies.CopyState(ctx, customer, "ad")
+	if s.whileReading != nil {
+		s.whileReading()
+	}
+	if s.readErr != nil {
+		return sources.ReadReport{}, s.readErr
+	}
+	st, err := copies.CopyState(ctx, customer, s.name())
 	if err != nil {
 		return sources.ReadReport{}, err
 	}
 	held := map[string]string{}
-	for o, err := range copies.CopyObjects(ctx, customer, "ad") {
+	for o, err := range copies.CopyObjects(ctx, customer, s.name()) {
 		if err != nil {
 			return sources.ReadReport{}, err
 		}
@@ -62,12 +82,12 @@ func (s *copySource) Read(ctx context.Context, copies sources.CopyStore, custome
 			rep.Reason = "asked for"
 		}
 	}
-	return rep, copies.ApplyCopy(ctx, customer, "ad", d)
+	return rep, copies.ApplyCopy(ctx, customer, s.name(), d)
 }
 
 func (s *copySource) CopyAccounts(ctx context.Context, copies sources.CopyStore, customer string, sel sources.Selection) iter.Seq2[sources.Account, error] {
 	return func(yield func(sources.Account, error) bool) {
-		for o, err := range copies.CopyObjects(ctx, customer, "ad") {
+		for o, err := range copies.CopyObjects(ctx, customer, s.name()) {
 			var a sources.Account
 			if err == nil {
 				err = json.Unmarshal(o.Doc, &a)
@@ -79,16 +99,21 @@ func (s *copySource) CopyAccounts(ctx context.Context, copies sources.CopyStore,
 	}
 }
 
-// copyConnector hands out acme's AD source as one read incrementally.
+// copyConnector hands out acme's AD source, and its Microsoft 365 source
+// when m365 is set, as ones read incrementally.
 type copyConnector struct {
 	inner jobs.Connector
 	src   *copySource
+	m365  *copySource
 }
 
 func (c copyConnector) Connect(ctx context.Context, t *jobs.Tenant, cu jobs.Customer) (*jobs.Connections, error) {
 	conn, err := c.inner.Connect(ctx, t, cu)
 	if err == nil && cu.ID == "acme" {
 		conn.AD = c.src
+		if c.m365 != nil && conn.M365 != nil {
+			conn.M365 = c.m365
+		}
 	}
 	return conn, err
 }
@@ -134,5 +159,55 @@ func TestImportFromAnIncrementallyReadCopy(t *testing.T) {
 	}
 	if got := src.reads[0].FullEvery; got != jobs.DefaultFullReadEvery {
 		t.Fatalf("full reads every %s", got)
+	}
+}
+
+// A customer's two directories are different services: their copies are
+// read at once, not one after the other, and the report keeps Microsoft
+// 365's read first. A failed read names its source and fails the customer.
+func TestBothDirectoriesAreReadAtOnce(t *testing.T) {
+	s := storetest.SQLite(t)
+	f := setup(t, s)
+	acme := f.worlds["acme"]
+	ad := &copySource{memSource: acme.ad}
+	m365 := &copySource{memSource: acme.m365, kind: sources.KindM365}
+	started := map[sources.Kind]chan struct{}{sources.KindAD: make(chan struct{}), sources.KindM365: make(chan struct{})}
+	saw := map[sources.Kind]bool{}
+	var mu sync.Mutex
+	meet := func(self, other sources.Kind) func() {
+		return func() {
+			close(started[self])
+			select {
+			case <-started[other]:
+				mu.Lock()
+				saw[self] = true
+				mu.Unlock()
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}
+	ad.whileReading, m365.whileReading = meet(sources.KindAD, sources.KindM365), meet(sources.KindM365, sources.KindAD)
+	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad, m365: m365}
+	f.runner.Copies = &sourcestest.Copies{}
+	acme.ad.set(user(1, jobs.EndUser))
+	acme.m365.set(sources.Account{Source: sources.KindM365, ID: "m-ga", Username: "ga@acme.onmicrosoft.com", UPN: "ga@acme.onmicrosoft.com",
+		DisplayName: "Global Admin", Type: jobs.Admin, TypeReason: "holds Global Administrator", Enabled: true})
+
+	cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}), "acme")
+	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 2 {
+		t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Counts)
+	}
+	if !saw[sources.KindAD] || !saw[sources.KindM365] {
+		t.Errorf("one directory was read after the other (AD saw Microsoft 365 reading: %v, Microsoft 365 saw AD: %v)", saw[sources.KindAD], saw[sources.KindM365])
+	}
+	if len(cr.Reads) != 2 || cr.Reads[0].Source != sources.KindM365 || cr.Reads[1].Source != sources.KindAD {
+		t.Fatalf("reads reported %+v, want Microsoft 365 then AD", cr.Reads)
+	}
+
+	ad.whileReading, m365.whileReading = nil, nil
+	m365.readErr = errors.New("HTTP 503 from Graph")
+	cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+	if cr.Status != jobs.StatusFailed || !strings.Contains(cr.Error, "Microsoft 365") || !strings.Contains(cr.Error, "HTTP 503") {
+		t.Fatalf("a failed read: %s %q", cr.Status, cr.Error)
 	}
 }

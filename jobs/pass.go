@@ -269,20 +269,36 @@ func (ps *pass) recordStates(ctx context.Context) error {
 	return nil
 }
 
-// collect reads the customer's sources and returns the new candidates, in
-// a stable order; skipped and already-imported accounts are reported as
+// selections are what a pass reads of each source.
+type selections struct{ ad, m365 sources.Selection }
+
+// selectionsOf returns the customer's selection of each source; admins
+// only when administrator imports are not paused.
+func selectionsOf(c Customer, wantAdmins bool) selections {
+	var sel selections
+	if m := c.Sources.M365; m != nil {
+		sel.m365 = sources.Selection{Groups: m.Select.Groups, Roles: m.Select.Roles, IncludeDisabled: m.IncludeDisabled}
+	}
+	if ad := c.Sources.AD; ad != nil {
+		sel.ad = sources.Selection{Groups: ad.Select.Groups, OUs: ad.Select.OUs, Builtin: ad.Select.Builtin, Admins: wantAdmins, IncludeDisabled: ad.IncludeDisabled}
+	}
+	return sel
+}
+
+// collect returns the new candidates of the customer's sources, in a
+// stable order; skipped and already-imported accounts are reported as
 // they come. With linkTwins, every M365 user is read as well, to find the
 // Entra twin of each AD account (m365_sync), not only those the M365
 // selection holds.
-func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, linkTwins bool) (*newAccounts, error) {
+func (ps *pass) collect(ctx context.Context, conn *Connections, sels selections, linkTwins bool) (*newAccounts, error) {
 	c := ps.c
 	fresh := &newAccounts{shared: &ps.shared}
 	endUserSource := sources.KindM365
 	if conn.AD != nil {
 		endUserSource = sources.KindAD
 	}
-	each := func(name string, kind sources.Kind, src sources.Source, readSel, sel sources.Selection, fn func(sources.Account)) error {
-		accounts, err := ps.accounts(ctx, kind, src, readSel, sel)
+	each := func(name string, kind sources.Kind, src sources.Source, sel sources.Selection, fn func(sources.Account)) error {
+		accounts, err := ps.accounts(ctx, kind, src, sel)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -304,14 +320,13 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 	var m365Accounts []sources.Account
 	twins := newTwinIndex()
 	if conn.M365 != nil {
-		m := c.Sources.M365
-		sel := sources.Selection{Groups: m.Select.Groups, Roles: m.Select.Roles, IncludeDisabled: m.IncludeDisabled}
-		if err := each("Microsoft 365", sources.KindM365, conn.M365, sel, sel, func(a sources.Account) { m365Accounts = append(m365Accounts, ps.trim(a)) }); err != nil {
+		sel := sels.m365
+		if err := each("Microsoft 365", sources.KindM365, conn.M365, sel, func(a sources.Account) { m365Accounts = append(m365Accounts, ps.trim(a)) }); err != nil {
 			return nil, err
 		}
 		ps.complete[string(sources.KindM365)] = true
 		if linkTwins && !sel365Empty(c) {
-			if err := each("Microsoft 365 (all users, for hybrid links)", sources.KindM365, conn.M365, sel, sources.Selection{}, twins.add); err != nil {
+			if err := each("Microsoft 365 (all users, for hybrid links)", sources.KindM365, conn.M365, sources.Selection{}, twins.add); err != nil {
 				return nil, err
 			}
 		} else {
@@ -324,9 +339,7 @@ func (ps *pass) collect(ctx context.Context, conn *Connections, wantAdmins, link
 	// Active Directory, streamed: accounts are decided as they come.
 	linked := map[string]bool{} // M365 ids that are an AD account's twin
 	if conn.AD != nil {
-		ad := c.Sources.AD
-		sel := sources.Selection{Groups: ad.Select.Groups, OUs: ad.Select.OUs, Builtin: ad.Select.Builtin, Admins: wantAdmins, IncludeDisabled: ad.IncludeDisabled}
-		err := each("Active Directory", sources.KindAD, conn.AD, sel, sel, func(a sources.Account) {
+		err := each("Active Directory", sources.KindAD, conn.AD, sels.ad, func(a sources.Account) {
 			if !a.Candidate() {
 				ps.skipped(&a)
 				return
