@@ -61,8 +61,10 @@ type memVault struct {
 	failCreate       func(sinks.NewVaultEntry) error
 	failWrite        func() error
 	passwords        map[string]string // by ref, once written
-	// whileIndexing, when set, runs at the start of each Index.
+	// whileIndexing, when set, runs at the start of each Index;
+	// failIndex, when set, is then what Index fails with.
 	whileIndexing func()
+	failIndex     func() error
 }
 
 func newMemVault() *memVault { return &memVault{entries: map[string][]sinks.VaultEntry{}} }
@@ -72,6 +74,11 @@ func (v *memVault) Index(ctx context.Context, s sinks.VaultScope) (*sinks.VaultI
 	v.indexes.Add(1)
 	if v.whileIndexing != nil {
 		v.whileIndexing()
+	}
+	if v.failIndex != nil {
+		if err := v.failIndex(); err != nil {
+			return nil, err
+		}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

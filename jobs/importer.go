@@ -241,19 +241,22 @@ func (im *Importer) begin(ctx context.Context, t *Tenant, c Customer, opt Import
 	return ps, conn, nil
 }
 
-// collectNew reads the customer's sources (their copies at once) and
-// returns the new accounts;
-// skipped and already-imported accounts are decided and reported as they
-// come. It then notes the imported accounts gone from a source read whole
-// and settles the ambiguous accounts held aside.
+// collectNew reads the customer's sources (their copies at once, and on
+// a first import the sinks' indexes with them) and returns the new
+// accounts; skipped and already-imported accounts are decided and
+// reported as they come. It then notes the imported accounts gone from a
+// source read whole and settles the ambiguous accounts held aside.
 func (ps *pass) collectNew(ctx context.Context, conn *Connections) (*newAccounts, error) {
 	linkTwins := conn.AD != nil && conn.M365 != nil && ps.opts[EndUser].On(M365Sync)
 	sels := selectionsOf(ps.c, !ps.opts[Admin].On(Paused))
+	ps.early = ps.listIndexesEarly(ctx, conn)
 	if err := ps.readCopies(ctx, conn, sels); err != nil {
+		ps.early.stop()
 		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	fresh, err := ps.collect(ctx, conn, sels, linkTwins)
 	if err != nil {
+		ps.early.stop()
 		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	ps.markMissing()
@@ -270,9 +273,14 @@ type planner struct {
 }
 
 // newPlanner reads each sink's index once, only where a new account needs
-// it, and the vault entries the new accounts contend for.
+// it (or takes what a first import listed early), and the vault entries
+// the new accounts contend for.
 func (ps *pass) newPlanner(ctx context.Context, conn *Connections, fresh *newAccounts) (*planner, error) {
-	in, err := readIndexes(ctx, ps.c, conn, ps.opts, fresh)
+	need := fresh.types()
+	in, ok, err := ps.early.result(need)
+	if !ok {
+		in, err = readIndexes(ctx, ps.c, conn, ps.opts, need)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -409,17 +417,13 @@ func abandon(batch []AccountPlan, reason string) {
 	}
 }
 
-// readIndexes lists each sink's existing entries once, only where a new
-// account needs them: the vault of each account type (once per vault and
+// readIndexes lists each sink's existing entries once, only where new
+// accounts of a type in need need them: the vault of each account type (once per vault and
 // container they share) and the PSA's contacts. The listings go to
 // different services, so they run at once; the first to fail ends the
 // others.
-func readIndexes(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, fresh *newAccounts) (PlanInput, error) {
+func readIndexes(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, need map[AccountType]bool) (PlanInput, error) {
 	in := PlanInput{Customer: c, Options: opts, VaultName: map[AccountType]string{}, Vaults: map[AccountType]*sinks.VaultIndex{}, Mail: conn.Mailer != nil}
-	need := map[AccountType]bool{}
-	for i := range fresh.len() {
-		need[fresh.typeOf(i)] = true
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	indexed := map[string]*sinks.VaultIndex{} // by vault and container, under mu

@@ -211,3 +211,80 @@ func TestBothDirectoriesAreReadAtOnce(t *testing.T) {
 		t.Fatalf("a failed read: %s %q", cr.Status, cr.Error)
 	}
 }
+
+// On a customer's first import (nothing in its ledger) the sinks' indexes
+// are listed while the directories are read, not after; on a later pass
+// they are listed only once the new accounts are known, and not at all
+// when nothing is new.
+func TestAFirstImportListsTheIndexesWhileReading(t *testing.T) {
+	s := storetest.SQLite(t)
+	f := setup(t, s)
+	acme := f.worlds["acme"]
+	ad := &copySource{memSource: acme.ad}
+	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad}
+	f.runner.Copies = &sourcestest.Copies{}
+	acme.ad.set(user(1, jobs.EndUser), user(2, jobs.Admin))
+	listedWhileReading := false
+	ad.whileReading = func() {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if acme.vault.indexes.Load() > 0 && acme.psa.indexes.Load() > 0 {
+				listedWhileReading = true
+				return
+			}
+		}
+	}
+	once := jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}
+	cr := customerReport(f.run(t, once), "acme")
+	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 2 {
+		t.Fatalf("first import: %s %q %+v", cr.Status, cr.Error, cr.Counts)
+	}
+	if !listedWhileReading {
+		t.Fatal("a first import listed the vault and the PSA only after reading its directory")
+	}
+
+	// A later pass: nothing listed while reading, nothing at all when
+	// nothing is new, and the indexes once a new account is known.
+	before := acme.vault.indexes.Load()
+	ad.whileReading = func() {
+		if acme.vault.indexes.Load() != before {
+			listedWhileReading = true
+		}
+	}
+	listedWhileReading = false
+	if cr := customerReport(f.run(t, once), "acme"); cr.Status != jobs.StatusOK || acme.vault.indexes.Load() != before {
+		t.Fatalf("a run with nothing new: %s %q, the vault listed %d times", cr.Status, cr.Error, acme.vault.indexes.Load()-before)
+	}
+	acme.ad.set(user(1, jobs.EndUser), user(2, jobs.Admin), user(3, jobs.EndUser))
+	cr = customerReport(f.run(t, once), "acme")
+	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 1 || acme.vault.indexes.Load() != before+1 {
+		t.Fatalf("a run with one new account: %s %q %+v, the vault listed %d times", cr.Status, cr.Error, cr.Counts, acme.vault.indexes.Load()-before)
+	}
+	if listedWhileReading {
+		t.Fatal("a pass that was not a first import listed the indexes while reading")
+	}
+}
+
+// A first import whose early listing fails fails the customer when it has
+// new accounts, naming the vault; with none, it does not fail on an index
+// it does not use.
+func TestAFailedEarlyListingFailsOnlyWhenUsed(t *testing.T) {
+	s := storetest.SQLite(t)
+	f := setup(t, s)
+	acme := f.worlds["acme"]
+	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: &copySource{memSource: acme.ad}}
+	acme.vault.failIndex = func() error { return errors.New("HTTP 500 from the vault") }
+	once := jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}
+	f.runner.Copies = &sourcestest.Copies{}
+	if cr := customerReport(f.run(t, once), "acme"); cr.Status != jobs.StatusOK || acme.vault.indexes.Load() != 1 {
+		t.Fatalf("nothing new: %s %q, the vault listed %d times (once, early)", cr.Status, cr.Error, acme.vault.indexes.Load())
+	}
+	acme.ad.set(user(1, jobs.EndUser))
+	f.runner.Copies = &sourcestest.Copies{} // a first import again
+	cr := customerReport(f.run(t, once), "acme")
+	if cr.Status != jobs.StatusFailed || !strings.Contains(cr.Error, "MemVault") || !strings.Contains(cr.Error, "HTTP 500") {
+		t.Fatalf("a failed listing: %s %q", cr.Status, cr.Error)
+	}
+	if acme.vault.indexes.Load() != 2 {
+		t.Fatalf("the vault listed %d times in two first imports", acme.vault.indexes.Load())
+	}
+}

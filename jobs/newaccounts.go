@@ -81,6 +81,15 @@ func (n *newAccounts) add(a sources.Account, link *Link) {
 
 func (n *newAccounts) len() int { return len(n.items) }
 
+// types says which account types the new accounts are of.
+func (n *newAccounts) types() map[AccountType]bool {
+	out := map[AccountType]bool{}
+	for i := range n.len() {
+		out[n.typeOf(i)] = true
+	}
+	return out
+}
+
 func (p *packedAccount) field(i int) string {
 	start := uint32(0)
 	if i > 0 {

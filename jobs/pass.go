@@ -56,6 +56,9 @@ type pass struct {
 	// against the indexes (attentionrecheck.go).
 	unchanged []heldAside
 	rechecked bool
+	// early is the sinks' indexes listed while a first import reads its
+	// sources (earlyindexes.go); nil on any other pass.
+	early *earlyIndexes
 }
 
 // notice is one decision that needs a person.

@@ -1,0 +1,94 @@
+package jobs
+
+import (
+	"context"
+
+	"github.com/msp-tools/autoimport/sources"
+)
+
+// On a customer's first import (no copy of a directory yet, nothing in its
+// ledger, nothing waiting for a person) every account the sources select
+// is new, and matching each one needs the vault's and the PSA's indexes.
+// Listing them waits for nothing the directories hold, so a first import
+// starts listing them as it starts reading its directories, instead of
+// after: on a large customer the two take about as long. Any later pass
+// lists the indexes only once its new accounts are known, and only those
+// they need — a run that finds nothing new lists nothing. A first import
+// that finds nothing new has listed the indexes for nothing, once.
+
+// earlyIndexes is a listing of the indexes for both account types, under
+// way or done.
+type earlyIndexes struct {
+	need   map[AccountType]bool
+	cancel context.CancelFunc
+	done   chan struct{}
+	in     PlanInput
+	err    error
+}
+
+// listIndexesEarly starts listing the indexes on a first import, and
+// returns nil on any other pass.
+func (ps *pass) listIndexesEarly(ctx context.Context, conn *Connections) *earlyIndexes {
+	if !ps.firstImport(ctx, conn) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyIndexes{need: map[AccountType]bool{EndUser: true, Admin: true}, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		e.in, e.err = readIndexes(ctx, ps.c, conn, ps.opts, e.need)
+	}()
+	return e
+}
+
+// result waits for the listing and returns it, with ok true, when there
+// is one and it covers the account types in need; a listing that failed
+// is returned with its error. With nothing in need it returns no listing:
+// a pass without new accounts does not fail on an index it does not use.
+func (e *earlyIndexes) result(need map[AccountType]bool) (in PlanInput, ok bool, err error) {
+	if e == nil {
+		return PlanInput{}, false, nil
+	}
+	<-e.done
+	e.cancel()
+	if len(need) == 0 {
+		return PlanInput{}, false, nil
+	}
+	for typ := range need {
+		if !e.need[typ] {
+			return PlanInput{}, false, nil
+		}
+	}
+	return e.in, true, e.err
+}
+
+// stop ends a listing the pass no longer needs (it failed) and waits for
+// it to return.
+func (e *earlyIndexes) stop() {
+	if e == nil {
+		return
+	}
+	e.cancel()
+	<-e.done
+}
+
+// firstImport reports a pass with nothing in the ledger and nothing
+// waiting for a person that reads a directory into its copy for the first
+// time. A store that cannot say is not a first import.
+func (ps *pass) firstImport(ctx context.Context, conn *Connections) bool {
+	if ps.ledger.len() > 0 || len(ps.attention.before) > 0 {
+		return false
+	}
+	for kind, src := range map[sources.Kind]sources.Source{sources.KindAD: conn.AD, sources.KindM365: conn.M365} {
+		if src == nil {
+			continue
+		}
+		if _, ok := ps.incremental(src); !ok {
+			continue
+		}
+		if st, err := ps.im.Copies.CopyState(ctx, ps.c.ID, string(kind)); err == nil && st.Zero() {
+			return true
+		}
+	}
+	return false
+}
