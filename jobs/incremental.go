@@ -61,11 +61,12 @@ func (ps *pass) readCopies(ctx context.Context, conn *Connections, sel selection
 			continue
 		}
 		g.Go(func() error {
+			start := time.Now()
 			rep, err := inc.Read(gctx, ps.im.Copies, ps.c.ID, j.sel, sources.ReadOptions{Full: ps.opt.FullRead, FullEvery: ps.im.fullReadEvery(), Now: ps.im.Now})
 			if err != nil {
 				return fmt.Errorf("%s: %w", j.name, err)
 			}
-			rep.Source = j.kind
+			rep.Source, rep.Seconds = j.kind, time.Since(start).Seconds()
 			reports[i] = &rep
 			return nil
 		})

@@ -134,6 +134,8 @@ type ReadReport struct {
 	// Graph requests); Changes the objects and links the read changed.
 	Requests int `json:"requests"`
 	Changes  int `json:"changes"`
+	// Seconds is how long the read took, its copy written.
+	Seconds float64 `json:"seconds"`
 }
 
 // String says how a source was read: "ad incremental, 1 request, 0

@@ -70,6 +70,8 @@ type readFigure struct {
 	// MaxRequests is the most one customer's read made.
 	MaxRequests int `json:"max_requests_per_customer"`
 	Changes     int `json:"changes"`
+	// MaxSeconds is the longest one customer's read took.
+	MaxSeconds float64 `json:"max_seconds_per_customer"`
 }
 
 type runResult struct {
@@ -437,6 +439,7 @@ func readFigures(customers []customerFigure) []readFigure {
 			f.Requests += r.Requests
 			f.MaxRequests = max(f.MaxRequests, r.Requests)
 			f.Changes += r.Changes
+			f.MaxSeconds = max(f.MaxSeconds, r.Seconds)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -460,7 +463,7 @@ func printRun(w io.Writer, r runResult) {
 	if len(r.Reads) > 0 {
 		fmt.Fprintf(w, "  directory reads:\n")
 		for _, f := range r.Reads {
-			fmt.Fprintf(w, "    %-5s %-11s %4d customers, %7d requests (at most %d for one customer), %d changes\n", f.Source, f.Mode, f.Customers, f.Requests, f.MaxRequests, f.Changes)
+			fmt.Fprintf(w, "    %-5s %-11s %4d customers, %7d requests (at most %d for one customer), %d changes, the longest %.2fs\n", f.Source, f.Mode, f.Customers, f.Requests, f.MaxRequests, f.Changes, f.MaxSeconds)
 		}
 	}
 	fmt.Fprintf(w, "  waiting on rate limiters (summed over clients):\n")
