@@ -11,7 +11,7 @@ import (
 // is new, and matching each one needs the vault's and the PSA's indexes.
 // Listing them waits for nothing the directories hold, so a first import
 // starts listing them as it starts reading its directories, instead of
-// after: on a large customer the two take about as long. Any later pass
+// after: on a large customer each takes seconds. Any later pass
 // lists the indexes only once its new accounts are known, and only those
 // they need — a run that finds nothing new lists nothing. A first import
 // that finds nothing new has listed the indexes for nothing, once.

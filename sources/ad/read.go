@@ -398,33 +398,30 @@ var dirSyncAttrs = append(append([]string{}, copyAttrs...), "member", "isDeleted
 
 // dirSyncAll runs DirSync from cookie until the DC says nothing more
 // follows, taking every entry into cs, and returns the last cookie. check,
-// when given, vets each answer's cookie first; false stops the read.
+// when given, vets each answer's cookie; false stops the read, and cs,
+// which holds what that answer carried, is then not to be used.
+//
+// Each entry is decoded and taken in as it arrives, while the DC is still
+// sending the rest of its answer: the LDAP library's form of it (every
+// value held twice) is dropped at once, and a full read stages its
+// accounts in the store while the next ones are on their way. An answer
+// that must be asked for again (a dropped connection) repeats entries cs
+// has taken, which it takes as any object DirSync sends twice.
 func (ss *session) dirSyncAll(ctx context.Context, base string, cookie []byte, cs *changeSet, check func([]byte) bool) ([]byte, error) {
 	for batch := 1; ; batch++ {
-		// Each entry is decoded as it arrives, so that the LDAP library's
-		// form of it (every value held twice) is dropped at once: a large
-		// group's member list is otherwise held three times until the
-		// answer ends. What is taken in waits for the cookie's check.
-		var entries []dirEntry
-		var problems []problem
 		next, more, err := ss.dirSyncBatch(ctx, base, cookie, func(e *ldap.Entry) {
 			d, eerr := decodeEntry(e, true)
 			if eerr != nil {
-				problems = append(problems, problem{entry: eerr.Entry, reason: eerr.Reason})
+				cs.problems = append(cs.problems, problem{entry: eerr.Entry, reason: eerr.Reason})
 				return
 			}
-			entries = append(entries, d)
+			cs.add(d, false)
 		})
 		if err != nil {
 			return nil, ss.src.errorf(explainSearch(err), "DirSync under %q batch %d", base, batch)
 		}
 		if check != nil && !check(next) {
 			return nil, nil
-		}
-		cs.problems = append(cs.problems, problems...)
-		for i := range entries {
-			cs.add(entries[i], false)
-			entries[i] = dirEntry{}
 		}
 		cookie = next
 		if !more {
