@@ -418,10 +418,10 @@ func abandon(batch []AccountPlan, reason string) {
 }
 
 // readIndexes lists each sink's existing entries once, only where new
-// accounts of a type in need need them: the vault of each account type (once per vault and
-// container they share) and the PSA's contacts. The listings go to
-// different services, so they run at once; the first to fail ends the
-// others.
+// accounts of the types in need would use them: the vault of each account
+// type (once per vault and container they share) and the PSA's contacts.
+// The listings go to different services, so they run at once; the first
+// to fail ends the others.
 func readIndexes(ctx context.Context, c Customer, conn *Connections, opts map[AccountType]Resolved, need map[AccountType]bool) (PlanInput, error) {
 	in := PlanInput{Customer: c, Options: opts, VaultName: map[AccountType]string{}, Vaults: map[AccountType]*sinks.VaultIndex{}, Mail: conn.Mailer != nil}
 	g, gctx := errgroup.WithContext(ctx)

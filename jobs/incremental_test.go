@@ -203,6 +203,11 @@ func TestBothDirectoriesAreReadAtOnce(t *testing.T) {
 	if len(cr.Reads) != 2 || cr.Reads[0].Source != sources.KindM365 || cr.Reads[1].Source != sources.KindAD {
 		t.Fatalf("reads reported %+v, want Microsoft 365 then AD", cr.Reads)
 	}
+	for _, r := range cr.Reads {
+		if r.Seconds <= 0 {
+			t.Errorf("the %s read reports no time: %+v", r.Source, r)
+		}
+	}
 
 	ad.whileReading, m365.whileReading = nil, nil
 	m365.readErr = errors.New("HTTP 503 from Graph")
