@@ -1,0 +1,129 @@
+package sources_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/msp-tools/autoimport/sources"
+	"github.com/msp-tools/autoimport/sources/sourcestest"
+)
+
+// failingStager is a stager whose StageCopy or StagedCopyObject fails.
+type failingStager struct {
+	*sourcestest.Copies
+	stageErr, takeErr error
+}
+
+func (f failingStager) StageCopy(ctx context.Context, customer, source string, objs []sources.CopyObject) error {
+	if f.stageErr != nil {
+		return f.stageErr
+	}
+	return f.Copies.StageCopy(ctx, customer, source, objs)
+}
+
+func (f failingStager) StagedCopyObject(ctx context.Context, customer, source, id string) (sources.CopyObject, bool, error) {
+	if f.takeErr != nil {
+		return sources.CopyObject{}, false, f.takeErr
+	}
+	return f.Copies.StagedCopyObject(ctx, customer, source, id)
+}
+
+func obj(id string) sources.CopyObject {
+	return sources.CopyObject{Kind: "user", ID: id, Doc: []byte("doc of " + id)}
+}
+
+// Staging sends its objects a batch at a time, counts each distinct
+// object the store holds once, gives back an object met again from the
+// batch not yet sent or from the store, and drops what an earlier read
+// staged and never applied.
+func TestStaging(t *testing.T) {
+	ctx := context.Background()
+	copies := &sourcestest.Copies{}
+	if err := copies.StageCopy(ctx, "acme", "ad", []sources.CopyObject{obj("left-over")}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sources.NewStaging(ctx, copies, "acme", "ad", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := copies.StagedCopyObject(ctx, "acme", "ad", "left-over"); found {
+		t.Fatal("what an earlier read staged is still staged")
+	}
+	in := map[string]*bool{}
+	add := func(id string) {
+		if in[id] == nil {
+			in[id] = new(bool)
+		}
+		s.Add(obj(id), in[id])
+	}
+	add("a")
+	if *in["a"] {
+		t.Fatal("an object of a batch not yet sent is said to be in the store")
+	}
+	add("b") // the batch of 2 is sent
+	if !*in["a"] || !*in["b"] {
+		t.Fatal("a sent batch's objects are not said to be in the store")
+	}
+	add("c")
+	if doc, ok := s.Take("c"); !ok || string(doc) != "doc of c" {
+		t.Fatalf("taking back an object of the pending batch: %q %v", doc, ok)
+	}
+	if doc, ok := s.Take("a"); !ok || string(doc) != "doc of a" {
+		t.Fatalf("taking back a staged object: %q %v", doc, ok)
+	}
+	add("a") // met again and staged again: still one object
+	add("c")
+	add("d")
+	n, err := s.Done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 4 {
+		t.Fatalf("Done counts %d objects, want 4 (a, b, c, d)", n)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if _, found, _ := copies.StagedCopyObject(ctx, "acme", "ad", id); !found || !*in[id] {
+			t.Errorf("%s is not staged", id)
+		}
+	}
+}
+
+func TestStagingErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		st   failingStager
+		do   func(s *sources.Staging)
+		want string
+	}{
+		{"a batch the store refuses", failingStager{Copies: &sourcestest.Copies{}, stageErr: errors.New("disk full")},
+			func(s *sources.Staging) { s.Add(obj("a"), new(bool)) }, "disk full"},
+		{"an object the store cannot give back", failingStager{Copies: &sourcestest.Copies{}, takeErr: errors.New("connection reset")},
+			func(s *sources.Staging) {
+				s.Add(obj("a"), new(bool))
+				if _, ok := s.Take("a"); ok {
+					t.Error("Take succeeded although the store failed")
+				}
+			}, "connection reset"},
+		{"an object the store lost", failingStager{Copies: &sourcestest.Copies{}},
+			func(s *sources.Staging) {
+				if _, ok := s.Take("never-staged"); ok {
+					t.Error("Take gave back an object never staged")
+				}
+			}, "missing from the store's staging"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := sources.NewStaging(ctx, tc.st, "acme", "ad", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.do(s)
+			s.Add(obj("later"), new(bool)) // ignored after the first error
+			if _, err := s.Done(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Done: %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
