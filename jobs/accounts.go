@@ -384,11 +384,11 @@ func (a *Accounts) Show(ctx context.Context, customer, name string) (*AccountDet
 var ErrImportRunning = errors.New("an import is running")
 
 // locked runs fn under the customer's lease, refusing while an import (or
-// another technician's action) holds it. A dry run writes nothing and
-// takes no lease.
-func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn func() error) error {
+// another technician's action) holds it; fn's lost says why the lease was
+// lost, nil while it holds. A dry run writes nothing and takes no lease.
+func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn func(lost func() error) error) error {
 	if dryRun {
-		return fn()
+		return fn(func() error { return nil })
 	}
 	holder := a.Holder
 	if holder == "" {
@@ -403,7 +403,7 @@ func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn 
 		return err
 	}
 	defer l.Release(ctx)
-	if err := fn(); err != nil {
+	if err := fn(l.Lost); err != nil {
 		return err
 	}
 	return l.Lost()

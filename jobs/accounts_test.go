@@ -233,16 +233,7 @@ func TestAccountsCommandsWaitForNoImport(t *testing.T) {
 func TestWelcomeRollOutSendsOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		f := setup(t, s)
-		// Import with welcome_email off, as the roll-out advice says.
-		tn, _ := s.LoadTenant(context.Background())
-		for i := range tn.Policies {
-			if tn.Policies[i].Name == "Std" {
-				tn.Policies[i].Options[jobs.WelcomeEmail] = false
-			}
-		}
-		if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(context.Background(), tn); err != nil {
-			t.Fatal(err)
-		}
+		welcomeOff(t, s) // as the roll-out advice says
 		acme := f.worlds["acme"]
 		noMail := user(3, jobs.EndUser)
 		noMail.Email = ""
@@ -292,6 +283,21 @@ func TestWelcomeRollOutSendsOnce(t *testing.T) {
 			t.Fatalf("%d welcome emails after the next run", len(acme.mail.sent))
 		}
 	})
+}
+
+// welcomeOff turns welcome_email off in the fixture's policy, so that an
+// import leaves its end users' welcome emails to a roll-out.
+func welcomeOff(t *testing.T, s *store.Store) {
+	t.Helper()
+	tn, _ := s.LoadTenant(context.Background())
+	for i := range tn.Policies {
+		if tn.Policies[i].Name == "Std" {
+			tn.Policies[i].Options[jobs.WelcomeEmail] = false
+		}
+	}
+	if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(context.Background(), tn); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func dueOf(out []jobs.WelcomeOutcome) int {

@@ -73,7 +73,7 @@ func (a *Accounts) Match(ctx context.Context, customer, name string, req MatchRe
 		return nil, err
 	}
 	res := &MatchResult{DryRun: req.DryRun}
-	err = a.locked(ctx, customer, req.DryRun, func() error {
+	err = a.locked(ctx, customer, req.DryRun, func(func() error) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
@@ -314,7 +314,7 @@ func (a *Accounts) exclusions(ctx context.Context, customer string, names []stri
 		return nil, err
 	}
 	var out []ExclusionResult
-	err = a.locked(ctx, customer, dryRun, func() error {
+	err = a.locked(ctx, customer, dryRun, func(func() error) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err

@@ -88,7 +88,7 @@ func (a *Accounts) SetFlags(ctx context.Context, customer string, sel Selection,
 		return nil, err
 	}
 	var out []FlagChange
-	err = a.locked(ctx, customer, dryRun, func() error {
+	err = a.locked(ctx, customer, dryRun, func(func() error) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
@@ -218,7 +218,7 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 		return nil, res, err
 	}
 	var out []WelcomeOutcome
-	err = a.locked(ctx, customer, dryRun, func() error {
+	err = a.locked(ctx, customer, dryRun, func(lost func() error) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
@@ -272,7 +272,7 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 			return err
 		}
 		im := &Importer{Store: a.Store, Log: a.log(), Actor: a.actor(), Now: a.Now}
-		res = im.SendPendingWelcomes(ctx, c, due, conn)
+		res = im.SendPendingWelcomes(ctx, c, due, conn, lost)
 		after := map[string]string{}
 		for l, err := range a.Store.ImportedAccounts(ctx, customer) {
 			if err != nil {

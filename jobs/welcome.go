@@ -71,10 +71,12 @@ func (r *WelcomeResult) add(state string) {
 // attempted) before it is sent, so that it is sent by one run only; an
 // account whose email is no longer pending is skipped. The outcomes are
 // recorded as a new account's are. Once the relay shows itself
-// unavailable the rest stay pending, untried. The caller chooses the
-// accounts: an import pass passes those still active in their source.
-func (im *Importer) SendPendingWelcomes(ctx context.Context, c Customer, accounts []ImportedAccount, conn *Connections) WelcomeResult {
+// unavailable the rest stay pending, untried; so do they once leaseLost
+// (nil: no lease) says the customer's lease was lost. The caller chooses
+// the accounts: an import pass passes those still active in their source.
+func (im *Importer) SendPendingWelcomes(ctx context.Context, c Customer, accounts []ImportedAccount, conn *Connections, leaseLost func() error) WelcomeResult {
 	s := im.newWelcomeSender(c, conn)
+	s.leaseLost = leaseLost
 	res := s.sendPending(ctx, ctx, accounts)
 	res.RelayDown = s.relayDown()
 	return res

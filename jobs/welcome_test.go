@@ -214,7 +214,7 @@ func TestRelayOutageLeavesWelcomeEmailsPending(t *testing.T) {
 				tn, _ := s.LoadTenant(context.Background())
 				c, _ := tn.Customer("acme")
 				conn, _ := f.runner.Connector.Connect(context.Background(), tn, c)
-				res := im.SendPendingWelcomes(context.Background(), c, rows, conn)
+				res := im.SendPendingWelcomes(context.Background(), c, rows, conn, nil)
 				if cr.Counts.EmailsSent != 0 || res.Sent != 0 || res.Skipped != 6 || relay.Count() != 6 {
 					t.Fatalf("resent: run %+v, direct %+v, relay holds %d", cr.Counts, res, relay.Count())
 				}
@@ -452,6 +452,66 @@ func TestPendingWelcomeEmailsStopOnALostLease(t *testing.T) {
 		}
 		if len(relay.to) != n {
 			t.Fatalf("%d emails for %d users", len(relay.to), n)
+		}
+	})
+}
+
+// A welcome roll-out (autoimport accounts welcome) stops handing emails to
+// the relay once its lease is lost, as an import does: the roll-out fails
+// naming the lease, the emails it did not send are pending again, and the
+// next roll-out sends each of them once.
+func TestWelcomeRollOutStopsOnALostLease(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		welcomeOff(t, s)
+		acme := f.worlds["acme"]
+		const n = 100
+		var users []int
+		for i := range n {
+			users = append(users, i)
+		}
+		acme.ad.set(endUsers(users...)...)
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true})
+
+		// On the relay's 5th email the lease is lost.
+		ls := &losingStore{Store: s, creates: new(atomic.Int32)}
+		lost := &lostHook{said: make(chan struct{})}
+		log := logrus.New()
+		log.SetOutput(io.Discard)
+		log.AddHook(lost)
+		relay := &lossMailer{lose: func() { ls.lose.Store(true) }, said: lost.said}
+		acme.smtp = relay
+		acc := &jobs.Accounts{Store: ls, Connector: f.runner.Connector, Log: log, Actor: "tech", LeaseTTL: 30 * time.Millisecond}
+		_, _, err := acc.Welcome(context.Background(), "acme", jobs.Selection{All: true}, false)
+		if err == nil || !strings.Contains(err.Error(), "lease") {
+			t.Fatalf("a roll-out that lost its lease: %v", err)
+		}
+		if relay.afterLoss != 0 || relay.n >= n {
+			t.Fatalf("%d of %d emails handed to the relay after the lease was lost (%d in all)", relay.afterLoss, n, relay.n)
+		}
+		states := map[string]int{}
+		for _, st := range welcomeStates(t, s) {
+			states[st]++
+		}
+		if states[jobs.WelcomeSent] != relay.n || states[jobs.WelcomePending] != n-relay.n {
+			t.Fatalf("welcome states %v after %d sends: every email not sent must be pending again", states, relay.n)
+		}
+
+		// The next roll-out, under a lease that holds, sends the rest.
+		relay.lose = nil
+		sentBefore := relay.n
+		acc = &jobs.Accounts{Store: s, Connector: f.runner.Connector, Log: log, Actor: "tech", LeaseTTL: time.Minute}
+		if _, res, err := acc.Welcome(context.Background(), "acme", jobs.Selection{All: true}, false); err != nil || res.Sent != n-sentBefore {
+			t.Fatalf("next roll-out: %+v, %v; want %d sent", res, err, n-sentBefore)
+		}
+		got := map[string]int{}
+		for _, to := range relay.to {
+			got[to]++
+		}
+		for _, i := range users {
+			if to := user(i, jobs.EndUser).Email; got[to] != 1 {
+				t.Fatalf("%s got %d welcome emails, want 1", to, got[to])
+			}
 		}
 	})
 }
