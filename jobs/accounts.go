@@ -384,11 +384,11 @@ func (a *Accounts) Show(ctx context.Context, customer, name string) (*AccountDet
 var ErrImportRunning = errors.New("an import is running")
 
 // locked runs fn under the customer's lease, refusing while an import (or
-// another technician's action) holds it; fn's lost says why the lease was
-// lost, nil while it holds. A dry run writes nothing and takes no lease.
-func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn func(lost func() error) error) error {
+// another technician's action) holds it; fn writes through update with
+// that lease. A dry run writes nothing and takes no lease (fn gets nil).
+func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn func(l *Lease) error) error {
 	if dryRun {
-		return fn(func() error { return nil })
+		return fn(nil)
 	}
 	holder := a.Holder
 	if holder == "" {
@@ -403,10 +403,30 @@ func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn 
 		return err
 	}
 	defer l.Release(ctx)
-	if err := fn(l.Lost); err != nil {
+	if err := fn(l); err != nil {
 		return err
 	}
 	return l.Lost()
+}
+
+// update writes fn's changes in one transaction fenced by the customer's
+// lease, as every writer's are: a lease whose time ran out on this
+// process's clock writes nothing, and the transaction holds the lease row
+// under its token, so that a holder that lost it to another (paused past
+// its time, say) cannot commit. A nil lease (a dry run's) fences nothing.
+func (a *Accounts) update(ctx context.Context, l *Lease, fn func(tx Tx) error) error {
+	if l == nil {
+		return a.Store.Update(ctx, fn)
+	}
+	if err := l.Lost(); err != nil {
+		return fmt.Errorf("%w: nothing was written", err)
+	}
+	return a.Store.Update(ctx, func(tx Tx) error {
+		if err := tx.HoldLease(ctx, l.customer, l.Holder(), l.Token()); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // audit writes one event about an account in tx.

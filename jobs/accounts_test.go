@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -375,6 +376,69 @@ func TestIgnoredAccountsStayKnown(t *testing.T) {
 		}
 		if rows, _ := acc.List(ctx, "acme", jobs.AccountFilter{}); len(rows) != 2 || states(rows)["user9"] != jobs.StateImported {
 			t.Fatalf("after the import: %v", states(rows))
+		}
+	})
+}
+
+// takenStore answers every transaction's lease check as if another
+// autoimport had taken the customer's lease since it was acquired.
+type takenStore struct{ *store.Store }
+
+type takenTx struct{ jobs.Tx }
+
+func (takenTx) HoldLease(ctx context.Context, customer, holder string, token int64) error {
+	return jobs.ErrLeaseLost
+}
+
+func (s takenStore) Update(ctx context.Context, fn func(tx jobs.Tx) error) error {
+	return s.Store.Update(ctx, func(tx jobs.Tx) error { return fn(takenTx{tx}) })
+}
+
+// A technician's action writes under the customer's lease as the import
+// and the rotation do: when the database says the lease is another's, the
+// action fails and writes nothing — no flag, no decision, no exclusion,
+// no welcome email made pending, no audit event.
+func TestTechnicianActionsWriteOnlyUnderTheirLease(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		welcomeOff(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+		f.run(t, jobs.RunOptions{Customers: []string{"acme"}})
+		ctx := context.Background()
+		before := auditActions(t, s)
+		acc := &jobs.Accounts{Store: takenStore{s}, Connector: f.runner.Connector, Log: f.runner.Log, Actor: "tech"}
+		off := false
+		if !ledgerOf(t, s, "acme")["user1"].SelfServe {
+			t.Fatal("the import left self-serve off: the test cannot see a change")
+		}
+		for name, act := range map[string]func() error{
+			"accounts set": func() error {
+				_, err := acc.SetFlags(ctx, "acme", jobs.Selection{All: true}, jobs.FlagSettings{SelfServe: &off}, false)
+				return err
+			},
+			"accounts welcome": func() error {
+				_, _, err := acc.Welcome(ctx, "acme", jobs.Selection{All: true}, false)
+				return err
+			},
+			"accounts ignore": func() error {
+				_, err := acc.Ignore(ctx, "acme", []string{"user1"}, "left the company", false)
+				return err
+			},
+		} {
+			if err := act(); !errors.Is(err, jobs.ErrLeaseLost) {
+				t.Errorf("%s under a lease taken by another: %v, want the lost lease", name, err)
+			}
+		}
+		led := ledgerOf(t, s, "acme")
+		if !led["user1"].SelfServe || led["user1"].Welcome != jobs.WelcomeNone || led["user1"].State != "active" {
+			t.Fatalf("a refused action wrote: %+v", led["user1"])
+		}
+		if len(acme.mail.sent) != 0 {
+			t.Fatalf("%d welcome emails sent under a lost lease", len(acme.mail.sent))
+		}
+		if after := auditActions(t, s); !maps.Equal(after, before) {
+			t.Fatalf("audit events written: before %v, after %v", before, after)
 		}
 	})
 }

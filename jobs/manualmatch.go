@@ -73,7 +73,7 @@ func (a *Accounts) Match(ctx context.Context, customer, name string, req MatchRe
 		return nil, err
 	}
 	res := &MatchResult{DryRun: req.DryRun}
-	err = a.locked(ctx, customer, req.DryRun, func(func() error) error {
+	err = a.locked(ctx, customer, req.DryRun, func(l *Lease) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
@@ -103,9 +103,9 @@ func (a *Accounts) Match(ctx context.Context, customer, name string, req MatchRe
 			return err
 		}
 		if r.imported != nil {
-			return a.relink(ctx, customer, r, req, res)
+			return a.relink(ctx, l, customer, r, req, res)
 		}
-		return a.storeChoice(ctx, customer, r, req, res)
+		return a.storeChoice(ctx, l, customer, r, req, res)
 	})
 	if err != nil {
 		return nil, err
@@ -197,7 +197,7 @@ func sameVault(conn *Connections, a, b AccountType) bool {
 }
 
 // relink changes an imported account's links; the event keeps the old ones.
-func (a *Accounts) relink(ctx context.Context, customer string, r *AccountRow, req MatchRequest, res *MatchResult) error {
+func (a *Accounts) relink(ctx context.Context, l *Lease, customer string, r *AccountRow, req MatchRequest, res *MatchResult) error {
 	before := *r.imported
 	after := before
 	after.VaultIntegration, after.VaultRef = r.VaultIntegration, req.VaultRef
@@ -216,7 +216,7 @@ func (a *Accounts) relink(ctx context.Context, customer string, r *AccountRow, r
 	if req.DryRun {
 		return nil
 	}
-	return a.Store.Update(ctx, func(tx Tx) error {
+	return a.update(ctx, l, func(tx Tx) error {
 		if err := tx.SetLinks(ctx, after); err != nil {
 			return err
 		}
@@ -231,14 +231,14 @@ func (a *Accounts) relink(ctx context.Context, customer string, r *AccountRow, r
 }
 
 // storeChoice keeps the choice for the next run.
-func (a *Accounts) storeChoice(ctx context.Context, customer string, r *AccountRow, req MatchRequest, res *MatchResult) error {
+func (a *Accounts) storeChoice(ctx context.Context, l *Lease, customer string, r *AccountRow, req MatchRequest, res *MatchResult) error {
 	d := AccountDecision{Customer: customer, Source: r.Source, SourceID: r.ID, Username: r.Username, Kind: DecisionMatch,
 		VaultRef: req.VaultRef, VaultCreate: req.VaultCreate, PSARef: req.PSARef, PSACreate: req.PSACreate, Actor: a.actor(), At: a.now()}
 	res.Action, res.Decision = "stored", &d
 	if req.DryRun {
 		return nil
 	}
-	return a.Store.Update(ctx, func(tx Tx) error {
+	return a.update(ctx, l, func(tx Tx) error {
 		if err := tx.PutDecision(ctx, d); err != nil {
 			return err
 		}
@@ -314,7 +314,7 @@ func (a *Accounts) exclusions(ctx context.Context, customer string, names []stri
 		return nil, err
 	}
 	var out []ExclusionResult
-	err = a.locked(ctx, customer, dryRun, func(func() error) error {
+	err = a.locked(ctx, customer, dryRun, func(l *Lease) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
@@ -346,7 +346,7 @@ func (a *Accounts) exclusions(ctx context.Context, customer string, names []stri
 		if dryRun {
 			return apply(nil)
 		}
-		return a.Store.Update(ctx, apply)
+		return a.update(ctx, l, apply)
 	})
 	return out, err
 }

@@ -88,7 +88,7 @@ func (a *Accounts) SetFlags(ctx context.Context, customer string, sel Selection,
 		return nil, err
 	}
 	var out []FlagChange
-	err = a.locked(ctx, customer, dryRun, func(func() error) error {
+	err = a.locked(ctx, customer, dryRun, func(l *Lease) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
@@ -107,7 +107,7 @@ func (a *Accounts) SetFlags(ctx context.Context, customer string, sel Selection,
 		if dryRun {
 			return nil
 		}
-		return a.Store.Update(ctx, func(tx Tx) error {
+		return a.update(ctx, l, func(tx Tx) error {
 			for i, ch := range out {
 				if !ch.Changed {
 					continue
@@ -218,7 +218,7 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 		return nil, res, err
 	}
 	var out []WelcomeOutcome
-	err = a.locked(ctx, customer, dryRun, func(lost func() error) error {
+	err = a.locked(ctx, customer, dryRun, func(l *Lease) error {
 		rows, err := a.rows(ctx, t, c)
 		if err != nil {
 			return err
@@ -254,7 +254,7 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 		}
 		// Due emails become pending, audited as the technician's act; the
 		// sender then claims each (pending to attempted) before sending.
-		err = a.Store.Update(ctx, func(tx Tx) error {
+		err = a.update(ctx, l, func(tx Tx) error {
 			for _, d := range due {
 				if d.Welcome == WelcomePending {
 					continue
@@ -272,7 +272,7 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 			return err
 		}
 		im := &Importer{Store: a.Store, Log: a.log(), Actor: a.actor(), Now: a.Now}
-		res = im.SendPendingWelcomes(ctx, c, due, conn, lost)
+		res = im.SendPendingWelcomes(ctx, c, due, conn, l.Lost)
 		after := map[string]string{}
 		for l, err := range a.Store.ImportedAccounts(ctx, customer) {
 			if err != nil {
