@@ -372,6 +372,48 @@ type lossMailer struct {
 	afterLoss int
 }
 
+// losingRelay is a relay on whose 5th email the customer's lease is lost:
+// the store to run with, the relay, and the logger whose hook tells the
+// relay the loss is known.
+func losingRelay(s *store.Store) (*losingStore, *lossMailer, *logrus.Logger) {
+	ls := &losingStore{Store: s, creates: new(atomic.Int32)}
+	lost := &lostHook{said: make(chan struct{})}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	log.AddHook(lost)
+	return ls, &lossMailer{lose: func() { ls.lose.Store(true) }, said: lost.said}, log
+}
+
+// stoppedAtLoss checks that no email of n went to the relay after the
+// lease was lost, and that every one not sent is pending again.
+func stoppedAtLoss(t *testing.T, s *store.Store, relay *lossMailer, n int) {
+	t.Helper()
+	if relay.afterLoss != 0 || relay.n >= n {
+		t.Fatalf("%d of %d emails handed to the relay after the lease was lost (%d in all)", relay.afterLoss, n, relay.n)
+	}
+	states := map[string]int{}
+	for _, st := range welcomeStates(t, s) {
+		states[st]++
+	}
+	if states[jobs.WelcomeSent] != relay.n || states[jobs.WelcomePending] != n-relay.n {
+		t.Fatalf("welcome states %v after %d sends: every email not sent must be pending again", states, relay.n)
+	}
+}
+
+// eachOnce checks that every user got exactly one welcome email.
+func eachOnce(t *testing.T, relay *lossMailer, users []int) {
+	t.Helper()
+	got := map[string]int{}
+	for _, to := range relay.to {
+		got[to]++
+	}
+	for _, i := range users {
+		if to := user(i, jobs.EndUser).Email; got[to] != 1 {
+			t.Fatalf("%s got %d welcome emails, want 1", to, got[to])
+		}
+	}
+}
+
 func (m *lossMailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
 	m.mu.Lock()
 	m.n++
@@ -411,28 +453,14 @@ func TestPendingWelcomeEmailsStopOnALostLease(t *testing.T) {
 		}
 
 		// The relay is back; on its 5th email the lease is lost.
-		ls := &losingStore{Store: s, creates: new(atomic.Int32)}
-		lost := &lostHook{said: make(chan struct{})}
-		log := logrus.New()
-		log.SetOutput(io.Discard)
-		log.AddHook(lost)
-		relay := &lossMailer{lose: func() { ls.lose.Store(true) }, said: lost.said}
+		ls, relay, log := losingRelay(s)
 		acme.smtp = relay
 		f.runner.Store, f.runner.LeaseTTL, f.runner.Log = ls, 30*time.Millisecond, log
 		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
 		if cr.Status != jobs.StatusFailed || !strings.Contains(cr.Error, "lease") {
 			t.Fatalf("status %s, error %q", cr.Status, cr.Error)
 		}
-		if relay.afterLoss != 0 || relay.n >= n {
-			t.Fatalf("%d of %d emails handed to the relay after the lease was lost (%d in all)", relay.afterLoss, n, relay.n)
-		}
-		states := map[string]int{}
-		for _, st := range welcomeStates(t, s) {
-			states[st]++
-		}
-		if states[jobs.WelcomeSent] != relay.n || states[jobs.WelcomePending] != n-relay.n {
-			t.Fatalf("welcome states %v after %d sends: every email not sent must be pending again", states, relay.n)
-		}
+		stoppedAtLoss(t, s, relay, n)
 
 		// The next run, under a lease that holds, sends the rest, once each.
 		relay.lose = nil
@@ -441,15 +469,7 @@ func TestPendingWelcomeEmailsStopOnALostLease(t *testing.T) {
 		if cr.Status != jobs.StatusOK {
 			t.Fatalf("next run: %s %q", cr.Status, cr.Error)
 		}
-		got := map[string]int{}
-		for _, to := range relay.to {
-			got[to]++
-		}
-		for _, i := range users {
-			if to := user(i, jobs.EndUser).Email; got[to] != 1 {
-				t.Fatalf("%s got %d welcome emails, want 1", to, got[to])
-			}
-		}
+		eachOnce(t, relay, users)
 		if len(relay.to) != n {
 			t.Fatalf("%d emails for %d users", len(relay.to), n)
 		}
@@ -474,28 +494,14 @@ func TestWelcomeRollOutStopsOnALostLease(t *testing.T) {
 		f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true})
 
 		// On the relay's 5th email the lease is lost.
-		ls := &losingStore{Store: s, creates: new(atomic.Int32)}
-		lost := &lostHook{said: make(chan struct{})}
-		log := logrus.New()
-		log.SetOutput(io.Discard)
-		log.AddHook(lost)
-		relay := &lossMailer{lose: func() { ls.lose.Store(true) }, said: lost.said}
+		ls, relay, log := losingRelay(s)
 		acme.smtp = relay
 		acc := &jobs.Accounts{Store: ls, Connector: f.runner.Connector, Log: log, Actor: "tech", LeaseTTL: 30 * time.Millisecond}
 		_, _, err := acc.Welcome(context.Background(), "acme", jobs.Selection{All: true}, false)
 		if err == nil || !strings.Contains(err.Error(), "lease") {
 			t.Fatalf("a roll-out that lost its lease: %v", err)
 		}
-		if relay.afterLoss != 0 || relay.n >= n {
-			t.Fatalf("%d of %d emails handed to the relay after the lease was lost (%d in all)", relay.afterLoss, n, relay.n)
-		}
-		states := map[string]int{}
-		for _, st := range welcomeStates(t, s) {
-			states[st]++
-		}
-		if states[jobs.WelcomeSent] != relay.n || states[jobs.WelcomePending] != n-relay.n {
-			t.Fatalf("welcome states %v after %d sends: every email not sent must be pending again", states, relay.n)
-		}
+		stoppedAtLoss(t, s, relay, n)
 
 		// The next roll-out, under a lease that holds, sends the rest.
 		relay.lose = nil
@@ -504,14 +510,6 @@ func TestWelcomeRollOutStopsOnALostLease(t *testing.T) {
 		if _, res, err := acc.Welcome(context.Background(), "acme", jobs.Selection{All: true}, false); err != nil || res.Sent != n-sentBefore {
 			t.Fatalf("next roll-out: %+v, %v; want %d sent", res, err, n-sentBefore)
 		}
-		got := map[string]int{}
-		for _, to := range relay.to {
-			got[to]++
-		}
-		for _, i := range users {
-			if to := user(i, jobs.EndUser).Email; got[to] != 1 {
-				t.Fatalf("%s got %d welcome emails, want 1", to, got[to])
-			}
-		}
+		eachOnce(t, relay, users)
 	})
 }
