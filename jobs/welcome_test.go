@@ -493,10 +493,13 @@ func TestWelcomeRollOutStopsOnALostLease(t *testing.T) {
 		acme.ad.set(endUsers(users...)...)
 		f.run(t, jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true})
 
-		// On the relay's 5th email the lease is lost.
+		// On the relay's 5th email the lease is lost. Its time is long
+		// enough that a loaded machine renews it until then: a lease that
+		// ran out first would stop the roll-out before any email, which
+		// is right but not what this test looks at.
 		ls, relay, log := losingRelay(s)
 		acme.smtp = relay
-		acc := &jobs.Accounts{Store: ls, Connector: f.runner.Connector, Log: log, Actor: "tech", LeaseTTL: 30 * time.Millisecond}
+		acc := &jobs.Accounts{Store: ls, Connector: f.runner.Connector, Log: log, Actor: "tech", LeaseTTL: 300 * time.Millisecond, Holder: "tech-1"}
 		_, _, err := acc.Welcome(context.Background(), "acme", jobs.Selection{All: true}, false)
 		if err == nil || !strings.Contains(err.Error(), "lease") {
 			t.Fatalf("a roll-out that lost its lease: %v", err)
@@ -506,7 +509,9 @@ func TestWelcomeRollOutStopsOnALostLease(t *testing.T) {
 		// The next roll-out, under a lease that holds, sends the rest.
 		relay.lose = nil
 		sentBefore := relay.n
-		acc = &jobs.Accounts{Store: s, Connector: f.runner.Connector, Log: log, Actor: "tech", LeaseTTL: time.Minute}
+		// The same technician again: the lease row its lost lease left is
+		// its own (another autoimport would wait for it to run out).
+		acc = &jobs.Accounts{Store: s, Connector: f.runner.Connector, Log: log, Actor: "tech", LeaseTTL: time.Minute, Holder: "tech-1"}
 		if _, res, err := acc.Welcome(context.Background(), "acme", jobs.Selection{All: true}, false); err != nil || res.Sent != n-sentBefore {
 			t.Fatalf("next roll-out: %+v, %v; want %d sent", res, err, n-sentBefore)
 		}
