@@ -66,6 +66,11 @@ type CopyDelta struct {
 	Staged int
 }
 
+// Changes counts the objects and links a delta changes (a read's report).
+func (d CopyDelta) Changes() int {
+	return d.Staged + len(d.Upserts) + len(d.Deletes) + len(d.LinksAdded) + len(d.LinksRemoved)
+}
+
 // Empty reports a delta that changes nothing but the state.
 func (d CopyDelta) Empty() bool {
 	return !d.Full && d.Staged == 0 && len(d.Upserts) == 0 && len(d.Deletes) == 0 && len(d.LinksAdded) == 0 && len(d.LinksRemoved) == 0

@@ -479,8 +479,3 @@ func (cs *changeSet) diffLists(ctx context.Context, copies sources.CopyStore, cu
 	}
 	return nil
 }
-
-// changes counts what a delta changes.
-func changes(d sources.CopyDelta) int {
-	return d.Staged + len(d.Upserts) + len(d.Deletes) + len(d.LinksAdded) + len(d.LinksRemoved)
-}

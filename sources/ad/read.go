@@ -173,7 +173,7 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 		rep.Requests = ss.requests
 		return rep, s.errorf(err, "save the local copy of the directory")
 	}
-	rep.Mode, rep.Reason, rep.Requests, rep.Changes = sources.ReadIncremental, reason, ss.requests, changes(delta)
+	rep.Mode, rep.Reason, rep.Requests, rep.Changes = sources.ReadIncremental, reason, ss.requests, delta.Changes()
 	if full {
 		rep.Mode = sources.ReadFull
 	}

@@ -96,7 +96,7 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	if err := copies.ApplyCopy(ctx, customer, copySource, d); err != nil {
 		return rep, fmt.Errorf("Microsoft 365: customer %s: save the local copy: %w", customer, err)
 	}
-	rep.Changes = d.Staged + len(d.Upserts) + len(d.Deletes) + len(d.LinksAdded) + len(d.LinksRemoved)
+	rep.Changes = d.Changes()
 	s.cfg.Log.WithField("customer", customer).WithField("mode", rep.Mode).WithField("reason", rep.Reason).
 		WithField("requests", rep.Requests).WithField("changes", rep.Changes).Debug("Microsoft 365: read")
 	return rep, nil
