@@ -23,6 +23,21 @@ type Staging struct {
 	err       error
 }
 
+// StageBatch is how many objects a reader's Staging sends to the store
+// at once.
+const StageBatch = 500
+
+// StagingFor starts staging a full read of customer's source into copies
+// when they can stage (a CopyStager), StageBatch objects at a time, and
+// returns nil when they cannot: the read then holds what it reads.
+func StagingFor(ctx context.Context, copies CopyStore, customer, source string) (*Staging, error) {
+	st, ok := copies.(CopyStager)
+	if !ok {
+		return nil, nil
+	}
+	return NewStaging(ctx, st, customer, source, StageBatch)
+}
+
 // NewStaging starts staging a full read of customer's source into
 // store: what an earlier full read staged and never applied is dropped
 // first. Objects go to the store batch at a time.

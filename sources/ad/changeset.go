@@ -35,9 +35,6 @@ type changeSet struct {
 	stage *sources.Staging
 }
 
-// stageBatch is how many accounts go to the store at once.
-const stageBatch = 500
-
 // objChange is what a read saw of one object.
 type objChange struct {
 	dn      string

@@ -16,7 +16,7 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	ctx := context.Background()
 	copies := &sourcestest.Copies{}
 	cs := newChangeSet(true)
-	stage, err := sources.NewStaging(ctx, copies, "acme", copySource, stageBatch)
+	stage, err := sources.StagingFor(ctx, copies, "acme", copySource)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,12 +25,12 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 		return dirEntry{id: id, dn: "CN=" + sam + ",DC=x", attrs: map[string][][]byte{
 			"objectClass": {[]byte("top"), []byte("user")}, "sAMAccountName": {[]byte(sam)}}}
 	}
-	for i := range stageBatch + 2 {
+	for i := range sources.StageBatch + 2 {
 		cs.add(user("u"+string(rune('A'+i%26))+string(rune('a'+i/26)), "user"), true)
 	}
 	cs.add(dirEntry{id: "g1", dn: "CN=G,DC=x", attrs: map[string][][]byte{"objectClass": {[]byte("group")}}, members: &memberChange{whole: true, all: []string{"uAa"}}}, true)
-	if copies.Staged != stageBatch {
-		t.Fatalf("%d accounts staged while reading, want a batch of %d", copies.Staged, stageBatch)
+	if copies.Staged != sources.StageBatch {
+		t.Fatalf("%d accounts staged while reading, want a batch of %d", copies.Staged, sources.StageBatch)
 	}
 	// uAa was flushed to the store; DirSync sends a change to it later.
 	cs.add(dirEntry{id: "uAa", attrs: map[string][][]byte{"mail": {[]byte("a@x")}}}, false)
@@ -42,7 +42,7 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Staged != stageBatch+1 || len(d.Deletes) != 1 || d.Deletes[0] != "uBa" {
+	if d.Staged != sources.StageBatch+1 || len(d.Deletes) != 1 || d.Deletes[0] != "uBa" {
 		t.Errorf("delta: %d staged, deletes %v", d.Staged, d.Deletes)
 	}
 	for _, o := range d.Upserts {
@@ -64,7 +64,7 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 		}
 		got[o.ID] = obj
 	}
-	if len(got) != stageBatch+1 || got["uBa"] != nil || got["uHt"] != nil || got["g1"] == nil {
+	if len(got) != sources.StageBatch+1 || got["uBa"] != nil || got["uHt"] != nil || got["g1"] == nil {
 		t.Fatalf("copy of %d objects (deleted one: %v, group: %v)", len(got), got["uBa"] != nil, got["g1"] != nil)
 	}
 	if a := got["uAa"]; a.first("mail") != "a@x" || a.first("sAMAccountName") != "user" || a.dn != "CN=user,DC=x" {

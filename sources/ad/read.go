@@ -276,15 +276,11 @@ func (ss *session) readFull(ctx context.Context, copies sources.CopyStore, custo
 // where copies can: what an earlier full read staged and never applied is
 // dropped first.
 func (ss *session) newFullChangeSet(ctx context.Context, copies sources.CopyStore, customer string) (*changeSet, error) {
-	cs := newChangeSet(true)
-	st, ok := copies.(sources.CopyStager)
-	if !ok {
-		return cs, nil
-	}
-	stage, err := sources.NewStaging(ctx, st, customer, copySource, stageBatch)
+	stage, err := sources.StagingFor(ctx, copies, customer, copySource)
 	if err != nil {
 		return nil, ss.src.errorf(err, "read the directory in full")
 	}
+	cs := newChangeSet(true)
 	cs.stage = stage
 	return cs, nil
 }

@@ -178,9 +178,6 @@ type changeSet struct {
 	stage *sources.Staging
 }
 
-// stageBatch is how many users go to the store at once.
-const stageBatch = 500
-
 // userChange is a user as the read saw it, merged over every time it
 // came: its document once every property is known, else the properties
 // seen so far.
@@ -349,13 +346,11 @@ type deltaReader struct {
 func (r *deltaReader) everything(ctx context.Context, copies sources.CopyStore, customer string) (*changeSet, error) {
 	s := r.s
 	cs := newChangeSet(true)
-	if st, ok := copies.(sources.CopyStager); ok {
-		stage, err := sources.NewStaging(ctx, st, customer, copySource, stageBatch)
-		if err != nil {
-			return nil, fmt.Errorf("Microsoft 365: customer %s: read the whole tenant: %w", customer, err)
-		}
-		cs.stage = stage
+	stage, err := sources.StagingFor(ctx, copies, customer, copySource)
+	if err != nil {
+		return nil, fmt.Errorf("Microsoft 365: customer %s: read the whole tenant: %w", customer, err)
 	}
+	cs.stage = stage
 	return r.rounds(ctx, cs, position{
 		Format: copyFormat,
 		Users:  s.graphURL("/users/delta", url.Values{"$select": {deltaUserSelect}}),
