@@ -16,10 +16,9 @@ import (
 // they need — a run that finds nothing new lists nothing. A first import
 // that finds nothing new has listed the indexes for nothing, once.
 
-// earlyIndexes is a listing of the indexes for both account types, under
+// earlyIndexes is a listing of the indexes for every account type, under
 // way or done.
 type earlyIndexes struct {
-	need   map[AccountType]bool
 	cancel context.CancelFunc
 	done   chan struct{}
 	in     PlanInput
@@ -33,18 +32,23 @@ func (ps *pass) listIndexesEarly(ctx context.Context, conn *Connections) *earlyI
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &earlyIndexes{need: map[AccountType]bool{EndUser: true, Admin: true}, cancel: cancel, done: make(chan struct{})}
+	every := map[AccountType]bool{}
+	for _, typ := range AccountTypes {
+		every[typ] = true
+	}
+	e := &earlyIndexes{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
-		e.in, e.err = readIndexes(ctx, ps.c, conn, ps.opts, e.need)
+		e.in, e.err = readIndexes(ctx, ps.c, conn, ps.opts, every)
 	}()
 	return e
 }
 
 // result waits for the listing and returns it, with ok true, when there
-// is one and it covers the account types in need; a listing that failed
-// is returned with its error. With nothing in need it returns no listing:
-// a pass without new accounts does not fail on an index it does not use.
+// is one, whatever types are in need (it covers them all); a listing that
+// failed is returned with its error. With nothing in need it returns no
+// listing: a pass without new accounts does not fail on an index it does
+// not use.
 func (e *earlyIndexes) result(need map[AccountType]bool) (in PlanInput, ok bool, err error) {
 	if e == nil {
 		return PlanInput{}, false, nil
@@ -53,11 +57,6 @@ func (e *earlyIndexes) result(need map[AccountType]bool) (in PlanInput, ok bool,
 	e.cancel()
 	if len(need) == 0 {
 		return PlanInput{}, false, nil
-	}
-	for typ := range need {
-		if !e.need[typ] {
-			return PlanInput{}, false, nil
-		}
 	}
 	return e.in, true, e.err
 }
