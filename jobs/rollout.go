@@ -274,11 +274,11 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 		im := &Importer{Store: a.Store, Log: a.log(), Actor: a.actor(), Now: a.Now}
 		res = im.SendPendingWelcomes(ctx, c, due, conn, l.Lost)
 		after := map[string]string{}
-		for l, err := range a.Store.ImportedAccounts(ctx, customer) {
+		for row, err := range a.Store.ImportedAccounts(ctx, customer) {
 			if err != nil {
 				return err
 			}
-			after[l.Source+":"+l.SourceID] = l.Welcome
+			after[row.Source+":"+row.SourceID] = row.Welcome
 		}
 		for i := range out {
 			if out[i].Skipped == "" {
