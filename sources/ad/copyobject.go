@@ -121,8 +121,9 @@ func (o *copyObject) entry(memberOf []string) *ldap.Entry {
 
 // Versions of an encoded object, its first byte. Version 1 named each
 // attribute in full; version 2, written since, names the attributes of
-// copyAttrs by their place in it (one byte), so that a domain's copy,
-// held whole during a full read, is about half the size. Both decode.
+// copyAttrs by their place in it (one byte), so that a domain's copy, and
+// what a full read holds and stages of it, is about half the size. Both
+// decode.
 const (
 	copyDocV1      = 1
 	copyDocVersion = 2
