@@ -7,8 +7,10 @@ import (
 
 // Staging hands a full read's objects to a CopyStager in batches as the
 // read goes, so that the read holds only the objects it must (see
-// CopyStager). It counts the distinct objects the store's staging holds,
-// for CopyDelta.Staged. Its first error ends it; Err reports it.
+// CopyStager). A batch is written while the read goes on decoding the
+// next one; at most one batch is being written at a time. It counts the
+// distinct objects the store's staging holds, for CopyDelta.Staged. Its
+// first error ends it; Done reports it.
 type Staging struct {
 	ctx      context.Context
 	store    CopyStager
@@ -19,8 +21,10 @@ type Staging struct {
 	// once their batch is written, that the store holds them.
 	pending   []CopyObject
 	pendingIn []*bool
-	inStore   int
-	err       error
+	// writing, while a batch is being written, gives its outcome.
+	writing chan error
+	inStore int
+	err     error
 }
 
 // StageBatch is how many objects a reader's Staging sends to the store
@@ -48,9 +52,10 @@ func NewStaging(ctx context.Context, store CopyStager, customer, source string, 
 	return &Staging{ctx: ctx, store: store, customer: customer, source: source, batch: batch}, nil
 }
 
-// Add stages o. inStore is the object's own flag: it is set once the
-// store holds a version of o, so that a read that later finds o deleted
-// knows to delete it from the copy.
+// Add stages o. inStore is the object's own flag: it is set once o's
+// batch is handed to the store (which, if Done reports no error, then
+// holds a version of o), so that a read that later finds o deleted knows
+// to delete it from the copy.
 func (s *Staging) Add(o CopyObject, inStore *bool) {
 	if s.err != nil {
 		return
@@ -63,8 +68,8 @@ func (s *Staging) Add(o CopyObject, inStore *bool) {
 }
 
 // Take returns the staged document of an object the read meets again,
-// from the batch not yet sent or from the store, and forgets it in the
-// batch. ok is false after an error.
+// from the batch not yet sent or, once the batch being written is, from
+// the store, and forgets it in the batch. ok is false after an error.
 func (s *Staging) Take(id string) (doc []byte, ok bool) {
 	for i, p := range s.pending {
 		if p.ID == id {
@@ -73,7 +78,7 @@ func (s *Staging) Take(id string) (doc []byte, ok bool) {
 			return p.Doc, true
 		}
 	}
-	if s.err != nil {
+	if s.wait(); s.err != nil {
 		return nil, false
 	}
 	o, found, err := s.store.StagedCopyObject(s.ctx, s.customer, s.source, id)
@@ -88,28 +93,52 @@ func (s *Staging) Take(id string) (doc []byte, ok bool) {
 	return nil, false
 }
 
-// Flush writes the pending objects to the store.
+// Flush hands the pending objects to the store, once the batch before
+// them is written, and returns while they are written.
 func (s *Staging) Flush() {
-	if s.err != nil || len(s.pending) == 0 {
+	if s.wait(); s.err != nil || len(s.pending) == 0 {
 		return
 	}
-	if s.err = s.store.StageCopy(s.ctx, s.customer, s.source, s.pending); s.err != nil {
-		return
-	}
+	batch := s.pending
 	for _, in := range s.pendingIn {
 		if !*in {
 			*in = true
 			s.inStore++
 		}
 	}
-	s.pending, s.pendingIn = s.pending[:0], s.pendingIn[:0]
+	s.pending, s.pendingIn = make([]CopyObject, 0, s.batch), s.pendingIn[:0]
+	s.writing = make(chan error, 1)
+	go func(done chan<- error) {
+		done <- s.store.StageCopy(s.ctx, s.customer, s.source, batch)
+	}(s.writing)
 }
 
-// Done flushes what is pending and returns how many distinct objects the
-// store's staging holds (CopyDelta.Staged), or the first error.
+// wait waits for the batch being written, if any, and keeps its error.
+func (s *Staging) wait() {
+	if s.writing == nil {
+		return
+	}
+	if err := <-s.writing; err != nil && s.err == nil {
+		s.err = err
+	}
+	s.writing = nil
+}
+
+// Stop waits for the batch being written, if any: a read that gives up
+// calls it before anything else (a new full read's NewStaging above all)
+// touches the staging. A nil Staging stops at once.
+func (s *Staging) Stop() {
+	if s != nil {
+		s.wait()
+	}
+}
+
+// Done writes what is pending, waits for it, and returns how many
+// distinct objects the store's staging holds (CopyDelta.Staged), or the
+// first error.
 func (s *Staging) Done() (int, error) {
 	s.Flush()
-	if s.err != nil {
+	if s.wait(); s.err != nil {
 		return 0, fmt.Errorf("stage what the read read: %w", s.err)
 	}
 	return s.inStore, nil

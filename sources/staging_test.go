@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sources/sourcestest"
@@ -85,6 +86,69 @@ func TestStaging(t *testing.T) {
 	}
 	for _, id := range []string{"a", "b", "c", "d"} {
 		if _, found, _ := copies.StagedCopyObject(ctx, "acme", "ad", id); !found || !*in[id] {
+			t.Errorf("%s is not staged", id)
+		}
+	}
+}
+
+// heldStager is a stager whose StageCopy waits to be let go.
+type heldStager struct {
+	*sourcestest.Copies
+	writing chan string // the first id of each batch it starts writing
+	letGo   chan struct{}
+}
+
+func (h heldStager) StageCopy(ctx context.Context, customer, source string, objs []sources.CopyObject) error {
+	h.writing <- objs[0].ID
+	<-h.letGo
+	return h.Copies.StageCopy(ctx, customer, source, objs)
+}
+
+// A batch is written while the read goes on, one batch at a time: the
+// next batch, taking an object back from the store, Done and Stop each
+// wait for the batch being written.
+func TestStagingWritesWhileTheReadGoesOn(t *testing.T) {
+	ctx := context.Background()
+	h := heldStager{Copies: &sourcestest.Copies{}, writing: make(chan string, 4), letGo: make(chan struct{})}
+	s, err := sources.NewStaging(ctx, h, "acme", "ad", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Add(obj("a"), new(bool)) // returns while a is being written
+	if id := <-h.writing; id != "a" {
+		t.Fatalf("the store is writing %s, want a", id)
+	}
+	waits := func(name string, do func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { do(); close(done) }()
+		select {
+		case <-done:
+			t.Fatalf("%s returned while a batch was being written", name)
+		case <-time.After(50 * time.Millisecond):
+		}
+		h.letGo <- struct{}{}
+		<-done
+	}
+	waits("the next batch", func() { s.Add(obj("b"), new(bool)) })
+	<-h.writing // b
+	waits("taking back a written object", func() {
+		if doc, ok := s.Take("a"); !ok || string(doc) != "doc of a" {
+			t.Errorf("Take(a) = %q, %v", doc, ok)
+		}
+	})
+	s.Add(obj("c"), new(bool))
+	<-h.writing // c
+	waits("Stop", s.Stop)
+	s.Add(obj("d"), new(bool))
+	<-h.writing // d
+	var n int
+	waits("Done", func() { n, err = s.Done() })
+	if err != nil || n != 4 {
+		t.Fatalf("Done = %d, %v; want 4 objects", n, err)
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if _, found, _ := h.StagedCopyObject(ctx, "acme", "ad", id); !found {
 			t.Errorf("%s is not staged", id)
 		}
 	}

@@ -138,6 +138,15 @@ func (cs *changeSet) compactOrStage(id string, oc *objChange) {
 	oc.doc, oc.staged = nil, true
 }
 
+// stopStaging waits for what a full read's stager is writing, so that a
+// read that gives up leaves nothing in flight. A nil change set has
+// nothing to stop.
+func (cs *changeSet) stopStaging() {
+	if cs != nil {
+		cs.stage.Stop()
+	}
+}
+
 // unstage takes back an object the read meets again.
 func (cs *changeSet) unstage(id string, oc *objChange) {
 	if !oc.staged {

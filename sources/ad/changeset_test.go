@@ -29,6 +29,7 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 		cs.add(user("u"+string(rune('A'+i%26))+string(rune('a'+i/26)), "user"), true)
 	}
 	cs.add(dirEntry{id: "g1", dn: "CN=G,DC=x", attrs: map[string][][]byte{"objectClass": {[]byte("group")}}, members: &memberChange{whole: true, all: []string{"uAa"}}}, true)
+	stage.Stop() // the batch handed to the store is written
 	if copies.Staged != sources.StageBatch {
 		t.Fatalf("%d accounts staged while reading, want a batch of %d", copies.Staged, sources.StageBatch)
 	}

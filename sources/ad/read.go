@@ -233,6 +233,7 @@ func (ss *session) readFull(ctx context.Context, copies sources.CopyStore, custo
 	if err != nil {
 		return sources.CopyDelta{}, syncToken{}, err
 	}
+	defer func() { cs.stopStaging() }() // the change set last begun
 	cookie, err := ss.dirSyncAll(ctx, info.BaseDN, nil, cs, nil)
 	switch {
 	case err == nil:
@@ -247,6 +248,7 @@ func (ss *session) readFull(ctx context.Context, copies sources.CopyStore, custo
 			tok.Service, tok.InvocationID = dc.service, dc.invocation
 		}
 	case isInsufficientRights(err):
+		cs.stopStaging()
 		if cs, err = ss.newFullChangeSet(ctx, copies, customer); err != nil {
 			return sources.CopyDelta{}, syncToken{}, err
 		}

@@ -351,12 +351,16 @@ func (r *deltaReader) everything(ctx context.Context, copies sources.CopyStore, 
 		return nil, fmt.Errorf("Microsoft 365: customer %s: read the whole tenant: %w", customer, err)
 	}
 	cs.stage = stage
-	return r.rounds(ctx, cs, position{
+	cs, err = r.rounds(ctx, cs, position{
 		Format: copyFormat,
 		Users:  s.graphURL("/users/delta", url.Values{"$select": {deltaUserSelect}}),
 		Groups: s.graphURL("/groups/delta", url.Values{"$select": {groupSelect}}),
 		Roles:  s.graphURL("/directoryRoles/delta", nil),
 	})
+	if err != nil {
+		stage.Stop()
+	}
+	return cs, err
 }
 
 // changes reads what changed since a position.

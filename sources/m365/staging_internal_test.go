@@ -38,6 +38,7 @@ func TestFullReadStagesItsUsers(t *testing.T) {
 	for _, id := range []string{"u1", "u2", "u3"} {
 		user(whole(id))
 	}
+	stage.Stop() // the batch handed to the store is written
 	if copies.Staged != 2 {
 		t.Fatalf("%d users in the store's staging, want the first batch of 2", copies.Staged)
 	}
