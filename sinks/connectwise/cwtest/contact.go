@@ -3,6 +3,7 @@ package cwtest
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -25,6 +26,9 @@ func (s *Server) DeleteContact(id int) bool {
 	defer s.mu.Unlock()
 	_, ok := s.contacts[id]
 	delete(s.contacts, id)
+	if i, found := slices.BinarySearch(s.ids, id); found {
+		s.ids = slices.Delete(s.ids, i, i+1)
+	}
 	return ok
 }
 

@@ -7,7 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -160,26 +160,20 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) {
 		fields = strings.Split(f, ",")
 	}
 	s.mu.Lock()
-	var all []*Contact
-	for _, c := range s.contacts {
+	matches := func(c *Contact) bool {
 		if !cond(s.contactGetter(c)) {
-			continue
+			return false
 		}
-		if hasChild {
-			ok := false
-			for _, it := range s.items(c) {
-				if child(itemGetter(it)) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
-				continue
+		if !hasChild {
+			return true
+		}
+		for _, it := range s.items(c) {
+			if child(itemGetter(it)) {
+				return true
 			}
 		}
-		all = append(all, c)
+		return false
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
 	var page []*Contact
 	link := func(params map[string]string, rel string) string {
 		v := url.Values{}
@@ -201,9 +195,15 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		i := sort.Search(len(all), func(i int) bool { return all[i].ID > after })
-		page = all[i:min(len(all), i+size)]
-		if i+size < len(all) {
+		// The page's contacts, and one more if there is a next page.
+		i, _ := slices.BinarySearch(s.ids, after+1)
+		for ; i < len(s.ids) && len(page) <= size; i++ {
+			if c := s.contacts[s.ids[i]]; matches(c) {
+				page = append(page, c)
+			}
+		}
+		if len(page) > size {
+			page = page[:size]
 			links = append(links, link(map[string]string{"pageId": strconv.Itoa(page[len(page)-1].ID)}, "next"))
 		}
 	} else {
@@ -213,6 +213,12 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) {
 				s.mu.Unlock()
 				writeError(w, http.StatusBadRequest, "InvalidObject", "page must be a positive integer", nil)
 				return
+			}
+		}
+		var all []*Contact
+		for _, id := range s.ids {
+			if c := s.contacts[id]; matches(c) {
+				all = append(all, c)
 			}
 		}
 		last := max(1, (len(all)+size-1)/size)

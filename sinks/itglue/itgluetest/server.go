@@ -27,6 +27,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,9 +129,13 @@ type Server struct {
 
 	fakeapi.Traffic // counters, arrivals, rate limit, faults, latency
 
-	mu         sync.Mutex
-	orgs       map[int]*Organization
-	passwords  map[int]*Password
+	mu        sync.Mutex
+	orgs      map[int]*Organization
+	passwords map[int]*Password
+	// byOrg holds each organization's entry ids in ascending order, so
+	// that a listing page walks one organization's entries in id order
+	// instead of copying and sorting every entry for every page.
+	byOrg      map[int][]int
 	categories map[int]string
 	nextID     int
 }
@@ -161,6 +166,7 @@ func Start(o Options) (*Server, error) {
 		opts:       o,
 		orgs:       map[int]*Organization{},
 		passwords:  map[int]*Password{},
+		byOrg:      map[int][]int{},
 		categories: map[int]string{},
 		nextID:     1000,
 	}
@@ -251,9 +257,24 @@ func (s *Server) addLocked(p Password) int {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	}
+	if old := s.passwords[p.ID]; old != nil {
+		s.unindexLocked(old)
+	}
 	pp := p
 	s.passwords[p.ID] = &pp
+	ids := s.byOrg[p.OrganizationID]
+	if i, found := slices.BinarySearch(ids, p.ID); !found {
+		s.byOrg[p.OrganizationID] = slices.Insert(ids, i, p.ID)
+	}
 	return p.ID
+}
+
+// unindexLocked takes an entry out of its organization's ids.
+func (s *Server) unindexLocked(p *Password) {
+	ids := s.byOrg[p.OrganizationID]
+	if i, found := slices.BinarySearch(ids, p.ID); found {
+		s.byOrg[p.OrganizationID] = slices.Delete(ids, i, i+1)
+	}
 }
 
 // Passwords returns an organization's entries by id.
@@ -264,13 +285,10 @@ func (s *Server) Passwords(org int) []Password {
 }
 
 func (s *Server) listLocked(org int) []Password {
-	var out []Password
-	for _, p := range s.passwords {
-		if p.OrganizationID == org {
-			out = append(out, *p)
-		}
+	out := make([]Password, 0, len(s.byOrg[org]))
+	for _, id := range s.byOrg[org] {
+		out = append(out, *s.passwords[id])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
@@ -509,17 +527,18 @@ func (s *Server) listPasswords(w http.ResponseWriter, r *http.Request, org int) 
 		return
 	}
 	q := r.URL.Query()
+	name, category, archived := q.Get("filter[name]"), q.Get("filter[password_category_id]"), q.Get("filter[archived]")
 	s.mu.Lock()
-	all := s.listLocked(org)
-	var kept []Password
-	for _, p := range all {
-		if v := q.Get("filter[name]"); v != "" && !strings.EqualFold(v, p.Name) {
+	var kept []*Password
+	for _, id := range s.byOrg[org] {
+		p := s.passwords[id]
+		if name != "" && !strings.EqualFold(name, p.Name) {
 			continue
 		}
-		if v := q.Get("filter[password_category_id]"); v != "" && v != strconv.Itoa(p.CategoryID) {
+		if category != "" && category != strconv.Itoa(p.CategoryID) {
 			continue
 		}
-		if v := q.Get("filter[archived]"); v != "" && v != strconv.FormatBool(p.Archived) {
+		if archived != "" && archived != strconv.FormatBool(p.Archived) {
 			continue
 		}
 		kept = append(kept, p)
@@ -527,7 +546,7 @@ func (s *Server) listPasswords(w http.ResponseWriter, r *http.Request, org int) 
 	data := make([]map[string]any, 0, size)
 	for _, p := range window(kept, number, size) {
 		// Listings never carry the value, whatever show_password says.
-		data = append(data, s.resourceLocked(p, false))
+		data = append(data, s.resourceLocked(*p, false))
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": pageMeta(number, size, len(kept)), "links": map[string]any{}})

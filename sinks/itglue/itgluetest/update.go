@@ -27,7 +27,10 @@ func (s *Server) Password(id int) (Password, bool) {
 func (s *Server) DeletePassword(id int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.passwords[id]
+	p, ok := s.passwords[id]
+	if ok {
+		s.unindexLocked(p)
+	}
 	delete(s.passwords, id)
 	return ok
 }
