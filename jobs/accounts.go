@@ -410,23 +410,9 @@ func (a *Accounts) locked(ctx context.Context, customer string, dryRun bool, fn 
 }
 
 // update writes fn's changes in one transaction fenced by the customer's
-// lease, as every writer's are: a lease whose time ran out on this
-// process's clock writes nothing, and the transaction holds the lease row
-// under its token, so that a holder that lost it to another (paused past
-// its time, say) cannot commit. A nil lease (a dry run's) fences nothing.
+// lease (see fenced).
 func (a *Accounts) update(ctx context.Context, l *Lease, fn func(tx Tx) error) error {
-	if l == nil {
-		return a.Store.Update(ctx, fn)
-	}
-	if err := l.Lost(); err != nil {
-		return fmt.Errorf("%w: nothing was written", err)
-	}
-	return a.Store.Update(ctx, func(tx Tx) error {
-		if err := tx.HoldLease(ctx, l.customer, l.Holder(), l.Token()); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
+	return fenced(ctx, a.Store, l, fn)
 }
 
 // audit writes one event about an account in tx.

@@ -232,7 +232,7 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 				dels[c.del.source] = append(dels[c.del.source], c.del.id)
 			}
 		}
-		err := ps.im.Store.Update(ctx, func(tx Tx) error {
+		err := ps.update(ctx, func(tx Tx) error {
 			if err := tx.PutAttention(ctx, puts...); err != nil {
 				return err
 			}

@@ -87,7 +87,7 @@ func (ps *pass) recordBindAccount(ctx context.Context, conn *Connections) {
 	if old, err := im.Store.State(ctx, ps.c.ID, stateBindAccount); err == nil && old == value {
 		return // as recorded: no write
 	}
-	err = im.Store.Update(ctx, func(tx Tx) error {
+	err = ps.update(ctx, func(tx Tx) error {
 		old, err := tx.State(ctx, ps.c.ID, stateBindAccount)
 		if err != nil || old == value {
 			return err

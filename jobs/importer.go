@@ -72,11 +72,14 @@ type ImportOptions struct {
 }
 
 // leaseLost returns why the customer's lease was lost, nil while it holds.
-func (o *ImportOptions) leaseLost() error {
-	if o.Lease == nil {
-		return nil
-	}
-	return o.Lease.Lost()
+func (o *ImportOptions) leaseLost() error { return o.Lease.Lost() }
+
+// update writes fn's changes in one transaction fenced by the customer's
+// lease (see fenced): once another holder may have taken the customer,
+// the pass's records are refused by the database, not only by this
+// process's own clock.
+func (ps *pass) update(ctx context.Context, fn func(tx Tx) error) error {
+	return fenced(ctx, ps.im.Store, ps.opt.Lease, fn)
 }
 
 // Counts sum up one customer's pass.
@@ -353,7 +356,7 @@ func (ps *pass) holdSurge(ctx context.Context, pl *planner) bool {
 	})
 	ps.decide(notice{Account: fmt.Sprintf("%d new accounts", importable), Action: ActionHeld, Reason: "surge guard"}, importable)
 	if !opt.DryRun {
-		ps.im.recordNotices(ctx, c.ID, &ps.decisions)
+		ps.recordNotices(ctx)
 		ps.keepAttention(ctx)
 	}
 	return true
@@ -394,7 +397,7 @@ func (ps *pass) end(ctx context.Context, conn *Connections, fresh int) {
 		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", ps.c.ID, rep.Counts.Failed, fresh)
 	}
 	ps.finishWelcomes(ctx, conn)
-	ps.im.recordNotices(ctx, ps.c.ID, &ps.decisions)
+	ps.recordNotices(ctx)
 	ps.keepAttention(ctx)
 }
 
@@ -583,20 +586,21 @@ type errNotRecorded struct{ cause error }
 func (e errNotRecorded) Error() string { return e.cause.Error() }
 
 // record writes a group's ledger rows and their audit events in one
-// transaction, which also records each welcome email's attempt before
-// the mailer sends it. A group with nothing to import opens none. Once
-// lost reports the customer's lease lost, before the transaction or
-// before it commits, the group is not recorded: its plans to import are
-// left for the next run, which matches what was created. A failed
-// transaction fails the group's plans to import.
-func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType]Resolved, batch []AccountPlan, lost func() error, log logrus.FieldLogger) {
+// transaction fenced by the customer's lease l (see fenced), which also
+// records each welcome email's attempt before the mailer sends it. A
+// group with nothing to import opens none. Once the lease is lost —
+// before the transaction, when the database is asked, or before it
+// commits — the group is not recorded: its plans to import are left for
+// the next run, which matches what was created. A failed transaction
+// fails the group's plans to import.
+func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType]Resolved, batch []AccountPlan, l *Lease, log logrus.FieldLogger) {
 	if !slices.ContainsFunc(batch, func(p AccountPlan) bool { return p.Action == ActionImport }) {
 		return
 	}
 	notRecorded := func(err error) {
 		abandon(batch, "not recorded: "+err.Error()+"; the next run matches what was created, never creates it twice")
 	}
-	if err := lost(); err != nil {
+	if err := l.Lost(); err != nil {
 		notRecorded(err)
 		return
 	}
@@ -606,7 +610,7 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 			rows = append(rows, im.ledgerRow(c, opts, &batch[i]))
 		}
 	}
-	err := im.Store.Update(ctx, func(tx Tx) error {
+	err := fenced(ctx, im.Store, l, func(tx Tx) error {
 		// The batch's rows go in one statement; its events are chained
 		// and written together when the transaction ends.
 		if err := tx.InsertImported(ctx, rows...); err != nil {
@@ -624,7 +628,7 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 				}
 			}
 		}
-		if err := lost(); err != nil {
+		if err := l.Lost(); err != nil {
 			return errNotRecorded{err}
 		}
 		return nil
@@ -633,6 +637,8 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 	switch {
 	case errors.As(err, &gone):
 		notRecorded(gone.cause)
+	case errors.Is(err, ErrLeaseLost):
+		notRecorded(err)
 	case err != nil:
 		for i := range batch {
 			if batch[i].Action == ActionImport {
@@ -698,9 +704,10 @@ const stateLastPass = "last_pass"
 // recordNotices notes the end of the pass and audits the decisions that need a person — skips,
 // ambiguities, holds, failures — once: only when they differ from what
 // the last run audited, so a run that changes nothing writes nothing.
-func (im *Importer) recordNotices(ctx context.Context, customer string, ns *decisionLog) {
+func (ps *pass) recordNotices(ctx context.Context) {
+	im, customer, ns := ps.im, ps.c.ID, &ps.decisions
 	digest := ns.sum()
-	err := im.Store.Update(ctx, func(tx Tx) error {
+	err := ps.update(ctx, func(tx Tx) error {
 		if err := tx.PutState(ctx, customer, stateLastPass, strconv.FormatInt(im.now().UnixMicro(), 10)); err != nil {
 			return err
 		}

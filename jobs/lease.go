@@ -182,8 +182,12 @@ func (l *Lease) renew(ctx context.Context) {
 
 // Lost returns nil while the lease is held, and why it was lost after.
 // It reads the lease's time itself, not only whether the timer that ends
-// it has fired: a process that was paused checks before it writes.
+// it has fired: a process that was paused checks before it writes. A nil
+// lease (a dry run's, a test's) is never lost.
 func (l *Lease) Lost() error {
+	if l == nil {
+		return nil
+	}
 	if l.ctx.Err() == nil {
 		l.mu.Lock()
 		out := time.Now().After(l.until)
@@ -194,6 +198,32 @@ func (l *Lease) Lost() error {
 		l.ranOut()
 	}
 	return context.Cause(l.ctx)
+}
+
+// fenced writes fn's changes in one transaction of store fenced by the
+// customer's lease l, as every writer's are: a lease whose time ran out on
+// this process's clock writes nothing, and the transaction holds the
+// lease row under its token (Tx.HoldLease), so that a holder that lost
+// the lease to another (paused past its time, say) cannot commit. Once the
+// database says so, the lease is lost for the whole process: nothing
+// more is written or called under it. A nil lease (a dry run's) fences
+// nothing.
+func fenced(ctx context.Context, store Store, l *Lease, fn func(tx Tx) error) error {
+	if l == nil {
+		return store.Update(ctx, fn)
+	}
+	if err := l.Lost(); err != nil {
+		return fmt.Errorf("%w: nothing was written", err)
+	}
+	return store.Update(ctx, func(tx Tx) error {
+		if err := tx.HoldLease(ctx, l.customer, l.holder, l.token); err != nil {
+			if errors.Is(err, ErrLeaseLost) {
+				l.lose(fmt.Errorf("customer %s: the database refused a write: its lease is another autoimport's now (this one was paused or too slow past it)", l.customer))
+			}
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // Context is done when the lease is lost; context.Cause says why.
@@ -208,19 +238,20 @@ func (l *Lease) Token() int64 { return l.token }
 // Customer is the customer the lease is on.
 func (l *Lease) Customer() string { return l.customer }
 
-// Release stops renewing and gives the lease up. A lost lease is not
-// released: it belongs to another holder now.
+// Release stops renewing and gives the lease up. The release is
+// conditional on this holder and token, so a lease another holder took
+// since is left alone, while one lost without being taken (its time ran
+// out here, the database refused a write) is freed for the next holder
+// instead of blocking the customer until it expires.
 func (l *Lease) Release(ctx context.Context) {
 	l.stop()
 	l.renewed.Wait()
 	l.mu.Lock()
 	l.runOut.Stop()
 	l.mu.Unlock()
-	if l.Lost() != nil {
-		return
-	}
+	lost := l.Lost()
 	l.lose(context.Canceled)
-	if err := l.store.ReleaseLease(context.WithoutCancel(ctx), l.customer, l.holder, l.token); err != nil {
+	if err := l.store.ReleaseLease(context.WithoutCancel(ctx), l.customer, l.holder, l.token); err != nil && lost == nil {
 		l.log.WithField("customer", l.customer).WithError(err).Warn("could not release the customer's lease; it expires by itself")
 	}
 }

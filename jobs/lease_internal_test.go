@@ -24,7 +24,7 @@ func TestImportReadsTheLeaseTimeNotOnlyItsTimer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ran out") {
 		t.Fatalf("a lease whose time is up reads as held: %v", err)
 	}
-	ws := &welcomeSender{leaseLost: opt.leaseLost}
+	ws := &welcomeSender{lease: l}
 	if ws.lost() == nil {
 		t.Error("the welcome sender would hand an email to the relay")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/sirupsen/logrus"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -180,4 +181,44 @@ func TestLeaseHolderNamesAreUnique(t *testing.T) {
 	if _, err := jobs.AcquireLease(ctx, s, "acme", b.HolderName(), time.Minute, nil); !errors.As(err, &held) {
 		t.Fatalf("second holder: %v, want ErrLeaseHeld", err)
 	}
+}
+
+// An import whose lease the database says another holder has (taken
+// while this process was paused, say, its own clock still saying it
+// holds) records nothing: every transaction of the pass holds the lease
+// row under its token, so no ledger row, audit event or welcome email
+// follows; the next run, under a lease that holds, matches the vault
+// entries the refused run created instead of creating them again.
+func TestImportRecordsOnlyUnderItsLease(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		f := setup(t, s)
+		acme := f.worlds["acme"]
+		acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+		before := auditActions(t, s)
+		f.runner.Store = takenStore{s}
+		cr := customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusFailed || !strings.Contains(cr.Error, "lease") {
+			t.Errorf("under a lease another holds: status %s, error %q", cr.Status, cr.Error)
+		}
+		if n := len(ledgerOf(t, s, "acme")); n != 0 {
+			t.Errorf("%d ledger rows written under a lease another holds", n)
+		}
+		if got := auditActions(t, s); !maps.Equal(got, before) {
+			t.Errorf("audit events written under a lease another holds: before %v, after %v", before, got)
+		}
+		if n := len(acme.mail.sent); n != 0 {
+			t.Errorf("%d welcome emails sent under a lease another holds", n)
+		}
+
+		f.runner.Store = s
+		cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
+		if cr.Status != jobs.StatusOK || len(ledgerOf(t, s, "acme")) != 2 {
+			t.Fatalf("next run: %s %q %+v", cr.Status, cr.Error, cr.Counts)
+		}
+		for _, u := range []string{"user1", "user2"} {
+			if n := acme.vault.count("org-acme", u); n != 1 {
+				t.Errorf("%s has %d vault entries", u, n)
+			}
+		}
+	})
 }

@@ -248,7 +248,7 @@ func (ps *pass) recordStates(ctx context.Context) error {
 		return nil
 	}
 	im := ps.im
-	err := im.Store.Update(ctx, func(tx Tx) error {
+	err := ps.update(ctx, func(tx Tx) error {
 		for k, st := range ps.changes {
 			if err := tx.SetSourceState(ctx, ps.c.ID, k.source, k.id, st); err != nil {
 				return err

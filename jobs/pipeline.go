@@ -192,7 +192,7 @@ func (pp *pipeline) record() {
 				break gather
 			}
 		}
-		ps.im.record(pp.work, ps.c, ps.opts, group, ps.opt.leaseLost, pp.log)
+		ps.im.record(pp.work, ps.c, ps.opts, group, ps.opt.Lease, pp.log)
 		pp.recorded <- group
 	}
 }

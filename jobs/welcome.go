@@ -71,12 +71,13 @@ func (r *WelcomeResult) add(state string) {
 // attempted) before it is sent, so that it is sent by one run only; an
 // account whose email is no longer pending is skipped. The outcomes are
 // recorded as a new account's are. Once the relay shows itself
-// unavailable the rest stay pending, untried; so do they once leaseLost
-// (nil: no lease) says the customer's lease was lost. The caller chooses
-// the accounts: an import pass passes those still active in their source.
-func (im *Importer) SendPendingWelcomes(ctx context.Context, c Customer, accounts []ImportedAccount, conn *Connections, leaseLost func() error) WelcomeResult {
+// unavailable the rest stay pending, untried; so do they once the
+// customer's lease l (nil: none) is lost, and every claim and outcome is
+// written fenced by it (see fenced). The caller chooses the accounts: an
+// import pass passes those still active in their source.
+func (im *Importer) SendPendingWelcomes(ctx context.Context, c Customer, accounts []ImportedAccount, conn *Connections, l *Lease) WelcomeResult {
 	s := im.newWelcomeSender(c, conn)
-	s.leaseLost = leaseLost
+	s.lease = l
 	res := s.sendPending(ctx, ctx, accounts)
 	res.RelayDown = s.relayDown()
 	return res
@@ -92,10 +93,10 @@ type welcomeSender struct {
 	conn *Connections
 	log  logrus.FieldLogger
 
-	// leaseLost, when set, says why the customer's lease was lost, nil
-	// while it holds: from then on no email is handed to the relay (see
-	// send).
-	leaseLost func() error
+	// lease, when set, is the customer's lease: once it is lost no email
+	// is handed to the relay (see send), and every claim and outcome is
+	// written fenced by it.
+	lease *Lease
 
 	mu sync.Mutex
 	// down is the first relay-wide failure of the run.
@@ -119,12 +120,7 @@ func (im *Importer) newWelcomeSender(c Customer, conn *Connections) *welcomeSend
 
 // lost says why the customer's lease was lost, nil while it holds or
 // without one.
-func (s *welcomeSender) lost() error {
-	if s.leaseLost == nil {
-		return nil
-	}
-	return s.leaseLost()
-}
+func (s *welcomeSender) lost() error { return s.lease.Lost() }
 
 func (s *welcomeSender) relayDown() error {
 	s.mu.Lock()
@@ -215,7 +211,7 @@ func (s *welcomeSender) leavePending(res *WelcomeResult, n int) {
 // claim records the attempts of pending emails (pending to attempted) in
 // one transaction; an email that is no longer pending is skipped.
 func (s *welcomeSender) claim(ctx context.Context, accounts []ImportedAccount) (jobs []*welcomeJob, skipped int, err error) {
-	err = s.im.Store.Update(ctx, func(tx Tx) error {
+	err = fenced(ctx, s.im.Store, s.lease, func(tx Tx) error {
 		jobs, skipped = jobs[:0], 0
 		for _, a := range accounts {
 			ok, err := tx.SetWelcomeIf(ctx, s.c.ID, a.Source, a.SourceID, WelcomePending, WelcomeAttempted)
@@ -259,10 +255,22 @@ func (s *welcomeSender) sendAll(ctx context.Context, jobs []*welcomeJob, res *We
 		})
 	}
 	wg.Wait()
+	// The outcomes are recorded whether or not the lease still holds:
+	// each row is this run's own claim (attempted), which no other run
+	// changes, and is changed only while it still is. So an email handed
+	// over just before the lease was lost is recorded sent, and one never
+	// handed over goes back to pending, to be sent once by a run that
+	// holds the lease.
 	err := s.im.Store.Update(ctx, func(tx Tx) error {
 		for _, j := range jobs {
-			if err := tx.SetWelcome(ctx, s.c.ID, j.source, j.id, j.state); err != nil {
-				return err
+			if j.state != WelcomeAttempted {
+				ok, err := tx.SetWelcomeIf(ctx, s.c.ID, j.source, j.id, WelcomeAttempted, j.state)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue // not this run's claim any more: nothing to say about it
+				}
 			}
 			if _, err := tx.AppendAudit(ctx, AuditEvent{At: s.im.now(), Actor: s.im.actor(), Action: j.action, Customer: s.c.ID, Subject: j.source + ":" + j.id, After: j.doc}); err != nil {
 				return err
@@ -403,7 +411,7 @@ func (ps *pass) finishWelcomes(ctx context.Context, conn *Connections) {
 func (ps *pass) welcome(conn *Connections) *welcomeSender {
 	if ps.mail == nil {
 		ps.mail = ps.im.newWelcomeSender(ps.c, conn)
-		ps.mail.leaseLost = ps.opt.leaseLost
+		ps.mail.lease = ps.opt.Lease
 	}
 	return ps.mail
 }
