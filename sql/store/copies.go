@@ -18,8 +18,9 @@ import (
 // ApplyCopy writes a read's changes in one transaction with multi-row
 // statements, so that a full read of a 100,000-object directory is a few
 // hundred statements rather than one round trip per object. Reads page
-// through the copy by key, one short query per page: a consumer that works
-// between objects holds no cursor open.
+// through the copy by key, one short query per page, the next page read
+// while the consumer works through this one: a consumer that works between
+// objects holds no cursor open.
 
 // Batches of ApplyCopy: at most copyBatchRows rows, and about
 // copyBatchBytes of documents, per statement (MariaDB's max_allowed_packet
@@ -54,63 +55,57 @@ func (s *Store) CopyState(ctx context.Context, customer, source string) (sources
 
 // CopyObjects implements sources.CopyStore, in object id order.
 func (s *Store) CopyObjects(ctx context.Context, customer, source string) iter.Seq2[sources.CopyObject, error] {
-	return func(yield func(sources.CopyObject, error) bool) {
+	type row struct {
+		ID   string `db:"object_id"`
+		Kind string `db:"kind"`
+		Doc  []byte `db:"doc"`
+	}
+	rows := readAhead(ctx, copyObjectPage, func(ctx context.Context, last *row) ([]row, error) {
 		after := ""
-		for {
-			var page []struct {
-				ID   string `db:"object_id"`
-				Kind string `db:"kind"`
-				Doc  []byte `db:"doc"`
-			}
-			err := s.db.SelectContext(ctx, &page, "SELECT object_id, kind, doc FROM directory_copy_objects WHERE customer_id = ? AND source = ? AND object_id > ? ORDER BY object_id LIMIT ?",
-				customer, source, after, copyObjectPage)
-			if err != nil {
-				yield(sources.CopyObject{}, fmt.Errorf("customer %s: read the %s copy: %w", customer, source, err))
+		if last != nil {
+			after = last.ID
+		}
+		var page []row
+		err := s.db.SelectContext(ctx, &page, "SELECT object_id, kind, doc FROM directory_copy_objects WHERE customer_id = ? AND source = ? AND object_id > ? ORDER BY object_id LIMIT ?",
+			customer, source, after, copyObjectPage)
+		if err != nil {
+			return nil, fmt.Errorf("customer %s: read the %s copy: %w", customer, source, err)
+		}
+		return page, nil
+	})
+	return func(yield func(sources.CopyObject, error) bool) {
+		for o, err := range rows {
+			if !yield(sources.CopyObject{Kind: o.Kind, ID: o.ID, Doc: o.Doc}, err) || err != nil {
 				return
 			}
-			for _, o := range page {
-				if !yield(sources.CopyObject{Kind: o.Kind, ID: o.ID, Doc: o.Doc}, nil) {
-					return
-				}
-			}
-			if len(page) < copyObjectPage {
-				return
-			}
-			after = page[len(page)-1].ID
 		}
 	}
 }
 
 // CopyLinks implements sources.CopyStore, in (group, member) order.
 func (s *Store) CopyLinks(ctx context.Context, customer, source string) iter.Seq2[sources.CopyLink, error] {
+	type row struct {
+		Group  string `db:"group_id"`
+		Member string `db:"member_id"`
+	}
+	rows := readAhead(ctx, copyLinkPage, func(ctx context.Context, last *row) ([]row, error) {
+		q := "SELECT group_id, member_id FROM directory_copy_links WHERE customer_id = ? AND source = ?"
+		args := []any{customer, source}
+		if last != nil {
+			q += " AND (group_id > ? OR (group_id = ? AND member_id > ?))"
+			args = append(args, last.Group, last.Group, last.Member)
+		}
+		var page []row
+		if err := s.db.SelectContext(ctx, &page, q+" ORDER BY group_id, member_id LIMIT ?", append(args, copyLinkPage)...); err != nil {
+			return nil, fmt.Errorf("customer %s: read the memberships of the %s copy: %w", customer, source, err)
+		}
+		return page, nil
+	})
 	return func(yield func(sources.CopyLink, error) bool) {
-		var last sources.CopyLink
-		first := true
-		for {
-			var page []struct {
-				Group  string `db:"group_id"`
-				Member string `db:"member_id"`
-			}
-			q := "SELECT group_id, member_id FROM directory_copy_links WHERE customer_id = ? AND source = ?"
-			args := []any{customer, source}
-			if !first {
-				q += " AND (group_id > ? OR (group_id = ? AND member_id > ?))"
-				args = append(args, last.Group, last.Group, last.Member)
-			}
-			err := s.db.SelectContext(ctx, &page, q+" ORDER BY group_id, member_id LIMIT ?", append(args, copyLinkPage)...)
-			if err != nil {
-				yield(sources.CopyLink{}, fmt.Errorf("customer %s: read the memberships of the %s copy: %w", customer, source, err))
+		for l, err := range rows {
+			if !yield(sources.CopyLink{Group: l.Group, Member: l.Member}, err) || err != nil {
 				return
 			}
-			for _, l := range page {
-				if !yield(sources.CopyLink{Group: l.Group, Member: l.Member}, nil) {
-					return
-				}
-			}
-			if len(page) < copyLinkPage {
-				return
-			}
-			last, first = sources.CopyLink{Group: page[len(page)-1].Group, Member: page[len(page)-1].Member}, false
 		}
 	}
 }
