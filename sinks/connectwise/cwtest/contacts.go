@@ -196,7 +196,10 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		// The page's contacts, and one more if there is a next page.
-		i, _ := slices.BinarySearch(s.ids, after+1)
+		i, found := slices.BinarySearch(s.ids, after)
+		if found {
+			i++ // the page starts after it
+		}
 		for ; i < len(s.ids) && len(page) <= size; i++ {
 			if c := s.contacts[s.ids[i]]; matches(c) {
 				page = append(page, c)
