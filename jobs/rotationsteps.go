@@ -71,10 +71,7 @@ func (p *rotationPass) call(ctx context.Context, fn func(ctx context.Context) er
 // notes when the account was rotated and clears what the rotation asked
 // of a person. ErrLeaseLost and ErrStale stop the pass.
 func (p *rotationPass) record(ctx context.Context, x PasswordRotation, from *RotationVersion, action string, extra map[string]string) error {
-	err := p.r.Store.Update(ctx, func(tx Tx) error {
-		if err := tx.HoldLease(ctx, p.c.ID, p.lease.Holder(), p.lease.Token()); err != nil {
-			return err
-		}
+	err := fenced(ctx, p.r.Store, p.lease, func(tx Tx) error {
 		var err error
 		if from == nil {
 			err = tx.StartRotation(ctx, x)
@@ -369,7 +366,7 @@ func (p *rotationPass) entryGone(ctx context.Context, a ImportedAccount, err err
 }
 
 func (p *rotationPass) setAttention(ctx context.Context, a ImportedAccount, state, reason string) {
-	err := p.r.Store.Update(ctx, func(tx Tx) error {
+	err := fenced(ctx, p.r.Store, p.lease, func(tx Tx) error {
 		return tx.PutAttention(ctx, AccountAttention{Customer: p.c.ID, Source: a.Source, SourceID: a.SourceID, Type: a.Type, Username: a.Username,
 			DisplayName: a.DisplayName, Email: a.Email, State: state, Reason: reason, Since: p.r.now()})
 	})
