@@ -637,8 +637,8 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 	switch {
 	case errors.As(err, &gone):
 		notRecorded(gone.cause)
-	case errors.Is(err, ErrLeaseLost):
-		notRecorded(err)
+	case errors.Is(err, ErrLeaseLost) || err != nil && l.Lost() != nil:
+		notRecorded(err) // refused by the database, or lost meanwhile
 	case err != nil:
 		for i := range batch {
 			if batch[i].Action == ActionImport {
