@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"iter"
 )
 
@@ -9,8 +10,9 @@ import (
 // the caller works through the one before it, so that the database's
 // work and the caller's overlap. page reads the page after the given
 // last row (nil: the first page); a page shorter than size is the last.
-// The first error ends the sequence. When the caller stops early, the
-// read under way is cancelled and waited for before readAhead returns.
+// The first error ends the sequence; so does the end of ctx, as an error,
+// never as a shorter sequence. When the caller stops early, the read
+// under way is cancelled and waited for before readAhead returns.
 func readAhead[T any](ctx context.Context, size int, page func(ctx context.Context, last *T) ([]T, error)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
@@ -40,9 +42,9 @@ func readAhead[T any](ctx context.Context, size int, page func(ctx context.Conte
 			for range pages { // wait for the reader to end
 			}
 		}()
+		var zero T
 		for r := range pages {
 			if r.err != nil {
-				var zero T
 				yield(zero, r.err)
 				return
 			}
@@ -51,6 +53,12 @@ func readAhead[T any](ctx context.Context, size int, page func(ctx context.Conte
 					return
 				}
 			}
+			if len(r.rows) < size {
+				return // the last page
+			}
 		}
+		// The reader gave up before the last page: the context ended. Say
+		// so, or the caller would take what it got for all there is.
+		yield(zero, fmt.Errorf("read stopped before its last page: %w", context.Cause(ctx)))
 	}
 }

@@ -8,6 +8,38 @@ import (
 	"testing"
 )
 
+// A context that ends while rows are read ends them with an error, never
+// as a shorter list of rows that looks complete.
+func TestReadAheadEndsWithAnErrorWhenTheContextEnds(t *testing.T) {
+	for try := range 50 { // the reader may see the end while sending or while reading
+		ctx, cancel := context.WithCancel(context.Background())
+		rows := readAhead(ctx, 2, func(ctx context.Context, last *int) ([]int, error) {
+			from := 0
+			if last != nil {
+				from = *last + 1
+			}
+			return []int{from, from + 1}, nil // never a last page
+		})
+		n, failed := 0, false
+		for _, err := range rows {
+			if err != nil {
+				failed = true
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("try %d: %v, want the context's end", try, err)
+				}
+				continue
+			}
+			if n++; n == 3 {
+				cancel()
+			}
+		}
+		cancel()
+		if !failed {
+			t.Fatalf("try %d: %d rows and no error after the context ended", try, n)
+		}
+	}
+}
+
 // readAhead yields every row of every page in order, reads the next page
 // while the caller works, stops at a short page or the first error, and
 // when the caller stops early ends its reader before returning.
