@@ -3,7 +3,6 @@ package jobs
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -579,12 +578,6 @@ func (im *Importer) createInSinks(ctx context.Context, conn *Connections, p *Acc
 	}
 }
 
-// errNotRecorded is why a record's transaction was given up: the lease
-// was lost before it committed.
-type errNotRecorded struct{ cause error }
-
-func (e errNotRecorded) Error() string { return e.cause.Error() }
-
 // record writes a group's ledger rows and their audit events in one
 // transaction fenced by the customer's lease l (see fenced), which also
 // records each welcome email's attempt before the mailer sends it. A
@@ -628,17 +621,13 @@ func (im *Importer) record(ctx context.Context, c Customer, opts map[AccountType
 				}
 			}
 		}
-		if err := l.Lost(); err != nil {
-			return errNotRecorded{err}
-		}
-		return nil
+		return l.Lost()
 	})
-	var gone errNotRecorded
 	switch {
-	case errors.As(err, &gone):
-		notRecorded(gone.cause)
-	case errors.Is(err, ErrLeaseLost) || err != nil && l.Lost() != nil:
-		notRecorded(err) // refused by the database, or lost meanwhile
+	case err != nil && l.Lost() != nil:
+		// Lost before the commit, refused by the database (which loses
+		// the lease), or lost meanwhile.
+		notRecorded(err)
 	case err != nil:
 		for i := range batch {
 			if batch[i].Action == ActionImport {
