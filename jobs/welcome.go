@@ -72,8 +72,9 @@ func (r *WelcomeResult) add(state string) {
 // account whose email is no longer pending is skipped. The outcomes are
 // recorded as a new account's are. Once the relay shows itself
 // unavailable the rest stay pending, untried; so do they once the
-// customer's lease l (nil: none) is lost, and every claim and outcome is
-// written fenced by it (see fenced). The caller chooses the accounts: an
+// customer's lease l (nil: none) is lost, and every claim is written
+// fenced by it (see fenced; the outcomes of claimed emails are recorded
+// regardless, see sendAll). The caller chooses the accounts: an
 // import pass passes those still active in their source.
 func (im *Importer) SendPendingWelcomes(ctx context.Context, c Customer, accounts []ImportedAccount, conn *Connections, l *Lease) WelcomeResult {
 	s := im.newWelcomeSender(c, conn)
@@ -94,8 +95,8 @@ type welcomeSender struct {
 	log  logrus.FieldLogger
 
 	// lease, when set, is the customer's lease: once it is lost no email
-	// is handed to the relay (see send), and every claim and outcome is
-	// written fenced by it.
+	// is handed to the relay (see send), and every claim is written
+	// fenced by it.
 	lease *Lease
 
 	mu sync.Mutex
