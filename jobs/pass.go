@@ -156,7 +156,7 @@ func (d *decisionLog) list() string { return d.listed.String() + "]" }
 
 // readLedger loads the customer's imported accounts, small.
 func (ps *pass) readLedger(ctx context.Context) error {
-	for a, err := range ps.im.Store.ImportedAccounts(ctx, ps.c.ID) {
+	for a, err := range ps.im.Store.LedgerEntries(ctx, ps.c.ID) {
 		if err != nil {
 			return err
 		}

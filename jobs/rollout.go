@@ -274,7 +274,7 @@ func (a *Accounts) Welcome(ctx context.Context, customer string, sel Selection, 
 		im := &Importer{Store: a.Store, Log: a.log(), Actor: a.actor(), Now: a.Now}
 		res = im.SendPendingWelcomes(ctx, c, due, conn, l)
 		after := map[string]string{}
-		for row, err := range a.Store.ImportedAccounts(ctx, customer) {
+		for row, err := range a.Store.LedgerEntries(ctx, customer) {
 			if err != nil {
 				return err
 			}

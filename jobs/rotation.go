@@ -393,7 +393,7 @@ func (p *rotationPass) read(ctx context.Context) error {
 	}
 	var rows []AccountRow
 	byEntry := map[[2]string][]ImportedAccount{}
-	for a, err := range p.r.Store.ImportedAccounts(ctx, p.c.ID) {
+	for a, err := range p.r.Store.LedgerEntries(ctx, p.c.ID) {
 		if err != nil {
 			return err
 		}

@@ -49,6 +49,10 @@ type StoreReader interface {
 	LoadTenant(ctx context.Context) (*Tenant, error)
 	// ImportedAccounts streams one customer's ledger.
 	ImportedAccounts(ctx context.Context, customer string) iter.Seq2[ImportedAccount, error]
+	// LedgerEntries streams one customer's ledger like ImportedAccounts,
+	// but without each account's options snapshot (Options is nil): what
+	// import passes, rotations and roll-outs read, which never use it.
+	LedgerEntries(ctx context.Context, customer string) iter.Seq2[ImportedAccount, error]
 	// Attention lists the customer's accounts that need a person, as its
 	// last pass left them.
 	Attention(ctx context.Context, customer string) ([]AccountAttention, error)

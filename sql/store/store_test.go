@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -179,6 +180,67 @@ func TestPolicyChangeLeavesLedgerSnapshotAlone(t *testing.T) {
 		if len(after) != 1 || !after[0].Options.Equal(before[0].Options) || after[0].OptionsOrigin != before[0].OptionsOrigin ||
 			after[0].SelfServe != before[0].SelfServe || after[0].Welcome != "none" || !after[0].ImportedAt.Equal(at.Truncate(time.Microsecond)) {
 			t.Fatalf("ledger changed by a policy change:\nbefore %+v\nafter  %+v", before[0], after[0])
+		}
+	})
+}
+
+// TestLedgerEntriesLeaveOutTheOptionsSnapshot: the passes' ledger read
+// is the whole ledger but the snapshot, which it neither reads nor
+// decodes (a damaged one fails ImportedAccounts, not LedgerEntries).
+func TestLedgerEntriesLeaveOutTheOptionsSnapshot(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, err := (&jobs.TenantAdmin{Store: s, Actor: "test"}).Apply(ctx, exampleTenant(t)); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+		var accts []jobs.ImportedAccount
+		for i, typ := range []jobs.AccountType{jobs.EndUser, jobs.Admin} {
+			accts = append(accts, jobs.ImportedAccount{Customer: "acme", Source: "ad", SourceID: fmt.Sprintf("id-%d", i), Type: typ, Username: fmt.Sprintf("user%d", i),
+				UPN: fmt.Sprintf("user%d@acme.example", i), Email: fmt.Sprintf("user%d@acme.example", i), VaultIntegration: "IT Glue", VaultRef: fmt.Sprint(9000 + i),
+				PSAIntegration: "ConnectWise PSA", PSARef: fmt.Sprint(100 + i), SelfServe: i == 0, Rotation: i == 1, Welcome: jobs.WelcomePending, State: "active",
+				Options: jobs.Values{jobs.VaultCreate: true}, OptionsOrigin: "customer", ImportedAt: at})
+		}
+		if err := s.Update(ctx, func(tx jobs.Tx) error { return tx.InsertImported(ctx, accts...) }); err != nil {
+			t.Fatal(err)
+		}
+		var entries []jobs.ImportedAccount
+		for a, err := range s.LedgerEntries(ctx, "acme") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, a)
+		}
+		full := ledger(t, s, "acme")
+		if len(entries) != 2 || len(full) != 2 {
+			t.Fatalf("%d entries, %d accounts, want 2", len(entries), len(full))
+		}
+		for i := range full {
+			if entries[i].Options != nil {
+				t.Errorf("entry %d has options %v, want none", i, entries[i].Options)
+			}
+			want := full[i]
+			want.Options = nil
+			if !reflect.DeepEqual(entries[i], want) {
+				t.Errorf("entry %d:\n got %+v\nwant %+v", i, entries[i], want)
+			}
+		}
+		if _, err := s.DB().Exec("UPDATE imported_accounts SET options = 'not json'"); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range s.LedgerEntries(ctx, "acme") {
+			if err != nil {
+				t.Fatalf("LedgerEntries read the damaged snapshot: %v", err)
+			}
+		}
+		var damaged error
+		for _, err := range s.ImportedAccounts(ctx, "acme") {
+			if err != nil {
+				damaged = err
+			}
+		}
+		if damaged == nil || !strings.Contains(damaged.Error(), "options snapshot is damaged") {
+			t.Fatalf("ImportedAccounts with a damaged snapshot: %v", damaged)
 		}
 	})
 }

@@ -39,6 +39,12 @@ func (s *Store) ImportedAccounts(ctx context.Context, customer string) iter.Seq2
 	return reader{s, s.db}.ImportedAccounts(ctx, customer)
 }
 
+// LedgerEntries streams one customer's ledger without the options
+// snapshots.
+func (s *Store) LedgerEntries(ctx context.Context, customer string) iter.Seq2[jobs.ImportedAccount, error] {
+	return reader{s, s.db}.LedgerEntries(ctx, customer)
+}
+
 func (r reader) LoadTenant(ctx context.Context) (*jobs.Tenant, error) {
 	t := &jobs.Tenant{}
 	var ints []struct {
@@ -152,9 +158,27 @@ type ledgerRow struct {
 
 const ledgerCols = "customer_id, source, source_id, account_type, username, upn, display_name, email, immutable_id, m365_id, vault_integration, vault_ref, vault_name, psa_integration, psa_ref, self_serve, rotation, m365_sync, options, options_origin, welcome_state, welcome_at, source_state, imported_at, last_seen, last_rotated_at"
 
+// ledgerColsWithoutOptions are the ledger's columns but the options
+// snapshot, the largest of a row and the only one that is JSON.
+var ledgerColsWithoutOptions = strings.Replace(ledgerCols, " options,", "", 1)
+
 func (r reader) ImportedAccounts(ctx context.Context, customer string) iter.Seq2[jobs.ImportedAccount, error] {
+	return r.ledger(ctx, customer, true)
+}
+
+func (r reader) LedgerEntries(ctx context.Context, customer string) iter.Seq2[jobs.ImportedAccount, error] {
+	return r.ledger(ctx, customer, false)
+}
+
+// ledger streams one customer's ledger in (source, id) order, with each
+// account's options snapshot when withOptions is set.
+func (r reader) ledger(ctx context.Context, customer string, withOptions bool) iter.Seq2[jobs.ImportedAccount, error] {
+	cols := ledgerColsWithoutOptions
+	if withOptions {
+		cols = ledgerCols
+	}
 	return func(yield func(jobs.ImportedAccount, error) bool) {
-		rows, err := r.q.QueryxContext(ctx, "SELECT "+ledgerCols+" FROM imported_accounts WHERE customer_id = ? ORDER BY source, source_id", customer)
+		rows, err := r.q.QueryxContext(ctx, "SELECT "+cols+" FROM imported_accounts WHERE customer_id = ? ORDER BY source, source_id", customer)
 		if err != nil {
 			yield(jobs.ImportedAccount{}, fmt.Errorf("read ledger of customer %s: %w", customer, err))
 			return
@@ -167,9 +191,11 @@ func (r reader) ImportedAccounts(ctx context.Context, customer string) iter.Seq2
 				return
 			}
 			a := lr.ImportedAccount
-			if err := json.Unmarshal([]byte(lr.OptionsDoc), &a.Options); err != nil {
-				yield(jobs.ImportedAccount{}, fmt.Errorf("read ledger of customer %s: account %s: options snapshot is damaged: %w", customer, a.SourceID, err))
-				return
+			if withOptions {
+				if err := json.Unmarshal([]byte(lr.OptionsDoc), &a.Options); err != nil {
+					yield(jobs.ImportedAccount{}, fmt.Errorf("read ledger of customer %s: account %s: options snapshot is damaged: %w", customer, a.SourceID, err))
+					return
+				}
 			}
 			a.ImportedAt = time.UnixMicro(lr.ImportedAt).UTC()
 			a.LastSeen = time.UnixMicro(lr.LastSeen).UTC()
