@@ -148,11 +148,21 @@ func New(cfg Config) (*Source, error) {
 	return s, nil
 }
 
+// tlsSessions is how many TLS sessions a source keeps for resumption: one
+// per DC it dials (a source dials one; a few spare).
+const tlsSessions = 4
+
 func tlsConfig(cfg Config, u *url.URL) (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         u.Hostname(),
 		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // explicit test-only option
+		// A source dials its DC for every read and every step of a
+		// password change: resuming the first connection's TLS session
+		// spares each later one the DC's certificate, its signature and
+		// its verification (the key exchange, and so forward secrecy,
+		// stays). The cache belongs to this source: its clones share it.
+		ClientSessionCache: tls.NewLRUClientSessionCache(tlsSessions),
 	}
 	if cfg.ServerName != "" {
 		tc.ServerName = cfg.ServerName

@@ -487,3 +487,45 @@ func TestGroupByName(t *testing.T) {
 		}
 	}
 }
+
+// TestLaterDialsResumeTheTLSSession: every dial after a source's first
+// resumes its TLS session, over LDAPS and after StartTLS alike.
+func TestLaterDialsResumeTheTLSSession(t *testing.T) {
+	for _, ldaps := range []bool{true, false} {
+		t.Run(map[bool]string{true: "ldaps", false: "starttls"}[ldaps], func(t *testing.T) {
+			srv := adtest.NewServer(t, adtest.Options{Directory: adtest.Generate(3, 5), LDAPS: ldaps})
+			src, err := ad.New(srv.Config("acme"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				conn, err := src.DialBind(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, ok := conn.TLSConnectionState()
+				conn.Close()
+				if !ok || !st.HandshakeComplete {
+					t.Fatalf("dial %d: no TLS", i)
+				}
+				if st.DidResume != (i > 0) {
+					t.Errorf("dial %d: resumed %v, want %v", i, st.DidResume, i > 0)
+				}
+			}
+			// Another source (another customer's, or the next run's)
+			// starts with its own session.
+			other, err := ad.New(srv.Config("acme"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := other.DialBind(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if st, _ := conn.TLSConnectionState(); st.DidResume {
+				t.Error("a new source resumed another source's session")
+			}
+		})
+	}
+}
