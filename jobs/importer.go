@@ -36,6 +36,22 @@ type Connections struct {
 	Directories map[string]PasswordDirectory
 }
 
+// idleConnectionCloser is a client that keeps connections open between
+// its calls (an Active Directory source between password exchanges).
+type idleConnectionCloser interface {
+	CloseIdleConnections()
+}
+
+// closeIdleConnections closes what the customer's directory clients keep
+// open between calls, once a pass is done with them.
+func (c *Connections) closeIdleConnections() {
+	for _, d := range c.Directories {
+		if ic, ok := d.(idleConnectionCloser); ok {
+			ic.CloseIdleConnections()
+		}
+	}
+}
+
 // Connector makes a customer's clients. Secret references are resolved
 // here, at run time: a missing one fails that customer only.
 type Connector interface {

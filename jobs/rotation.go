@@ -256,6 +256,7 @@ func (p *rotationPass) run(ctx context.Context) error {
 		return fmt.Errorf("customer %s: %w", p.c.ID, err)
 	}
 	p.conn = conn
+	defer conn.closeIdleConnections()
 	return p.each(ctx, work)
 }
 

@@ -39,10 +39,11 @@ type rotationResult struct {
 }
 
 // directoryTrips are the directory round trips one rotation makes, by
-// source: AD: a bind and a search to look the account up, then a bind, a
-// search and the modify to set the password; Graph: the lookup, the
-// last-change read and the PATCH.
-var directoryTrips = map[string]int{"Active Directory": 5, "Microsoft 365": 3}
+// source: AD: a search to look the account up, then a search and the
+// modify to set the password, on connections the customer's rotation
+// workers bind once each and share; Graph: the lookup, the last-change
+// read and the PATCH.
+var directoryTrips = map[string]int{"Active Directory": 3, "Microsoft 365": 3}
 
 // measureRotation rotates every imported administrator of the sandbox at
 // once (as autoimport rotate --now) and collects the figures.

@@ -80,13 +80,16 @@ type Config struct {
 	SearchTimeout time.Duration
 }
 
-// Source reads accounts from one customer's Active Directory. It holds no
-// connection between calls: each Accounts call dials, binds, reads and
-// closes, so a Source is safe for concurrent use.
+// Source reads accounts from one customer's Active Directory and changes
+// its administrators' passwords. Each read dials, binds, reads and
+// closes; the exchanges of password changes reuse the few connections
+// kept idle between them (see idleConns). A Source is safe for
+// concurrent use.
 type Source struct {
 	cfg    Config
 	url    *url.URL
 	tlsCfg *tls.Config
+	idle   idleConns
 }
 
 // New validates cfg, fills in defaults and returns a Source. It does not

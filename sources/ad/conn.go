@@ -18,6 +18,10 @@ type session struct {
 	src         *Source
 	conn        *ldap.Conn
 	reconnected bool
+	// reused marks a connection taken from the source's idle ones;
+	// closing marks one that a context's end closes or has closed, which
+	// is never kept idle.
+	reused, closing bool
 	// requests counts the requests sent: each page of a search, each
 	// DirSync batch.
 	requests int
@@ -34,6 +38,16 @@ func (s *Source) open(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	return &session{src: s, conn: conn}, nil
+}
+
+// openReusing is open for the short exchanges of password changes: it
+// takes a connection kept idle when there is one. The caller releases
+// the session when its exchange ended cleanly, else closes it.
+func (s *Source) openReusing(ctx context.Context) (*session, error) {
+	if conn := s.idle.take(); conn != nil {
+		return &session{src: s, conn: conn, reused: true}, nil
+	}
+	return s.open(ctx)
 }
 
 func (s *Source) dialBind(ctx context.Context) (*ldap.Conn, error) {
@@ -85,6 +99,27 @@ func (s *Source) dialAs(ctx context.Context, name, password string, bindErr func
 func (ss *session) close() {
 	if ss.conn != nil {
 		ss.conn.Close()
+		ss.conn = nil
+	}
+}
+
+// stopped stops a context.AfterFunc that closes the connection when the
+// context ends, noting when it is too late.
+func (ss *session) stopped(stop func() bool) {
+	if !stop() {
+		ss.closing = true
+	}
+}
+
+// release keeps a session whose exchanges ended cleanly, every answer
+// read, for the source's next exchange; a later close does nothing.
+func (ss *session) release() {
+	if ss.closing {
+		ss.close()
+	}
+	if ss.conn != nil {
+		ss.src.idle.put(ss.conn)
+		ss.conn = nil
 	}
 }
 

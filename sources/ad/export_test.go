@@ -2,6 +2,7 @@ package ad
 
 import (
 	"context"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -9,3 +10,13 @@ import (
 // DialBind connects and binds as the source's bind account, for tests
 // that look at the connection itself.
 func (s *Source) DialBind(ctx context.Context) (*ldap.Conn, error) { return s.dialBind(ctx) }
+
+// IdleConns is how many connections the source keeps idle.
+func (s *Source) IdleConns() int { return s.idle.idle() }
+
+// SetIdleFor sets how long connections wait idle until the test ends.
+func SetIdleFor(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := idleFor
+	idleFor = d
+	t.Cleanup(func() { idleFor = old })
+}

@@ -144,18 +144,20 @@ func checkTLS(conn *ldap.Conn) error {
 // AccountMissing, not an error.
 func (s *Source) Lookup(ctx context.Context, target PasswordTarget) (AccountStatus, error) {
 	op := "look up " + target.label()
-	ss, err := s.open(ctx)
+	ss, err := s.openReusing(ctx)
 	if err != nil {
 		return AccountStatus{}, err
 	}
 	defer ss.close()
 	e, err := ss.passwordEntry(ctx, target)
 	if errors.Is(err, ErrNotFound) {
+		ss.release()
 		return AccountStatus{State: AccountMissing}, nil
 	}
 	if err != nil {
 		return AccountStatus{}, s.errorf(err, "%s", op)
 	}
+	ss.release()
 	st, err := statusOf(e)
 	if err != nil {
 		return AccountStatus{}, s.errorf(err, "%s", op)
@@ -199,7 +201,7 @@ func (s *Source) SetPassword(ctx context.Context, target PasswordTarget, newPass
 	if err != nil {
 		return s.errorf(errors.New("the new password cannot be encoded as UTF-16"), "%s", op)
 	}
-	ss, err := s.open(ctx)
+	ss, err := s.openReusing(ctx)
 	if err != nil {
 		return err
 	}
@@ -219,13 +221,14 @@ func (s *Source) SetPassword(ctx context.Context, target PasswordTarget, newPass
 	req.Replace("unicodePwd", []string{value})
 	stop := context.AfterFunc(ctx, func() { ss.conn.Close() })
 	err = ss.conn.Modify(req)
-	stop()
+	ss.stopped(stop)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 		}
 		return s.errorf(explainModify(err, s.cfg.BindDN), "%s", op)
 	}
+	ss.release()
 	return nil
 }
 
@@ -247,15 +250,16 @@ func (s *Source) CheckPassword(ctx context.Context, target PasswordTarget, passw
 		// An empty password would be an anonymous bind, which succeeds.
 		return false, s.errorf(errors.New("the password to check is empty"), "%s", op)
 	}
-	ss, err := s.open(ctx)
+	ss, err := s.openReusing(ctx)
 	if err != nil {
 		return false, err
 	}
 	e, err := ss.passwordEntry(ctx, target)
-	ss.close()
 	if err != nil {
+		ss.close()
 		return false, s.errorf(err, "%s", op)
 	}
+	ss.release()
 	op = "check password of " + resolvedLabel(target, e)
 	var verdict error
 	conn, err := s.dialAs(ctx, e.DN, password, func(err error) error {
@@ -305,9 +309,12 @@ func (ss *session) passwordEntry(ctx context.Context, t PasswordTarget) (*ldap.E
 	}
 	req := ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(ss.src.cfg.SearchTimeout/time.Second), false,
 		"(objectClass=*)", passwordAttrs, nil)
-	stop := context.AfterFunc(ctx, func() { ss.conn.Close() })
-	res, err := ss.conn.Search(req)
-	stop()
+	res, err := ss.baseSearch(ctx, req)
+	if err != nil && ss.reused && (isDropped(err) || ss.conn.IsClosing()) && !isTimeout(err) && ctx.Err() == nil && ss.reconnect(ctx) {
+		// A connection kept idle that the DC closed meanwhile: a
+		// search changes nothing, so it is asked again on a new one.
+		res, err = ss.baseSearch(ctx, req)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -329,6 +336,15 @@ func (ss *session) passwordEntry(ctx context.Context, t PasswordTarget) (*ldap.E
 		}
 	}
 	return e, nil
+}
+
+// baseSearch runs req on the session's connection, which ctx ending
+// closes.
+func (ss *session) baseSearch(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	conn := ss.conn
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer ss.stopped(stop)
+	return conn.Search(req)
 }
 
 // resolvedLabel names a found account: "dave" (CN=Dave Dunn,...).

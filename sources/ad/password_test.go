@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,5 +316,124 @@ func TestSetPasswordHonoursContext(t *testing.T) {
 	}
 	if pw, _ := f.dir.Password(f.dave); pw != oldPassword {
 		t.Error("the password changed")
+	}
+}
+
+// TestPasswordExchangesReuseIdleConnections: the lookups and changes of a
+// rotation share the source's few idle connections, bound once; a
+// connection the DC dropped meanwhile costs a new dial, not an error; and
+// none stays open past its idle time.
+func TestPasswordExchangesReuseIdleConnections(t *testing.T) {
+	f := newPWFixture(t, adtest.Options{LDAPS: true})
+	ctx := context.Background()
+	f.srv.ResetStats()
+	for range 3 {
+		if st, err := f.src.Lookup(ctx, f.target); err != nil || st.State != ad.AccountEnabled {
+			t.Fatalf("Lookup: %+v %v", st, err)
+		}
+	}
+	if err := f.src.SetPassword(ctx, f.target, newPassword); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.src.CheckPassword(ctx, f.target, newPassword); !ok || err != nil {
+		t.Fatalf("CheckPassword: %v %v", ok, err)
+	}
+	// CheckPassword binds as the account on a connection of its own,
+	// which is never kept: one bind as the bind account, one as dave.
+	if st := f.srv.Stats(); st.Binds != 2 || st.PasswordChanges != 1 {
+		t.Errorf("binds %d, password changes %d; want 2 and 1", st.Binds, st.PasswordChanges)
+	}
+	if n := f.src.IdleConns(); n != 1 {
+		t.Errorf("%d idle connections, want 1", n)
+	}
+
+	// Dropped by the DC (a restart, an idle-timeout firewall): noticed
+	// when taken, or by the lookup's search, which asks again.
+	for i := range 5 {
+		f.srv.DropConnections()
+		if st, err := f.src.Lookup(ctx, f.target); err != nil || st.State != ad.AccountEnabled {
+			t.Fatalf("Lookup %d after the DC dropped the idle connection: %+v %v", i, st, err)
+		}
+	}
+
+	// At once, more than are kept: at most maxIdle stay.
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for range 12 {
+		wg.Go(func() {
+			_, err := f.src.Lookup(ctx, f.target)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.src.IdleConns(); n < 1 || n > 4 {
+		t.Errorf("%d idle connections after 12 lookups at once, want 1 to 4", n)
+	}
+
+	// Past their idle time they are closed.
+	ad.SetIdleFor(t, 10*time.Millisecond)
+	src, err := ad.New(f.srv.Config("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Lookup(ctx, f.target); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for src.IdleConns() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := src.IdleConns(); n != 0 {
+		t.Errorf("%d connections still idle past their idle time", n)
+	}
+}
+
+// TestRefusedOrCancelledExchangesKeepNoConnection: only an exchange that
+// ended cleanly leaves its connection for the next.
+func TestRefusedOrCancelledExchangesKeepNoConnection(t *testing.T) {
+	f := newPWFixture(t, adtest.Options{LDAPS: true})
+	f.srv.FailPasswordChanges(adtest.DenyReset)
+	if err := f.src.SetPassword(context.Background(), f.target, newPassword); err == nil {
+		t.Fatal("a refused change succeeded")
+	}
+	if n := f.src.IdleConns(); n != 0 {
+		t.Errorf("%d idle connections after a refused change, want 0", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.src.Lookup(ctx, f.target); err == nil {
+		t.Fatal("a lookup with an ended context succeeded")
+	}
+	if n := f.src.IdleConns(); n != 0 {
+		t.Errorf("%d idle connections after a cancelled lookup, want 0", n)
+	}
+}
+
+// TestCloseIdleConnections closes what a source keeps for its next
+// exchange at once: the next exchange dials again.
+func TestCloseIdleConnections(t *testing.T) {
+	f := newPWFixture(t, adtest.Options{LDAPS: true})
+	if _, err := f.src.Lookup(context.Background(), f.target); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.src.IdleConns(); n != 1 {
+		t.Fatalf("%d idle connections, want 1", n)
+	}
+	f.src.CloseIdleConnections()
+	if n := f.src.IdleConns(); n != 0 {
+		t.Errorf("%d idle connections after CloseIdleConnections", n)
+	}
+	f.srv.ResetStats()
+	if _, err := f.src.Lookup(context.Background(), f.target); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.srv.Stats(); st.Binds != 1 {
+		t.Errorf("%d binds after the idle connections were closed, want 1 (a new connection)", st.Binds)
 	}
 }

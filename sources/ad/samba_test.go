@@ -30,6 +30,7 @@ func sambaSource(t *testing.T, f sambatest.Facts, mod ...func(*ad.Config)) *ad.S
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(src.CloseIdleConnections)
 	return src
 }
 

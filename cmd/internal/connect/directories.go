@@ -21,6 +21,10 @@ type adDirectory struct {
 
 func (adDirectory) Name() string { return "Active Directory" }
 
+// CloseIdleConnections closes the connections the source keeps between
+// password exchanges, when a rotation is done with them.
+func (d adDirectory) CloseIdleConnections() { d.src.CloseIdleConnections() }
+
 func adTarget(a jobs.ImportedAccount) ad.PasswordTarget {
 	return ad.PasswordTarget{ObjectGUID: a.SourceID, Username: a.Username}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/jobs"
@@ -58,6 +59,7 @@ func rotationOverTheFakes(t *testing.T, s *store.Store) (*fakes, *jobs.Runner, [
 		t.Fatal(err)
 	}
 	binds := func(a jobs.ImportedAccount) bool {
+		defer src.CloseIdleConnections()
 		id, _ := strconv.Atoi(a.VaultRef)
 		e, ok := f.itg.Password(id)
 		if !ok || e.Value == "" {
@@ -88,9 +90,23 @@ func TestRotationOverTheFakes(t *testing.T) {
 		if err != nil || rot.Outcomes[jobs.OutcomeUnknown] != 1 {
 			t.Fatalf("rotation with a dropped answer: %v %+v", err, rot.Outcomes)
 		}
+		bindsBefore := f.dc.Stats().Binds
 		rot, err = r.Rotate(ctx, jobs.RotationRunOptions{Customers: []string{"acme"}, Now: true})
 		if err != nil || rot.Status != jobs.StatusOK || rot.Outcomes[jobs.OutcomeRotated] != len(admins) {
 			t.Fatalf("next pass: %v %+v", err, rot)
+		}
+		// The pass's exchanges shared a connection per worker (bound
+		// once each; the open rotation's check binds as its account, on
+		// a connection of its own), and it closed them when it was done.
+		if n := f.dc.Stats().Binds - bindsBefore; n > jobs.RotationWorkers+1 {
+			t.Errorf("%d binds for %d administrators, %d at a time: exchanges dialled", n, len(admins), jobs.RotationWorkers)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for f.dc.OpenConnections() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := f.dc.OpenConnections(); n != 0 {
+			t.Errorf("%d connections to the DC left open after the rotation", n)
 		}
 		for _, a := range admins {
 			if !binds(a) {

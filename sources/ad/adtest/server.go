@@ -310,6 +310,13 @@ func (s *Server) DropConnections() {
 	}
 }
 
+// OpenConnections is how many client connections are open.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns) / 2 // each is the client's and the backend's
+}
+
 // URL is ldap://127.0.0.1:port or ldaps://127.0.0.1:port.
 func (s *Server) URL() string {
 	scheme := "ldap"
