@@ -219,8 +219,9 @@ func (s *Source) SetPassword(ctx context.Context, target PasswordTarget, newPass
 	}
 	req := ldap.NewModifyRequest(e.DN, nil)
 	req.Replace("unicodePwd", []string{value})
-	stop := context.AfterFunc(ctx, func() { ss.conn.Close() })
-	err = ss.conn.Modify(req)
+	conn := ss.conn
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	err = conn.Modify(req)
 	ss.stopped(stop)
 	if err != nil {
 		if ctx.Err() != nil {
