@@ -12,7 +12,11 @@ import (
 func (s *Source) DialBind(ctx context.Context) (*ldap.Conn, error) { return s.dialBind(ctx) }
 
 // IdleConns is how many connections the source keeps idle.
-func (s *Source) IdleConns() int { return s.idle.idle() }
+func (s *Source) IdleConns() int {
+	s.idle.mu.Lock()
+	defer s.idle.mu.Unlock()
+	return len(s.idle.conns)
+}
 
 // SetIdleFor sets how long connections wait idle until the test ends.
 func SetIdleFor(t interface{ Cleanup(func()) }, d time.Duration) {

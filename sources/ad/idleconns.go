@@ -76,13 +76,6 @@ func (p *idleConns) expire(ic *idleConn) {
 	ic.conn.Close()
 }
 
-// idle reports how many connections wait.
-func (p *idleConns) idle() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.conns)
-}
-
 // closeAll closes every idle connection now.
 func (p *idleConns) closeAll() {
 	p.mu.Lock()
