@@ -123,6 +123,14 @@ func (ss *session) release() {
 	}
 }
 
+// reconnectAfter reports whether err means the connection went away
+// (not a request that timed out, not the context ending) and a new one
+// took its place, once per session: the request may then be asked again
+// if asking it twice changes nothing.
+func (ss *session) reconnectAfter(ctx context.Context, err error) bool {
+	return err != nil && (isDropped(err) || ss.conn.IsClosing()) && !isTimeout(err) && ctx.Err() == nil && ss.reconnect(ctx)
+}
+
 // reconnect replaces a dropped connection, once per session.
 func (ss *session) reconnect(ctx context.Context) bool {
 	if ss.reconnected {
@@ -178,7 +186,7 @@ func (ss *session) search(ctx context.Context, spec searchSpec, fn func(*ldap.En
 	paging := ldap.NewControlPaging(uint32(ss.src.cfg.PageSize))
 	for page := 1; ; page++ {
 		entries, next, err := ss.page(ctx, spec, paging)
-		if err != nil && (isDropped(err) || ss.conn.IsClosing()) && !isTimeout(err) && ctx.Err() == nil && ss.reconnect(ctx) {
+		if ss.reconnectAfter(ctx, err) {
 			// The cookie may still be valid on the new connection (it is on
 			// servers that keep paging state per search, not per
 			// connection); a server that refuses it fails the retry below.

@@ -311,7 +311,7 @@ func (ss *session) passwordEntry(ctx context.Context, t PasswordTarget) (*ldap.E
 	req := ldap.NewSearchRequest(base, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(ss.src.cfg.SearchTimeout/time.Second), false,
 		"(objectClass=*)", passwordAttrs, nil)
 	res, err := ss.baseSearch(ctx, req)
-	if err != nil && ss.reused && (isDropped(err) || ss.conn.IsClosing()) && !isTimeout(err) && ctx.Err() == nil && ss.reconnect(ctx) {
+	if ss.reused && ss.reconnectAfter(ctx, err) {
 		// A connection kept idle that the DC closed meanwhile: a
 		// search changes nothing, so it is asked again on a new one.
 		res, err = ss.baseSearch(ctx, req)

@@ -433,7 +433,7 @@ func (ss *session) dirSyncAll(ctx context.Context, base string, cookie []byte, c
 // the connection drops, asking again with the same cookie.
 func (ss *session) dirSyncBatch(ctx context.Context, base string, cookie []byte, fn func(*ldap.Entry)) ([]byte, bool, error) {
 	next, more, err := ss.dirSyncOnce(ctx, base, cookie, fn)
-	if err != nil && (isDropped(err) || ss.conn.IsClosing()) && !isTimeout(err) && ctx.Err() == nil && ss.reconnect(ctx) {
+	if ss.reconnectAfter(ctx, err) {
 		next, more, err = ss.dirSyncOnce(ctx, base, cookie, fn)
 	}
 	if err != nil && ctx.Err() != nil {
