@@ -150,14 +150,13 @@ func (s *Source) Lookup(ctx context.Context, target PasswordTarget) (AccountStat
 	}
 	defer ss.close()
 	e, err := ss.passwordEntry(ctx, target)
-	if errors.Is(err, ErrNotFound) {
-		ss.release()
-		return AccountStatus{State: AccountMissing}, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return AccountStatus{}, s.errorf(err, "%s", op)
 	}
-	ss.release()
+	ss.release() // answered, found or not
+	if err != nil {
+		return AccountStatus{State: AccountMissing}, nil
+	}
 	st, err := statusOf(e)
 	if err != nil {
 		return AccountStatus{}, s.errorf(err, "%s", op)
