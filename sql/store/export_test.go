@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/msp-tools/autoimport/sources"
@@ -29,3 +30,6 @@ var CheckBinlogFormat = checkBinlogFormat
 func ApplyCopyCounting(s *Store, ctx context.Context, customer, source string, d sources.CopyDelta) (int, error) {
 	return s.applyCopy(ctx, customer, source, d)
 }
+
+// PoolStats is the store's connection pool statistics, for tests.
+func PoolStats(s *Store) sql.DBStats { return s.db.Stats() }

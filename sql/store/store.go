@@ -177,6 +177,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// mysqlConns is how many connections the store opens to a MySQL or
+// MariaDB server at most, and keeps open between uses.
+const mysqlConns = 16
+
 // connect opens the database and checks that it answers.
 func connect(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	d, dsn, err := ParseURL(url)
@@ -198,7 +202,13 @@ func connect(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open %s database: %w", d, err)
 	}
 	if d == MySQL {
-		db.SetMaxOpenConns(16)
+		// Keep every connection the pool may open: database/sql keeps 2
+		// idle by default and closes the rest as they come back, so a
+		// pass's bursts of reads dialled, authenticated and set the
+		// isolation level of a new connection again and again (about 800
+		// connections over one 100-customer bench, against 16).
+		db.SetMaxOpenConns(mysqlConns)
+		db.SetMaxIdleConns(mysqlConns)
 		db.SetConnMaxLifetime(5 * time.Minute)
 	} else {
 		db.SetMaxOpenConns(4)

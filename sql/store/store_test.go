@@ -456,3 +456,31 @@ func TestStatementBasedBinaryLogIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestMySQLKeepsItsConnections: connections a burst of work opened stay
+// open for the next one, instead of database/sql's two idle ones, so a
+// pass does not dial and authenticate a new connection for most calls.
+func TestMySQLKeepsItsConnections(t *testing.T) {
+	s := storetest.MySQL(t)
+	const at = 8 // transactions open at once
+	var arrived sync.WaitGroup
+	arrived.Add(at)
+	var done sync.WaitGroup
+	for range at {
+		done.Go(func() {
+			err := s.Update(context.Background(), func(tx jobs.Tx) error {
+				arrived.Done()
+				arrived.Wait() // every transaction holds its connection
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	done.Wait()
+	st := store.PoolStats(s)
+	if st.MaxIdleClosed != 0 || st.Idle < at {
+		t.Fatalf("after %d transactions at once: %d connections closed for being idle, %d kept idle; want none closed, %d kept", at, st.MaxIdleClosed, st.Idle, at)
+	}
+}
