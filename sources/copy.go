@@ -82,8 +82,9 @@ type CopyStore interface {
 	// CopyState returns the copy's position; the zero state when there is
 	// no copy.
 	CopyState(ctx context.Context, customer, source string) (SyncState, error)
-	// CopyObjects streams the copy's objects, and CopyLinks its links.
-	CopyObjects(ctx context.Context, customer, source string) iter.Seq2[CopyObject, error]
+	// CopyObjects streams the copy's objects (only those of kinds, when
+	// kinds are given), and CopyLinks its links.
+	CopyObjects(ctx context.Context, customer, source string, kinds ...string) iter.Seq2[CopyObject, error]
 	CopyLinks(ctx context.Context, customer, source string) iter.Seq2[CopyLink, error]
 	// ApplyCopy applies a delta and its state in one transaction.
 	ApplyCopy(ctx context.Context, customer, source string, d CopyDelta) error

@@ -254,7 +254,7 @@ func (discardCopies) CopyState(context.Context, string, string) (sources.SyncSta
 	return sources.SyncState{}, nil
 }
 
-func (discardCopies) CopyObjects(context.Context, string, string) iter.Seq2[sources.CopyObject, error] {
+func (discardCopies) CopyObjects(context.Context, string, string, ...string) iter.Seq2[sources.CopyObject, error] {
 	return func(func(sources.CopyObject, error) bool) {}
 }
 

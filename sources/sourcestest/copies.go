@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/msp-tools/autoimport/sources"
 )
@@ -57,12 +59,14 @@ func (c *Copies) CopyState(_ context.Context, customer, source string) (sources.
 }
 
 // CopyObjects implements sources.CopyStore, in id order.
-func (c *Copies) CopyObjects(_ context.Context, customer, source string) iter.Seq2[sources.CopyObject, error] {
+func (c *Copies) CopyObjects(_ context.Context, customer, source string, kinds ...string) iter.Seq2[sources.CopyObject, error] {
 	c.mu.Lock()
 	m := c.get(customer, source)
 	out := make([]sources.CopyObject, 0, len(m.objects))
 	for _, o := range m.objects {
-		out = append(out, o)
+		if len(kinds) == 0 || slices.Contains(kinds, o.Kind) {
+			out = append(out, o)
+		}
 	}
 	c.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -170,3 +174,26 @@ func (c *Copies) StagedCopyObject(_ context.Context, customer, source, id string
 }
 
 var _ sources.CopyStager = (*Copies)(nil)
+
+// Counting is a CopyStore that counts the objects its CopyObjects
+// yields: what a reader fetched of a copy.
+type Counting struct {
+	sources.CopyStore
+	objects atomic.Int64
+}
+
+// CopyObjects implements sources.CopyStore, counting.
+func (c *Counting) CopyObjects(ctx context.Context, customer, source string, kinds ...string) iter.Seq2[sources.CopyObject, error] {
+	return func(yield func(sources.CopyObject, error) bool) {
+		for o, err := range c.CopyStore.CopyObjects(ctx, customer, source, kinds...) {
+			c.objects.Add(1)
+			if !yield(o, err) {
+				return
+			}
+		}
+	}
+}
+
+// Objects is how many objects CopyObjects yielded; Reset starts again.
+func (c *Counting) Objects() int64 { return c.objects.Load() }
+func (c *Counting) Reset()         { c.objects.Store(0) }

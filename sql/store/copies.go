@@ -53,22 +53,28 @@ func (s *Store) CopyState(ctx context.Context, customer, source string) (sources
 	return sources.SyncState{Token: row.Token, FullAt: fromMicros(row.FullAt), Selection: row.Selection}, nil
 }
 
-// CopyObjects implements sources.CopyStore, in object id order.
-func (s *Store) CopyObjects(ctx context.Context, customer, source string) iter.Seq2[sources.CopyObject, error] {
+// CopyObjects implements sources.CopyStore, in object id order: the
+// objects of kinds only, when kinds are given, so that a reader after a
+// copy's few groups does not fetch every account's document as well.
+func (s *Store) CopyObjects(ctx context.Context, customer, source string, kinds ...string) iter.Seq2[sources.CopyObject, error] {
 	type row struct {
 		ID   string `db:"object_id"`
 		Kind string `db:"kind"`
 		Doc  []byte `db:"doc"`
 	}
+	q := "SELECT object_id, kind, doc FROM directory_copy_objects WHERE customer_id = ? AND source = ? AND object_id > ?"
+	if len(kinds) > 0 {
+		q += " AND kind IN (" + placeholders(len(kinds)) + ")"
+	}
+	q += " ORDER BY object_id LIMIT ?"
 	rows := readAhead(ctx, copyObjectPage, func(ctx context.Context, last *row) ([]row, error) {
 		after := ""
 		if last != nil {
 			after = last.ID
 		}
+		args := append(append([]any{customer, source, after}, anys(kinds)...), copyObjectPage)
 		var page []row
-		err := s.db.SelectContext(ctx, &page, "SELECT object_id, kind, doc FROM directory_copy_objects WHERE customer_id = ? AND source = ? AND object_id > ? ORDER BY object_id LIMIT ?",
-			customer, source, after, copyObjectPage)
-		if err != nil {
+		if err := s.db.SelectContext(ctx, &page, q, args...); err != nil {
 			return nil, fmt.Errorf("customer %s: read the %s copy: %w", customer, source, err)
 		}
 		return page, nil
