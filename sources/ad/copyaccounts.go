@@ -80,13 +80,10 @@ func (s *Source) CopyAccounts(ctx context.Context, copies sources.CopyStore, cus
 			}
 			ous = append(ous, ou)
 		}
-		for o, err := range copies.CopyObjects(ctx, customer, copySource) {
+		for o, err := range copies.CopyObjects(ctx, customer, copySource, kindAccount) {
 			if err != nil {
 				fail(s.errorf(err, "read the local copy"))
 				return
-			}
-			if o.Kind != kindAccount {
-				continue
 			}
 			obj, err := decodeCopyObject(o.Doc)
 			if err != nil {
@@ -181,12 +178,9 @@ func (s *Source) loadCopyGroups(ctx context.Context, copies sources.CopyStore, c
 	cg := &copyGroups{src: s, info: info, groups: map[string]*copyObject{}, byKey: map[string]string{}, parents: map[string][]string{},
 		children: map[string][]string{}, containers: map[string]bool{}, ctx: ctx, copies: copies, customer: customer}
 	var problems []problem
-	for o, err := range copies.CopyObjects(ctx, customer, copySource) {
+	for o, err := range copies.CopyObjects(ctx, customer, copySource, kindGroup, kindProblem, kindContainer) {
 		if err != nil {
 			return nil, nil, s.errorf(err, "read the local copy")
-		}
-		if o.Kind != kindGroup && o.Kind != kindProblem && o.Kind != kindContainer {
-			continue
 		}
 		obj, err := decodeCopyObject(o.Doc)
 		if err != nil {

@@ -190,6 +190,32 @@ func TestCopySelectionErrorsMatchTheDC(t *testing.T) {
 	}, "selection errors")
 }
 
+// TestCopyAccountsReadsEachObjectOnce: computing a selection from the
+// copy fetches its groups, containers and problems, then its accounts,
+// each once, not the whole copy twice.
+func TestCopyAccountsReadsEachObjectOnce(t *testing.T) {
+	dir := adtest.Generate(28, 20)
+	_, src := fakeSource(t, dir)
+	copies := &sourcestest.Counting{CopyStore: &sourcestest.Copies{}}
+	sels := selections(dir.BaseDN)
+	readOnce(t, src, copies, "acme", sels[0], sources.ReadOptions{})
+	kinds := map[string]int{}
+	for o, err := range copies.CopyObjects(context.Background(), "acme", "ad") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds[o.Kind]++
+	}
+	for _, sel := range sels {
+		copies.Reset()
+		drain(src.CopyAccounts(context.Background(), copies, "acme", sel))
+		if want := kinds["account"] + kinds["group"] + kinds["container"] + kinds["problem"]; copies.Objects() != int64(want) {
+			t.Errorf("selection %+v fetched %d objects, want %d (%v)", sel, copies.Objects(), want, kinds)
+		}
+	}
+	compareCopy(t, src, copies, "acme", sels, "the counted copy")
+}
+
 // The copy kept in the production store (both dialects) gives the same
 // accounts as the DC after a full read and after incremental ones.
 func TestReadKeepsTheCopyInTheStore(t *testing.T) {

@@ -49,13 +49,10 @@ func (s *Source) CopyAccounts(ctx context.Context, copies sources.CopyStore, cus
 			yield(sources.Account{}, err)
 			return
 		}
-		for o, err := range copies.CopyObjects(ctx, customer, copySource) {
+		for o, err := range copies.CopyObjects(ctx, customer, copySource, kindUser) {
 			if err != nil {
 				yield(sources.Account{}, fmt.Errorf("Microsoft 365: customer %s: read the local copy: %w", customer, err))
 				return
-			}
-			if o.Kind != kindUser {
-				continue
 			}
 			var by []string
 			if sel.Empty() {
@@ -95,8 +92,11 @@ func (s *Source) CopyAccounts(ctx context.Context, copies sources.CopyStore, cus
 	}
 }
 
-// directory is the copy's shape without its users' documents: every
-// object by a small index, groups' and roles' names, and direct members.
+// directory is the copy's shape without its users: its groups and roles
+// and their direct members, each by a small index, and the groups' and
+// roles' names. A member that is not a group or role counts as a user:
+// only the copy's users are ever looked up in it, so a member the copy
+// does not hold (a device, a contact) is never reported.
 type directory struct {
 	s       *Source
 	index   map[string]int32
@@ -117,14 +117,12 @@ func (s *Source) loadDirectory(ctx context.Context, copies sources.CopyStore, cu
 	broken := func(o sources.CopyObject, err error) error {
 		return fmt.Errorf("Microsoft 365: customer %s: local copy: %s %s unreadable (a full read rewrites it): %w", customer, o.Kind, o.ID, err)
 	}
-	for o, err := range copies.CopyObjects(ctx, customer, copySource) {
+	for o, err := range copies.CopyObjects(ctx, customer, copySource, kindGroup, kindRole) {
 		if err != nil {
 			return nil, fmt.Errorf("Microsoft 365: customer %s: read the local copy: %w", customer, err)
 		}
 		i := int32(len(d.ids))
 		switch o.Kind {
-		case kindUser:
-			d.kinds = append(d.kinds, 'u')
 		case kindGroup:
 			var g groupDoc
 			if err := json.Unmarshal(o.Doc, &g); err != nil {
@@ -152,9 +150,18 @@ func (s *Source) loadDirectory(ctx context.Context, copies sources.CopyStore, cu
 			return nil, fmt.Errorf("Microsoft 365: customer %s: read the local copy's memberships: %w", customer, err)
 		}
 		g, ok := d.index[l.Group]
-		m, okm := d.index[l.Member]
-		if !ok || !okm || d.kinds[g] == 'u' || d.kinds[m] == 'r' {
-			continue // a member the copy does not hold, a device, ...
+		if !ok || d.kinds[g] == 'u' {
+			continue // not a group or role of the copy
+		}
+		m, ok := d.index[l.Member]
+		if !ok {
+			m = int32(len(d.ids))
+			d.index[l.Member] = m
+			d.ids = append(d.ids, l.Member)
+			d.kinds = append(d.kinds, 'u')
+		}
+		if d.kinds[m] == 'r' {
+			continue
 		}
 		d.members[g] = append(d.members[g], m)
 	}

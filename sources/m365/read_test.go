@@ -97,6 +97,29 @@ func TestCopyAccountsClassifiesAsAccounts(t *testing.T) {
 	}
 }
 
+// TestCopyAccountsReadsEachObjectOnce: computing a selection from the
+// copy fetches each of its objects once (groups and roles first, then
+// the users), not the whole copy twice.
+func TestCopyAccountsReadsEachObjectOnce(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 7, Users: 300, Groups: 4, Admins: 3})
+	src := newSource(t, srv)
+	copies := &sourcestest.Counting{CopyStore: &sourcestest.Copies{}}
+	sel := sources.Selection{Groups: []string{"All Staff"}, Admins: true}
+	read(t, src, copies, sel, sources.ReadOptions{})
+	kinds, _ := copyCounts(t, copies)
+	copies.Reset()
+	got, _, err := readAll(src.CopyAccounts(context.Background(), copies, "acme", sel))
+	if err != nil || len(got) == 0 {
+		t.Fatalf("%d accounts, %v", len(got), err)
+	}
+	if all := kinds["user"] + kinds["group"] + kinds["role"]; copies.Objects() != int64(all) {
+		t.Errorf("the selection fetched %d objects of a copy of %d (%v)", copies.Objects(), all, kinds)
+	}
+	copyMatches(t, src, copies, sel)
+}
+
 func TestReadWithoutChangesCostsThreeRequests(t *testing.T) {
 	srv := m365test.NewServer(m365test.Options{})
 	t.Cleanup(srv.Close)
