@@ -42,6 +42,11 @@ type SyncState struct {
 	// Selection is a digest of the selection the copy was read for; a
 	// different one forces a full read.
 	Selection string
+	// Version counts the writes that changed the copy's objects or links
+	// (ApplyCopy of a delta that is not Empty); the store keeps it, a
+	// reader's own value is ignored. An unchanged version is an unchanged
+	// copy.
+	Version int64
 }
 
 // Zero reports that there is no state: the next read is full.

@@ -139,7 +139,12 @@ func (c *Copies) ApplyCopy(_ context.Context, customer, source string, d sources
 	for _, l := range d.LinksAdded {
 		m.links[l] = true
 	}
+	version := m.state.Version
+	if !d.Empty() {
+		version++
+	}
 	m.state = d.State
+	m.state.Version = version
 	c.Applied++
 	return nil
 }

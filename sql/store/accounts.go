@@ -80,6 +80,9 @@ const attentionRowsPerStatement = 200
 
 // PutAttention records that accounts need a person, many to a statement.
 func (t *tx) PutAttention(ctx context.Context, rows ...jobs.AccountAttention) error {
+	for _, a := range rows {
+		t.changedCustomer(a.Customer)
+	}
 	cols := []string{"account_type", "username", "display_name", "email", "state", "reason", "since"}
 	for from := 0; from < len(rows); from += attentionRowsPerStatement {
 		chunk := rows[from:min(from+attentionRowsPerStatement, len(rows))]
@@ -107,6 +110,7 @@ func (t *tx) PutAttention(ctx context.Context, rows ...jobs.AccountAttention) er
 // customer's rows, which under REPEATABLE READ locks every row it passes,
 // other transactions' new rows included.
 func (t *tx) DeleteAttention(ctx context.Context, customer, source string, sourceIDs ...string) error {
+	t.changedCustomer(customer)
 	for _, id := range sourceIDs {
 		if _, err := t.sx.ExecContext(ctx, "DELETE FROM account_attention WHERE customer_id = ? AND source = ? AND source_id = ?", customer, source, id); err != nil {
 			return fmt.Errorf("customer %s: clear the attention state of %s:%s: %w", customer, source, id, err)
@@ -116,6 +120,7 @@ func (t *tx) DeleteAttention(ctx context.Context, customer, source string, sourc
 }
 
 func (t *tx) PutDecision(ctx context.Context, d jobs.AccountDecision) error {
+	t.changedCustomer(d.Customer)
 	if d.At.IsZero() {
 		d.At = time.Now()
 	}
@@ -128,6 +133,7 @@ func (t *tx) PutDecision(ctx context.Context, d jobs.AccountDecision) error {
 }
 
 func (t *tx) DeleteDecision(ctx context.Context, customer, source, sourceID string) error {
+	t.changedCustomer(customer)
 	_, err := t.sx.ExecContext(ctx, "DELETE FROM account_decisions WHERE customer_id = ? AND source = ? AND source_id = ?", customer, source, sourceID)
 	if err != nil {
 		return fmt.Errorf("customer %s: withdraw the decision about %s:%s: %w", customer, source, sourceID, err)
@@ -137,6 +143,7 @@ func (t *tx) DeleteDecision(ctx context.Context, customer, source, sourceID stri
 
 // SetLinks changes the vault entry and PSA contact of an imported account.
 func (t *tx) SetLinks(ctx context.Context, a jobs.ImportedAccount) error {
+	t.changedCustomer(a.Customer)
 	return t.exec1(ctx, "UPDATE imported_accounts SET vault_integration = ?, vault_ref = ?, vault_name = ?, psa_integration = ?, psa_ref = ? WHERE customer_id = ? AND source = ? AND source_id = ?",
 		fmt.Sprintf("customer %s: re-link %s:%s", a.Customer, a.Source, a.SourceID),
 		a.VaultIntegration, a.VaultRef, a.VaultName, a.PSAIntegration, a.PSARef, a.Customer, a.Source, a.SourceID)
@@ -144,6 +151,7 @@ func (t *tx) SetLinks(ctx context.Context, a jobs.ImportedAccount) error {
 
 // SetFlags changes the self-serve and rotation flags of an imported account.
 func (t *tx) SetFlags(ctx context.Context, customer, source, sourceID string, f jobs.Flags) error {
+	t.changedCustomer(customer)
 	return t.exec1(ctx, "UPDATE imported_accounts SET self_serve = ?, rotation = ? WHERE customer_id = ? AND source = ? AND source_id = ?",
 		fmt.Sprintf("customer %s: set the flags of %s:%s", customer, source, sourceID), f.SelfServe, f.Rotation, customer, source, sourceID)
 }

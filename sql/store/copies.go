@@ -42,15 +42,16 @@ func (s *Store) CopyState(ctx context.Context, customer, source string) (sources
 		Token     []byte `db:"token"`
 		FullAt    int64  `db:"full_at"`
 		Selection string `db:"selection"`
+		Version   int64  `db:"version"`
 	}
-	err := s.db.GetContext(ctx, &row, "SELECT token, full_at, selection FROM directory_copy_state WHERE customer_id = ? AND source = ?", customer, source)
+	err := s.db.GetContext(ctx, &row, "SELECT token, full_at, selection, version FROM directory_copy_state WHERE customer_id = ? AND source = ?", customer, source)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return sources.SyncState{}, nil
 	case err != nil:
 		return sources.SyncState{}, fmt.Errorf("customer %s: read the position of the %s copy: %w", customer, source, err)
 	}
-	return sources.SyncState{Token: row.Token, FullAt: fromMicros(row.FullAt), Selection: row.Selection}, nil
+	return sources.SyncState{Token: row.Token, FullAt: fromMicros(row.FullAt), Selection: row.Selection, Version: row.Version}, nil
 }
 
 // CopyObjects implements sources.CopyStore, in object id order: the
@@ -289,8 +290,18 @@ func (w *copyWriter) putState(ctx context.Context, d sources.CopyDelta) error {
 	if token == nil {
 		token = []byte{}
 	}
-	q := w.s.upsert("directory_copy_state", []string{"customer_id", "source"}, []string{"token", "full_at", "selection"})
-	return w.exec(ctx, q, w.customer, w.source, token, micros(d.State.FullAt), d.State.Selection)
+	// The version goes up by one with a delta that changes the copy.
+	q := w.s.upsert("directory_copy_state", []string{"customer_id", "source"}, []string{"token", "full_at", "selection", "version"})
+	if w.s.dialect == MySQL {
+		q = strings.Replace(q, "version = VALUES(version)", "version = version + VALUES(version)", 1)
+	} else {
+		q = strings.Replace(q, "version = excluded.version", "version = version + excluded.version", 1)
+	}
+	changed := 0
+	if !d.Empty() {
+		changed = 1
+	}
+	return w.exec(ctx, q, w.customer, w.source, token, micros(d.State.FullAt), d.State.Selection, changed)
 }
 
 // chunks cuts items into batches of at most rows items and, when size is

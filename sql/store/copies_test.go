@@ -242,7 +242,9 @@ func TestCopyObjectsOfSomeKinds(t *testing.T) {
 					all = append(all, o)
 				}
 			}
-			if !slices.EqualFunc(got, all, func(a, b sources.CopyObject) bool { return a.ID == b.ID && a.Kind == b.Kind && string(a.Doc) == string(b.Doc) }) {
+			if !slices.EqualFunc(got, all, func(a, b sources.CopyObject) bool {
+				return a.ID == b.ID && a.Kind == b.Kind && string(a.Doc) == string(b.Doc)
+			}) {
 				t.Errorf("kinds %v: %d objects, want %d", want, len(got), len(all))
 			}
 		}

@@ -219,6 +219,9 @@ type tx struct {
 	// pending are the audit events appended, by customer, chained and
 	// written when fn has run.
 	pending map[string][]jobs.AuditEvent
+	// changed are the customers whose version the transaction adds one
+	// to as it commits (see versions.go).
+	changed map[string]bool
 }
 
 // Update runs fn in one transaction, then chains and writes the audit
@@ -238,6 +241,9 @@ func (s *Store) Update(ctx context.Context, fn func(jobs.Tx) error) error {
 		return err
 	}
 	if err := t.flushAudit(ctx); err != nil {
+		return err
+	}
+	if err := t.bumpVersions(ctx); err != nil {
 		return err
 	}
 	if err := sx.Commit(); err != nil {
@@ -301,6 +307,7 @@ func nonNil(v jobs.Values) jobs.Values {
 }
 
 func (t *tx) PutCustomer(ctx context.Context, c jobs.Customer) error {
+	t.changedCustomer(c.ID)
 	stored := c
 	stored.Policies, stored.Options, stored.Numbers = nil, nil, nil
 	cfg, err := json.Marshal(stored)
@@ -355,6 +362,9 @@ const ledgerRowsPerInsert = 200
 
 // InsertImported records newly imported accounts, many to a statement.
 func (t *tx) InsertImported(ctx context.Context, accounts ...jobs.ImportedAccount) error {
+	for _, a := range accounts {
+		t.changedCustomer(a.Customer)
+	}
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", strings.Count(ledgerCols, ",")+1), ", ") + ")"
 	for from := 0; from < len(accounts); from += ledgerRowsPerInsert {
 		chunk := accounts[from:min(from+ledgerRowsPerInsert, len(accounts))]
@@ -392,6 +402,7 @@ func (t *tx) InsertImported(ctx context.Context, accounts ...jobs.ImportedAccoun
 var _ jobs.Store = (*Store)(nil)
 
 func (t *tx) SetSourceState(ctx context.Context, customer, source, sourceID, state string) error {
+	t.changedCustomer(customer)
 	_, err := t.sx.ExecContext(ctx, "UPDATE imported_accounts SET source_state = ?, last_seen = ? WHERE customer_id = ? AND source = ? AND source_id = ?", state, time.Now().UnixMicro(), customer, source, sourceID)
 	if err != nil {
 		return fmt.Errorf("customer %s: record state of %s/%s: %w", customer, source, sourceID, err)
@@ -400,6 +411,7 @@ func (t *tx) SetSourceState(ctx context.Context, customer, source, sourceID, sta
 }
 
 func (t *tx) SetWelcome(ctx context.Context, customer, source, sourceID, state string) error {
+	t.changedCustomer(customer)
 	_, err := t.sx.ExecContext(ctx, "UPDATE imported_accounts SET welcome_state = ?, welcome_at = ? WHERE customer_id = ? AND source = ? AND source_id = ?", state, time.Now().UnixMicro(), customer, source, sourceID)
 	if err != nil {
 		return fmt.Errorf("customer %s: record welcome email of %s/%s: %w", customer, source, sourceID, err)
@@ -408,6 +420,7 @@ func (t *tx) SetWelcome(ctx context.Context, customer, source, sourceID, state s
 }
 
 func (t *tx) SetWelcomeIf(ctx context.Context, customer, source, sourceID, from, to string) (bool, error) {
+	t.changedCustomer(customer)
 	res, err := t.sx.ExecContext(ctx, "UPDATE imported_accounts SET welcome_state = ?, welcome_at = ? WHERE customer_id = ? AND source = ? AND source_id = ? AND welcome_state = ?",
 		to, time.Now().UnixMicro(), customer, source, sourceID, from)
 	if err != nil {
