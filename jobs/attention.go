@@ -219,6 +219,7 @@ func (ps *pass) recordAttention(ctx context.Context) error {
 	// The last transaction also notes a recheck of the ambiguous accounts
 	// (attentionrecheck.go), in one of its own when nothing else changed.
 	noted := ps.recheckNoted()
+	ps.attentionWritten = len(changes) > 0 || noted != nil
 	for from := 0; from < len(changes) || (from == 0 && noted != nil); from += attentionWriteBatch {
 		batch := changes[from:min(from+attentionWriteBatch, len(changes))]
 		last := from+attentionWriteBatch >= len(changes)

@@ -106,11 +106,14 @@ func (ps *pass) recheckDue(ctx context.Context, fresh *newAccounts) bool {
 	if err != nil || v == "" || json.Unmarshal([]byte(v), &last) != nil {
 		return true
 	}
-	every := ps.im.AttentionRecheckEvery
-	if every <= 0 {
-		every = DefaultAttentionRecheckEvery
+	return last.Inputs != ps.inputsDigest(0) || ps.im.now().Sub(last.At) >= ps.im.attentionRecheckEvery()
+}
+
+func (im *Importer) attentionRecheckEvery() time.Duration {
+	if im.AttentionRecheckEvery > 0 {
+		return im.AttentionRecheckEvery
 	}
-	return last.Inputs != ps.inputsDigest(0) || ps.im.now().Sub(last.At) >= every
+	return DefaultAttentionRecheckEvery
 }
 
 // settleAmbiguous either plans the accounts held aside with the new ones

@@ -74,6 +74,7 @@ func (ps *pass) recordBindAccount(ctx context.Context, conn *Connections) {
 		b = BindAccount{}
 	case err != nil:
 		ps.rep.Notices = append(ps.rep.Notices, fmt.Sprintf("could not tell which account autoimport binds as (%v): until a run can, rotation knows it by the names in bind_dn only", err))
+		ps.passingFailure = true
 		return
 	default:
 		b.BindDN = cfg.BindDN

@@ -26,11 +26,16 @@ type memSource struct {
 	// bindAs is the account the customer's bind_dn names in it, when a
 	// test says which.
 	bindAs *jobs.BindAccount
+	// bindErr, when set, is how looking the bind account up fails.
+	bindErr error
 }
 
 func (s *memSource) BindAccount(ctx context.Context) (jobs.BindAccount, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.bindErr != nil {
+		return jobs.BindAccount{}, s.bindErr
+	}
 	if s.bindAs == nil {
 		return jobs.BindAccount{}, fmt.Errorf("%w: bind_dn names no account of this directory", jobs.ErrNotFound)
 	}

@@ -84,6 +84,10 @@ type ImportOptions struct {
 	// FullRead reads every source that reads incrementally in full
 	// (reconciling its copy) this time.
 	FullRead bool
+	// EveryAccount has every account's plan go to OnAccount, even when
+	// nothing changed since the last pass: a settled pass (settled.go)
+	// reports only what needs a person and the counts.
+	EveryAccount bool
 }
 
 // leaseLost returns why the customer's lease was lost, nil while it holds.
@@ -149,8 +153,13 @@ type CustomerReport struct {
 	NextStep string `json:"next_step,omitempty"`
 	// Reads says, per source read incrementally, whether this pass read
 	// it in full or only what changed, why, and what it cost.
-	Reads   []sources.ReadReport `json:"reads,omitempty"`
-	Elapsed time.Duration        `json:"elapsed_ns"`
+	Reads []sources.ReadReport `json:"reads,omitempty"`
+	// UnchangedSince, when set, says that nothing this pass would read
+	// had changed since the pass that ended then, whose counts, notices
+	// and accounts that need a person this report repeats: the pass read
+	// only its directories' changes (settled.go).
+	UnchangedSince time.Time     `json:"unchanged_since,omitzero"`
+	Elapsed        time.Duration `json:"elapsed_ns"`
 }
 
 func (r *CustomerReport) fail(err error) {
@@ -185,8 +194,10 @@ func (im *Importer) now() time.Time {
 }
 
 // Import runs one pass for a customer, step by step: begin (options,
-// connections, the ledger and the accounts that need a person), collect
-// the new accounts (deciding skipped and already-imported ones as they
+// connections, the ledger and the accounts that need a person), settle
+// (a pass that finds nothing changed since the last pass that had
+// nothing to do ends there, with that pass's report), collect the new
+// accounts (deciding skipped and already-imported ones as they
 // stream in), read each sink's index once into a planner, hold a surge,
 // then plan only (a dry run) or apply the new accounts and end the pass.
 // Only the new accounts are held for the whole pass, compactly; every
@@ -203,6 +214,14 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 	}
 	if ps == nil {
 		return rep // no source: nothing to import
+	}
+	settled, err := ps.settle(ctx, conn)
+	if err != nil {
+		rep.fail(err)
+		return rep
+	}
+	if settled {
+		return rep // nothing changed since the last pass: its report stands
 	}
 	fresh, err := ps.collectNew(ctx, conn)
 	if err != nil {
@@ -231,9 +250,10 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 }
 
 // begin resolves the customer's options and notes those paused, connects
-// to its integrations, and reads its ledger and the accounts that need a
-// person. A customer without a source has nothing to import: begin
-// returns no pass, and no error.
+// to its integrations, reads the customer's version and last settled
+// pass, and, unless that pass may still hold (settled.go), its ledger and
+// the accounts that need a person. A customer without a source has
+// nothing to import: begin returns no pass, and no error.
 func (im *Importer) begin(ctx context.Context, t *Tenant, c Customer, opt ImportOptions, rep *CustomerReport) (*pass, *Connections, error) {
 	opts := map[AccountType]Resolved{EndUser: Resolve(t, c, EndUser), Admin: Resolve(t, c, Admin)}
 	for _, typ := range AccountTypes {
@@ -250,13 +270,24 @@ func (im *Importer) begin(ctx context.Context, t *Tenant, c Customer, opt Import
 		return nil, nil, fmt.Errorf("customer %s: %w", c.ID, err)
 	}
 	ps := newPass(im, c, opt, opts, rep)
-	if err := ps.readLedger(ctx); err != nil {
-		return nil, nil, fmt.Errorf("customer %s: read the ledger: %w", c.ID, err)
-	}
-	if err := ps.readAttention(ctx, !opt.DryRun); err != nil {
+	if err := ps.loadSettled(ctx); err != nil {
 		return nil, nil, fmt.Errorf("customer %s: %w", c.ID, err)
 	}
+	if ps.last == nil {
+		if err := ps.readStored(ctx); err != nil {
+			return nil, nil, fmt.Errorf("customer %s: %w", c.ID, err)
+		}
+	}
 	return ps, conn, nil
+}
+
+// readStored reads the customer's ledger and the accounts that need a
+// person.
+func (ps *pass) readStored(ctx context.Context) error {
+	if err := ps.readLedger(ctx); err != nil {
+		return fmt.Errorf("read the ledger: %w", err)
+	}
+	return ps.readAttention(ctx, !ps.opt.DryRun)
 }
 
 // collectNew reads the customer's sources (their copies at once, and on
@@ -414,6 +445,7 @@ func (ps *pass) end(ctx context.Context, conn *Connections, fresh int) {
 	ps.finishWelcomes(ctx, conn)
 	ps.recordNotices(ctx)
 	ps.keepAttention(ctx)
+	ps.keepSettled(ctx, conn, fresh)
 }
 
 // sortAttention orders the accounts that need a person by username (then
@@ -706,6 +738,11 @@ func importEvents(customer string, p *AccountPlan) []AuditEvent {
 // microseconds): every account it reported was seen then.
 const stateLastPass = "last_pass"
 
+// noteLastPass notes when the customer's last complete pass ended.
+func (ps *pass) noteLastPass(ctx context.Context, tx Tx) error {
+	return tx.PutState(ctx, ps.c.ID, stateLastPass, strconv.FormatInt(ps.im.now().UnixMicro(), 10))
+}
+
 // recordNotices notes the end of the pass and audits the decisions that need a person — skips,
 // ambiguities, holds, failures — once: only when they differ from what
 // the last run audited, so a run that changes nothing writes nothing.
@@ -713,7 +750,7 @@ func (ps *pass) recordNotices(ctx context.Context) {
 	im, customer, ns := ps.im, ps.c.ID, &ps.decisions
 	digest := ns.sum()
 	err := ps.update(ctx, func(tx Tx) error {
-		if err := tx.PutState(ctx, customer, stateLastPass, strconv.FormatInt(im.now().UnixMicro(), 10)); err != nil {
+		if err := ps.noteLastPass(ctx, tx); err != nil {
 			return err
 		}
 		last, err := tx.State(ctx, customer, "notices")

@@ -40,6 +40,10 @@ const DefaultFullReadEvery = 7 * 24 * time.Hour
 // to fail ends the other. The read reports are kept in the order of the
 // sources, Microsoft 365 first.
 func (ps *pass) readCopies(ctx context.Context, conn *Connections, sel selections) error {
+	if ps.copiesRead {
+		return nil // read by settle already
+	}
+	ps.copiesRead = true
 	type job struct {
 		name string
 		kind sources.Kind

@@ -32,8 +32,10 @@ type pass struct {
 	// complete says which sources were read whole, so that an account
 	// absent from them is really missing.
 	complete map[string]bool
-	// read notes the sources whose copy this pass brought up to date.
-	read map[sources.Kind]bool
+	// read notes the sources whose copy this pass brought up to date;
+	// copiesRead that the pass read them (readCopies).
+	read       map[sources.Kind]bool
+	copiesRead bool
 	// decisions are what needs a person (skips, ambiguities, failures,
 	// holds), audited as one event when they change; a dry run keeps none.
 	decisions decisionLog
@@ -59,6 +61,22 @@ type pass struct {
 	// early is the sinks' indexes listed while a first import reads its
 	// sources (earlyindexes.go); nil on any other pass.
 	early *earlyIndexes
+
+	// version is the customer's version read as the pass began, last the
+	// record of the last settled pass while it may still hold, and
+	// hadRecord whether there was one (settled.go). noticesFrom is where
+	// the notices of the pass itself start in the report; hadPending and
+	// attentionWritten say that it found welcome emails pending and wrote
+	// accounts that need a person; passingFailure that it noted a failure
+	// the next pass may not meet (a notice a settled pass must not
+	// repeat).
+	version          int64
+	last             *settledPass
+	hadRecord        bool
+	noticesFrom      int
+	hadPending       bool
+	attentionWritten bool
+	passingFailure   bool
 }
 
 // notice is one decision that needs a person.
@@ -73,6 +91,7 @@ const attentionLimit = 1000
 func newPass(im *Importer, c Customer, opt ImportOptions, opts map[AccountType]Resolved, rep *CustomerReport) *pass {
 	ps := &pass{im: im, c: c, opt: opt, opts: opts, rep: rep, changes: map[ledgerKey]string{}, complete: map[string]bool{}, read: map[sources.Kind]bool{}, pendingRows: map[ledgerKey]ImportedAccount{}}
 	ps.ledger = newLedger(&ps.shared)
+	ps.noticesFrom = len(rep.Notices)
 	return ps
 }
 
@@ -163,6 +182,7 @@ func (ps *pass) readLedger(ctx context.Context) error {
 		ps.ledger.add(a)
 		ps.notePending(a)
 	}
+	ps.hadPending = len(ps.pendingRows) > 0
 	return nil
 }
 

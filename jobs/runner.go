@@ -60,6 +60,10 @@ type RunOptions struct {
 	OnAccount func(customer string, p AccountPlan)
 	// FullRead reads every source in full this time (run --once --full).
 	FullRead bool
+	// EveryAccount sends every account's plan to OnAccount even for a
+	// customer of which nothing changed since its last pass (see
+	// ImportOptions.EveryAccount).
+	EveryAccount bool
 }
 
 // Report is the outcome of one run.
@@ -183,7 +187,7 @@ func customerStatuses(rep *Report) []string {
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
 	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery, Actor: r.Actor,
 		AttentionRecheckEvery: r.AttentionRecheckEvery}
-	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, OnAccount: func(p AccountPlan) {
+	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, EveryAccount: opt.EveryAccount, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()
 		if !opt.DryRun {

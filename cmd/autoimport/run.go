@@ -127,7 +127,8 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 	var out accountWriter = discardAccounts{}
 	switch {
 	case a.json():
-		out = newJSONReport(a.stdout)
+		// The JSON report lists every account, changed or not.
+		out, opt.EveryAccount = newJSONReport(a.stdout), true
 	case opt.DryRun:
 		out = newPlanTable(a.stdout)
 	}
@@ -186,6 +187,10 @@ func (a *app) printReport(rep *jobs.Report) {
 		}
 		for _, r := range c.Reads {
 			fmt.Fprintf(a.stdout, "%s: read: %s\n", c.Customer, r)
+		}
+		if !c.UnchangedSince.IsZero() {
+			fmt.Fprintf(a.stdout, "%s: nothing changed since the pass of %s: its counts and the accounts that need a person stand (autoimport run --once --full reads and decides everything again)\n",
+				c.Customer, c.UnchangedSince.Local().Format(time.DateTime))
 		}
 		for _, n := range c.Notices {
 			fmt.Fprintf(a.stdout, "%s: note: %s\n", c.Customer, n)

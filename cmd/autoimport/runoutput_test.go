@@ -76,3 +76,19 @@ func TestPlanTableStreamsNewAccountsOnly(t *testing.T) {
 		t.Fatalf("empty table:\n%s", buf.String())
 	}
 }
+
+// A customer whose pass found nothing changed since its last one says so
+// in the summary, with how to have everything read and decided again.
+func TestSummarySaysWhenNothingChanged(t *testing.T) {
+	var out bytes.Buffer
+	a := &app{stdout: &out}
+	since := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	a.printReport(&jobs.Report{Status: jobs.StatusOK, Customers: []*jobs.CustomerReport{
+		{Customer: "acme", Status: jobs.StatusOK, Counts: jobs.Counts{AlreadyImported: 5}, UnchangedSince: since},
+		{Customer: "bravo", Status: jobs.StatusOK, Counts: jobs.Counts{Imported: 1}},
+	}})
+	want := "acme: nothing changed since the pass of " + since.Local().Format(time.DateTime)
+	if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "bravo: nothing changed") || !strings.Contains(out.String(), "run --once --full") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+}
