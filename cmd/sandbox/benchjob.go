@@ -50,6 +50,9 @@ type customerFigure struct {
 	// Reads say how each directory was read: full or incremental, why,
 	// and its requests.
 	Reads []sources.ReadReport `json:"reads,omitempty"`
+	// Settled says the pass found nothing changed since the last one
+	// and repeated its report.
+	Settled bool `json:"settled,omitempty"`
 }
 
 // runJob runs r once and measures the job's side.
@@ -73,7 +76,7 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 	jf := jobFigures{Seconds: elapsed.Seconds(), Status: rep.Status, Totals: rep.Totals, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse,
 		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool()}
 	for _, c := range rep.Customers {
-		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads})
+		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads, Settled: !c.UnchangedSince.IsZero()})
 	}
 	return jf, nil
 }

@@ -146,10 +146,10 @@ func TestBench(t *testing.T) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
 	}
-	if br.Customers != 3 || br.Accounts != 10 || len(br.Runs) != 4 {
-		t.Fatalf("JSON: %d customers, %d accounts, %d runs; want 3, 10, 4", br.Customers, br.Accounts, len(br.Runs))
+	if br.Customers != 3 || br.Accounts != 10 || len(br.Runs) != 5 {
+		t.Fatalf("JSON: %d customers, %d accounts, %d runs; want 3, 10, 5", br.Customers, br.Accounts, len(br.Runs))
 	}
-	first, again := br.Runs[0], br.Runs[1]
+	first, again, settled := br.Runs[0], br.Runs[1], br.Runs[2]
 	if first.Imported == 0 || first.WriteTotal == 0 || first.Status != "ok" {
 		t.Errorf("first run: imported %d, writes %d, status %s", first.Imported, first.WriteTotal, first.Status)
 	}
@@ -181,7 +181,12 @@ func TestBench(t *testing.T) {
 			t.Errorf("the no-change re-run listed %s %d times", q.Integration, q.N)
 		}
 	}
-	full, hires := br.Runs[2], br.Runs[3]
+	// The first no-change re-run finds nothing to do; the second, that
+	// nothing changed since: every customer's pass is settled.
+	if again.Settled != 0 || settled.Settled != br.Customers || settled.WriteTotal != 0 || settled.Ambiguous != again.Ambiguous || settled.Candidates != again.Candidates {
+		t.Errorf("settled customers: %d, then %d of %d; the second re-run: %+v", again.Settled, settled.Settled, br.Customers, settled)
+	}
+	full, hires := br.Runs[3], br.Runs[4]
 	modes := func(r runResult) map[string]int {
 		m := map[string]int{}
 		for _, f := range r.Reads {
@@ -317,7 +322,7 @@ func TestBenchJobProcess(t *testing.T) {
 	if !strings.Contains(out, "job process: peak resident memory") {
 		t.Errorf("output lacks the job's memory:\n%s", out)
 	}
-	if len(br.Runs) != 4 {
+	if len(br.Runs) != 5 {
 		t.Fatalf("%d runs", len(br.Runs))
 	}
 	first, again := br.Runs[0], br.Runs[1]
