@@ -21,7 +21,7 @@ import (
 // inputs, and it would report the same. The inputs of a pass are: the
 // customer's directories (their local copies), what the store holds of
 // the customer (its ledger, accounts that need a person, technicians'
-// decisions, rotations: its version, see StoreReader.CustomerVersion),
+// decisions: its version, see StoreReader.CustomerVersion),
 // its configuration and options, and, for an ambiguous account, the
 // vault's and PSA's entries, which are checked again once the recheck
 // interval is over (attentionrecheck.go).

@@ -64,10 +64,11 @@ type StoreReader interface {
 	// State reads a small per-customer value (delta links, the digest of
 	// the last notices audited, the time of the last pass); "" when unset.
 	State(ctx context.Context, customer, name string) (string, error)
-	// CustomerVersion counts the committed transactions that changed the
-	// customer's configuration, ledger, accounts that need a person,
-	// decisions or rotations (0: none yet). Reading it before and after
-	// tells whether any of them changed between.
+	// CustomerVersion counts the committed transactions that changed
+	// what an import pass reads of the customer besides its directories:
+	// its configuration, ledger, accounts that need a person or decisions
+	// (0: none yet). Reading it before and after tells whether any of
+	// them changed between.
 	CustomerVersion(ctx context.Context, customer string) (int64, error)
 }
 

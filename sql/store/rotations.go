@@ -78,7 +78,6 @@ func rotationArgs(r jobs.PasswordRotation) []any {
 // StartRotation records a new rotation of an account whose last one is
 // closed (or that has none); jobs.ErrStale when one is open.
 func (t *tx) StartRotation(ctx context.Context, r jobs.PasswordRotation) error {
-	t.changedCustomer(r.Customer)
 	what := fmt.Sprintf("customer %s: record the rotation of %s:%s (%s)", r.Customer, r.Source, r.SourceID, r.State)
 	var prev []struct {
 		State string `db:"state"`
@@ -104,7 +103,6 @@ func (t *tx) StartRotation(ctx context.Context, r jobs.PasswordRotation) error {
 // UpdateRotation changes an open rotation's state if it is still the
 // version the writer read (id, state, attempt); jobs.ErrStale otherwise.
 func (t *tx) UpdateRotation(ctx context.Context, r jobs.PasswordRotation, from jobs.RotationVersion) error {
-	t.changedCustomer(r.Customer)
 	what := fmt.Sprintf("customer %s: record the rotation of %s:%s (%s)", r.Customer, r.Source, r.SourceID, r.State)
 	return t.updateRotation(ctx, what, r, from, true)
 }
@@ -133,7 +131,6 @@ func (t *tx) updateRotation(ctx context.Context, what string, r jobs.PasswordRot
 }
 
 func (t *tx) SetRotated(ctx context.Context, customer, source, sourceID string, at time.Time) error {
-	t.changedCustomer(customer)
 	return t.exec1(ctx, "UPDATE imported_accounts SET last_rotated_at = ? WHERE customer_id = ? AND source = ? AND source_id = ?",
 		fmt.Sprintf("customer %s: record the rotation of %s:%s", customer, source, sourceID), micros(at), customer, source, sourceID)
 }

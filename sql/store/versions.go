@@ -11,8 +11,12 @@ import (
 
 // A customer's version counts the transactions that changed what an
 // import pass reads of it besides its directories: the ledger, the
-// accounts that need a person, the technicians' decisions, the rotations
-// and the customer's own configuration. Each write method of tx names its
+// accounts that need a person, the technicians' decisions and the
+// customer's own configuration. A rotation's own rows and the time an
+// account was last rotated, which no import pass reads, do not count
+// (the rotation's writes of accounts that need a person do): three
+// transactions per rotated administrator would otherwise wait on the
+// customer's version row. Each write method of tx names its
 // customer (changed); Update adds one to each such customer's version
 // just before it commits, in the same transaction, so a version read
 // after the commit covers every change before it, and one read before a

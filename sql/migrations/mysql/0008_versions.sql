@@ -1,6 +1,6 @@
 -- A version of what an import pass reads of a customer besides its
 -- directories: its ledger, the accounts that need a person, the
--- technicians' decisions and the rotations. Every transaction that
+-- technicians' decisions and the customer itself. Every transaction that
 -- writes any of them adds one as it commits, so that a pass can tell
 -- with one read that none of them changed since an earlier pass.
 CREATE TABLE customer_versions (
