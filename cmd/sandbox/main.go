@@ -384,6 +384,30 @@ func settleOne(ctx context.Context, w io.Writer, env *sandbox.Env, rep *jobs.Rep
 	if len(reads) > 0 {
 		fmt.Fprintf(w, "  directories read: %s\n", strings.Join(reads, "; "))
 	}
+	return showSettled(ctx, w, env, c.Customer)
+}
+
+// showSettled runs a customer twice more with nothing changed: the
+// first pass finds nothing to do, the second that nothing changed since
+// and repeats its report without reading the ledger or the copies.
+func showSettled(ctx context.Context, w io.Writer, env *sandbox.Env, customer string) error {
+	var what []string
+	for range 2 {
+		rep, err := env.Runner().Run(ctx, jobs.RunOptions{Customers: []string{customer}})
+		if err != nil {
+			return err
+		}
+		cr := rep.Customers[0]
+		if cr.Status != jobs.StatusOK {
+			return fmt.Errorf("customer %s: %s", customer, cr.Error)
+		}
+		if cr.UnchangedSince.IsZero() {
+			what = append(what, "a full pass")
+		} else {
+			what = append(what, "settled: nothing changed since the run before, its report repeated, ledger and copies not read")
+		}
+	}
+	fmt.Fprintf(w, "Two more runs of %s with nothing changed: %s; then %s.\n", customer, what[0], what[1])
 	return nil
 }
 
