@@ -194,9 +194,10 @@ func (im *Importer) now() time.Time {
 }
 
 // Import runs one pass for a customer, step by step: begin (options,
-// connections, the ledger and the accounts that need a person), settle
-// (a pass that finds nothing changed since the last pass that had
-// nothing to do ends there, with that pass's report), collect the new
+// connections, the last settled pass, the ledger and the accounts that
+// need a person), settle (a pass that finds nothing changed since the
+// last pass that had nothing to do ends there, with that pass's report;
+// otherwise it reads the ledger now if begin did not), collect the new
 // accounts (deciding skipped and already-imported ones as they
 // stream in), read each sink's index once into a planner, hold a surge,
 // then plan only (a dry run) or apply the new accounts and end the pass.
