@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"time"
 
@@ -149,7 +150,7 @@ func (ps *pass) settle(ctx context.Context, conn *Connections) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
-	if ok && sameVersions(copies, ps.last.Copies) {
+	if ok && maps.Equal(copies, ps.last.Copies) {
 		return true, ps.reportSettled(ctx)
 	}
 	ps.last = nil
@@ -157,18 +158,6 @@ func (ps *pass) settle(ctx context.Context, conn *Connections) (bool, error) {
 		return false, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	return false, nil
-}
-
-func sameVersions(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // reportSettled ends a settled pass: its report is the record's, and the
