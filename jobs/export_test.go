@@ -1,6 +1,10 @@
 package jobs
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // SetRotationStep makes r call f after each step of a rotation ("pending",
 // "directory", "set", "vault", "done"); an error from f stops the pass
@@ -25,3 +29,6 @@ func ThisProcessStart() string { return thisProcess().start }
 
 // ApplyWorkers is how many accounts an import creates in the sinks at once.
 const ApplyWorkers = applyWorkers
+
+// SettledPassesMetric is the counter of settled passes.
+func SettledPassesMetric(m *Metrics) *prometheus.CounterVec { return m.settled }

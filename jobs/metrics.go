@@ -14,6 +14,7 @@ type Metrics struct {
 	rotations *prometheus.CounterVec
 	reads     *prometheus.CounterVec
 	requests  *prometheus.CounterVec
+	settled   *prometheus.CounterVec
 }
 
 // NewMetrics registers the runner's metrics with reg.
@@ -31,7 +32,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Reads of a customer's directory by source and mode (full or incremental)."}, []string{"customer", "source", "mode"})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_directory_read_requests_total",
 		Help: "Directory round trips of those reads by source and mode."}, []string{"customer", "source", "mode"})
-	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun, m.rotations, m.reads, m.requests)
+	m.settled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_settled_passes_total",
+		Help: "Import passes that found nothing changed since the customer's last pass and repeated its report (see settled.go)."}, []string{"customer"})
+	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun, m.rotations, m.reads, m.requests, m.settled)
 	return m
 }
 
@@ -51,6 +54,9 @@ func (m *Metrics) observeRun(rep *Report) {
 		for _, r := range c.Reads {
 			m.reads.WithLabelValues(c.Customer, string(r.Source), r.Mode).Inc()
 			m.requests.WithLabelValues(c.Customer, string(r.Source), r.Mode).Add(float64(r.Requests))
+		}
+		if !c.UnchangedSince.IsZero() {
+			m.settled.WithLabelValues(c.Customer).Inc()
 		}
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sql/store"
@@ -36,6 +39,7 @@ type settledFixture struct {
 	ledger *ledgerCounting
 	ad     *copySource
 	users  []sources.Account
+	metric *prometheus.CounterVec
 }
 
 func newSettledFixture(t *testing.T, s *store.Store) *settledFixture {
@@ -43,6 +47,8 @@ func newSettledFixture(t *testing.T, s *store.Store) *settledFixture {
 	acme := f.worlds["acme"]
 	sf := &settledFixture{fixture: f, s: s, ledger: &ledgerCounting{Store: s}, ad: &copySource{memSource: acme.ad}}
 	f.runner.Store = sf.ledger
+	f.runner.Metrics = jobs.NewMetrics(prometheus.NewRegistry())
+	sf.metric = jobs.SettledPassesMetric(f.runner.Metrics)
 	f.runner.Copies = s
 	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: sf.ad, m365: &copySource{memSource: acme.m365, kind: sources.KindM365}}
 	sf.users = append(ambiguousUsers(acme, 4), user(100, jobs.EndUser), user(101, jobs.EndUser), user(102, jobs.EndUser))
@@ -125,6 +131,9 @@ func TestASettledPassRepeatsTheLastReport(t *testing.T) {
 		again := sf.pass(t, jobs.RunOptions{})
 		if !again.rep.UnchangedSince.Equal(settled.rep.UnchangedSince) || again.ledgerReads != 0 {
 			t.Errorf("a second settled pass: since %v (want %v), %d ledger reads", again.rep.UnchangedSince, settled.rep.UnchangedSince, again.ledgerReads)
+		}
+		if n := testutil.ToFloat64(sf.metric.WithLabelValues("acme")); n != 2 {
+			t.Errorf("autoimport_settled_passes_total{customer=acme} = %v after 2 settled passes", n)
 		}
 	})
 }
