@@ -79,6 +79,18 @@ type Report struct {
 // Failed reports whether any customer failed or was held.
 func (r *Report) Failed() bool { return r.Status != StatusOK }
 
+// Unchanged counts the customers whose pass found nothing changed since
+// their last one and repeated its report (settled.go).
+func (r *Report) Unchanged() int {
+	n := 0
+	for _, c := range r.Customers {
+		if !c.UnchangedSince.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
 // ErrBusy is returned when another run of this runner is under way.
 var ErrBusy = fmt.Errorf("a run is already under way")
 

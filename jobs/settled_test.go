@@ -74,6 +74,9 @@ func (sf *settledFixture) pass(t *testing.T, opt jobs.RunOptions) passOutcome {
 	if cr.Status != jobs.StatusOK {
 		t.Fatalf("acme: %s %s", cr.Status, cr.Error)
 	}
+	if settled := !cr.UnchangedSince.IsZero(); rep.Unchanged() != map[bool]int{true: 1}[settled] {
+		t.Fatalf("the run counts %d customers unchanged; acme settled: %v", rep.Unchanged(), settled)
+	}
 	return passOutcome{cr, len(plans["acme"]), sf.ledger.reads.Load() - ledger, sf.worlds["acme"].vault.indexes.Load() - listings}
 }
 

@@ -148,7 +148,8 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 			fmt.Fprintln(a.stderr)
 		}
 		mu.Unlock()
-		a.log.WithFields(map[string]any{"customer": cr.Customer, "status": cr.Status, "imported": cr.Counts.Imported, "done": done, "total": total}).Info("customer done")
+		a.log.WithFields(map[string]any{"customer": cr.Customer, "status": cr.Status, "imported": cr.Counts.Imported, "unchanged": !cr.UnchangedSince.IsZero(),
+			"done": done, "total": total}).Info("customer done")
 	}
 	opt.Stop = ctx
 	rep, err := r.Run(context.WithoutCancel(ctx), opt)
@@ -291,7 +292,7 @@ func (a *app) schedule(ctx context.Context) error {
 		default:
 			audit := a.runAuditOf(context.WithoutCancel(ctx), rep)
 			fields := map[string]any{"status": rep.Status, "imported": rep.Totals.Imported, "failed": rep.Totals.Failed, "held": rep.Totals.Held,
-				"seconds": rep.Finished.Sub(rep.Started).Seconds(), "audit_heads": audit.Heads}
+				"unchanged": rep.Unchanged(), "seconds": rep.Finished.Sub(rep.Started).Seconds(), "audit_heads": audit.Heads}
 			if audit.Note != "" || audit.Error != "" {
 				fields["audit"] = audit.Note + audit.Error
 			}
