@@ -403,7 +403,7 @@ func (ps *pass) holdSurge(ctx context.Context, pl *planner) bool {
 	})
 	ps.decide(notice{Account: fmt.Sprintf("%d new accounts", importable), Action: ActionHeld, Reason: "surge guard"}, importable)
 	if !opt.DryRun {
-		ps.recordNotices(ctx)
+		ps.recordNotices(ctx, nil) // new accounts: any record is refused by the copies' versions
 		ps.keepAttention(ctx)
 	}
 	return true
@@ -432,8 +432,8 @@ func (ps *pass) beforeWrites(ctx context.Context, conn *Connections) error {
 
 // end closes a pass that wrote: a lost lease fails the customer, as do
 // new accounts that failed; then the welcome emails left pending by
-// earlier runs are sent, and the pass's decisions and the accounts that
-// need a person are recorded.
+// earlier runs are sent, the accounts that need a person are recorded,
+// and last the pass's decisions with its settled record (settled.go).
 func (ps *pass) end(ctx context.Context, conn *Connections, fresh int) {
 	rep := ps.rep
 	if err := ps.opt.leaseLost(); err != nil {
@@ -444,9 +444,8 @@ func (ps *pass) end(ctx context.Context, conn *Connections, fresh int) {
 		rep.Status, rep.Error = StatusFailed, fmt.Sprintf("customer %s: %d of %d new accounts failed; they are retried next run (see each account's reason)", ps.c.ID, rep.Counts.Failed, fresh)
 	}
 	ps.finishWelcomes(ctx, conn)
-	ps.recordNotices(ctx)
 	ps.keepAttention(ctx)
-	ps.keepSettled(ctx, conn, fresh)
+	ps.recordNotices(ctx, ps.settledNote(ctx, conn, fresh))
 }
 
 // sortAttention orders the accounts that need a person by username (then
@@ -744,15 +743,22 @@ func (ps *pass) noteLastPass(ctx context.Context, tx Tx) error {
 	return tx.PutState(ctx, ps.c.ID, stateLastPass, strconv.FormatInt(ps.im.now().UnixMicro(), 10))
 }
 
-// recordNotices notes the end of the pass and audits the decisions that need a person — skips,
-// ambiguities, holds, failures — once: only when they differ from what
-// the last run audited, so a run that changes nothing writes nothing.
-func (ps *pass) recordNotices(ctx context.Context) {
+// recordNotices notes the end of the pass, with its settled record (see
+// settledNote; settled may be nil), and audits the decisions that need a
+// person — skips, ambiguities, holds, failures — once: only when they
+// differ from what the last run audited, so a run that changes nothing
+// writes nothing.
+func (ps *pass) recordNotices(ctx context.Context, settled func(ctx context.Context, tx Tx) error) {
 	im, customer, ns := ps.im, ps.c.ID, &ps.decisions
 	digest := ns.sum()
 	err := ps.update(ctx, func(tx Tx) error {
 		if err := ps.noteLastPass(ctx, tx); err != nil {
 			return err
+		}
+		if settled != nil {
+			if err := settled(ctx, tx); err != nil {
+				return err
+			}
 		}
 		last, err := tx.State(ctx, customer, "notices")
 		if err != nil || last == digest {

@@ -172,38 +172,37 @@ func (ps *pass) reportSettled(ctx context.Context) error {
 	return ps.update(ctx, func(tx Tx) error { return ps.noteLastPass(ctx, tx) })
 }
 
-// keepSettled records a pass that found nothing to do (see above), as
-// the last thing it writes. A pass that did anything else removes an
-// earlier record: the versions refuse a record once the store or a copy
-// changed, and clearing it does not leave that to them alone.
-func (ps *pass) keepSettled(ctx context.Context, conn *Connections, fresh int) {
+// settledNote is what the last transaction of a pass writes of its
+// record (see above): the record of a pass that found nothing to do, or,
+// for a pass that did anything else, the removal of an earlier one (the
+// versions refuse a record once the store or a copy changed; clearing it
+// does not leave that to them alone). Nil when there is nothing to write.
+func (ps *pass) settledNote(ctx context.Context, conn *Connections, fresh int) func(ctx context.Context, tx Tx) error {
 	rec, err := ps.settledRecord(ctx, conn, fresh)
-	if rec == nil && err == nil && !ps.hadRecord {
-		return
+	if err != nil {
+		ps.im.Log.WithField("customer", ps.c.ID).WithError(err).Warn("could not tell whether the pass found nothing to do; the next run reads everything again")
+		rec = nil
 	}
-	if err == nil {
-		err = ps.update(ctx, func(tx Tx) error {
-			if rec == nil {
-				return tx.PutState(ctx, ps.c.ID, settledState, "")
-			}
+	if rec == nil && !ps.hadRecord {
+		return nil
+	}
+	return func(ctx context.Context, tx Tx) error {
+		if rec != nil {
 			v, err := tx.CustomerVersion(ctx, ps.c.ID)
-			switch {
-			case err != nil:
-				return err
-			case v != rec.Version:
-				// Changed since the pass began: the record would be
-				// refused; it is not written.
-				return tx.PutState(ctx, ps.c.ID, settledState, "")
-			}
-			b, err := json.Marshal(rec)
 			if err != nil {
 				return err
 			}
-			return tx.PutState(ctx, ps.c.ID, settledState, string(b))
-		})
-	}
-	if err != nil {
-		ps.im.Log.WithField("customer", ps.c.ID).WithError(err).Warn("could not record that the pass found nothing to do; the next run reads everything again")
+			// Changed since the pass began, the record would be refused:
+			// it is not written.
+			if v == rec.Version {
+				b, err := json.Marshal(rec)
+				if err != nil {
+					return err
+				}
+				return tx.PutState(ctx, ps.c.ID, settledState, string(b))
+			}
+		}
+		return tx.PutState(ctx, ps.c.ID, settledState, "")
 	}
 }
 
