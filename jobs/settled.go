@@ -45,9 +45,10 @@ const settledState = "import.settled"
 // settledPass is what a pass that found nothing to do keeps of itself.
 type settledPass struct {
 	At time.Time `json:"at"`
-	// Inputs digests the build, the customer's configuration and its
-	// resolved options; Version is the customer's version, Copies each
-	// directory copy's version, as the pass read them.
+	// Inputs digests the build, the recheck and full-read intervals, the
+	// customer's configuration and its resolved options; Version is the
+	// customer's version, Copies each directory copy's version, as the
+	// pass read them.
 	Inputs  string           `json:"inputs"`
 	Version int64            `json:"version"`
 	Copies  map[string]int64 `json:"copies"`
