@@ -162,6 +162,10 @@ type CustomerReport struct {
 	Elapsed        time.Duration `json:"elapsed_ns"`
 }
 
+// Settled reports that the pass found nothing changed since the
+// customer's last pass and repeated its report (UnchangedSince).
+func (r *CustomerReport) Settled() bool { return !r.UnchangedSince.IsZero() }
+
 func (r *CustomerReport) fail(err error) {
 	r.Status, r.Error = StatusFailed, err.Error()
 }

@@ -55,7 +55,7 @@ func (m *Metrics) observeRun(rep *Report) {
 			m.reads.WithLabelValues(c.Customer, string(r.Source), r.Mode).Inc()
 			m.requests.WithLabelValues(c.Customer, string(r.Source), r.Mode).Add(float64(r.Requests))
 		}
-		if !c.UnchangedSince.IsZero() {
+		if c.Settled() {
 			m.settled.WithLabelValues(c.Customer).Inc()
 		}
 	}

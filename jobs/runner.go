@@ -84,7 +84,7 @@ func (r *Report) Failed() bool { return r.Status != StatusOK }
 func (r *Report) Unchanged() int {
 	n := 0
 	for _, c := range r.Customers {
-		if !c.UnchangedSince.IsZero() {
+		if c.Settled() {
 			n++
 		}
 	}

@@ -148,7 +148,7 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 			fmt.Fprintln(a.stderr)
 		}
 		mu.Unlock()
-		a.log.WithFields(map[string]any{"customer": cr.Customer, "status": cr.Status, "imported": cr.Counts.Imported, "unchanged": !cr.UnchangedSince.IsZero(),
+		a.log.WithFields(map[string]any{"customer": cr.Customer, "status": cr.Status, "imported": cr.Counts.Imported, "unchanged": cr.Settled(),
 			"done": done, "total": total}).Info("customer done")
 	}
 	opt.Stop = ctx
@@ -189,7 +189,7 @@ func (a *app) printReport(rep *jobs.Report) {
 		for _, r := range c.Reads {
 			fmt.Fprintf(a.stdout, "%s: read: %s\n", c.Customer, r)
 		}
-		if !c.UnchangedSince.IsZero() {
+		if c.Settled() {
 			fmt.Fprintf(a.stdout, "%s: nothing changed since the pass of %s: its counts and the accounts that need a person stand (autoimport run --once --full reads and decides everything again)\n",
 				c.Customer, c.UnchangedSince.Local().Format(time.DateTime))
 		}

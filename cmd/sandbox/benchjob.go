@@ -76,7 +76,7 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 	jf := jobFigures{Seconds: elapsed.Seconds(), Status: rep.Status, Totals: rep.Totals, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse,
 		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool()}
 	for _, c := range rep.Customers {
-		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads, Settled: !c.UnchangedSince.IsZero()})
+		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads, Settled: c.Settled()})
 	}
 	return jf, nil
 }

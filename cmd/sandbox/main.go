@@ -401,10 +401,10 @@ func showSettled(ctx context.Context, w io.Writer, env *sandbox.Env, customer st
 		if cr.Status != jobs.StatusOK {
 			return fmt.Errorf("customer %s: %s", customer, cr.Error)
 		}
-		if cr.UnchangedSince.IsZero() {
-			what = append(what, "a full pass")
-		} else {
+		if cr.Settled() {
 			what = append(what, "settled: nothing changed since the run before, its report repeated, ledger and copies not read")
+		} else {
+			what = append(what, "a full pass")
 		}
 	}
 	fmt.Fprintf(w, "Two more runs of %s with nothing changed: %s; then %s.\n", customer, what[0], what[1])
