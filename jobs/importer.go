@@ -302,7 +302,7 @@ func (ps *pass) readStored(ctx context.Context) error {
 // source read whole and settles the ambiguous accounts held aside.
 func (ps *pass) collectNew(ctx context.Context, conn *Connections) (*newAccounts, error) {
 	linkTwins := conn.AD != nil && conn.M365 != nil && ps.opts[EndUser].On(M365Sync)
-	sels := selectionsOf(ps.c, !ps.opts[Admin].On(Paused))
+	sels := ps.selections()
 	ps.early = ps.listIndexesEarly(ctx, conn)
 	if err := ps.readCopies(ctx, conn, sels); err != nil {
 		ps.early.stop()

@@ -295,9 +295,10 @@ func (ps *pass) recordStates(ctx context.Context) error {
 // selections are what a pass reads of each source.
 type selections struct{ ad, m365 sources.Selection }
 
-// selectionsOf returns the customer's selection of each source; admins
+// selections returns the customer's selection of each source; admins
 // only when administrator imports are not paused.
-func selectionsOf(c Customer, wantAdmins bool) selections {
+func (ps *pass) selections() selections {
+	c, wantAdmins := ps.c, !ps.opts[Admin].On(Paused)
 	var sel selections
 	if m := c.Sources.M365; m != nil {
 		sel.m365 = sources.Selection{Groups: m.Select.Groups, Roles: m.Select.Roles, IncludeDisabled: m.IncludeDisabled}

@@ -144,7 +144,7 @@ func (ps *pass) settle(ctx context.Context, conn *Connections) (bool, error) {
 	if ps.last == nil {
 		return false, nil
 	}
-	if err := ps.readCopies(ctx, conn, selectionsOf(ps.c, !ps.opts[Admin].On(Paused))); err != nil {
+	if err := ps.readCopies(ctx, conn, ps.selections()); err != nil {
 		return false, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	copies, ok, err := ps.copyVersions(ctx, conn)
