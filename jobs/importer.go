@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 )
 
 // Connections are one customer's ready clients, as its tenant
@@ -184,6 +184,10 @@ type Importer struct {
 	// FullReadEvery is the longest time between two full reads of such a
 	// source (DefaultFullReadEvery when zero).
 	FullReadEvery time.Duration
+	// FullReads, shared by the customers of a run, limits how many of
+	// their directories are read in full at once (see
+	// sources.ReadOptions.FullReads); nil: no limit.
+	FullReads *semaphore.Weighted
 	// AttentionRecheckEvery is how long an unchanged ambiguous account
 	// goes without a check against the vault and the PSA
 	// (DefaultAttentionRecheckEvery when zero).

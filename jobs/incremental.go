@@ -34,6 +34,13 @@ type incrementalSource interface {
 // expire 7 days after the last one.
 const DefaultFullReadEvery = 7 * 24 * time.Hour
 
+// DefaultFullReads is how many of a run's customers have a directory read
+// in full at once, unless Runner.FullReads says otherwise: as many as the
+// customers a run imports at once by default. A first run of many
+// customers at once reads them a few at a time, so the first of them
+// reach their vault and PSA while the rest still read.
+const DefaultFullReads = 4
+
 // readCopies brings the copy of each of the customer's sources that reads
 // incrementally up to date, before their accounts are collected. The two
 // directories are different services, so they are read at once; the first
@@ -66,11 +73,11 @@ func (ps *pass) readCopies(ctx context.Context, conn *Connections, sel selection
 		}
 		g.Go(func() error {
 			start := time.Now()
-			rep, err := inc.Read(gctx, ps.im.Copies, ps.c.ID, j.sel, sources.ReadOptions{Full: ps.opt.FullRead, FullEvery: ps.im.fullReadEvery(), Now: ps.im.Now})
+			rep, err := inc.Read(gctx, ps.im.Copies, ps.c.ID, j.sel, sources.ReadOptions{Full: ps.opt.FullRead, FullEvery: ps.im.fullReadEvery(), Now: ps.im.Now, FullReads: ps.im.FullReads})
 			if err != nil {
 				return fmt.Errorf("%s: %w", j.name, err)
 			}
-			rep.Source, rep.Seconds = j.kind, time.Since(start).Seconds()
+			rep.Source, rep.Seconds = j.kind, time.Since(start).Seconds()-rep.Waited
 			reports[i] = &rep
 			return nil
 		})

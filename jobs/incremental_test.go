@@ -7,6 +7,7 @@ import (
 	"iter"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,15 +42,22 @@ func (s *copySource) Read(ctx context.Context, copies sources.CopyStore, custome
 	s.mu.Lock()
 	s.reads = append(s.reads, opt)
 	s.mu.Unlock()
+	st, err := copies.CopyState(ctx, customer, s.name())
+	if err != nil {
+		return sources.ReadReport{}, err
+	}
+	turn := opt.FullTurn()
+	defer turn.Release()
+	if st.Zero() || opt.Full {
+		if err := turn.Take(ctx); err != nil {
+			return sources.ReadReport{}, err
+		}
+	}
 	if s.whileReading != nil {
 		s.whileReading()
 	}
 	if s.readErr != nil {
 		return sources.ReadReport{}, s.readErr
-	}
-	st, err := copies.CopyState(ctx, customer, s.name())
-	if err != nil {
-		return sources.ReadReport{}, err
 	}
 	held := map[string]string{}
 	for o, err := range copies.CopyObjects(ctx, customer, s.name()) {
@@ -75,7 +83,7 @@ func (s *copySource) Read(ctx context.Context, copies sources.CopyStore, custome
 			d.Deletes = append(d.Deletes, id)
 		}
 	}
-	rep := sources.ReadReport{Mode: sources.ReadIncremental, Requests: 1, Changes: len(d.Upserts) + len(d.Deletes)}
+	rep := sources.ReadReport{Mode: sources.ReadIncremental, Requests: 1, Changes: len(d.Upserts) + len(d.Deletes), Waited: turn.Waited()}
 	if d.Full {
 		rep.Mode, rep.Reason = sources.ReadFull, "no state"
 		if opt.Full {
@@ -214,6 +222,67 @@ func TestBothDirectoriesAreReadAtOnce(t *testing.T) {
 	cr = customerReport(f.run(t, jobs.RunOptions{Customers: []string{"acme"}}), "acme")
 	if cr.Status != jobs.StatusFailed || !strings.Contains(cr.Error, "Microsoft 365") || !strings.Contains(cr.Error, "HTTP 503") {
 		t.Fatalf("a failed read: %s %q", cr.Status, cr.Error)
+	}
+}
+
+// Full reads take turns across the customers of a run (Runner.FullReads):
+// with one turn, a customer's two first reads, both full, come one after
+// the other, and the second says how long it waited; its incremental
+// reads, which need no turn, still run at once.
+func TestFullReadsTakeTurns(t *testing.T) {
+	s := storetest.SQLite(t)
+	f := setup(t, s)
+	acme := f.worlds["acme"]
+	ad := &copySource{memSource: acme.ad}
+	m365 := &copySource{memSource: acme.m365, kind: sources.KindM365}
+	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad, m365: m365}
+	f.runner.Copies = &sourcestest.Copies{}
+	f.runner.FullReads = 1
+	acme.ad.set(user(1, jobs.EndUser))
+	acme.m365.set(sources.Account{Source: sources.KindM365, ID: "m-1", Username: "u1@acme.onmicrosoft.com", UPN: "u1@acme.onmicrosoft.com",
+		DisplayName: "User One", Type: jobs.EndUser, TypeReason: "in All Staff", Enabled: true})
+	const patience = 300 * time.Millisecond
+	// meetings makes each read wait up to patience for the other to be
+	// reading too, and says whether they ever were at once.
+	meetings := func() *atomic.Bool {
+		var reading atomic.Int32
+		met := &atomic.Bool{}
+		meet := func() {
+			reading.Add(1)
+			defer reading.Add(-1)
+			for deadline := time.Now().Add(patience); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if reading.Load() > 1 {
+					met.Store(true)
+					return
+				}
+			}
+		}
+		ad.whileReading, m365.whileReading = meet, meet
+		return met
+	}
+
+	met := meetings()
+	cr := customerReport(f.run(t, jobs.RunOptions{AllowSurge: true}), "acme")
+	if cr.Status != jobs.StatusOK || len(cr.Reads) != 2 {
+		t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Reads)
+	}
+	if met.Load() {
+		t.Error("with one turn, the two full reads ran at once")
+	}
+	waited := max(cr.Reads[0].Waited, cr.Reads[1].Waited)
+	// The second read began waiting about when the first began reading
+	// (how soon depends on the scheduler: half of patience is ample).
+	if cr.Reads[0].Mode != sources.ReadFull || cr.Reads[1].Mode != sources.ReadFull || waited < patience.Seconds()/2 {
+		t.Errorf("reads %+v (waited %.3fs, %.3fs): want two full reads, one of which waited about %v for its turn", cr.Reads, cr.Reads[0].Waited, cr.Reads[1].Waited, patience)
+	}
+
+	met = meetings()
+	cr = customerReport(f.run(t, jobs.RunOptions{}), "acme")
+	if cr.Status != jobs.StatusOK || cr.Reads[0].Mode != sources.ReadIncremental || cr.Reads[1].Mode != sources.ReadIncremental {
+		t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Reads)
+	}
+	if !met.Load() {
+		t.Error("incremental reads waited for a turn: they never ran at once")
 	}
 }
 

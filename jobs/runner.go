@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/semaphore"
 )
 
 // Runner runs import passes over customers: a bounded worker pool, one
@@ -36,6 +38,9 @@ type Runner struct {
 	Copies                sources.CopyStore
 	FullReadEvery         time.Duration
 	AttentionRecheckEvery time.Duration
+	// FullReads is how many directories are read in full at once, across
+	// the customers of a run (DefaultFullReads when zero).
+	FullReads int
 	// Progress, when set, is called after each customer.
 	Progress   func(done, total int, r *CustomerReport)
 	mu         sync.Mutex // one run at a time
@@ -43,6 +48,8 @@ type Runner struct {
 	holderName string
 	// accountMu makes OnAccount calls come one at a time.
 	accountMu sync.Mutex
+	// fullReads is the run's FullReads, shared by its customers.
+	fullReads *semaphore.Weighted
 }
 
 // RunOptions select what a run does.
@@ -126,6 +133,7 @@ func (r *Runner) Run(ctx context.Context, opt RunOptions) (*Report, error) {
 			return nil, err
 		}
 	}
+	r.fullReads = semaphore.NewWeighted(int64(cmp.Or(r.FullReads, DefaultFullReads)))
 	workers := max(1, min(r.Concurrency, len(customers)))
 	jobs := make(chan Customer)
 	results := make(chan *CustomerReport)
@@ -198,7 +206,7 @@ func customerStatuses(rep *Report) []string {
 // one imports one customer under its lease.
 func (r *Runner) one(ctx context.Context, t *Tenant, c Customer, opt RunOptions) *CustomerReport {
 	im := &Importer{Store: r.Store, Connector: r.Connector, Log: r.Log, Copies: r.Copies, FullReadEvery: r.FullReadEvery, Actor: r.Actor,
-		AttentionRecheckEvery: r.AttentionRecheckEvery}
+		AttentionRecheckEvery: r.AttentionRecheckEvery, FullReads: r.fullReads}
 	iopt := ImportOptions{DryRun: opt.DryRun, AllowSurge: opt.AllowSurge, Surge: r.Surge, Stop: opt.Stop, FullRead: opt.FullRead, EveryAccount: opt.EveryAccount, OnAccount: func(p AccountPlan) {
 		r.accountMu.Lock()
 		defer r.accountMu.Unlock()

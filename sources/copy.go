@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"iter"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // A directory read incrementally (AD DirSync or uSNChanged, Graph delta)
@@ -123,7 +125,53 @@ type ReadOptions struct {
 	FullEvery time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// FullReads, when set, is shared by the reads of a run's customers
+	// and limits how many of them read in full at once: a full read takes
+	// one of its slots before it asks the directory for
+	// everything and gives it back once its copy is written. A full read
+	// decodes and writes a whole directory and holds its groups while it
+	// does; begun for every customer at once, the reads share the CPU and
+	// the store until they all end together, and no customer reaches its
+	// vault or PSA before then. Nil: no limit. See FullTurn.
+	FullReads *semaphore.Weighted
 }
+
+// A FullTurn is one read's turn among ReadOptions.FullReads. Take waits
+// for it (once: taking it again does nothing); Release gives it back.
+type FullTurn struct {
+	slots  *semaphore.Weighted
+	held   bool
+	waited time.Duration
+}
+
+// FullTurn returns the read's turn, not yet taken.
+func (opt ReadOptions) FullTurn() *FullTurn { return &FullTurn{slots: opt.FullReads} }
+
+// Take waits for the turn, at once when there is no limit.
+func (t *FullTurn) Take(ctx context.Context) error {
+	if t.held || t.slots == nil {
+		return nil
+	}
+	start := time.Now()
+	err := t.slots.Acquire(ctx, 1)
+	t.waited += time.Since(start)
+	if err != nil {
+		return fmt.Errorf("wait for a turn to read in full: %w", err)
+	}
+	t.held = true
+	return nil
+}
+
+// Release gives the turn back, if it was taken.
+func (t *FullTurn) Release() {
+	if t.held {
+		t.slots.Release(1)
+		t.held = false
+	}
+}
+
+// Waited is how long Take waited, in seconds (ReadReport.Waited).
+func (t *FullTurn) Waited() float64 { return t.waited.Seconds() }
 
 // Read modes, as a read reports them.
 const (
@@ -145,8 +193,11 @@ type ReadReport struct {
 	// Graph requests); Changes the objects and links the read changed.
 	Requests int `json:"requests"`
 	Changes  int `json:"changes"`
-	// Seconds is how long the read took, its copy written.
+	// Seconds is how long the read took, its copy written, less
+	// Waited: how long a full read waited for its turn
+	// (ReadOptions.FullReads).
 	Seconds float64 `json:"seconds"`
+	Waited  float64 `json:"waited_s,omitempty"`
 }
 
 // String says how a source was read: "ad incremental, 1 request, 0

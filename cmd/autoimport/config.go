@@ -43,6 +43,9 @@ type Config struct {
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:"127.0.0.1:9090" desc:"host:port, e.g. 0.0.0.0:9090 to serve other machines"`
 	// Concurrency is how many customers are imported at once.
 	Concurrency int `envconfig:"CONCURRENCY" default:"4" desc:"a whole number from 1 to 64"`
+	// FullReads is how many directories are read in full at once, across
+	// the customers of a run (see jobs.DefaultFullReads).
+	FullReads int `envconfig:"FULL_READS" default:"4" desc:"a whole number from 1 to 64"`
 	// SurgeMax and SurgePercent hold a customer whose run would import
 	// more than SurgeMax new accounts and more than SurgePercent % of what
 	// it already holds.
@@ -137,6 +140,9 @@ func (c *Config) check() error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > 64 {
 		return bad("CONCURRENCY", "Concurrency", fmt.Sprint(c.Concurrency))
+	}
+	if c.FullReads < 1 || c.FullReads > 64 {
+		return bad("FULL_READS", "FullReads", fmt.Sprint(c.FullReads))
 	}
 	if c.SurgeMax < 0 {
 		return bad("SURGE_MAX", "SurgeMax", fmt.Sprint(c.SurgeMax))

@@ -150,6 +150,7 @@ func TestEnvironmentErrors(t *testing.T) {
 		{"AUTOIMPORT_LOG_LEVEL", "loud", "want debug, info, warn or error"},
 		{"AUTOIMPORT_CONCURRENCY", "0", "want a whole number from 1 to 64"},
 		{"AUTOIMPORT_CONCURRENCY", "many", "AUTOIMPORT_CONCURRENCY=\"many\""},
+		{"AUTOIMPORT_FULL_READS", "0", "AUTOIMPORT_FULL_READS=\"0\" is invalid: want a whole number from 1 to 64"},
 		{"AUTOIMPORT_SECRET_KEY", "c2hvcnQ=", "AUTOIMPORT_SECRET_KEY is invalid: secret key must be 32 bytes"},
 		{"AUTOIMPORT_TIMEZONE", "Mars/Base", "IANA time zone"},
 		{"AUTOIMPORT_DATABASE_URL", "postgres://x", "AUTOIMPORT_DATABASE_URL"},

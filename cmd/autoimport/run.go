@@ -93,6 +93,7 @@ func (a *app) runner(reg prometheus.Registerer) *jobs.Runner {
 		// directories.
 		Copies:                copiesOf(a.store),
 		FullReadEvery:         a.cfg.FullReadEvery,
+		FullReads:             a.cfg.FullReads,
 		AttentionRecheckEvery: a.cfg.AttentionRecheck,
 	}
 }

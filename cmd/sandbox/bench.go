@@ -70,8 +70,10 @@ type readFigure struct {
 	// MaxRequests is the most one customer's read made.
 	MaxRequests int `json:"max_requests_per_customer"`
 	Changes     int `json:"changes"`
-	// MaxSeconds is the longest one customer's read took.
+	// MaxSeconds is the longest one customer's read took, MaxWaited the
+	// longest a full read waited for its turn (AUTOIMPORT_FULL_READS).
 	MaxSeconds float64 `json:"max_seconds_per_customer"`
+	MaxWaited  float64 `json:"max_waited_s,omitempty"`
 }
 
 type runResult struct {
@@ -447,6 +449,7 @@ func readFigures(customers []customerFigure) []readFigure {
 			f.MaxRequests = max(f.MaxRequests, r.Requests)
 			f.Changes += r.Changes
 			f.MaxSeconds = max(f.MaxSeconds, r.Seconds)
+			f.MaxWaited = max(f.MaxWaited, r.Waited)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -470,7 +473,11 @@ func printRun(w io.Writer, r runResult) {
 	if len(r.Reads) > 0 {
 		fmt.Fprintf(w, "  directory reads:\n")
 		for _, f := range r.Reads {
-			fmt.Fprintf(w, "    %-5s %-11s %4d customers, %7d requests (at most %d for one customer), %d changes, the longest %.2fs\n", f.Source, f.Mode, f.Customers, f.Requests, f.MaxRequests, f.Changes, f.MaxSeconds)
+			fmt.Fprintf(w, "    %-5s %-11s %4d customers, %7d requests (at most %d for one customer), %d changes, the longest %.2fs", f.Source, f.Mode, f.Customers, f.Requests, f.MaxRequests, f.Changes, f.MaxSeconds)
+			if f.MaxWaited > 0 {
+				fmt.Fprintf(w, "; a full read waited for its turn up to %.2fs", f.MaxWaited)
+			}
+			fmt.Fprintln(w)
 		}
 		fmt.Fprintf(w, "  customers with nothing changed since their last pass (its report repeated, ledger and copies not read): %d\n", r.Settled)
 	}

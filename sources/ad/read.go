@@ -138,6 +138,13 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	}
 	digest := s.selectionDigest(sel)
 	tok, reason := s.fullReason(state, digest, opt, start)
+	turn := opt.FullTurn()
+	defer turn.Release()
+	if reason != "" { // its turn first, not to hold a connection while it waits
+		if err := turn.Take(ctx); err != nil {
+			return rep, s.errorf(err, "read the domain in full")
+		}
+	}
 	ss, err := s.open(ctx)
 	if err != nil {
 		return rep, err
@@ -155,6 +162,9 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	}
 	full := reason != ""
 	if full {
+		if err := turn.Take(ctx); err != nil {
+			return rep, s.errorf(err, "read the domain in full")
+		}
 		delta, next, err = ss.readFull(ctx, copies, customer)
 		if err != nil {
 			rep.Requests = ss.requests
@@ -173,7 +183,7 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 		rep.Requests = ss.requests
 		return rep, s.errorf(err, "save the local copy of the directory")
 	}
-	rep.Mode, rep.Reason, rep.Requests, rep.Changes = sources.ReadIncremental, reason, ss.requests, delta.Changes()
+	rep.Mode, rep.Reason, rep.Requests, rep.Changes, rep.Waited = sources.ReadIncremental, reason, ss.requests, delta.Changes(), turn.Waited()
 	if full {
 		rep.Mode = sources.ReadFull
 	}

@@ -286,3 +286,22 @@ func hireIntoSalesEMEA(t *testing.T, dir *adtest.Directory) *adtest.Entry {
 	}
 	return e
 }
+
+func TestAFullReadWaitsForItsTurn(t *testing.T) {
+	for _, deny := range []bool{false, true} {
+		t.Run(map[bool]string{false: "DirSync", true: "uSNChanged"}[deny], func(t *testing.T) {
+			dir := adtest.Generate(27, 10)
+			srv, src := fakeSource(t, dir)
+			srv.DenyDirSync(deny)
+			sel := selections(dir.BaseDN)[0]
+			sourcestest.CheckFullTurns(t, sourcestest.Reading{
+				Customer: "acme", Source: "ad",
+				Read: func(ctx context.Context, copies sources.CopyStore, opt sources.ReadOptions) (sources.ReadReport, error) {
+					return src.Read(ctx, copies, "acme", sel, opt)
+				},
+				Refuse:   func() { dir.SwitchDC("dc2") },
+				Requests: func() int64 { st := srv.Stats(); return st.Binds + st.Searches + st.DirSyncs },
+			})
+		})
+	}
+}

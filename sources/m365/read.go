@@ -76,8 +76,14 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 		}
 	}
 	rep.Mode = sources.ReadIncremental
+	turn := opt.FullTurn()
+	defer turn.Release()
 	if reason != "" {
 		rep.Mode, rep.Reason = sources.ReadFull, reason
+		if err := turn.Take(ctx); err != nil {
+			return rep, fmt.Errorf("Microsoft 365: customer %s: %w", customer, err)
+		}
+		rep.Waited = turn.Waited()
 		if cs, err = r.everything(ctx, copies, customer); err != nil {
 			rep.Requests = r.requests
 			return rep, err

@@ -648,3 +648,25 @@ func TestReadTracksOnlyWhatTheCopyKeeps(t *testing.T) {
 		t.Errorf("read after a change to properties the copy does not keep %+v, want nothing to apply", rep)
 	}
 }
+
+func TestAFullReadWaitsForItsTurn(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	srv.Default().Generate(m365test.GenOptions{Seed: 8, Users: 20, Groups: 2, Admins: 1})
+	src := newSource(t, srv)
+	sel := sources.Selection{Groups: []string{"All Staff"}}
+	sourcestest.CheckFullTurns(t, sourcestest.Reading{
+		Customer: "acme", Source: "m365",
+		Read: func(ctx context.Context, copies sources.CopyStore, opt sources.ReadOptions) (sources.ReadReport, error) {
+			return src.Read(ctx, copies, "acme", sel, opt)
+		},
+		Refuse: srv.ExpireDeltaLinks,
+		Requests: func() int64 {
+			n := int64(0)
+			for _, c := range srv.Counts() {
+				n += c
+			}
+			return n
+		},
+	})
+}
