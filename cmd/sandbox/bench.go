@@ -24,6 +24,7 @@ import (
 	"github.com/msp-tools/autoimport/jobs"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sinks/autotask"
+	"github.com/msp-tools/autoimport/sinks/autotask/autotasktest"
 )
 
 // graphRate and graphBurst are the rate and burst cmd/internal/connect gives
@@ -102,6 +103,9 @@ type runResult struct {
 	BoundCredential string            `json:"lower_bound_credential"`
 	Bounds          []credentialBound `json:"bounds"`
 	Ratio           float64           `json:"ratio_to_lower_bound"`
+	// AutotaskThreads is how the busiest Autotask endpoint's threads were
+	// used in the run, when any was.
+	AutotaskThreads *threadFigure `json:"autotask_threads,omitempty"`
 	// Reads say how the directories were read; Settled counts the
 	// customers whose pass found nothing changed since their last one.
 	Reads   []readFigure `json:"reads,omitempty"`
@@ -306,6 +310,47 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// threadFigure is how one Autotask endpoint's threads were used in a
+// run: its requests held a thread HeldMs each on average (the fakes'
+// latency and the fake's own work), and all of them were busy at once for
+// AllBusySeconds. An Autotask-bound run can end no sooner than
+// Requests x HeldMs / autotaskThreads.
+type threadFigure struct {
+	Endpoint       string  `json:"endpoint"`
+	Requests       int64   `json:"requests"`
+	HeldMs         float64 `json:"held_ms"`
+	AllBusySeconds float64 `json:"all_busy_s"`
+}
+
+// autotaskEndpoints are the Autotask fake's thread-limited endpoints.
+var autotaskEndpoints = []string{autotasktest.KindQueryContacts, autotasktest.KindCountContacts, autotasktest.KindCreateContact,
+	autotasktest.KindContact, autotasktest.KindCompany, autotasktest.KindThreshold}
+
+// autotaskThreadUse is what the Autotask fake says of its endpoints'
+// threads so far.
+func autotaskThreadUse(env *sandbox.Env) map[string]autotasktest.ThreadUse {
+	out := map[string]autotasktest.ThreadUse{}
+	for _, k := range autotaskEndpoints {
+		out[k] = env.Autotask.Threads(k)
+	}
+	return out
+}
+
+// busiestEndpoint is the endpoint whose threads were held longest between
+// two readings of autotaskThreadUse; nil when none was used.
+func busiestEndpoint(before, after map[string]autotasktest.ThreadUse) *threadFigure {
+	var out *threadFigure
+	var held time.Duration
+	for _, k := range autotaskEndpoints {
+		a, b := after[k], before[k]
+		if n := a.Requests - b.Requests; n > 0 && a.Held-b.Held > held {
+			held = a.Held - b.Held
+			out = &threadFigure{Endpoint: k, Requests: n, HeldMs: float64(held) / float64(time.Millisecond) / float64(n), AllBusySeconds: (a.AllBusy - b.AllBusy).Seconds()}
+		}
+	}
+	return out
+}
+
 // jobProcess is how the job's own process is started: with what more in
 // its environment.
 type jobProcess struct{ env []string }
@@ -327,6 +372,7 @@ func jobProcessOf(on bool, memoryLimit string) *jobProcess {
 // process of its own, and collects the figures.
 func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOptions, jobProcess *jobProcess, stderr io.Writer) (runResult, error) {
 	env.ResetRequests()
+	threadsBefore := autotaskThreadUse(env)
 	var jf jobFigures
 	var err error
 	if jobProcess != nil {
@@ -337,9 +383,10 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	if err != nil {
 		return runResult{}, err
 	}
+	threadsAfter := autotaskThreadUse(env)
 	o := env.Options()
 	t := jf.Totals
-	rr := runResult{Name: name, Seconds: jf.Seconds, Status: jf.Status, Candidates: t.Candidates, Imported: t.Imported, Failed: t.Failed, Ambiguous: t.Ambiguous,
+	rr := runResult{AutotaskThreads: busiestEndpoint(threadsBefore, threadsAfter), Name: name, Seconds: jf.Seconds, Status: jf.Status, Candidates: t.Candidates, Imported: t.Imported, Failed: t.Failed, Ambiguous: t.Ambiguous,
 		PeakHeapInuse: jf.PeakHeapInuse, HeapInuseBefore: jf.HeapInuseBefore, LimiterWait: jf.LimiterWait, StoreTransactions: jf.StoreTransactions,
 		StoreSeconds: jf.StoreSeconds, StorePool: jf.StorePool, JobPeakRSS: jf.PeakRSSBytes, JobMemoryLimit: jf.MemoryLimitBytes}
 	rr.AccountsPerSecond = float64(rr.Candidates) / jf.Seconds
@@ -496,6 +543,10 @@ func printRun(w io.Writer, r runResult) {
 		}
 	}
 	fmt.Fprintf(w, ")\n  measured / lower bound: %.2fx\n", r.Ratio)
+	if a := r.AutotaskThreads; a != nil && r.BoundCredential == sandbox.Autotask {
+		fmt.Fprintf(w, "  Autotask %s: all %d threads busy %.2fs of the run; its %d requests held a thread %.1f ms each (%.2fs at %d at a time)\n",
+			a.Endpoint, autotaskThreads, a.AllBusySeconds, a.Requests, a.HeldMs, float64(a.Requests)*a.HeldMs/1000/autotaskThreads, autotaskThreads)
+	}
 	if r.SerialEstimate > 0 {
 		fmt.Fprintf(w, "  longest customer's sequential writes x latency: %.2fs (%s)\n", r.SerialEstimate, r.SerialCustomer)
 	}

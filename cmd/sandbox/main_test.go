@@ -170,6 +170,11 @@ func TestBench(t *testing.T) {
 	if len(first.LimiterWait) == 0 {
 		t.Error("first run: no limiter figures")
 	}
+	// Every Autotask request of the fakes takes their latency (20 ms) at
+	// least, holding one of its endpoint's threads.
+	if a := first.AutotaskThreads; a == nil || a.Requests == 0 || a.HeldMs < 20 || a.AllBusySeconds < 0 {
+		t.Errorf("first run: Autotask's thread use %+v, want its busiest endpoint's requests holding a thread 20 ms or more each", a)
+	}
 	if again.Imported != 0 || again.WriteTotal != 0 {
 		t.Errorf("re-run: imported %d, writes %d; want none", again.Imported, again.WriteTotal)
 	}

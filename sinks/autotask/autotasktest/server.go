@@ -123,6 +123,8 @@ type Server struct {
 	slots     map[string]chan struct{} // per endpoint kind
 	running   map[string]int
 	peak      map[string]int
+	use       map[string]*ThreadUse
+	changed   map[string]time.Time // when running last changed
 }
 
 type pageState struct {
@@ -181,6 +183,8 @@ func Start(o Options) (*Server, error) {
 		slots:     map[string]chan struct{}{},
 		running:   map[string]int{},
 		peak:      map[string]int{},
+		use:       map[string]*ThreadUse{},
+		changed:   map[string]time.Time{},
 	}
 	s.SetLatency(o.Latency)
 	srv, err := fakeapi.Serve(o.Addr, http.HandlerFunc(s.serveHTTP))
@@ -336,10 +340,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Zone calls are exempt from the thread limit.
 	if kind != KindZone && kind != KindOther {
-		if !s.acquire(r, kind) {
+		start, ok := s.acquire(r, kind)
+		if !ok {
 			return
 		}
-		defer s.release(kind)
+		defer s.release(kind, start)
 	}
 	if !sleep(r, lat) {
 		return
@@ -401,10 +406,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // acquire takes one of the endpoint's thread slots, waiting while they are
-// all busy.
-func (s *Server) acquire(r *http.Request, kind string) bool {
+// all busy, and says when it got it.
+func (s *Server) acquire(r *http.Request, kind string) (time.Time, bool) {
 	if s.opts.Threads < 0 {
-		return true
+		return time.Time{}, true
 	}
 	s.mu.Lock()
 	ch := s.slots[kind]
@@ -416,24 +421,63 @@ func (s *Server) acquire(r *http.Request, kind string) bool {
 	select {
 	case ch <- struct{}{}:
 	case <-r.Context().Done():
-		return false
+		return time.Time{}, false
 	}
 	s.mu.Lock()
+	now := s.threadsChange(kind)
 	s.running[kind]++
 	s.peak[kind] = max(s.peak[kind], s.running[kind])
 	s.mu.Unlock()
-	return true
+	return now, true
 }
 
-func (s *Server) release(kind string) {
+func (s *Server) release(kind string, start time.Time) {
 	if s.opts.Threads < 0 {
 		return
 	}
 	s.mu.Lock()
+	now := s.threadsChange(kind)
 	s.running[kind]--
+	u := s.use[kind]
+	u.Requests++
+	u.Held += now.Sub(start)
 	ch := s.slots[kind]
 	s.mu.Unlock()
 	<-ch
+}
+
+// threadsChange accounts for the time since the endpoint's running count
+// last changed, before it changes now. s.mu is held.
+func (s *Server) threadsChange(kind string) time.Time {
+	now := time.Now()
+	u := s.use[kind]
+	if u == nil {
+		u = &ThreadUse{}
+		s.use[kind] = u
+	}
+	if s.running[kind] == s.opts.Threads {
+		u.AllBusy += now.Sub(s.changed[kind])
+	}
+	s.changed[kind] = now
+	return now
+}
+
+// ThreadUse is how an endpoint's threads were used, since the server
+// started: Requests ran, holding a thread for Held in all; AllBusy is how
+// long every thread was busy at once.
+type ThreadUse struct {
+	Requests      int64
+	Held, AllBusy time.Duration
+}
+
+// Threads says how the threads of an endpoint (a Kind) were used.
+func (s *Server) Threads(kind string) ThreadUse {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.use[kind]; u != nil {
+		return *u
+	}
+	return ThreadUse{}
 }
 
 // PeakConcurrency is the most requests of a kind that ran at once.

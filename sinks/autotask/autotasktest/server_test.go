@@ -188,6 +188,12 @@ func TestThreadLimit(t *testing.T) {
 	if p := s.PeakConcurrency(KindQueryContacts); p != 3 {
 		t.Errorf("peak concurrency = %d, want 3", p)
 	}
+	// Ten requests of 30 ms on three threads: three rounds with every
+	// thread busy, then one request alone.
+	u := s.Threads(KindQueryContacts)
+	if u.Requests != 10 || u.Held < 300*time.Millisecond || u.AllBusy < 60*time.Millisecond || 3*u.AllBusy > u.Held {
+		t.Errorf("thread use %+v: want 10 requests holding a thread 300 ms or more in all, and all three busy at least 60 ms and at most a third of that", u)
+	}
 }
 
 func TestStartOnAddr(t *testing.T) {
