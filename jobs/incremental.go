@@ -34,11 +34,11 @@ type incrementalSource interface {
 // expire 7 days after the last one.
 const DefaultFullReadEvery = 7 * 24 * time.Hour
 
-// DefaultFullReads is how many of a run's customers have a directory read
-// in full at once, unless Runner.FullReads says otherwise: as many as the
-// customers a run imports at once by default. A first run of many
-// customers at once reads them a few at a time, so the first of them
-// reach their vault and PSA while the rest still read.
+// DefaultFullReads is how many directories are read in full at once across
+// the customers of a run, unless Runner.FullReads says otherwise: as many
+// as the customers a run imports at once by default. A first run of many
+// customers at once reads their directories a few at a time, so the first
+// customers reach their vault and PSA while the rest still read.
 const DefaultFullReads = 4
 
 // readCopies brings the copy of each of the customer's sources that reads

@@ -521,7 +521,7 @@ func printRun(w io.Writer, r runResult) {
 		fmt.Fprintf(w, "  directory reads:\n")
 		for _, f := range r.Reads {
 			fmt.Fprintf(w, "    %-5s %-11s %4d customers, %7d requests (at most %d for one customer), %d changes, the longest %.2fs", f.Source, f.Mode, f.Customers, f.Requests, f.MaxRequests, f.Changes, f.MaxSeconds)
-			if f.MaxWaited > 0 {
+			if f.MaxWaited >= 0.005 {
 				fmt.Fprintf(w, "; a full read waited for its turn up to %.2fs", f.MaxWaited)
 			}
 			fmt.Fprintln(w)
