@@ -170,15 +170,24 @@ func TestImportFromAnIncrementallyReadCopy(t *testing.T) {
 	}
 }
 
+// acmeReadIncrementally is the fixture with acme's AD and Microsoft 365
+// read incrementally, into copies kept in memory.
+func acmeReadIncrementally(t *testing.T) (f *fixture, ad, m365 *copySource) {
+	f = setup(t, storetest.SQLite(t))
+	acme := f.worlds["acme"]
+	ad = &copySource{memSource: acme.ad}
+	m365 = &copySource{memSource: acme.m365, kind: sources.KindM365}
+	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad, m365: m365}
+	f.runner.Copies = &sourcestest.Copies{}
+	return f, ad, m365
+}
+
 // A customer's two directories are different services: their copies are
 // read at once, not one after the other, and the report keeps Microsoft
 // 365's read first. A failed read names its source and fails the customer.
 func TestBothDirectoriesAreReadAtOnce(t *testing.T) {
-	s := storetest.SQLite(t)
-	f := setup(t, s)
+	f, ad, m365 := acmeReadIncrementally(t)
 	acme := f.worlds["acme"]
-	ad := &copySource{memSource: acme.ad}
-	m365 := &copySource{memSource: acme.m365, kind: sources.KindM365}
 	started := map[sources.Kind]chan struct{}{sources.KindAD: make(chan struct{}), sources.KindM365: make(chan struct{})}
 	saw := map[sources.Kind]bool{}
 	var mu sync.Mutex
@@ -195,8 +204,6 @@ func TestBothDirectoriesAreReadAtOnce(t *testing.T) {
 		}
 	}
 	ad.whileReading, m365.whileReading = meet(sources.KindAD, sources.KindM365), meet(sources.KindM365, sources.KindAD)
-	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad, m365: m365}
-	f.runner.Copies = &sourcestest.Copies{}
 	acme.ad.set(user(1, jobs.EndUser))
 	acme.m365.set(sources.Account{Source: sources.KindM365, ID: "m-ga", Username: "ga@acme.onmicrosoft.com", UPN: "ga@acme.onmicrosoft.com",
 		DisplayName: "Global Admin", Type: jobs.Admin, TypeReason: "holds Global Administrator", Enabled: true})
@@ -230,13 +237,8 @@ func TestBothDirectoriesAreReadAtOnce(t *testing.T) {
 // the other, and the second says how long it waited; its incremental
 // reads, which need no turn, still run at once.
 func TestFullReadsTakeTurns(t *testing.T) {
-	s := storetest.SQLite(t)
-	f := setup(t, s)
+	f, ad, m365 := acmeReadIncrementally(t)
 	acme := f.worlds["acme"]
-	ad := &copySource{memSource: acme.ad}
-	m365 := &copySource{memSource: acme.m365, kind: sources.KindM365}
-	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad, m365: m365}
-	f.runner.Copies = &sourcestest.Copies{}
 	f.runner.FullReads = 1
 	acme.ad.set(user(1, jobs.EndUser))
 	acme.m365.set(sources.Account{Source: sources.KindM365, ID: "m-1", Username: "u1@acme.onmicrosoft.com", UPN: "u1@acme.onmicrosoft.com",
