@@ -18,9 +18,9 @@ import (
 // requests the directory has answered.
 type Reading struct {
 	Customer, Source string
-	Read     func(ctx context.Context, copies sources.CopyStore, opt sources.ReadOptions) (sources.ReadReport, error)
-	Refuse   func()
-	Requests func() int64
+	Read             func(ctx context.Context, copies sources.CopyStore, opt sources.ReadOptions) (sources.ReadReport, error)
+	Refuse           func()
+	Requests         func() int64
 }
 
 // CheckFullTurns checks that a reader takes its turn among
