@@ -201,7 +201,8 @@ type ReadReport struct {
 }
 
 // String says how a source was read: "ad incremental, 1 request, 0
-// changes" or "m365 full (no state), 12 requests, 530 changes".
+// changes" or "m365 full (no state), 12 requests, 530 changes", and how
+// long a full read waited for its turn when that was a second or more.
 func (r ReadReport) String() string {
 	mode := r.Mode
 	if r.Reason != "" {
@@ -211,5 +212,9 @@ func (r ReadReport) String() string {
 	if r.Requests == 1 {
 		requests = "request"
 	}
-	return fmt.Sprintf("%s %s, %d %s, %d changes", r.Source, mode, r.Requests, requests, r.Changes)
+	out := fmt.Sprintf("%s %s, %d %s, %d changes", r.Source, mode, r.Requests, requests, r.Changes)
+	if r.Waited >= 1 {
+		out += fmt.Sprintf(", after waiting %.0fs for its turn to read in full", r.Waited)
+	}
+	return out
 }
