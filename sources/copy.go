@@ -93,6 +93,8 @@ type CopyStore interface {
 	// kinds are given), and CopyLinks its links.
 	CopyObjects(ctx context.Context, customer, source string, kinds ...string) iter.Seq2[CopyObject, error]
 	CopyLinks(ctx context.Context, customer, source string) iter.Seq2[CopyLink, error]
+	// CopyHolds says which of ids the copy holds as objects.
+	CopyHolds(ctx context.Context, customer, source string, ids []string) (map[string]bool, error)
 	// ApplyCopy applies a delta and its state in one transaction.
 	ApplyCopy(ctx context.Context, customer, source string, d CopyDelta) error
 }

@@ -262,6 +262,10 @@ func (discardCopies) CopyLinks(context.Context, string, string) iter.Seq2[source
 	return func(func(sources.CopyLink, error) bool) {}
 }
 
+func (discardCopies) CopyHolds(context.Context, string, string, []string) (map[string]bool, error) {
+	return map[string]bool{}, nil
+}
+
 func (discardCopies) ApplyCopy(context.Context, string, string, sources.CopyDelta) error { return nil }
 
 // The fake Graph of BenchmarkReadRSS100k runs in a child process (this

@@ -103,6 +103,20 @@ func (c *Copies) CopyLinks(_ context.Context, customer, source string) iter.Seq2
 	}
 }
 
+// CopyHolds implements sources.CopyStore.
+func (c *Copies) CopyHolds(_ context.Context, customer, source string, ids []string) (map[string]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.get(customer, source)
+	held := map[string]bool{}
+	for _, id := range ids {
+		if _, ok := m.objects[id]; ok {
+			held[id] = true
+		}
+	}
+	return held, nil
+}
+
 // ApplyCopy implements sources.CopyStore: all of the delta or nothing.
 func (c *Copies) ApplyCopy(_ context.Context, customer, source string, d sources.CopyDelta) error {
 	c.mu.Lock()

@@ -89,6 +89,22 @@ func (s *Store) CopyObjects(ctx context.Context, customer, source string, kinds 
 	}
 }
 
+// CopyHolds implements sources.CopyStore, a batch of ids at a time.
+func (s *Store) CopyHolds(ctx context.Context, customer, source string, ids []string) (map[string]bool, error) {
+	held := map[string]bool{}
+	for batch := range chunks(ids, copyBatchRows, nil) {
+		var found []string
+		q := "SELECT object_id FROM directory_copy_objects WHERE " + scope + " AND object_id IN (" + placeholders(len(batch)) + ")"
+		if err := s.db.SelectContext(ctx, &found, q, append([]any{customer, source}, anys(batch)...)...); err != nil {
+			return nil, fmt.Errorf("customer %s: look objects up in the %s copy: %w", customer, source, err)
+		}
+		for _, id := range found {
+			held[id] = true
+		}
+	}
+	return held, nil
+}
+
 // CopyLinks implements sources.CopyStore, in (group, member) order.
 func (s *Store) CopyLinks(ctx context.Context, customer, source string) iter.Seq2[sources.CopyLink, error] {
 	type row struct {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -246,6 +247,40 @@ func TestCopyObjectsOfSomeKinds(t *testing.T) {
 				return a.ID == b.ID && a.Kind == b.Kind && string(a.Doc) == string(b.Doc)
 			}) {
 				t.Errorf("kinds %v: %d objects, want %d", want, len(got), len(all))
+			}
+		}
+	}
+	storetest.Each(t, func(t *testing.T, s *store.Store) { check(t, s) })
+	t.Run("sourcestest", func(t *testing.T) { check(t, &sourcestest.Copies{}) })
+}
+
+// CopyHolds says which of the ids asked for the copy holds, over more ids
+// than one statement takes, and nothing of another customer's or
+// source's copy.
+func TestCopyHolds(t *testing.T) {
+	d := sources.CopyDelta{Full: true, State: sources.SyncState{Token: []byte("t")}}
+	var ask []string
+	want := map[string]bool{}
+	for i := range 1203 {
+		id := fmt.Sprintf("obj-%05d", i)
+		ask = append(ask, id)
+		if i%3 != 0 {
+			d.Upserts = append(d.Upserts, sources.CopyObject{Kind: "user", ID: id, Doc: []byte(id)})
+			want[id] = true
+		}
+	}
+	check := func(t *testing.T, c sources.CopyStore) {
+		ctx := context.Background()
+		if err := c.ApplyCopy(ctx, "acme", "m365", d); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.CopyHolds(ctx, "acme", "m365", ask)
+		if err != nil || !maps.Equal(got, want) {
+			t.Errorf("acme's copy holds %d of %d ids (%v), want %d", len(got), len(ask), err, len(want))
+		}
+		for _, other := range [][2]string{{"bravo", "m365"}, {"acme", "ad"}} {
+			if got, err := c.CopyHolds(ctx, other[0], other[1], ask); err != nil || len(got) != 0 {
+				t.Errorf("%s's %s copy holds %d of them (%v), want none", other[0], other[1], len(got), err)
 			}
 		}
 	}
