@@ -357,3 +357,70 @@ func TestDeltaReplays(t *testing.T) {
 		t.Errorf("replay round %v: want the last change again", users)
 	}
 }
+
+// /users/{id}/memberOf names a user's direct groups and roles, typed and
+// paged; a user restored silently comes back in users/delta while
+// groups/delta and directoryRoles/delta say nothing of its memberships,
+// which memberOf still names.
+func TestMemberOfAndASilentRestore(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	defer srv.Close()
+	tn := srv.Default()
+	ann := tn.AddUser(m365test.User{UserPrincipalName: "ann@acme.example"})
+	bob := tn.AddUser(m365test.User{UserPrincipalName: "bob@acme.example"})
+	staff := tn.AddGroup("Staff", ann, bob)
+	sales := tn.AddGroup("Sales", ann)
+	ga := tn.ActivateRole(m365test.GlobalAdministrator, "")
+	tn.AssignRole(ga, ann)
+	c := newClient(t, srv, srv.TenantID)
+	memberOf := func(id string) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for next := "/v1.0/users/" + id + "/memberOf?$select=id,displayName&$top=2"; next != ""; {
+			status, _, body := c.get(next)
+			if status != http.StatusOK {
+				t.Fatalf("GET %s: %d %v", next, status, body)
+			}
+			page := body["value"].([]any)
+			if len(page) > 2 {
+				t.Errorf("a page of %d objects, asked for 2", len(page))
+			}
+			for _, o := range page {
+				o := o.(map[string]any)
+				out[o["id"].(string)] = o["@odata.type"].(string)
+			}
+			next, _ = body["@odata.nextLink"].(string)
+		}
+		return out
+	}
+	want := map[string]string{staff: "#microsoft.graph.group", sales: "#microsoft.graph.group", ga: "#microsoft.graph.directoryRole"}
+	if got := memberOf(ann); !maps.Equal(got, want) {
+		t.Errorf("ann is a member of %v, want %v", got, want)
+	}
+	if status, _, _ := c.get("/v1.0/users/no-such-user/memberOf"); status != http.StatusNotFound {
+		t.Errorf("memberOf of no user: %d, want 404", status)
+	}
+
+	_, _, ul := c.deltaRound("/v1.0/users/delta?$select=id,userPrincipalName")
+	_, _, gl := c.deltaRound("/v1.0/groups/delta?$select=id,displayName,members")
+	_, _, rl := c.deltaRound("/v1.0/directoryRoles/delta")
+	tn.DeleteUser(ann, true)
+	_, _, ul = c.deltaRound(ul)
+	_, _, gl = c.deltaRound(gl)
+	_, _, rl = c.deltaRound(rl)
+	if !tn.RestoreUserSilently(ann) {
+		t.Fatal("the soft-deleted user was not restored")
+	}
+	if users, _, _ := c.deltaRound(ul); len(users) != 1 || users[0]["id"] != ann {
+		t.Errorf("users/delta after the restore: %v", users)
+	}
+	if groups, _, _ := c.deltaRound(gl); len(groups) != 0 {
+		t.Errorf("groups/delta after a silent restore: %v, want nothing", groups)
+	}
+	if roles, _, _ := c.deltaRound(rl); len(roles) != 0 {
+		t.Errorf("directoryRoles/delta after a silent restore: %v, want nothing", roles)
+	}
+	if got := memberOf(ann); !maps.Equal(got, want) {
+		t.Errorf("after the restore ann is a member of %v, want %v", got, want)
+	}
+}

@@ -413,6 +413,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, t *Tenant, kind s
 		s.delta(w, r, t, kind)
 	case KindUser:
 		s.oneUser(w, r, t, strings.TrimPrefix(p, "/users/"))
+	case KindUserMemberOf:
+		s.userMemberOf(w, r, t, strings.TrimSuffix(strings.TrimPrefix(p, "/users/"), "/memberOf"))
 	case KindGroups:
 		s.listGroups(w, r, t)
 	case KindGroup:
@@ -624,6 +626,53 @@ func (s *Server) writeMembers(w http.ResponseWriter, r *http.Request, q *query, 
 	}
 	next := ""
 	if end < total {
+		next = s.nextLink(r, state{P: end})
+	}
+	writeRaw(w, pageEnd(b, next, "", -1))
+}
+
+// userMemberOf serves /users/{id}/memberOf: the live groups and the
+// directory roles the user is a direct member of, typed, paged as member
+// lists are.
+func (s *Server) userMemberOf(w http.ResponseWriter, r *http.Request, t *Tenant, id string) {
+	q, ok := parseQuery(w, r, []string{"id", "displayName", "roleTemplateId"}, true)
+	if !ok {
+		return
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if _, found := t.liveUser(id); !found {
+		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id))
+		return
+	}
+	var objects [][]byte
+	for _, gid := range t.groupList {
+		if g := t.groups[gid]; !g.deleted && slices.Contains(g.Members, id) {
+			objects = append(objects, appendGroup(nil, g, q.sel, true))
+		}
+	}
+	for _, rid := range t.roleList {
+		if role := t.roles[rid]; slices.Contains(role.Members, id) {
+			b := append([]byte(`{"@odata.type":"#microsoft.graph.directoryRole","id":`), appendString(nil, role.ID)...)
+			if q.sel == nil || slices.Contains(q.sel, "displayName") {
+				b = appendString(append(b, `,"displayName":`...), role.DisplayName)
+			}
+			if q.sel == nil || slices.Contains(q.sel, "roleTemplateId") {
+				b = appendString(append(b, `,"roleTemplateId":`...), role.RoleTemplateID)
+			}
+			objects = append(objects, append(b, '}'))
+		}
+	}
+	b := append(pageStart("directoryObjects"), `,"value":[`...)
+	end := min(q.skip+q.top, len(objects))
+	for i := q.skip; i < end; i++ {
+		if i > q.skip {
+			b = append(b, ',')
+		}
+		b = append(b, objects[i]...)
+	}
+	next := ""
+	if end < len(objects) {
 		next = s.nextLink(r, state{P: end})
 	}
 	writeRaw(w, pageEnd(b, next, "", -1))

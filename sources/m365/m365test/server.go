@@ -91,6 +91,7 @@ const (
 	KindToken        = "token"
 	KindUsers        = "users"         // GET /users
 	KindUser         = "user"          // GET /users/{id}
+	KindUserMemberOf = "user.memberOf" // GET /users/{id}/memberOf
 	KindUserUpdate   = "user.update"   // PATCH /users/{id} (a password reset)
 	KindDelta        = "users.delta"   // GET /users/delta
 	KindGroups       = "groups"        // GET /groups (filter by name)
@@ -434,7 +435,7 @@ func cost(r *http.Request, kind string) int {
 		c = 2
 	case kind == KindGroupMembers && strings.Contains(r.URL.Path, "/transitiveMembers"):
 		c = 5
-	case kind == KindGroupMembers:
+	case kind == KindGroupMembers, kind == KindUserMemberOf:
 		c = 3
 	}
 	if r.URL.Query().Has("$select") {
@@ -484,6 +485,8 @@ func kindOf(path string) string {
 		return KindUsers
 	case p == "/users/delta":
 		return KindDelta
+	case strings.HasPrefix(p, "/users/") && strings.HasSuffix(p, "/memberOf"):
+		return KindUserMemberOf
 	case strings.HasPrefix(p, "/users/"):
 		return KindUser
 	case p == "/groups":

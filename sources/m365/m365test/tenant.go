@@ -316,7 +316,15 @@ func (t *Tenant) DeleteUser(id string, soft bool) bool {
 // and groups/delta and directoryRoles/delta report it added back to its
 // groups and roles (unconfirmed: Microsoft documents the removal, not the
 // restoration). It reports whether there was such a user.
-func (t *Tenant) RestoreUser(id string) bool {
+func (t *Tenant) RestoreUser(id string) bool { return t.restoreUser(id, true) }
+
+// RestoreUserSilently restores a soft-deleted user as RestoreUser does,
+// but groups/delta and directoryRoles/delta say nothing of its
+// memberships: the other reading of what Microsoft documents. Its groups
+// and roles still list it, and /users/{id}/memberOf names them.
+func (t *Tenant) RestoreUserSilently(id string) bool { return t.restoreUser(id, false) }
+
+func (t *Tenant) restoreUser(id string, memberships bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r, ok := t.users[id]
@@ -326,7 +334,11 @@ func (t *Tenant) RestoreUser(id string) bool {
 	r.deleted, r.soft = false, false
 	r.created = t.seq + 1
 	t.record(&t.log, change{id: id, what: changeCreated})
-	t.recordMemberships(id)
+	if memberships {
+		t.recordMemberships(id)
+	} else {
+		t.mver++
+	}
 	return true
 }
 
