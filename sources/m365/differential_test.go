@@ -168,10 +168,17 @@ func (f *directoryFuzzer) change() string {
 			return fmt.Sprintf("delete user %s (soft %v)", id, soft)
 		case op == 5 && len(f.soft) > 0:
 			id := f.pick(f.soft)
-			tn.RestoreUser(id)
+			// Whether the groups' and roles' deltas send a restored
+			// user's memberships again is not documented: either way.
+			silently := rng.IntN(2) == 0
+			if silently {
+				tn.RestoreUserSilently(id)
+			} else {
+				tn.RestoreUser(id)
+			}
 			f.soft = remove(f.soft, id)
 			f.users = append(f.users, id)
-			return "restore user " + id
+			return fmt.Sprintf("restore user %s (deltas silent about its memberships: %v)", id, silently)
 		case (op == 6 || op == 7) && len(f.groups) > 0:
 			g := f.pick(f.groups)
 			var m string

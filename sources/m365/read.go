@@ -453,6 +453,11 @@ func (r *deltaReader) copyDelta(ctx context.Context, copies sources.CopyStore, c
 	if err := r.readIncompleteUsers(ctx, cs); err != nil {
 		return d, err
 	}
+	if !cs.full {
+		if err := r.readNewMemberships(ctx, copies, customer, cs); err != nil {
+			return d, err
+		}
+	}
 	d.Upserts = make([]sources.CopyObject, 0, len(cs.users)+len(cs.groups)+len(cs.roles))
 	for _, id := range sortedKeys(cs.users) {
 		c := cs.users[id]

@@ -379,6 +379,8 @@ func TestReadRemovedAndRestoredObjects(t *testing.T) {
 			tn.DeleteUser(gen.Users[9], false)
 		}, 10, 4},
 		{"the admin restored with its role and groups", func() { tn.RestoreUser(gen.Admins[0]) }, 11, 4},
+		{"the admin soft-deleted again", func() { tn.DeleteUser(gen.Admins[0], true) }, 10, 4},
+		{"the admin restored, the deltas silent about its role and groups", func() { tn.RestoreUserSilently(gen.Admins[0]) }, 11, 4},
 		{"a group soft-deleted", func() { tn.DeleteGroup(gen.Groups["Sales"], true) }, 11, 3},
 		{"the group restored with its members", func() { tn.RestoreGroup(gen.Groups["Sales"]) }, 11, 4},
 		{"a group deleted for good", func() { tn.DeleteGroup(gen.Groups["Engineering"], false) }, 11, 3},
@@ -527,10 +529,14 @@ func TestReadCompletesPartialUsers(t *testing.T) {
 	g.set("u2", `{"value":[{"id":"a1","accountEnabled":false},{"id":"b2","displayName":"Bob"},{"id":"c3","displayName":"Cy"}],`+
 		`"@odata.deltaLink":"BASE/v1.0/users/delta?$deltatoken=u3"}`)
 	g.set("/v1.0/users/b2", `{"id":"b2","userPrincipalName":"bob@acme.example","displayName":"Bob","accountEnabled":true,"userType":"Member","assignedLicenses":[]}`)
+	g.set("/v1.0/users/b2/memberOf", `{"value":[{"@odata.type":"#microsoft.graph.group","id":"g1"}]}`)
 	g.set("g2", `{"value":[{"id":"g1","members@delta":[{"@odata.type":"#microsoft.graph.user","id":"b2"}]}],"@odata.deltaLink":"BASE/v1.0/groups/delta?$deltatoken=g3"}`)
 	rep := read(t, src, copies, sources.Selection{Groups: []string{"Staff"}}, sources.ReadOptions{})
-	if rep.Requests != 3+2 {
-		t.Errorf("read %+v: want the 3 rounds and 2 reads of whole users", rep)
+	if rep.Requests != 3+2+1 {
+		t.Errorf("read %+v: want the 3 rounds, 2 reads of whole users and the groups of the one new to the copy", rep)
+	}
+	if g.hits["/v1.0/users/a1/memberOf"]+g.hits["/v1.0/users/c3/memberOf"] != 0 {
+		t.Error("the groups of a user the copy knows, or of one gone, were read")
 	}
 	if g.hits["/v1.0/users/a1"] != 0 {
 		t.Error("a user the copy knows was read whole")
@@ -669,4 +675,36 @@ func TestAFullReadWaitsForItsTurn(t *testing.T) {
 			return n
 		},
 	})
+}
+
+// The groups of a user new to the copy come from its memberOf, a
+// response like any other from outside: a malformed one, one whose next
+// page leaves the Graph URL, or a server error fails the read, naming
+// it, and changes nothing in the copy.
+func TestReadRefusesABadMemberOf(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"not JSON", `<html>`, "list the groups and roles of user b2"},
+		{"a group without an id", `{"value":[{"@odata.type":"#microsoft.graph.group"}]}`, "a #microsoft.graph.group without an id"},
+		{"a link elsewhere", `{"value":[],"@odata.nextLink":"https://attacker.example/v1.0/users/b2/memberOf"}`, "not under the Graph URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, src := newScriptedGraph(t)
+			scriptFirstRound(g)
+			copies := &sourcestest.Copies{}
+			sel := sources.Selection{Groups: []string{"Staff"}}
+			read(t, src, copies, sel, sources.ReadOptions{})
+			before, _ := copies.CopyState(context.Background(), "acme", "m365")
+			g.set("u2", `{"value":[{"id":"b2","userPrincipalName":"bob@acme.example","displayName":"Bob","accountEnabled":true,"userType":"Member","assignedLicenses":[]}],`+
+				`"@odata.deltaLink":"BASE/v1.0/users/delta?$deltatoken=u3"}`)
+			g.set("/v1.0/users/b2", `{"id":"b2","userPrincipalName":"bob@acme.example","displayName":"Bob","accountEnabled":true,"userType":"Member","assignedLicenses":[]}`)
+			g.set("/v1.0/users/b2/memberOf", tc.body)
+			_, err := src.Read(context.Background(), copies, "acme", sel, sources.ReadOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("read: %v, want an error saying %q", err, tc.want)
+			}
+			if after, _ := copies.CopyState(context.Background(), "acme", "m365"); string(after.Token) != string(before.Token) || copies.Applied != 1 {
+				t.Error("a failed read changed the copy")
+			}
+		})
+	}
 }

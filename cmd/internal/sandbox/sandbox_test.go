@@ -335,10 +335,20 @@ func TestIncrementalRunImportsTheHires(t *testing.T) {
 	if rep.Totals.Imported != hired {
 		t.Fatalf("imported %d of %d hires", rep.Totals.Imported, hired)
 	}
+	// One DirSync request per domain; three Graph rounds per tenant, and
+	// the groups and roles of each user new to its copy (memberOf): one
+	// request per hire, fewer than the read's changes (the user and its
+	// memberships); three when the tenant had no hire.
 	for _, c := range rep.Customers {
 		for _, r := range c.Reads {
-			want := map[sources.Kind]int{sources.KindAD: 1, sources.KindM365: 3}[r.Source]
-			if r.Mode != sources.ReadIncremental || r.Requests != want {
+			ok := r.Mode == sources.ReadIncremental
+			switch r.Source {
+			case sources.KindAD:
+				ok = ok && r.Requests == 1
+			case sources.KindM365:
+				ok = ok && (r.Changes == 0 && r.Requests == 3 || r.Requests > 3 && r.Requests-3 < r.Changes)
+			}
+			if !ok {
 				t.Errorf("%s: %s", c.Customer, r)
 			}
 		}

@@ -1,0 +1,110 @@
+package m365
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/msp-tools/autoimport/internal/restclient"
+	"github.com/msp-tools/autoimport/sources"
+)
+
+// readNewMemberships reads the direct groups and roles of the users an
+// incremental round brought that the copy does not hold: new hires, and
+// users restored from the deleted items. Microsoft documents that a
+// deleted user's memberships show as removed in groups/delta and
+// directoryRoles/delta, not whether its restoration sends them again; the
+// copy dropped them with the user, so it asks the user's memberOf instead
+// of trusting the rounds' silence. What a round said of a membership wins
+// (it may be newer than memberOf, which Graph answers from a replica);
+// memberOf adds only the memberships the round said nothing about. One
+// request per new user (more for one in over 999 groups and roles).
+func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.CopyStore, customer string, cs *changeSet) error {
+	var ids []string
+	for id, c := range cs.users {
+		if !c.removed {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	held, err := copies.CopyHolds(ctx, customer, copySource, ids)
+	if err != nil {
+		return fmt.Errorf("Microsoft 365: customer %s: read the local copy: %w", customer, err)
+	}
+	for _, id := range ids {
+		if held[id] {
+			continue
+		}
+		groups, gone, err := r.memberOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		if gone {
+			continue // deleted since the round: the next round says so
+		}
+		m := uint64(cs.number(id))
+		for _, g := range groups {
+			k := uint64(cs.number(g))<<32 | m
+			if _, said := cs.links[k]; !said {
+				cs.links[k] = true
+			}
+		}
+	}
+	return nil
+}
+
+// memberOf reads the ids of the groups and directory roles a user is a
+// direct member of (GET /users/{id}/memberOf); gone when the user no
+// longer exists.
+func (r *deltaReader) memberOf(ctx context.Context, id string) (ids []string, gone bool, err error) {
+	s := r.s
+	op := "list the groups and roles of user " + id
+	var page struct {
+		Value []struct {
+			Type string `json:"@odata.type"`
+			ID   string `json:"id"`
+		} `json:"value"`
+		NextLink string `json:"@odata.nextLink"`
+	}
+	next := s.graphURL("/users/"+url.PathEscape(id)+"/memberOf", url.Values{"$select": {"id"}, "$top": {strconv.Itoa(MaxPageSize)}})
+	for n := 1; next != ""; n++ {
+		if n > s.cfg.MaxPages {
+			return nil, false, s.graphError(op, errors.New("too many pages"))
+		}
+		if err := s.checkLink(next); err != nil {
+			return nil, false, s.graphError(op, err)
+		}
+		r.requests++
+		body, err := s.get(ctx, next, nil, nil)
+		if err != nil {
+			var re *restclient.Error
+			if errors.As(err, &re) && re.Status == http.StatusNotFound {
+				return nil, true, nil
+			}
+			return nil, false, s.graphError(op, err)
+		}
+		page.NextLink, page.Value = "", nil
+		if err := json.Unmarshal(body, &page); err != nil {
+			return nil, false, s.graphError(op, fmt.Errorf("%w: %v", restclient.ErrMalformed, err))
+		}
+		for _, o := range page.Value {
+			switch o.Type {
+			case "#microsoft.graph.group", "#microsoft.graph.directoryRole":
+				if o.ID == "" {
+					return nil, false, s.graphError(op, fmt.Errorf("%w: a %s without an id", restclient.ErrMalformed, o.Type))
+				}
+				ids = append(ids, o.ID)
+			}
+		}
+		next = page.NextLink
+	}
+	return ids, false, nil
+}
