@@ -12,6 +12,7 @@ import (
 
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/sources"
+	"golang.org/x/sync/errgroup"
 )
 
 // readNewMemberships reads the direct groups and roles of the users an
@@ -23,7 +24,8 @@ import (
 // of trusting the rounds' silence. What a round said of a membership wins
 // (it may be newer than memberOf, which Graph answers from a replica);
 // memberOf adds only the memberships the round said nothing about. One
-// request per new user (more for one in over 999 groups and roles).
+// request per new user (more for one in over 999 groups and roles),
+// memberOfAtOnce at a time.
 func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.CopyStore, customer string, cs *changeSet) error {
 	var ids []string
 	for id, c := range cs.users {
@@ -39,20 +41,36 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 	if err != nil {
 		return fmt.Errorf("Microsoft 365: customer %s: read the local copy: %w", customer, err)
 	}
+	var fresh []string
 	for _, id := range ids {
-		if held[id] {
-			continue
+		if !held[id] {
+			fresh = append(fresh, id)
 		}
-		groups, gone, err := r.memberOf(ctx, id)
-		if err != nil {
+	}
+	// A few users' lookups at once, each its own round trip; their
+	// answers are merged in the users' order once all are in.
+	groups := make([][]string, len(fresh))
+	requests := make([]int, len(fresh))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(memberOfAtOnce)
+	for i, id := range fresh {
+		g.Go(func() error {
+			var err error
+			groups[i], requests[i], err = r.s.memberOf(gctx, id)
 			return err
-		}
-		if gone {
-			continue // deleted since the round: the next round says so
-		}
+		})
+	}
+	err = g.Wait()
+	for _, n := range requests {
+		r.requests += n
+	}
+	if err != nil {
+		return err
+	}
+	for i, id := range fresh {
 		m := uint64(cs.number(id))
-		for _, g := range groups {
-			k := uint64(cs.number(g))<<32 | m
+		for _, grp := range groups[i] { // none for a user gone since the round: the next round says so
+			k := uint64(cs.number(grp))<<32 | m
 			if _, said := cs.links[k]; !said {
 				cs.links[k] = true
 			}
@@ -61,11 +79,13 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 	return nil
 }
 
+// memberOfAtOnce is how many users' memberOf one read asks at once.
+const memberOfAtOnce = 4
+
 // memberOf reads the ids of the groups and directory roles a user is a
-// direct member of (GET /users/{id}/memberOf); gone when the user no
-// longer exists.
-func (r *deltaReader) memberOf(ctx context.Context, id string) (ids []string, gone bool, err error) {
-	s := r.s
+// direct member of (GET /users/{id}/memberOf), and how many requests that
+// took; none when the user no longer exists.
+func (s *Source) memberOf(ctx context.Context, id string) (ids []string, requests int, err error) {
 	op := "list the groups and roles of user " + id
 	var page struct {
 		Value []struct {
@@ -75,36 +95,36 @@ func (r *deltaReader) memberOf(ctx context.Context, id string) (ids []string, go
 		NextLink string `json:"@odata.nextLink"`
 	}
 	next := s.graphURL("/users/"+url.PathEscape(id)+"/memberOf", url.Values{"$select": {"id"}, "$top": {strconv.Itoa(MaxPageSize)}})
-	for n := 1; next != ""; n++ {
-		if n > s.cfg.MaxPages {
-			return nil, false, s.graphError(op, errors.New("too many pages"))
+	for next != "" {
+		if requests >= s.cfg.MaxPages {
+			return nil, requests, s.graphError(op, errors.New("too many pages"))
 		}
 		if err := s.checkLink(next); err != nil {
-			return nil, false, s.graphError(op, err)
+			return nil, requests, s.graphError(op, err)
 		}
-		r.requests++
+		requests++
 		body, err := s.get(ctx, next, nil, nil)
 		if err != nil {
 			var re *restclient.Error
 			if errors.As(err, &re) && re.Status == http.StatusNotFound {
-				return nil, true, nil
+				return nil, requests, nil
 			}
-			return nil, false, s.graphError(op, err)
+			return nil, requests, s.graphError(op, err)
 		}
 		page.NextLink, page.Value = "", nil
 		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, false, s.graphError(op, fmt.Errorf("%w: %v", restclient.ErrMalformed, err))
+			return nil, requests, s.graphError(op, fmt.Errorf("%w: %v", restclient.ErrMalformed, err))
 		}
 		for _, o := range page.Value {
 			switch o.Type {
 			case "#microsoft.graph.group", "#microsoft.graph.directoryRole":
 				if o.ID == "" {
-					return nil, false, s.graphError(op, fmt.Errorf("%w: a %s without an id", restclient.ErrMalformed, o.Type))
+					return nil, requests, s.graphError(op, fmt.Errorf("%w: a %s without an id", restclient.ErrMalformed, o.Type))
 				}
 				ids = append(ids, o.ID)
 			}
 		}
 		next = page.NextLink
 	}
-	return ids, false, nil
+	return ids, requests, nil
 }
