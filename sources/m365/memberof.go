@@ -87,13 +87,6 @@ const memberOfAtOnce = 4
 // took; none when the user no longer exists.
 func (s *Source) memberOf(ctx context.Context, id string) (ids []string, requests int, err error) {
 	op := "list the groups and roles of user " + id
-	var page struct {
-		Value []struct {
-			Type string `json:"@odata.type"`
-			ID   string `json:"id"`
-		} `json:"value"`
-		NextLink string `json:"@odata.nextLink"`
-	}
 	next := s.graphURL("/users/"+url.PathEscape(id)+"/memberOf", url.Values{"$select": {"id"}, "$top": {strconv.Itoa(MaxPageSize)}})
 	for next != "" {
 		if requests >= s.cfg.MaxPages {
@@ -111,20 +104,41 @@ func (s *Source) memberOf(ctx context.Context, id string) (ids []string, request
 			}
 			return nil, requests, s.graphError(op, err)
 		}
-		page.NextLink, page.Value = "", nil
-		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, requests, s.graphError(op, fmt.Errorf("%w: %v", restclient.ErrMalformed, err))
+		var page []string
+		if page, next, err = decodeMemberOfPage(body); err != nil {
+			return nil, requests, s.graphError(op, err)
 		}
-		for _, o := range page.Value {
-			switch o.Type {
-			case "#microsoft.graph.group", "#microsoft.graph.directoryRole":
-				if o.ID == "" {
-					return nil, requests, s.graphError(op, fmt.Errorf("%w: a %s without an id", restclient.ErrMalformed, o.Type))
-				}
-				ids = append(ids, o.ID)
-			}
-		}
-		next = page.NextLink
+		ids = append(ids, page...)
 	}
 	return ids, requests, nil
+}
+
+// decodeMemberOfPage reads one page of memberOf: the ids of its groups
+// and directory roles (administrative units and anything else left out)
+// and the next page's link. A page that is not one, or a group or role
+// without an id, is malformed.
+func decodeMemberOfPage(body []byte) (ids []string, next string, err error) {
+	var page struct {
+		Value *[]struct {
+			Type string `json:"@odata.type"`
+			ID   string `json:"id"`
+		} `json:"value"`
+		NextLink string `json:"@odata.nextLink"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		return nil, "", fmt.Errorf("%w: %v", restclient.ErrMalformed, err)
+	}
+	if page.Value == nil {
+		return nil, "", fmt.Errorf(`%w: no "value" array`, restclient.ErrMalformed)
+	}
+	for _, o := range *page.Value {
+		switch o.Type {
+		case "#microsoft.graph.group", "#microsoft.graph.directoryRole":
+			if o.ID == "" {
+				return nil, "", fmt.Errorf("%w: a %s without an id", restclient.ErrMalformed, o.Type)
+			}
+			ids = append(ids, o.ID)
+		}
+	}
+	return ids, page.NextLink, nil
 }
