@@ -424,3 +424,47 @@ func TestMemberOfAndASilentRestore(t *testing.T) {
 		t.Errorf("after the restore ann is a member of %v, want %v", got, want)
 	}
 }
+
+// A group restored silently comes back in groups/delta without its
+// members, and its parent group says nothing of it; /groups/{id}/members
+// and /groups/{id}/memberOf still name them.
+func TestGroupMemberOfAndASilentGroupRestore(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	defer srv.Close()
+	tn := srv.Default()
+	ann := tn.AddUser(m365test.User{UserPrincipalName: "ann@acme.example"})
+	sales := tn.AddGroup("Sales", ann)
+	staff := tn.AddGroup("Staff", sales)
+	c := newClient(t, srv, srv.TenantID)
+	_, _, gl := c.deltaRound("/v1.0/groups/delta?$select=id,displayName,members")
+	tn.DeleteGroup(sales, true)
+	_, _, gl = c.deltaRound(gl)
+	if !tn.RestoreGroupSilently(sales) {
+		t.Fatal("the soft-deleted group was not restored")
+	}
+	groups, _, _ := c.deltaRound(gl)
+	if len(groups) != 1 || groups[0]["id"] != sales || groups[0]["displayName"] != "Sales" || groups[0]["members@delta"] != nil {
+		t.Errorf("groups/delta after a silent restore: %v, want Sales alone, without members", groups)
+	}
+	ids := func(path string) []string {
+		t.Helper()
+		status, _, body := c.get(path)
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", path, status, body)
+		}
+		var out []string
+		for _, o := range body["value"].([]any) {
+			out = append(out, o.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	if got := ids("/v1.0/groups/" + sales + "/members?$select=id"); !slices.Equal(got, []string{ann}) {
+		t.Errorf("members of the restored group: %v", got)
+	}
+	if got := ids("/v1.0/groups/" + sales + "/memberOf?$select=id"); !slices.Equal(got, []string{staff}) {
+		t.Errorf("the restored group is a member of %v, want Staff", got)
+	}
+	if status, _, _ := c.get("/v1.0/groups/no-such-group/memberOf"); status != http.StatusNotFound {
+		t.Errorf("memberOf of no group: %d, want 404", status)
+	}
+}

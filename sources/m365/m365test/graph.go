@@ -414,7 +414,7 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request, t *Tenant, kind s
 	case KindUser:
 		s.oneUser(w, r, t, strings.TrimPrefix(p, "/users/"))
 	case KindUserMemberOf:
-		s.userMemberOf(w, r, t, strings.TrimSuffix(strings.TrimPrefix(p, "/users/"), "/memberOf"))
+		s.memberOf(w, r, t, strings.TrimSuffix(strings.TrimPrefix(p, "/users/"), "/memberOf"), true)
 	case KindGroups:
 		s.listGroups(w, r, t)
 	case KindGroup:
@@ -631,17 +631,23 @@ func (s *Server) writeMembers(w http.ResponseWriter, r *http.Request, q *query, 
 	writeRaw(w, pageEnd(b, next, "", -1))
 }
 
-// userMemberOf serves /users/{id}/memberOf: the live groups and the
-// directory roles the user is a direct member of, typed, paged as member
-// lists are.
-func (s *Server) userMemberOf(w http.ResponseWriter, r *http.Request, t *Tenant, id string) {
+// memberOf serves /users/{id}/memberOf and /groups/{id}/memberOf: the
+// live groups and the directory roles the user or group is a direct
+// member of, typed, paged as member lists are.
+func (s *Server) memberOf(w http.ResponseWriter, r *http.Request, t *Tenant, id string, user bool) {
 	q, ok := parseQuery(w, r, []string{"id", "displayName", "roleTemplateId"}, true)
 	if !ok {
 		return
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if _, found := t.liveUser(id); !found {
+	found := false
+	if user {
+		_, found = t.liveUser(id)
+	} else {
+		_, found = t.liveGroup(id)
+	}
+	if !found {
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id))
 		return
 	}
@@ -682,6 +688,10 @@ func (s *Server) userMemberOf(w http.ResponseWriter, r *http.Request, t *Tenant,
 // without the /microsoft.graph.user cast.
 func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request, t *Tenant, rest string) {
 	parts := strings.Split(rest, "/")
+	if len(parts) == 2 && parts[1] == "memberOf" {
+		s.memberOf(w, r, t, parts[0], false)
+		return
+	}
 	if len(parts) < 2 || len(parts) > 3 || (parts[1] != "members" && parts[1] != "transitiveMembers") ||
 		(len(parts) == 3 && parts[2] != "microsoft.graph.user") {
 		graphError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Resource not found for the segment '%s'.", parts[len(parts)-1]))

@@ -93,9 +93,12 @@ type change struct {
 // What a change did.
 const (
 	changeCreated = 'c' // created, or restored from the deleted items
-	changeUpdated = 'u'
-	changeDeleted = 'd'
-	changeMember  = 'm'
+	// changeRestored is a group restored by RestoreGroupSilently: it
+	// comes back in groups/delta without its members.
+	changeRestored = 'r'
+	changeUpdated  = 'u'
+	changeDeleted  = 'd'
+	changeMember   = 'm'
 )
 
 // groupRec is a group and its place in the directory.
@@ -466,7 +469,16 @@ func (t *Tenant) DeleteGroup(id string, soft bool) bool {
 // RestoreGroup brings back a soft-deleted group with its members and its
 // memberships; groups/delta lists it again, whole, as it lists a new
 // group. It reports whether there was such a group.
-func (t *Tenant) RestoreGroup(id string) bool {
+func (t *Tenant) RestoreGroup(id string) bool { return t.restoreGroup(id, true) }
+
+// RestoreGroupSilently restores a soft-deleted group as RestoreGroup
+// does, but groups/delta lists it again without its members, and neither
+// its parent groups nor its roles report it added back: the other reading
+// of what Microsoft documents. Its members and parents still list it, and
+// /groups/{id}/members and /groups/{id}/memberOf answer as before.
+func (t *Tenant) RestoreGroupSilently(id string) bool { return t.restoreGroup(id, false) }
+
+func (t *Tenant) restoreGroup(id string, memberships bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	g, ok := t.groups[id]
@@ -474,6 +486,11 @@ func (t *Tenant) RestoreGroup(id string) bool {
 		return false
 	}
 	g.deleted, g.soft = false, false
+	if !memberships {
+		t.record(&t.glog, change{id: id, what: changeRestored})
+		t.mver++
+		return true
+	}
 	t.record(&t.glog, change{id: id, what: changeCreated})
 	t.recordMemberships(id)
 	return true
