@@ -230,10 +230,15 @@ func (f *directoryFuzzer) change() string {
 			return fmt.Sprintf("delete group %s (soft %v)", g, soft)
 		case op == 12 && len(f.softG) > 0:
 			g := f.pick(f.softG)
-			tn.RestoreGroup(g)
+			silently := rng.IntN(2) == 0
+			if silently {
+				tn.RestoreGroupSilently(g)
+			} else {
+				tn.RestoreGroup(g)
+			}
 			f.softG = remove(f.softG, g)
 			f.groups = append(f.groups, g)
-			return "restore group " + g
+			return fmt.Sprintf("restore group %s (deltas silent about its members and parents: %v)", g, silently)
 		case op == 13 && len(f.users) > 0:
 			r := f.pick(f.roles)
 			m := f.pick(f.users)

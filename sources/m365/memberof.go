@@ -15,20 +15,26 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// readNewMemberships reads the direct groups and roles of the users an
-// incremental round brought that the copy does not hold: new hires, and
-// users restored from the deleted items. Microsoft documents that a
-// deleted user's memberships show as removed in groups/delta and
-// directoryRoles/delta, not whether its restoration sends them again; the
-// copy dropped them with the user, so it asks the user's memberOf instead
-// of trusting the rounds' silence. What a round said of a membership wins
-// (it may be newer than memberOf, which Graph answers from a replica);
-// memberOf adds only the memberships the round said nothing about. One
-// request per new user (more for one in over 999 groups and roles),
-// memberOfAtOnce at a time.
+// readNewMemberships reads the memberships of the users and groups an
+// incremental round brought that the copy does not hold: new hires and
+// groups, and users and groups restored from the deleted items.
+// Microsoft documents that deleting one shows its memberships as removed
+// in groups/delta and directoryRoles/delta, not whether restoring it sends
+// them again; the copy dropped them with the object, so it asks Graph
+// instead of trusting the rounds' silence: a user's memberOf (its groups
+// and roles), a group's memberOf and members. What a round said of a
+// membership wins (it may be newer than what Graph answers from a
+// replica); these lookups only add the memberships the round said nothing
+// about. One request per new user and two per new group (more past 999),
+// lookupsAtOnce objects at a time.
 func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.CopyStore, customer string, cs *changeSet) error {
 	var ids []string
 	for id, c := range cs.users {
+		if !c.removed {
+			ids = append(ids, id)
+		}
+	}
+	for id, c := range cs.groups {
 		if !c.removed {
 			ids = append(ids, id)
 		}
@@ -41,53 +47,82 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 	if err != nil {
 		return fmt.Errorf("Microsoft 365: customer %s: read the local copy: %w", customer, err)
 	}
-	var fresh []string
+	type lookup struct {
+		id, kind         string // "users" or "groups"
+		parents, members []string
+		requests         int
+	}
+	var fresh []*lookup
 	for _, id := range ids {
 		if !held[id] {
-			fresh = append(fresh, id)
+			kind := "users"
+			if cs.groups[id] != nil {
+				kind = "groups"
+			}
+			fresh = append(fresh, &lookup{id: id, kind: kind})
 		}
 	}
-	// A few users' lookups at once, each its own round trip; their
-	// answers are merged in the users' order once all are in.
-	groups := make([][]string, len(fresh))
-	requests := make([]int, len(fresh))
+	// A few objects' lookups at once, each its own round trips; their
+	// answers are merged in the objects' order once all are in.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(memberOfAtOnce)
-	for i, id := range fresh {
+	g.SetLimit(lookupsAtOnce)
+	for _, l := range fresh {
 		g.Go(func() error {
+			var n int
 			var err error
-			groups[i], requests[i], err = r.s.memberOf(gctx, id)
+			l.parents, n, err = r.s.directoryObjects(gctx, "/"+l.kind+"/"+url.PathEscape(l.id)+"/memberOf", parentTypes)
+			l.requests += n
+			if err != nil || l.kind != "groups" {
+				return err
+			}
+			l.members, n, err = r.s.directoryObjects(gctx, "/groups/"+url.PathEscape(l.id)+"/members", memberTypes)
+			l.requests += n
 			return err
 		})
 	}
 	err = g.Wait()
-	for _, n := range requests {
-		r.requests += n
+	for _, l := range fresh {
+		r.requests += l.requests
 	}
 	if err != nil {
 		return err
 	}
-	for i, id := range fresh {
-		m := uint64(cs.number(id))
-		for _, grp := range groups[i] { // none for a user gone since the round: the next round says so
-			k := uint64(cs.number(grp))<<32 | m
-			if _, said := cs.links[k]; !said {
-				cs.links[k] = true
-			}
+	unsaid := func(group, member string) {
+		k := uint64(cs.number(group))<<32 | uint64(cs.number(member))
+		if _, said := cs.links[k]; !said {
+			cs.links[k] = true
+		}
+	}
+	for _, l := range fresh { // none for an object gone since the round: the next round says so
+		for _, p := range l.parents {
+			unsaid(p, l.id)
+		}
+		for _, m := range l.members {
+			unsaid(l.id, m)
 		}
 	}
 	return nil
 }
 
-// memberOfAtOnce is how many users' memberOf one read asks at once.
-const memberOfAtOnce = 4
+// lookupsAtOnce is how many new objects' memberships one read asks at
+// once.
+const lookupsAtOnce = 4
 
-// memberOf reads the ids of the groups and directory roles a user is a
-// direct member of (GET /users/{id}/memberOf), and how many requests that
-// took; none when the user no longer exists.
-func (s *Source) memberOf(ctx context.Context, id string) (ids []string, requests int, err error) {
-	op := "list the groups and roles of user " + id
-	next := s.graphURL("/users/"+url.PathEscape(id)+"/memberOf", url.Values{"$select": {"id"}, "$top": {strconv.Itoa(MaxPageSize)}})
+// The directory objects a membership lookup keeps: the groups and roles
+// an object is a member of, the users and groups that are a group's
+// members (devices, contacts and service principals are never accounts).
+var (
+	parentTypes = []string{"#microsoft.graph.group", "#microsoft.graph.directoryRole"}
+	memberTypes = []string{"#microsoft.graph.user", "#microsoft.graph.group"}
+)
+
+// directoryObjects reads the ids of the directory objects of the types
+// given in a collection under /v1.0 (path: /users/{id}/memberOf,
+// /groups/{id}/members), and how many requests that took; none when its
+// owner no longer exists.
+func (s *Source) directoryObjects(ctx context.Context, path string, types []string) (ids []string, requests int, err error) {
+	op := "list " + path
+	next := s.graphURL(path, url.Values{"$select": {"id"}, "$top": {strconv.Itoa(MaxPageSize)}})
 	for next != "" {
 		if requests >= s.cfg.MaxPages {
 			return nil, requests, s.graphError(op, errors.New("too many pages"))
@@ -105,7 +140,7 @@ func (s *Source) memberOf(ctx context.Context, id string) (ids []string, request
 			return nil, requests, s.graphError(op, err)
 		}
 		var page []string
-		if page, next, err = decodeMemberOfPage(body); err != nil {
+		if page, next, err = decodeDirectoryObjects(body, types); err != nil {
 			return nil, requests, s.graphError(op, err)
 		}
 		ids = append(ids, page...)
@@ -113,11 +148,11 @@ func (s *Source) memberOf(ctx context.Context, id string) (ids []string, request
 	return ids, requests, nil
 }
 
-// decodeMemberOfPage reads one page of memberOf: the ids of its groups
-// and directory roles (administrative units and anything else left out)
-// and the next page's link. A page that is not one, or a group or role
-// without an id, is malformed.
-func decodeMemberOfPage(body []byte) (ids []string, next string, err error) {
+// decodeDirectoryObjects reads one page of a directory-object collection:
+// the ids of the objects of the types given (anything else left out) and
+// the next page's link. A page that is not one, or an object of those
+// types without an id, is malformed.
+func decodeDirectoryObjects(body []byte, types []string) (ids []string, next string, err error) {
 	var page struct {
 		Value *[]struct {
 			Type string `json:"@odata.type"`
@@ -132,13 +167,13 @@ func decodeMemberOfPage(body []byte) (ids []string, next string, err error) {
 		return nil, "", fmt.Errorf(`%w: no "value" array`, restclient.ErrMalformed)
 	}
 	for _, o := range *page.Value {
-		switch o.Type {
-		case "#microsoft.graph.group", "#microsoft.graph.directoryRole":
-			if o.ID == "" {
-				return nil, "", fmt.Errorf("%w: a %s without an id", restclient.ErrMalformed, o.Type)
-			}
-			ids = append(ids, o.ID)
+		if !slices.Contains(types, o.Type) {
+			continue
 		}
+		if o.ID == "" {
+			return nil, "", fmt.Errorf("%w: a %s without an id", restclient.ErrMalformed, o.Type)
+		}
+		ids = append(ids, o.ID)
 	}
 	return ids, page.NextLink, nil
 }

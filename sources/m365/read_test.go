@@ -383,6 +383,8 @@ func TestReadRemovedAndRestoredObjects(t *testing.T) {
 		{"the admin restored, the deltas silent about its role and groups", func() { tn.RestoreUserSilently(gen.Admins[0]) }, 11, 4},
 		{"a group soft-deleted", func() { tn.DeleteGroup(gen.Groups["Sales"], true) }, 11, 3},
 		{"the group restored with its members", func() { tn.RestoreGroup(gen.Groups["Sales"]) }, 11, 4},
+		{"the group soft-deleted again", func() { tn.DeleteGroup(gen.Groups["Sales"], true) }, 11, 3},
+		{"the group restored, groups/delta silent about its members", func() { tn.RestoreGroupSilently(gen.Groups["Sales"]) }, 11, 4},
 		{"a group deleted for good", func() { tn.DeleteGroup(gen.Groups["Engineering"], false) }, 11, 3},
 	}
 	for _, st := range steps {
@@ -683,7 +685,7 @@ func TestAFullReadWaitsForItsTurn(t *testing.T) {
 // it, and changes nothing in the copy.
 func TestReadRefusesABadMemberOf(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
-		{"not JSON", `<html>`, "list the groups and roles of user b2"},
+		{"not JSON", `<html>`, "list /users/b2/memberOf"},
 		{"a group without an id", `{"value":[{"@odata.type":"#microsoft.graph.group"}]}`, "a #microsoft.graph.group without an id"},
 		{"a link elsewhere", `{"value":[],"@odata.nextLink":"https://attacker.example/v1.0/users/b2/memberOf"}`, "not under the Graph URL"},
 	} {
