@@ -93,7 +93,10 @@ type directoryFuzzer struct {
 	groups []string // live
 	softG  []string // soft-deleted groups
 	roles  []string // activated roles (template ids)
-	n      int
+	// allStaff is a group the copy's selection names: a group nested in
+	// it and deleted, then restored, decides who is selected.
+	allStaff string
+	n        int
 }
 
 func (f *directoryFuzzer) pick(ids []string) string { return ids[f.rng.IntN(len(ids))] }
@@ -109,7 +112,7 @@ func (f *directoryFuzzer) change() string {
 	tn, rng := f.tn, f.rng
 	f.n++
 	for {
-		switch op := rng.IntN(17); {
+		switch op := rng.IntN(18); {
 		case op == 0:
 			u := m365test.User{DisplayName: fmt.Sprintf("New User %d", f.n), Guest: rng.IntN(6) == 0, Disabled: rng.IntN(6) == 0}
 			if rng.IntN(2) == 0 {
@@ -239,6 +242,16 @@ func (f *directoryFuzzer) change() string {
 			f.softG = remove(f.softG, g)
 			f.groups = append(f.groups, g)
 			return fmt.Sprintf("restore group %s (deltas silent about its members and parents: %v)", g, silently)
+		case op == 17 && len(f.groups) > 2:
+			g := f.pick(f.groups)
+			if g == f.allStaff {
+				continue
+			}
+			tn.AddMembers(f.allStaff, g)
+			tn.DeleteGroup(g, true)
+			f.groups = remove(f.groups, g)
+			f.softG = append(f.softG, g)
+			return "nest group " + g + " in All Staff and soft-delete it"
 		case op == 13 && len(f.users) > 0:
 			r := f.pick(f.roles)
 			m := f.pick(f.users)
@@ -313,7 +326,7 @@ func differentialSequence(t *testing.T, opts m365test.Options, seed uint64, step
 	src := newSource(t, srv, func(c *m365.Config) { c.PageSize = 7 })
 	full := newSource(t, srv)
 
-	f := &directoryFuzzer{rng: rand.New(rand.NewPCG(seed, 0xd1ff)), tn: tn,
+	f := &directoryFuzzer{rng: rand.New(rand.NewPCG(seed, 0xd1ff)), tn: tn, allStaff: gen.AllStaff,
 		users:  slices.Concat(gen.Users, gen.Guests, gen.Disabled),
 		groups: []string{gen.AllStaff, helpdesk},
 		roles:  []string{m365test.GlobalAdministrator, m365test.HelpdeskAdministrator, m365test.DirectoryReaders}}
