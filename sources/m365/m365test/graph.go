@@ -685,7 +685,7 @@ func (s *Server) memberOf(w http.ResponseWriter, r *http.Request, t *Tenant, id 
 }
 
 // groupMembers serves /groups/{id}/members and /transitiveMembers, with or
-// without the /microsoft.graph.user cast.
+// without the /microsoft.graph.user cast, and /groups/{id}/memberOf.
 func (s *Server) groupMembers(w http.ResponseWriter, r *http.Request, t *Tenant, rest string) {
 	parts := strings.Split(rest, "/")
 	if len(parts) == 2 && parts[1] == "memberOf" {

@@ -96,7 +96,7 @@ const (
 	KindDelta        = "users.delta"   // GET /users/delta
 	KindGroups       = "groups"        // GET /groups (filter by name)
 	KindGroup        = "group"         // GET /groups/{id}
-	KindGroupMembers = "group.members" // GET /groups/{id}/(transitive)members
+	KindGroupMembers = "group.members" // GET /groups/{id}/(transitive)members and /groups/{id}/memberOf
 	KindGroupsDelta  = "groups.delta"  // GET /groups/delta
 	KindRoles        = "directoryRoles"
 	KindRoleMembers  = "role.members"
