@@ -609,23 +609,30 @@ func (s *Server) oneGroup(w http.ResponseWriter, r *http.Request, t *Tenant, id 
 // writeMembers writes one page of a member list: users first, then
 // groups.
 func (s *Server) writeMembers(w http.ResponseWriter, r *http.Request, q *query, users []*userRec, groups []*groupRec) {
+	s.writeDirectoryObjects(w, r, q, len(users)+len(groups), func(b []byte, i int) []byte {
+		if i < len(users) {
+			return appendUser(b, users[i], q.sel, true)
+		}
+		return appendGroup(b, groups[i-len(users)], q.sel, true)
+	})
+}
+
+// writeDirectoryObjects writes the page of a collection of n typed
+// directory objects that starts at q.skip, item appending the i-th, with
+// a nextLink when more follow.
+func (s *Server) writeDirectoryObjects(w http.ResponseWriter, r *http.Request, q *query, n int, item func(b []byte, i int) []byte) {
 	b := pageStart("directoryObjects")
-	total := len(users) + len(groups)
-	end := min(q.skip+q.top, total)
+	end := min(q.skip+q.top, n)
 	b = slices.Grow(b, (end-q.skip)*640)
 	b = append(b, `,"value":[`...)
 	for i := q.skip; i < end; i++ {
 		if i > q.skip {
 			b = append(b, ',')
 		}
-		if i < len(users) {
-			b = appendUser(b, users[i], q.sel, true)
-		} else {
-			b = appendGroup(b, groups[i-len(users)], q.sel, true)
-		}
+		b = item(b, i)
 	}
 	next := ""
-	if end < total {
+	if end < n {
 		next = s.nextLink(r, state{P: end})
 	}
 	writeRaw(w, pageEnd(b, next, "", -1))
@@ -651,37 +658,24 @@ func (s *Server) memberOf(w http.ResponseWriter, r *http.Request, t *Tenant, id 
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id))
 		return
 	}
-	var objects [][]byte
+	var groups []*groupRec
 	for _, gid := range t.groupList {
 		if g := t.groups[gid]; !g.deleted && slices.Contains(g.Members, id) {
-			objects = append(objects, appendGroup(nil, g, q.sel, true))
+			groups = append(groups, g)
 		}
 	}
+	var roles []*Role
 	for _, rid := range t.roleList {
 		if role := t.roles[rid]; slices.Contains(role.Members, id) {
-			b := append([]byte(`{"@odata.type":"#microsoft.graph.directoryRole","id":`), appendString(nil, role.ID)...)
-			if q.sel == nil || slices.Contains(q.sel, "displayName") {
-				b = appendString(append(b, `,"displayName":`...), role.DisplayName)
-			}
-			if q.sel == nil || slices.Contains(q.sel, "roleTemplateId") {
-				b = appendString(append(b, `,"roleTemplateId":`...), role.RoleTemplateID)
-			}
-			objects = append(objects, append(b, '}'))
+			roles = append(roles, role)
 		}
 	}
-	b := append(pageStart("directoryObjects"), `,"value":[`...)
-	end := min(q.skip+q.top, len(objects))
-	for i := q.skip; i < end; i++ {
-		if i > q.skip {
-			b = append(b, ',')
+	s.writeDirectoryObjects(w, r, q, len(groups)+len(roles), func(b []byte, i int) []byte {
+		if i < len(groups) {
+			return appendGroup(b, groups[i], q.sel, true)
 		}
-		b = append(b, objects[i]...)
-	}
-	next := ""
-	if end < len(objects) {
-		next = s.nextLink(r, state{P: end})
-	}
-	writeRaw(w, pageEnd(b, next, "", -1))
+		return appendRole(b, roles[i-len(groups)], q.sel, true)
+	})
 }
 
 // groupMembers serves /groups/{id}/members and /transitiveMembers, with or
@@ -770,22 +764,32 @@ func (s *Server) listRoles(w http.ResponseWriter, r *http.Request, t *Tenant) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"id":`...)
-		b = appendString(b, role.ID)
-		if q.sel == nil || slices.Contains(q.sel, "displayName") {
-			b = append(b, `,"displayName":`...)
-			b = appendString(b, role.DisplayName)
-		}
-		if q.sel == nil || slices.Contains(q.sel, "roleTemplateId") {
-			b = append(b, `,"roleTemplateId":`...)
-			b = appendString(b, role.RoleTemplateID)
-		}
-		if q.sel == nil || slices.Contains(q.sel, "description") {
-			b = append(b, `,"description":null`...)
-		}
-		b = append(b, '}')
+		b = appendRole(b, role, q.sel, false)
 	}
 	writeRaw(w, pageEnd(b, "", "", -1))
+}
+
+// appendRole appends a directory role with the selected properties,
+// typed in a collection of directory objects.
+func appendRole(b []byte, role *Role, sel []string, typed bool) []byte {
+	b = append(b, '{')
+	if typed {
+		b = append(b, `"@odata.type":"#microsoft.graph.directoryRole",`...)
+	}
+	b = append(b, `"id":`...)
+	b = appendString(b, role.ID)
+	if sel == nil || slices.Contains(sel, "displayName") {
+		b = append(b, `,"displayName":`...)
+		b = appendString(b, role.DisplayName)
+	}
+	if sel == nil || slices.Contains(sel, "roleTemplateId") {
+		b = append(b, `,"roleTemplateId":`...)
+		b = appendString(b, role.RoleTemplateID)
+	}
+	if sel == nil || slices.Contains(sel, "description") {
+		b = append(b, `,"description":null`...)
+	}
+	return append(b, '}')
 }
 
 // roleMembers serves /directoryRoles/{id}/members and
