@@ -385,11 +385,14 @@ func losingRelay(s *store.Store) (*losingStore, *lossMailer, *logrus.Logger) {
 }
 
 // stoppedAtLoss checks that no email of n went to the relay after the
-// lease was lost, and that every one not sent is pending again.
+// lease was lost, and that every one not sent is pending again. The
+// emails go ApplyWorkers at a time: when the loss comes, each of the
+// other senders may be between its look at the lease and its call, and
+// hands that one email over.
 func stoppedAtLoss(t *testing.T, s *store.Store, relay *lossMailer, n int) {
 	t.Helper()
-	if relay.afterLoss != 0 || relay.n >= n {
-		t.Fatalf("%d of %d emails handed to the relay after the lease was lost (%d in all)", relay.afterLoss, n, relay.n)
+	if relay.afterLoss > jobs.ApplyWorkers-1 || relay.n >= n {
+		t.Fatalf("%d of %d emails handed to the relay after the lease was lost (%d in all); at most %d were on their way", relay.afterLoss, n, relay.n, jobs.ApplyWorkers-1)
 	}
 	states := map[string]int{}
 	for _, st := range welcomeStates(t, s) {
