@@ -160,6 +160,8 @@ type CustomerReport struct {
 	// only its directories' changes (settled.go).
 	UnchangedSince time.Time     `json:"unchanged_since,omitzero"`
 	Elapsed        time.Duration `json:"elapsed_ns"`
+	// Times says where the pass's time went.
+	Times PassTimes `json:"times"`
 }
 
 // Settled reports that the pass found nothing changed since the
@@ -312,6 +314,7 @@ func (ps *pass) collectNew(ctx context.Context, conn *Connections) (*newAccounts
 		ps.early.stop()
 		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
+	defer timed(&ps.rep.Times.Selection)()
 	fresh, err := ps.collect(ctx, conn, sels, linkTwins)
 	if err != nil {
 		ps.early.stop()
@@ -334,6 +337,7 @@ type planner struct {
 // it (or takes what a first import listed early), and the vault entries
 // the new accounts contend for.
 func (ps *pass) newPlanner(ctx context.Context, conn *Connections, fresh *newAccounts) (*planner, error) {
+	defer timed(&ps.rep.Times.Indexes)()
 	need := fresh.types()
 	in, ok, err := ps.early.result(need)
 	if !ok {

@@ -51,6 +51,7 @@ func (ps *pass) readCopies(ctx context.Context, conn *Connections, sel selection
 		return nil // read by settle already
 	}
 	ps.copiesRead = true
+	defer timed(&ps.rep.Times.Directories)()
 	type job struct {
 		name string
 		kind sources.Kind

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msp-tools/autoimport/jobs"
+	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sources/sourcestest"
 	"github.com/msp-tools/autoimport/sql/store/storetest"
@@ -363,4 +364,46 @@ func TestAFailedEarlyListingFailsOnlyWhenUsed(t *testing.T) {
 	if acme.vault.indexes.Load() != 2 {
 		t.Fatalf("the vault listed %d times in two first imports", acme.vault.indexes.Load())
 	}
+}
+
+// A pass says where its time went: reading the directories, selecting,
+// listing the indexes and importing the new accounts, each at least what
+// it was made to take here, and together no more than the pass.
+func TestAPassSaysWhereItsTimeWent(t *testing.T) {
+	f, ad, _ := acmeReadIncrementally(t)
+	acme := f.worlds["acme"]
+	const step = 40 * time.Millisecond
+	ad.whileReading = func() { time.Sleep(step) }
+	acme.vault.failCreate = func(sinks.NewVaultEntry) error { time.Sleep(step); return nil }
+	acme.ad.set(user(1, jobs.EndUser))
+	check := func(cr *jobs.CustomerReport, want map[string]time.Duration) {
+		t.Helper()
+		tt := cr.Times
+		got := map[string]time.Duration{"directories": tt.Directories, "selection": tt.Selection, "indexes": tt.Indexes, "new accounts": tt.NewAccounts}
+		for name, least := range want {
+			if got[name] < least || got[name] == 0 {
+				t.Errorf("%s took %v, want at least %v and more than nothing (%s)", name, got[name], least, tt.String(cr.Elapsed))
+			}
+		}
+		if sum := tt.Directories + tt.Selection + tt.Indexes + tt.NewAccounts; sum > cr.Elapsed {
+			t.Errorf("the steps took %v, more than the pass's %v", sum, cr.Elapsed)
+		}
+		if s := tt.String(cr.Elapsed); !strings.Contains(s, "directories ") || !strings.Contains(s, "the rest ") {
+			t.Errorf("String() = %q", s)
+		}
+	}
+	cr := customerReport(f.run(t, jobs.RunOptions{AllowSurge: true}), "acme")
+	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 1 {
+		t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Counts)
+	}
+	check(cr, map[string]time.Duration{"directories": step, "selection": 0, "new accounts": step})
+
+	// A later pass lists the indexes once it knows what is new.
+	acme.vault.whileIndexing = func() { time.Sleep(step) }
+	acme.ad.set(user(1, jobs.EndUser), user(2, jobs.EndUser))
+	cr = customerReport(f.run(t, jobs.RunOptions{}), "acme")
+	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 1 {
+		t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Counts)
+	}
+	check(cr, map[string]time.Duration{"directories": step, "selection": 0, "indexes": step, "new accounts": step})
 }

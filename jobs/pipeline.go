@@ -69,6 +69,7 @@ type pipeline struct {
 // apply creates, records and mails the new accounts, and reports each
 // one's plan; a stop ends it after the accounts in hand (see above).
 func (ps *pass) apply(ctx context.Context, conn *Connections, pl *planner) {
+	defer timed(&ps.rep.Times.NewAccounts)()
 	halt, cancel := ps.haltContext(ctx)
 	defer cancel()
 	pp := ps.startPipeline(ctx, conn, halt)

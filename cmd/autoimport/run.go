@@ -171,6 +171,10 @@ func (a *app) runOnce(ctx context.Context, opt jobs.RunOptions) error {
 	return nil
 }
 
+// slowPass is how long a customer's pass takes before the summary says
+// where its time went.
+const slowPass = 5 * time.Second
+
 // printReport writes the summary table and what needs attention.
 func (a *app) printReport(rep *jobs.Report) {
 	var rows [][]string
@@ -189,6 +193,9 @@ func (a *app) printReport(rep *jobs.Report) {
 		}
 		for _, r := range c.Reads {
 			fmt.Fprintf(a.stdout, "%s: read: %s\n", c.Customer, r)
+		}
+		if c.Elapsed >= slowPass && !c.Settled() {
+			fmt.Fprintf(a.stdout, "%s: took %s: %s\n", c.Customer, c.Elapsed.Round(10*time.Millisecond), c.Times.String(c.Elapsed))
 		}
 		if c.Settled() {
 			fmt.Fprintf(a.stdout, "%s: nothing changed since the pass of %s: its counts and the accounts that need a person stand (autoimport run --once --full reads and decides everything again)\n",

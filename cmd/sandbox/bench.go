@@ -141,6 +141,8 @@ type customerTime struct {
 	Profile  string  `json:"profile"`
 	Seconds  float64 `json:"seconds"`
 	Imported int     `json:"imported"`
+	// Times says where the customer's pass spent them.
+	Times jobs.PassTimes `json:"times"`
 }
 
 type requestFigure struct {
@@ -462,7 +464,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 		if c.Settled {
 			rr.Settled++
 		}
-		rr.Slowest = append(rr.Slowest, customerTime{Customer: c.ID, Profile: info[c.ID].Profile, Seconds: c.Seconds, Imported: c.Counts.Imported})
+		rr.Slowest = append(rr.Slowest, customerTime{Customer: c.ID, Profile: info[c.ID].Profile, Seconds: c.Seconds, Imported: c.Counts.Imported, Times: c.Times})
 	}
 	sort.Slice(rr.Slowest, func(i, j int) bool { return rr.Slowest[i].Seconds > rr.Slowest[j].Seconds })
 	rr.Slowest = rr.Slowest[:min(3, len(rr.Slowest))]
@@ -551,7 +553,8 @@ func printRun(w io.Writer, r runResult) {
 		fmt.Fprintf(w, "  longest customer's sequential writes x latency: %.2fs (%s)\n", r.SerialEstimate, r.SerialCustomer)
 	}
 	for _, c := range r.Slowest {
-		fmt.Fprintf(w, "  slow customer: %s (%s) %.2fs, %d imported\n", c.Customer, c.Profile, c.Seconds, c.Imported)
+		fmt.Fprintf(w, "  slow customer: %s (%s) %.2fs, %d imported: %s\n", c.Customer, c.Profile, c.Seconds, c.Imported,
+			c.Times.String(time.Duration(c.Seconds*float64(time.Second))))
 	}
 	if r.StoreTransactions > 0 {
 		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,

@@ -53,6 +53,8 @@ type customerFigure struct {
 	// Settled says the pass found nothing changed since the last one
 	// and repeated its report.
 	Settled bool `json:"settled,omitempty"`
+	// Times says where the pass's time went.
+	Times jobs.PassTimes `json:"times"`
 }
 
 // runJob runs r once and measures the job's side.
@@ -76,7 +78,7 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 	jf := jobFigures{Seconds: elapsed.Seconds(), Status: rep.Status, Totals: rep.Totals, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse,
 		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool()}
 	for _, c := range rep.Customers {
-		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads, Settled: c.Settled()})
+		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads, Settled: c.Settled(), Times: c.Times})
 	}
 	return jf, nil
 }

@@ -170,6 +170,7 @@ func TestBench(t *testing.T) {
 	if len(first.LimiterWait) == 0 {
 		t.Error("first run: no limiter figures")
 	}
+	checkSlowest(t, first)
 	// Every Autotask request of the fakes takes their latency (20 ms) at
 	// least, holding one of its endpoint's threads.
 	if a := first.AutotaskThreads; a == nil || a.Requests == 0 || a.HeldMs < 20 || a.AllBusySeconds < 0 {
@@ -339,5 +340,22 @@ func TestBenchJobProcess(t *testing.T) {
 	}
 	if again.Imported != 0 || again.WriteTotal != 0 || again.JobPeakRSS == 0 {
 		t.Errorf("re-run: imported %d, writes %d, job RSS %d", again.Imported, again.WriteTotal, again.JobPeakRSS)
+	}
+	checkSlowest(t, first)
+}
+
+// checkSlowest checks that a first run's slowest customers say where
+// their time went: reading, selecting and importing, within their time.
+func checkSlowest(t *testing.T, first runResult) {
+	t.Helper()
+	if len(first.Slowest) == 0 {
+		t.Fatal("first run: no slowest customers")
+	}
+	for _, c := range first.Slowest {
+		tt := c.Times
+		sum := (tt.Directories + tt.Selection + tt.Indexes + tt.NewAccounts).Seconds()
+		if tt.Directories <= 0 || tt.Selection <= 0 || tt.NewAccounts <= 0 || sum > c.Seconds {
+			t.Errorf("first run: %s took %.3fs, its steps %+v", c.Customer, c.Seconds, tt)
+		}
 	}
 }
