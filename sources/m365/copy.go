@@ -66,6 +66,12 @@ type position struct {
 	Users  string `json:"users"`
 	Groups string `json:"groups"`
 	Roles  string `json:"roles"`
+	// Lookups are the users and groups ("users/{id}", "groups/{id}")
+	// whose memberships the last round asked for and Graph answered 404:
+	// gone since, or not replicated yet to the replica that answered
+	// (Entra is eventually consistent). The next round asks again, unless
+	// it says they are gone (see readNewMemberships).
+	Lookups []string `json:"lookups,omitempty"`
 }
 
 func (p position) encode() []byte {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/msp-tools/autoimport/internal/restclient"
 	"github.com/msp-tools/autoimport/sources"
@@ -27,6 +28,14 @@ import (
 // replica); these lookups only add the memberships the round said nothing
 // about. One request per new user and two per new group (more past 999),
 // lookupsAtOnce objects at a time.
+//
+// Graph answers 404 for an object deleted since the round, and also for
+// one its answering replica does not hold yet (Entra is eventually
+// consistent: a new or restored object can be "not found" for a while).
+// One answer cannot tell which, so a 404 costs a retry, not the
+// memberships: the object is kept in the position's Lookups and asked
+// again next round, unless that round says it is gone; more than
+// maxLookupsAgain of them make the next read full.
 func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.CopyStore, customer string, cs *changeSet) error {
 	var ids []string
 	for id, c := range cs.users {
@@ -39,28 +48,46 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
 	slices.Sort(ids)
-	held, err := copies.CopyHolds(ctx, customer, copySource, ids)
-	if err != nil {
-		return fmt.Errorf("Microsoft 365: customer %s: read the local copy: %w", customer, err)
+	held := map[string]bool{}
+	if len(ids) > 0 {
+		var err error
+		if held, err = copies.CopyHolds(ctx, customer, copySource, ids); err != nil {
+			return fmt.Errorf("Microsoft 365: customer %s: read the local copy: %w", customer, err)
+		}
 	}
 	type lookup struct {
 		id, kind         string // "users" or "groups"
 		parents, members []string
+		found            bool
 		requests         int
 	}
 	var fresh []*lookup
+	asked := map[string]bool{}
+	ask := func(kind, id string) {
+		if !asked[kind+"/"+id] {
+			asked[kind+"/"+id] = true
+			fresh = append(fresh, &lookup{id: id, kind: kind})
+		}
+	}
 	for _, id := range ids {
 		if !held[id] {
 			kind := "users"
 			if cs.groups[id] != nil {
 				kind = "groups"
 			}
-			fresh = append(fresh, &lookup{id: id, kind: kind})
+			ask(kind, id)
 		}
+	}
+	for _, again := range cs.lookups {
+		kind, id, _ := strings.Cut(again, "/")
+		if gone := kind == "users" && cs.users[id] != nil && cs.users[id].removed ||
+			kind == "groups" && cs.groups[id] != nil && cs.groups[id].removed; !gone && id != "" {
+			ask(kind, id)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
 	}
 	// A few objects' lookups at once, each its own round trips; their
 	// answers are merged in the objects' order once all are in.
@@ -70,17 +97,17 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 		g.Go(func() error {
 			var n int
 			var err error
-			l.parents, n, err = r.s.directoryObjects(gctx, "/"+l.kind+"/"+url.PathEscape(l.id)+"/memberOf", parentTypes)
+			l.parents, l.found, n, err = r.s.directoryObjects(gctx, "/"+l.kind+"/"+url.PathEscape(l.id)+"/memberOf", parentTypes)
 			l.requests += n
-			if err != nil || l.kind != "groups" {
+			if err != nil || !l.found || l.kind != "groups" {
 				return err
 			}
-			l.members, n, err = r.s.directoryObjects(gctx, "/groups/"+url.PathEscape(l.id)+"/members", memberTypes)
+			l.members, l.found, n, err = r.s.directoryObjects(gctx, "/groups/"+url.PathEscape(l.id)+"/members", memberTypes)
 			l.requests += n
 			return err
 		})
 	}
-	err = g.Wait()
+	err := g.Wait()
 	for _, l := range fresh {
 		r.requests += l.requests
 	}
@@ -93,7 +120,12 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 			cs.links[k] = true
 		}
 	}
-	for _, l := range fresh { // none for an object gone since the round: the next round says so
+	cs.pos.Lookups = nil
+	for _, l := range fresh {
+		if !l.found { // gone since the round, or not replicated yet: asked again
+			cs.pos.Lookups = append(cs.pos.Lookups, l.kind+"/"+l.id)
+			continue
+		}
 		for _, p := range l.parents {
 			unsaid(p, l.id)
 		}
@@ -103,6 +135,10 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 	}
 	return nil
 }
+
+// maxLookupsAgain is how many membership lookups Graph answered 404 a
+// position carries to the next round; more make the next read full.
+const maxLookupsAgain = 1000
 
 // lookupsAtOnce is how many new objects' memberships one read asks at
 // once.
@@ -118,34 +154,34 @@ var (
 
 // directoryObjects reads the ids of the directory objects of the types
 // given in a collection under /v1.0 (path: /users/{id}/memberOf,
-// /groups/{id}/members), and how many requests that took; none when its
-// owner no longer exists.
-func (s *Source) directoryObjects(ctx context.Context, path string, types []string) (ids []string, requests int, err error) {
+// /groups/{id}/members), and how many requests that took; found is false
+// when Graph answers that its owner does not exist (404).
+func (s *Source) directoryObjects(ctx context.Context, path string, types []string) (ids []string, found bool, requests int, err error) {
 	op := "list " + path
 	next := s.graphURL(path, url.Values{"$select": {"id"}, "$top": {strconv.Itoa(MaxPageSize)}})
 	for next != "" {
 		if requests >= s.cfg.MaxPages {
-			return nil, requests, s.graphError(op, errors.New("too many pages"))
+			return nil, false, requests, s.graphError(op, errors.New("too many pages"))
 		}
 		if err := s.checkLink(next); err != nil {
-			return nil, requests, s.graphError(op, err)
+			return nil, false, requests, s.graphError(op, err)
 		}
 		requests++
 		body, err := s.get(ctx, next, nil, nil)
 		if err != nil {
 			var re *restclient.Error
 			if errors.As(err, &re) && re.Status == http.StatusNotFound {
-				return nil, requests, nil
+				return nil, false, requests, nil
 			}
-			return nil, requests, s.graphError(op, err)
+			return nil, false, requests, s.graphError(op, err)
 		}
 		var page []string
 		if page, next, err = decodeDirectoryObjects(body, types); err != nil {
-			return nil, requests, s.graphError(op, err)
+			return nil, false, requests, s.graphError(op, err)
 		}
 		ids = append(ids, page...)
 	}
-	return ids, requests, nil
+	return ids, true, requests, nil
 }
 
 // decodeDirectoryObjects reads one page of a directory-object collection:

@@ -2,10 +2,14 @@ package m365
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/msp-tools/autoimport/internal/restclient"
+	"github.com/msp-tools/autoimport/sources"
 )
 
 // FuzzDecodeDirectoryObjects feeds memberOf and members pages from
@@ -54,5 +58,24 @@ func TestDecodeDirectoryObjects(t *testing.T) {
 		if _, _, err := decodeDirectoryObjects([]byte(bad), parentTypes); !errors.Is(err, restclient.ErrMalformed) {
 			t.Errorf("%s: %v, want a malformed-answer error", bad, err)
 		}
+	}
+}
+
+// A position carrying more lookups Graph did not answer than
+// maxLookupsAgain is read in full; up to that many, incrementally.
+func TestTooManyLookupsAgainReadInFull(t *testing.T) {
+	now := time.Now()
+	state := func(n int) sources.SyncState {
+		pos := position{Format: copyFormat, Users: "u", Groups: "g", Roles: "r"}
+		for i := range n {
+			pos.Lookups = append(pos.Lookups, fmt.Sprintf("users/u%d", i))
+		}
+		return sources.SyncState{Token: pos.encode(), FullAt: now, Selection: "sel"}
+	}
+	if pos, why := planRead(state(maxLookupsAgain), "sel", sources.ReadOptions{}, now); why != "" || len(pos.Lookups) != maxLookupsAgain {
+		t.Errorf("%d lookups to ask again: %q, %d carried; want an incremental read carrying them", maxLookupsAgain, why, len(pos.Lookups))
+	}
+	if _, why := planRead(state(maxLookupsAgain+1), "sel", sources.ReadOptions{}, now); !strings.Contains(why, "did not find 1001 users and groups") {
+		t.Errorf("%d lookups to ask again: %q, want a full read saying why", maxLookupsAgain+1, why)
 	}
 }

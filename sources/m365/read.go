@@ -129,6 +129,8 @@ func planRead(st sources.SyncState, digest string, opt sources.ReadOptions, now 
 		return position{}, "the selection changed"
 	case now.Sub(st.FullAt) >= every:
 		return position{}, "the last full read is older than " + durationText(every)
+	case len(pos.Lookups) > maxLookupsAgain:
+		return position{}, fmt.Sprintf("Graph did not find %d users and groups new to the copy when asked for their memberships", len(pos.Lookups))
 	}
 	return pos, ""
 }
@@ -182,6 +184,9 @@ type changeSet struct {
 	// stage, in a full read into a store that stages, takes every user
 	// seen whole to the store as it comes (see stageUser).
 	stage *sources.Staging
+	// lookups, in an incremental read, are the membership lookups the
+	// last round left unanswered (position.Lookups), asked again.
+	lookups []string
 }
 
 // userChange is a user as the read saw it, merged over every time it
@@ -371,7 +376,9 @@ func (r *deltaReader) everything(ctx context.Context, copies sources.CopyStore, 
 
 // changes reads what changed since a position.
 func (r *deltaReader) changes(ctx context.Context, from position) (*changeSet, error) {
-	return r.rounds(ctx, newChangeSet(false), from)
+	cs := newChangeSet(false)
+	cs.lookups = from.Lookups
+	return r.rounds(ctx, cs, from)
 }
 
 // rounds runs the three rounds from a position (users first, so that

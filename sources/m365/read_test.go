@@ -710,3 +710,58 @@ func TestReadRefusesABadMemberOf(t *testing.T) {
 		})
 	}
 }
+
+// Entra is eventually consistent: a replica may answer 404 for a user
+// restored (or created) a moment ago. A membership lookup Graph answered
+// 404 is asked again next round, not taken to mean the user is gone, and
+// is dropped once a round says it is; too many make the next read full.
+func TestAMembershipLookupNotFoundIsAskedAgain(t *testing.T) {
+	srv := m365test.NewServer(m365test.Options{})
+	t.Cleanup(srv.Close)
+	tn := srv.Default()
+	gen := tn.Generate(m365test.GenOptions{Seed: 16, Users: 12, Groups: 3, Admins: 2})
+	src := newSource(t, srv)
+	copies := &sourcestest.Copies{}
+	sel := sources.Selection{Groups: []string{"All Staff"}, Admins: true}
+	read(t, src, copies, sel, sources.ReadOptions{})
+	admin := gen.Admins[0]
+	tn.DeleteUser(admin, true)
+	read(t, src, copies, sel, sources.ReadOptions{})
+
+	// Restored, the deltas silent about its role and groups, and the
+	// replica asked for its memberOf does not hold it yet.
+	tn.RestoreUserSilently(admin)
+	srv.Inject(m365test.Fault{Kind: m365test.KindUserMemberOf, Status: http.StatusNotFound, Code: "Request_ResourceNotFound"})
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Mode != sources.ReadIncremental || rep.Requests != 4 {
+		t.Fatalf("the restore's round: %+v, want an incremental read of 3 rounds and 1 lookup", rep)
+	}
+	if d := sameAccounts(context.Background(), src, copies, sel); d == "" {
+		t.Fatal("the copy already matches a full read: the lookup's 404 changed nothing here")
+	}
+	// The next round, with nothing changed, asks again and completes it.
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 4 || rep.Changes == 0 {
+		t.Fatalf("the round after: %+v, want 3 rounds and the lookup again, and its memberships", rep)
+	}
+	copyMatches(t, src, copies, sel)
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 3 || rep.Changes != 0 {
+		t.Fatalf("then: %+v, want 3 requests and nothing changed", rep)
+	}
+
+	// Not found again, then gone: the round that says so ends the lookups.
+	tn.DeleteUser(admin, true)
+	read(t, src, copies, sel, sources.ReadOptions{})
+	tn.RestoreUserSilently(admin)
+	srv.Inject(m365test.Fault{Kind: m365test.KindUserMemberOf, Status: http.StatusNotFound, Code: "Request_ResourceNotFound", Times: 2})
+	read(t, src, copies, sel, sources.ReadOptions{})
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 4 {
+		t.Fatalf("asked again: %+v", rep)
+	}
+	tn.DeleteUser(admin, false)
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 3 {
+		t.Fatalf("the round that says it is gone: %+v, want no lookup", rep)
+	}
+	copyMatches(t, src, copies, sel)
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 3 {
+		t.Fatalf("then: %+v, want 3 requests", rep)
+	}
+}
