@@ -72,6 +72,11 @@ type position struct {
 	// (Entra is eventually consistent). The next round asks again, unless
 	// it says they are gone (see readNewMemberships).
 	Lookups []string `json:"lookups,omitempty"`
+	// Unread are the users a round saw only in part, new to the copy,
+	// that Graph answered 404 when they were read whole (gone, or not
+	// replicated yet): the next round reads them again, unless it says
+	// they are gone (see readIncompleteUsers).
+	Unread []string `json:"unread,omitempty"`
 }
 
 func (p position) encode() []byte {

@@ -61,7 +61,7 @@ func TestDecodeDirectoryObjects(t *testing.T) {
 	}
 }
 
-// A position carrying more lookups Graph did not answer than
+// A position carrying more lookups and reads Graph did not answer than
 // maxLookupsAgain is read in full; up to that many, incrementally.
 func TestTooManyLookupsAgainReadInFull(t *testing.T) {
 	now := time.Now()
@@ -77,5 +77,11 @@ func TestTooManyLookupsAgainReadInFull(t *testing.T) {
 	}
 	if _, why := planRead(state(maxLookupsAgain+1), "sel", sources.ReadOptions{}, now); !strings.Contains(why, "did not find 1001 users and groups") {
 		t.Errorf("%d lookups to ask again: %q, want a full read saying why", maxLookupsAgain+1, why)
+	}
+	// Users to read whole again count with them.
+	pos, _ := decodePosition(state(maxLookupsAgain).Token)
+	pos.Unread = []string{"u"}
+	if _, why := planRead(sources.SyncState{Token: pos.encode(), FullAt: now, Selection: "sel"}, "sel", sources.ReadOptions{}, now); why == "" {
+		t.Errorf("%d lookups and a user to read again: an incremental read, want a full one", maxLookupsAgain)
 	}
 }

@@ -129,8 +129,8 @@ func planRead(st sources.SyncState, digest string, opt sources.ReadOptions, now 
 		return position{}, "the selection changed"
 	case now.Sub(st.FullAt) >= every:
 		return position{}, "the last full read is older than " + durationText(every)
-	case len(pos.Lookups) > maxLookupsAgain:
-		return position{}, fmt.Sprintf("Graph did not find %d users and groups new to the copy when asked for their memberships", len(pos.Lookups))
+	case len(pos.Lookups)+len(pos.Unread) > maxLookupsAgain:
+		return position{}, fmt.Sprintf("Graph did not find %d users and groups new to the copy when asked for them or their memberships", len(pos.Lookups)+len(pos.Unread))
 	}
 	return pos, ""
 }
@@ -184,9 +184,10 @@ type changeSet struct {
 	// stage, in a full read into a store that stages, takes every user
 	// seen whole to the store as it comes (see stageUser).
 	stage *sources.Staging
-	// lookups, in an incremental read, are the membership lookups the
-	// last round left unanswered (position.Lookups), asked again.
-	lookups []string
+	// lookups and unread, in an incremental read, are the membership
+	// lookups and the reads of whole users the last round left unanswered
+	// (position.Lookups, position.Unread), asked again.
+	lookups, unread []string
 }
 
 // userChange is a user as the read saw it, merged over every time it
@@ -377,7 +378,7 @@ func (r *deltaReader) everything(ctx context.Context, copies sources.CopyStore, 
 // changes reads what changed since a position.
 func (r *deltaReader) changes(ctx context.Context, from position) (*changeSet, error) {
 	cs := newChangeSet(false)
-	cs.lookups = from.Lookups
+	cs.lookups, cs.unread = from.Lookups, from.Unread
 	return r.rounds(ctx, cs, from)
 }
 
@@ -631,8 +632,17 @@ func mergeStored(cs *changeSet, o sources.CopyObject) error {
 
 // readIncompleteUsers reads whole the users a read saw only in part and
 // the copy did not complete (new to it): Graph sends new objects whole,
-// so this is rare.
+// so this is rare. A user Graph answers 404 for is left out of the copy
+// and read again next round (position.Unread): it may be gone since the
+// round, or not replicated yet to the replica that answered; a round that
+// says it is gone ends that.
 func (r *deltaReader) readIncompleteUsers(ctx context.Context, cs *changeSet) error {
+	for _, id := range cs.unread {
+		if cs.users[id] == nil { // the round said nothing of it
+			cs.users[id] = &userChange{id: id, partial: &userFacts{}}
+		}
+	}
+	cs.pos.Unread = nil
 	for _, id := range sortedKeys(cs.users) {
 		c := cs.users[id]
 		if c.removed || c.partial == nil {
@@ -645,6 +655,7 @@ func (r *deltaReader) readIncompleteUsers(ctx context.Context, cs *changeSet) er
 		}
 		if gone {
 			c.removed = true
+			cs.pos.Unread = append(cs.pos.Unread, id)
 			continue
 		}
 		c.set(u.facts(), hasAllUser)

@@ -556,6 +556,52 @@ func TestReadCompletesPartialUsers(t *testing.T) {
 	}
 }
 
+// A user a round sent in part, new to the copy, that Graph answers 404
+// for when it is read whole (a replica that does not hold it yet) is read
+// again next round, not taken to be gone; a round that says it is gone
+// ends that.
+func TestReadAgainAUserNotFoundWhole(t *testing.T) {
+	g, src := newScriptedGraph(t)
+	scriptFirstRound(g)
+	copies := &sourcestest.Copies{}
+	g.set("groups2", strings.ReplaceAll(scriptedEmpty, "KIND", "groups")) // no group changes from the second round on
+	sel := sources.Selection{Groups: []string{"Staff"}}
+	read(t, src, copies, sel, sources.ReadOptions{})
+
+	g.set("u2", `{"value":[{"id":"c3","displayName":"Cy"}],"@odata.deltaLink":"BASE/v1.0/users/delta?$deltatoken=u3"}`)
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 3+1 {
+		t.Fatalf("read %+v: want the 3 rounds and the read of the whole user", rep)
+	}
+	if got, _, _ := readAll(src.CopyAccounts(context.Background(), copies, "acme", sel)); len(got) != 1 {
+		t.Fatalf("accounts %v: want Ann only while Graph does not find Cy", got)
+	}
+
+	// The next round says nothing of Cy; it is read again, found now, and
+	// its groups asked for as for any user new to the copy.
+	g.set("u3", `{"value":[],"@odata.deltaLink":"BASE/v1.0/users/delta?$deltatoken=u4"}`)
+	g.set("/v1.0/users/c3", `{"id":"c3","userPrincipalName":"cy@acme.example","displayName":"Cy","accountEnabled":true,"userType":"Member","assignedLicenses":[]}`)
+	g.set("/v1.0/users/c3/memberOf", `{"value":[{"@odata.type":"#microsoft.graph.group","id":"g1"}]}`)
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 3+1+1 {
+		t.Fatalf("read %+v: want the 3 rounds, Cy read whole and its groups", rep)
+	}
+	got, _, err := readAll(src.CopyAccounts(context.Background(), copies, "acme", sel))
+	if err != nil || len(got) != 2 || got["c3"].UPN != "cy@acme.example" {
+		t.Fatalf("accounts %v (%v): want Ann and Cy", got, err)
+	}
+	g.set("u4", `{"value":[],"@odata.deltaLink":"BASE/v1.0/users/delta?$deltatoken=u5"}`)
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 3 {
+		t.Fatalf("read %+v: want the 3 rounds only", rep)
+	}
+
+	// Not found, then gone: the round that says so ends the reads.
+	g.set("u5", `{"value":[{"id":"d4","displayName":"Di"}],"@odata.deltaLink":"BASE/v1.0/users/delta?$deltatoken=u6"}`)
+	read(t, src, copies, sel, sources.ReadOptions{})
+	g.set("u6", `{"value":[{"id":"d4","@removed":{"reason":"deleted"}}],"@odata.deltaLink":"BASE/v1.0/users/delta?$deltatoken=u7"}`)
+	if rep := read(t, src, copies, sel, sources.ReadOptions{}); rep.Requests != 3 || g.hits["/v1.0/users/d4"] != 1 {
+		t.Fatalf("read %+v, %d reads of Di: want the 3 rounds only once a round says it is gone", rep, g.hits["/v1.0/users/d4"])
+	}
+}
+
 func TestReadRefusesMalformedRounds(t *testing.T) {
 	for _, tc := range []struct{ name, body, want string }{
 		{"not JSON", `<html>`, "read user changes page 1"},
