@@ -136,8 +136,9 @@ func (r *deltaReader) readNewMemberships(ctx context.Context, copies sources.Cop
 	return nil
 }
 
-// maxLookupsAgain is how many membership lookups Graph answered 404 a
-// position carries to the next round; more make the next read full.
+// maxLookupsAgain is how many membership lookups and reads of whole users
+// (position.Lookups and Unread) Graph answered 404 a position carries to
+// the next round; more make the next read full.
 const maxLookupsAgain = 1000
 
 // lookupsAtOnce is how many new objects' memberships one read asks at
