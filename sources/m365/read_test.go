@@ -358,13 +358,19 @@ func TestReadLargeGroupsSplitOverPages(t *testing.T) {
 	copyMatches(t, src, copies, sources.Selection{Groups: []string{"Finance", "Sales"}})
 }
 
-func TestReadRemovedAndRestoredObjects(t *testing.T) {
+// smallTenant is a tenant of 12 users, 3 groups and 2 administrators, a
+// source reading it and an empty copy.
+func smallTenant(t *testing.T) (*m365test.Server, *m365test.Tenant, m365test.Generated, *m365.Source, *sourcestest.Copies) {
+	t.Helper()
 	srv := m365test.NewServer(m365test.Options{})
 	t.Cleanup(srv.Close)
 	tn := srv.Default()
 	gen := tn.Generate(m365test.GenOptions{Seed: 16, Users: 12, Groups: 3, Admins: 2})
-	src := newSource(t, srv)
-	copies := &sourcestest.Copies{}
+	return srv, tn, gen, newSource(t, srv), &sourcestest.Copies{}
+}
+
+func TestReadRemovedAndRestoredObjects(t *testing.T) {
+	_, tn, gen, src, copies := smallTenant(t)
 	sels := []sources.Selection{{Groups: []string{"All Staff"}}, {Admins: true}, {}}
 	read(t, src, copies, sels[0], sources.ReadOptions{})
 
@@ -762,12 +768,7 @@ func TestReadRefusesABadMemberOf(t *testing.T) {
 // 404 is asked again next round, not taken to mean the user is gone, and
 // is dropped once a round says it is; too many make the next read full.
 func TestAMembershipLookupNotFoundIsAskedAgain(t *testing.T) {
-	srv := m365test.NewServer(m365test.Options{})
-	t.Cleanup(srv.Close)
-	tn := srv.Default()
-	gen := tn.Generate(m365test.GenOptions{Seed: 16, Users: 12, Groups: 3, Admins: 2})
-	src := newSource(t, srv)
-	copies := &sourcestest.Copies{}
+	srv, tn, gen, src, copies := smallTenant(t)
 	sel := sources.Selection{Groups: []string{"All Staff"}, Admins: true}
 	read(t, src, copies, sel, sources.ReadOptions{})
 	admin := gen.Admins[0]
