@@ -92,3 +92,20 @@ func TestSummarySaysWhenNothingChanged(t *testing.T) {
 		t.Fatalf("summary:\n%s", out.String())
 	}
 }
+
+// A customer whose pass took 5 seconds or more says where the time went;
+// a quick one, or a settled one, does not.
+func TestSummarySaysWhereASlowPassWent(t *testing.T) {
+	var out bytes.Buffer
+	a := &app{stdout: &out}
+	a.printReport(&jobs.Report{Status: jobs.StatusOK, Customers: []*jobs.CustomerReport{
+		{Customer: "acme", Status: jobs.StatusOK, Elapsed: 71790 * time.Millisecond,
+			Times: jobs.PassTimes{Directories: 23990 * time.Millisecond, Selection: 2400 * time.Millisecond, Indexes: 110 * time.Millisecond, NewAccounts: 44840 * time.Millisecond}},
+		{Customer: "bravo", Status: jobs.StatusOK, Elapsed: 300 * time.Millisecond, Times: jobs.PassTimes{Directories: 200 * time.Millisecond}},
+		{Customer: "carol", Status: jobs.StatusOK, Elapsed: 6 * time.Second, UnchangedSince: time.Now(), Times: jobs.PassTimes{Directories: 6 * time.Second}},
+	}})
+	want := "acme: took 1m11.79s: directories 23.99s, selection 2.40s, indexes 0.11s, new accounts 44.84s, the rest 0.45s"
+	if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "bravo: took") || strings.Contains(out.String(), "carol: took") {
+		t.Fatalf("summary:\n%s\nwant %q and no line for bravo or carol", out.String(), want)
+	}
+}
