@@ -32,3 +32,6 @@ const ApplyWorkers = applyWorkers
 
 // SettledPassesMetric is the counter of settled passes.
 func SettledPassesMetric(m *Metrics) *prometheus.CounterVec { return m.settled }
+
+// PassStepsMetric is the counter of the time passes spent by step.
+func PassStepsMetric(m *Metrics) *prometheus.CounterVec { return m.steps }

@@ -16,6 +16,8 @@ import (
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/msp-tools/autoimport/sources/sourcestest"
 	"github.com/msp-tools/autoimport/sql/store/storetest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // copySource is a memSource read incrementally: Read keeps its accounts in
@@ -371,6 +373,7 @@ func TestAFailedEarlyListingFailsOnlyWhenUsed(t *testing.T) {
 // it was made to take here, and together no more than the pass.
 func TestAPassSaysWhereItsTimeWent(t *testing.T) {
 	f, ad, _ := acmeReadIncrementally(t)
+	f.runner.Metrics = jobs.NewMetrics(prometheus.NewRegistry())
 	acme := f.worlds["acme"]
 	const step = 40 * time.Millisecond
 	ad.whileReading = func() { time.Sleep(step) }
@@ -406,4 +409,15 @@ func TestAPassSaysWhereItsTimeWent(t *testing.T) {
 		t.Fatalf("%s %q %+v", cr.Status, cr.Error, cr.Counts)
 	}
 	check(cr, map[string]time.Duration{"directories": step, "selection": 0, "indexes": step, "new accounts": step})
+
+	// /metrics adds them up by customer and step, over both passes.
+	steps := jobs.PassStepsMetric(f.runner.Metrics)
+	for _, s := range []string{"directories", "new_accounts"} {
+		if got := testutil.ToFloat64(steps.WithLabelValues("acme", s)); got < 2*step.Seconds() {
+			t.Errorf("autoimport_pass_step_seconds_total{customer=acme,step=%s} = %v, want at least %v", s, got, 2*step.Seconds())
+		}
+	}
+	if got := testutil.ToFloat64(steps.WithLabelValues("acme", "indexes")); got < step.Seconds() {
+		t.Errorf("autoimport_pass_step_seconds_total{step=indexes} = %v, want at least %v", got, step.Seconds())
+	}
 }

@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,6 +17,7 @@ type Metrics struct {
 	reads     *prometheus.CounterVec
 	requests  *prometheus.CounterVec
 	settled   *prometheus.CounterVec
+	steps     *prometheus.CounterVec
 }
 
 // NewMetrics registers the runner's metrics with reg.
@@ -34,7 +37,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Directory round trips of those reads by source and mode."}, []string{"customer", "source", "mode"})
 	m.settled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_settled_passes_total",
 		Help: "Import passes that found nothing changed since the customer's last pass and repeated its report (see settled.go)."}, []string{"customer"})
-	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun, m.rotations, m.reads, m.requests, m.settled)
+	m.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "autoimport_pass_step_seconds_total",
+		Help: "Time import passes spent by customer and step (directories, selection, indexes, new_accounts; see PassTimes)."}, []string{"customer", "step"})
+	reg.MustRegister(m.runs, m.duration, m.accounts, m.sinks, m.lastRun, m.rotations, m.reads, m.requests, m.settled, m.steps)
 	return m
 }
 
@@ -57,6 +62,11 @@ func (m *Metrics) observeRun(rep *Report) {
 		}
 		if c.Settled() {
 			m.settled.WithLabelValues(c.Customer).Inc()
+		}
+		for step, d := range map[string]time.Duration{"directories": c.Times.Directories, "selection": c.Times.Selection, "indexes": c.Times.Indexes, "new_accounts": c.Times.NewAccounts} {
+			if d > 0 {
+				m.steps.WithLabelValues(c.Customer, step).Add(d.Seconds())
+			}
 		}
 	}
 }
