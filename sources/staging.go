@@ -17,10 +17,10 @@ type Staging struct {
 	customer string
 	source   string
 	batch    int
-	// pending are the objects not yet sent, and the flags that say,
-	// once their batch is written, that the store holds them.
+	// pending are the objects not yet sent, and for each whether the
+	// store's staging already holds a version of it (counted then).
 	pending   []CopyObject
-	pendingIn []*bool
+	pendingIn []bool
 	// writing, while a batch is being written, gives its outcome.
 	writing chan error
 	inStore int
@@ -52,11 +52,11 @@ func NewStaging(ctx context.Context, store CopyStager, customer, source string, 
 	return &Staging{ctx: ctx, store: store, customer: customer, source: source, batch: batch}, nil
 }
 
-// Add stages o. inStore is the object's own flag: it is set once o's
-// batch is handed to the store (which, if Done reports no error, then
-// holds a version of o), so that a read that later finds o deleted knows
-// to delete it from the copy.
-func (s *Staging) Add(o CopyObject, inStore *bool) {
+// Add stages o. inStore says that the store's staging already holds a
+// version of o (Take said so when the read met o again), which is then
+// not counted again. Once o's batch is written, nothing of o is held
+// here.
+func (s *Staging) Add(o CopyObject, inStore bool) {
 	if s.err != nil {
 		return
 	}
@@ -69,17 +69,20 @@ func (s *Staging) Add(o CopyObject, inStore *bool) {
 
 // Take returns the staged document of an object the read meets again,
 // from the batch not yet sent or, once the batch being written is, from
-// the store, and forgets it in the batch. ok is false after an error.
-func (s *Staging) Take(id string) (doc []byte, ok bool) {
+// the store, and forgets it in the batch. inStore says that the store's
+// staging holds a version of it, so that a read that then finds it
+// deleted deletes it from the copy. ok is false after an error.
+func (s *Staging) Take(id string) (doc []byte, inStore, ok bool) {
 	for i, p := range s.pending {
 		if p.ID == id {
+			inStore = s.pendingIn[i]
 			s.pending = append(s.pending[:i], s.pending[i+1:]...)
 			s.pendingIn = append(s.pendingIn[:i], s.pendingIn[i+1:]...)
-			return p.Doc, true
+			return p.Doc, inStore, true
 		}
 	}
 	if s.wait(); s.err != nil {
-		return nil, false
+		return nil, false, false
 	}
 	o, found, err := s.store.StagedCopyObject(s.ctx, s.customer, s.source, id)
 	switch {
@@ -88,9 +91,9 @@ func (s *Staging) Take(id string) (doc []byte, ok bool) {
 	case !found:
 		s.err = fmt.Errorf("object %s, staged by this read, is missing from the store's staging", id)
 	default:
-		return o.Doc, true
+		return o.Doc, true, true
 	}
-	return nil, false
+	return nil, false, false
 }
 
 // Flush hands the pending objects to the store, once the batch before
@@ -101,8 +104,7 @@ func (s *Staging) Flush() {
 	}
 	batch := s.pending
 	for _, in := range s.pendingIn {
-		if !*in {
-			*in = true
+		if !in {
 			s.inStore++
 		}
 	}

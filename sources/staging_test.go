@@ -52,29 +52,31 @@ func TestStaging(t *testing.T) {
 	if _, found, _ := copies.StagedCopyObject(ctx, "acme", "ad", "left-over"); found {
 		t.Fatal("what an earlier read staged is still staged")
 	}
-	in := map[string]*bool{}
-	add := func(id string) {
-		if in[id] == nil {
-			in[id] = new(bool)
+	in := map[string]bool{} // what Take said of each object
+	add := func(id string) { s.Add(obj(id), in[id]) }
+	take := func(id string) string {
+		t.Helper()
+		doc, inStore, ok := s.Take(id)
+		if !ok {
+			t.Fatalf("Take(%s) failed", id)
 		}
-		s.Add(obj(id), in[id])
+		in[id] = inStore
+		return string(doc)
 	}
 	add("a")
-	if *in["a"] {
-		t.Fatal("an object of a batch not yet sent is said to be in the store")
-	}
 	add("b") // the batch of 2 is sent
-	if !*in["a"] || !*in["b"] {
-		t.Fatal("a sent batch's objects are not said to be in the store")
-	}
 	add("c")
-	if doc, ok := s.Take("c"); !ok || string(doc) != "doc of c" {
-		t.Fatalf("taking back an object of the pending batch: %q %v", doc, ok)
+	if doc := take("c"); doc != "doc of c" || in["c"] {
+		t.Fatalf("taking back an object of the pending batch: %q, said to be in the store: %v", doc, in["c"])
 	}
-	if doc, ok := s.Take("a"); !ok || string(doc) != "doc of a" {
-		t.Fatalf("taking back a staged object: %q %v", doc, ok)
+	if doc := take("a"); doc != "doc of a" || !in["a"] {
+		t.Fatalf("taking back a staged object: %q, said to be in the store: %v", doc, in["a"])
 	}
 	add("a") // met again and staged again: still one object
+	if doc := take("a"); doc != "doc of a" || !in["a"] {
+		t.Fatalf("taking back, from the pending batch, an object whose earlier version is in the store: %q, said to be in the store: %v", doc, in["a"])
+	}
+	add("a")
 	add("c")
 	add("d")
 	n, err := s.Done()
@@ -85,7 +87,7 @@ func TestStaging(t *testing.T) {
 		t.Fatalf("Done counts %d objects, want 4 (a, b, c, d)", n)
 	}
 	for _, id := range []string{"a", "b", "c", "d"} {
-		if _, found, _ := copies.StagedCopyObject(ctx, "acme", "ad", id); !found || !*in[id] {
+		if _, found, _ := copies.StagedCopyObject(ctx, "acme", "ad", id); !found {
 			t.Errorf("%s is not staged", id)
 		}
 	}
@@ -114,7 +116,7 @@ func TestStagingWritesWhileTheReadGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Add(obj("a"), new(bool)) // returns while a is being written
+	s.Add(obj("a"), false) // returns while a is being written
 	if id := <-h.writing; id != "a" {
 		t.Fatalf("the store is writing %s, want a", id)
 	}
@@ -130,17 +132,17 @@ func TestStagingWritesWhileTheReadGoesOn(t *testing.T) {
 		h.letGo <- struct{}{}
 		<-done
 	}
-	waits("the next batch", func() { s.Add(obj("b"), new(bool)) })
+	waits("the next batch", func() { s.Add(obj("b"), false) })
 	<-h.writing // b
 	waits("taking back a written object", func() {
-		if doc, ok := s.Take("a"); !ok || string(doc) != "doc of a" {
-			t.Errorf("Take(a) = %q, %v", doc, ok)
+		if doc, inStore, ok := s.Take("a"); !ok || !inStore || string(doc) != "doc of a" {
+			t.Errorf("Take(a) = %q, %v, %v", doc, inStore, ok)
 		}
 	})
-	s.Add(obj("c"), new(bool))
+	s.Add(obj("c"), false)
 	<-h.writing // c
 	waits("Stop", s.Stop)
-	s.Add(obj("d"), new(bool))
+	s.Add(obj("d"), false)
 	<-h.writing // d
 	var n int
 	waits("Done", func() { n, err = s.Done() })
@@ -163,17 +165,17 @@ func TestStagingErrors(t *testing.T) {
 		want string
 	}{
 		{"a batch the store refuses", failingStager{Copies: &sourcestest.Copies{}, stageErr: errors.New("disk full")},
-			func(s *sources.Staging) { s.Add(obj("a"), new(bool)) }, "disk full"},
+			func(s *sources.Staging) { s.Add(obj("a"), false) }, "disk full"},
 		{"an object the store cannot give back", failingStager{Copies: &sourcestest.Copies{}, takeErr: errors.New("connection reset")},
 			func(s *sources.Staging) {
-				s.Add(obj("a"), new(bool))
-				if _, ok := s.Take("a"); ok {
+				s.Add(obj("a"), false)
+				if _, _, ok := s.Take("a"); ok {
 					t.Error("Take succeeded although the store failed")
 				}
 			}, "connection reset"},
 		{"an object the store lost", failingStager{Copies: &sourcestest.Copies{}},
 			func(s *sources.Staging) {
-				if _, ok := s.Take("never-staged"); ok {
+				if _, _, ok := s.Take("never-staged"); ok {
 					t.Error("Take gave back an object never staged")
 				}
 			}, "missing from the store's staging"},
@@ -184,7 +186,7 @@ func TestStagingErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.do(s)
-			s.Add(obj("later"), new(bool)) // ignored after the first error
+			s.Add(obj("later"), false) // ignored after the first error
 			if _, err := s.Done(); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Done: %v, want an error naming %q", err, tc.want)
 			}

@@ -5,21 +5,25 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/msp-tools/autoimport/sources"
 )
 
-// changeSet gathers, in the order they came, the objects and memberships a
-// read saw, and turns them into one CopyDelta: for a full read the whole
-// copy, for an incremental read the changes to the stored copy (DirSync's
-// partial objects merged into the stored ones, whole member lists diffed
-// against the stored links, the objects below a renamed or moved container
-// given their new DNs).
+// changeSet gathers the objects and memberships a read saw, and turns
+// them into one CopyDelta: for a full read the whole copy, for an
+// incremental read the changes to the stored copy (DirSync's partial
+// objects merged into the stored ones, whole member lists diffed against
+// the stored links, the objects below a renamed or moved container given
+// their new DNs).
 type changeSet struct {
-	full  bool
-	objs  map[string]*objChange
+	full bool
+	objs map[string]*objChange
+	// order is the order the objects of an incremental read came in (a
+	// full read's delta is in id order).
 	order []string
 	// links are the membership changes of an incremental read, by link:
 	// true added, false removed (the last word wins).
@@ -31,8 +35,10 @@ type changeSet struct {
 	members  map[string]map[string]bool
 	problems []problem
 	// stage, when set, takes a full read's accounts to the store as they
-	// come (see compactOrStage), so that a read never holds a whole domain.
-	stage *sources.Staging
+	// come (see compactOrStage), so that a read never holds a whole domain:
+	// of an account handed over, staged keeps a 16-byte key, no more.
+	stage  *sources.Staging
+	staged map[stagedKey]struct{}
 }
 
 // objChange is what a read saw of one object.
@@ -47,15 +53,14 @@ type objChange struct {
 	whole bool
 	attrs map[string][][]byte
 	// doc, in a full read, is the object encoded as the copy stores it,
-	// in place of attrs: a full read holds every object of the domain, and
-	// an encoded one is a fraction of its attribute map; kind is the
-	// copy's kind of it.
+	// in place of attrs: a full read holds every object of the domain it
+	// does not stage, and an encoded one is a fraction of its attribute
+	// map; kind is the copy's kind of it.
 	doc  []byte
 	kind string
-	// staged: the encoded object was handed to the stager (pending or in
-	// the store), not held here; inStore: the store's staging holds it (a
-	// version of it, if it was met again since).
-	staged, inStore bool
+	// inStore: the store's staging holds a version of this object, staged
+	// before the read met it again.
+	inStore bool
 }
 
 // problem is an entry, or a value of one, a read could not take in.
@@ -63,7 +68,7 @@ type problem struct{ entry, reason string }
 
 func newChangeSet(full bool) *changeSet {
 	return &changeSet{full: full, objs: map[string]*objChange{}, links: map[sources.CopyLink]bool{},
-		lists: map[string][]string{}, members: map[string]map[string]bool{}}
+		lists: map[string][]string{}, members: map[string]map[string]bool{}, staged: map[stagedKey]struct{}{}}
 }
 
 // empty reports a read that saw nothing.
@@ -80,10 +85,13 @@ func (cs *changeSet) add(d dirEntry, whole bool) {
 	if oc == nil {
 		oc = &objChange{attrs: map[string][][]byte{}}
 		cs.objs[d.id] = oc
-		cs.order = append(cs.order, d.id)
+		if cs.full {
+			cs.unstage(d.id, oc)
+		} else {
+			cs.order = append(cs.order, d.id)
+		}
 	}
 	if cs.full {
-		cs.unstage(d.id, oc)
 		cs.expand(oc)
 		defer cs.compactOrStage(d.id, oc)
 	}
@@ -127,15 +135,17 @@ func (cs *changeSet) compact(oc *objChange) {
 }
 
 // compactOrStage compacts a full read's object and, with a stager, hands
-// an account (the bulk of a domain) over to it; groups and containers,
-// which every account's selection needs, and objects deleted since stay.
+// an account (the bulk of a domain) over to it, keeping only its key;
+// groups and containers, which every account's selection needs, and
+// objects deleted since stay.
 func (cs *changeSet) compactOrStage(id string, oc *objChange) {
 	cs.compact(oc)
 	if cs.stage == nil || oc.deleted || oc.doc == nil || oc.kind != kindAccount {
 		return
 	}
-	cs.stage.Add(sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc}, &oc.inStore)
-	oc.doc, oc.staged = nil, true
+	cs.stage.Add(sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc}, oc.inStore)
+	delete(cs.objs, id)
+	cs.staged[keyOf(id)] = struct{}{}
 }
 
 // stopStaging waits for what a full read's stager is writing, so that a
@@ -147,13 +157,31 @@ func (cs *changeSet) stopStaging() {
 	}
 }
 
-// unstage takes back an object the read meets again.
+// unstage takes back into oc an account the read staged and meets
+// again.
 func (cs *changeSet) unstage(id string, oc *objChange) {
-	if !oc.staged {
+	k := keyOf(id)
+	if _, ok := cs.staged[k]; !ok {
 		return
 	}
-	oc.staged = false
-	oc.doc, _ = cs.stage.Take(id) // on an error, fullDelta reports it
+	delete(cs.staged, k)
+	oc.doc, oc.inStore, _ = cs.stage.Take(id) // on an error, fullDelta reports it
+}
+
+// stagedKey is a staged account's key: its objectGUID's 16 bytes (ids
+// are GUIDString's text), or for an id that is no GUID (see objectID)
+// the first 16 bytes of its SHA-256, which no GUID meets by chance.
+type stagedKey [16]byte
+
+func keyOf(id string) stagedKey {
+	var k stagedKey
+	if raw, err := GUIDBytes(id); err == nil {
+		copy(k[:], raw)
+		return k
+	}
+	sum := sha256.Sum256([]byte(id))
+	copy(k[:], sum[:16])
+	return k
 }
 
 // expand turns a compacted object back into attributes, for an object a
@@ -244,17 +272,12 @@ func (cs *changeSet) fullDelta() (sources.CopyDelta, error) {
 		}
 		d.Staged = n
 	}
-	live := map[string]bool{}
-	for _, id := range cs.order {
+	for _, id := range slices.Sorted(maps.Keys(cs.objs)) {
 		oc := cs.objs[id]
 		if oc.deleted {
 			if oc.inStore {
 				d.Deletes = append(d.Deletes, id) // staged, then deleted
 			}
-			continue
-		}
-		live[id] = true
-		if oc.staged {
 			continue
 		}
 		if oc.doc == nil {
@@ -268,8 +291,8 @@ func (cs *changeSet) fullDelta() (sources.CopyDelta, error) {
 	}
 	sort.Strings(groups)
 	for _, g := range groups {
-		if !live[g] {
-			continue
+		if oc := cs.objs[g]; oc == nil || oc.deleted {
+			continue // a staged account is no group
 		}
 		ms := make([]string, 0, len(cs.members[g]))
 		for m := range cs.members[g] {

@@ -33,6 +33,11 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	if copies.Staged != sources.StageBatch {
 		t.Fatalf("%d accounts staged while reading, want a batch of %d", copies.Staged, sources.StageBatch)
 	}
+	// Of the accounts handed over, the change set keeps their keys only.
+	if len(cs.objs) != 1 || cs.objs["g1"] == nil || len(cs.order) != 0 || len(cs.staged) != sources.StageBatch+2 {
+		t.Fatalf("the change set holds %d objects and %d in order, %d staged keys; want the group alone and %d keys",
+			len(cs.objs), len(cs.order), len(cs.staged), sources.StageBatch+2)
+	}
 	// uAa was flushed to the store; DirSync sends a change to it later.
 	cs.add(dirEntry{id: "uAa", attrs: map[string][][]byte{"mail": {[]byte("a@x")}}}, false)
 	// uBa was staged too, then deleted; uHt was deleted before its batch
@@ -70,5 +75,30 @@ func TestFullReadStagesItsAccounts(t *testing.T) {
 	}
 	if a := got["uAa"]; a.first("mail") != "a@x" || a.first("sAMAccountName") != "user" || a.dn != "CN=user,DC=x" {
 		t.Errorf("the account met again lost what was staged: %+v", a)
+	}
+}
+
+// A staged account's key is its GUID's bytes, or a hash of an id that is
+// no GUID: distinct ids, distinct keys.
+func TestStagedKeys(t *testing.T) {
+	const guid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+	raw, err := GUIDBytes(guid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := keyOf(guid); string(k[:]) != string(raw) {
+		t.Errorf("keyOf(%s) = %x, want the GUID's bytes %x", guid, k, raw)
+	}
+	ids := []string{guid, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1", "guid:0f1e2d3c4b5a69788796a5b4c3d2e1f0", "dn:0f1e2d3c4b5a69788796a5b4c3d2e1f0", "uAa", ""}
+	seen := map[stagedKey]string{}
+	for _, id := range ids {
+		k := keyOf(id)
+		if other, ok := seen[k]; ok {
+			t.Errorf("%q and %q share a key", id, other)
+		}
+		seen[k] = id
+		if keyOf(id) != k {
+			t.Errorf("keyOf(%q) differs from call to call", id)
+		}
 	}
 }

@@ -200,7 +200,8 @@ type userChange struct {
 	have    uint16
 	removed bool
 	// staged: its document was handed to the stage, not held here;
-	// inStore: the store's staging holds a version of it.
+	// inStore: the store's staging holds a version of it (known once the
+	// read takes it back).
 	staged, inStore bool
 }
 
@@ -252,7 +253,7 @@ func (cs *changeSet) stageUser(c *userChange) {
 	if cs.stage == nil || c.removed || c.doc == nil {
 		return
 	}
-	cs.stage.Add(sources.CopyObject{Kind: kindUser, ID: c.id, Doc: c.doc}, &c.inStore)
+	cs.stage.Add(sources.CopyObject{Kind: kindUser, ID: c.id, Doc: c.doc}, c.inStore)
 	c.doc, c.staged = nil, true
 }
 
@@ -262,7 +263,7 @@ func (cs *changeSet) unstage(c *userChange) {
 		return
 	}
 	c.staged = false
-	c.doc, _ = cs.stage.Take(c.id) // on an error, copyDelta reports it
+	c.doc, c.inStore, _ = cs.stage.Take(c.id) // on an error, copyDelta reports it
 }
 
 // facts returns what is known of the user so far.
