@@ -85,15 +85,15 @@ func (cs *changeSet) add(d dirEntry, whole bool) {
 	if oc == nil {
 		oc = &objChange{attrs: map[string][][]byte{}}
 		cs.objs[d.id] = oc
-		if cs.full {
-			cs.unstage(d.id, oc)
-		} else {
+		if !cs.full {
 			cs.order = append(cs.order, d.id)
 		}
 	}
 	if cs.full {
+		key := keyOf(d.id)
+		cs.unstage(key, d.id, oc)
 		cs.expand(oc)
-		defer cs.compactOrStage(d.id, oc)
+		defer cs.compactOrStage(key, d.id, oc)
 	}
 	if d.deleted {
 		oc.deleted, oc.attrs = true, map[string][][]byte{}
@@ -138,14 +138,14 @@ func (cs *changeSet) compact(oc *objChange) {
 // an account (the bulk of a domain) over to it, keeping only its key;
 // groups and containers, which every account's selection needs, and
 // objects deleted since stay.
-func (cs *changeSet) compactOrStage(id string, oc *objChange) {
+func (cs *changeSet) compactOrStage(key stagedKey, id string, oc *objChange) {
 	cs.compact(oc)
 	if cs.stage == nil || oc.deleted || oc.doc == nil || oc.kind != kindAccount {
 		return
 	}
 	cs.stage.Add(sources.CopyObject{Kind: oc.kind, ID: id, Doc: oc.doc}, oc.inStore)
 	delete(cs.objs, id)
-	cs.staged[keyOf(id)] = struct{}{}
+	cs.staged[key] = struct{}{}
 }
 
 // stopStaging waits for what a full read's stager is writing, so that a
@@ -159,12 +159,11 @@ func (cs *changeSet) stopStaging() {
 
 // unstage takes back into oc an account the read staged and meets
 // again.
-func (cs *changeSet) unstage(id string, oc *objChange) {
-	k := keyOf(id)
-	if _, ok := cs.staged[k]; !ok {
+func (cs *changeSet) unstage(key stagedKey, id string, oc *objChange) {
+	if _, ok := cs.staged[key]; !ok {
 		return
 	}
-	delete(cs.staged, k)
+	delete(cs.staged, key)
 	oc.doc, oc.inStore, _ = cs.stage.Take(id) // on an error, fullDelta reports it
 }
 
