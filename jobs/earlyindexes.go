@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"sync"
 
 	"github.com/msp-tools/autoimport/sources"
 )
@@ -10,8 +11,13 @@ import (
 // ledger, nothing waiting for a person) every account the sources select
 // is new, and matching each one needs the vault's and the PSA's indexes.
 // Listing them waits for nothing the directories hold, so a first import
-// starts listing them as it starts reading its directories, instead of
-// after: on a large customer each takes seconds. Any later pass
+// lists them while its copies are written and its accounts selected,
+// instead of after: on a large customer each takes seconds. It starts
+// once every source has fetched what it reads, not with the reads: a full
+// read of a large domain holds the most memory as it ends (the decoding
+// of its biggest groups), and the indexes held beside it would add to
+// that peak what the copy's write and the selection leave time to list
+// (see docs/benchmarks.md). Any later pass
 // lists the indexes only once its new accounts are known, and only those
 // they need — a run that finds nothing new lists nothing. A first import
 // that finds nothing new has listed the indexes for nothing, once.
@@ -20,9 +26,13 @@ import (
 // way or done.
 type earlyIndexes struct {
 	cancel context.CancelFunc
-	done   chan struct{}
-	in     PlanInput
-	err    error
+	// fetched is closed once the sources are done with the directories
+	// (sourcesFetched): the listing starts then.
+	fetched     chan struct{}
+	fetchedOnce sync.Once
+	done        chan struct{}
+	in          PlanInput
+	err         error
 }
 
 // listIndexesEarly starts listing the indexes on a first import, and
@@ -36,12 +46,27 @@ func (ps *pass) listIndexesEarly(ctx context.Context, conn *Connections) *earlyI
 	for _, typ := range AccountTypes {
 		every[typ] = true
 	}
-	e := &earlyIndexes{cancel: cancel, done: make(chan struct{})}
+	e := &earlyIndexes{cancel: cancel, fetched: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(e.done)
+		select {
+		case <-e.fetched:
+		case <-ctx.Done():
+			e.err = ctx.Err()
+			return
+		}
 		e.in, e.err = readIndexes(ctx, ps.c, conn, ps.opts, every)
 	}()
 	return e
+}
+
+// sourcesFetched lets the listing start: the sources are done with the
+// directories (or failed, or were read before). It may be called more
+// than once, and on a nil listing.
+func (e *earlyIndexes) sourcesFetched() {
+	if e != nil {
+		e.fetchedOnce.Do(func() { close(e.fetched) })
+	}
 }
 
 // result waits for the listing and returns it, with ok true, when there

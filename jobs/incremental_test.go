@@ -29,9 +29,11 @@ type copySource struct {
 	mu    sync.Mutex
 	reads []sources.ReadOptions
 	// whileReading, when set, runs at the start of each Read; readErr,
-	// when set, is what Read then fails with.
-	whileReading func()
-	readErr      error
+	// when set, is what Read then fails with. whileWriting, when set,
+	// runs once Read has said it fetched what it reads, before it
+	// writes the copy.
+	whileReading, whileWriting func()
+	readErr                    error
 }
 
 func (s *copySource) name() string {
@@ -92,6 +94,10 @@ func (s *copySource) Read(ctx context.Context, copies sources.CopyStore, custome
 		if opt.Full {
 			rep.Reason = "asked for"
 		}
+	}
+	opt.ReportFetched()
+	if s.whileWriting != nil {
+		s.whileWriting()
 	}
 	return rep, copies.ApplyCopy(ctx, customer, s.name(), d)
 }
@@ -292,10 +298,12 @@ func TestFullReadsTakeTurns(t *testing.T) {
 }
 
 // On a customer's first import (nothing in its ledger) the sinks' indexes
-// are listed while the directories are read, not after; on a later pass
-// they are listed only once the new accounts are known, and not at all
-// when nothing is new.
-func TestAFirstImportListsTheIndexesWhileReading(t *testing.T) {
+// are listed once the directories are fetched, while the copies are
+// written and the accounts selected: not while the directories are still
+// being read (a large read's peak of memory), and not after; on a later
+// pass they are listed only once the new accounts are known, and not at
+// all when nothing is new.
+func TestAFirstImportListsTheIndexesWhileTheCopyIsWritten(t *testing.T) {
 	s := storetest.SQLite(t)
 	f := setup(t, s)
 	acme := f.worlds["acme"]
@@ -303,11 +311,15 @@ func TestAFirstImportListsTheIndexesWhileReading(t *testing.T) {
 	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad}
 	f.runner.Copies = &sourcestest.Copies{}
 	acme.ad.set(user(1, jobs.EndUser), user(2, jobs.Admin))
-	listedWhileReading := false
+	listedWhileReading, listedWhileWriting := false, false
 	ad.whileReading = func() {
+		time.Sleep(50 * time.Millisecond) // time enough to begin, were it allowed
+		listedWhileReading = acme.vault.indexes.Load() > 0 || acme.psa.indexes.Load() > 0
+	}
+	ad.whileWriting = func() {
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 			if acme.vault.indexes.Load() > 0 && acme.psa.indexes.Load() > 0 {
-				listedWhileReading = true
+				listedWhileWriting = true
 				return
 			}
 		}
@@ -317,9 +329,13 @@ func TestAFirstImportListsTheIndexesWhileReading(t *testing.T) {
 	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 2 {
 		t.Fatalf("first import: %s %q %+v", cr.Status, cr.Error, cr.Counts)
 	}
-	if !listedWhileReading {
-		t.Fatal("a first import listed the vault and the PSA only after reading its directory")
+	if listedWhileReading {
+		t.Fatal("a first import listed the vault or the PSA before its directory was fetched")
 	}
+	if !listedWhileWriting {
+		t.Fatal("a first import listed the vault and the PSA only after writing its copy")
+	}
+	ad.whileWriting = nil
 
 	// A later pass: nothing listed while reading, nothing at all when
 	// nothing is new, and the indexes once a new account is known.
