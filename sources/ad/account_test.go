@@ -1,6 +1,7 @@
 package ad
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -170,5 +171,35 @@ func BenchmarkClassifyEntry(b *testing.B) {
 		if _, eerr := p.account(e); eerr != nil {
 			b.Fatal(eerr)
 		}
+	}
+}
+
+// path answers a question asked before as it did then, and answers anew
+// once a group joins the graph: a group added later can be a shorter way,
+// or the only one.
+func TestPathRemembersUntilAGroupIsAdded(t *testing.T) {
+	p := testPlan()
+	g := p.graph
+	da, t2 := dnKey("CN=Domain Admins,CN=Users,DC=x"), dnKey("CN=Tier2 Ops,DC=x")
+	t3 := dnKey("CN=Tier3 Ops,DC=x")
+	chain, ok := g.path([]string{t2}, da)
+	if !ok || len(chain) != 1 || chain[0] != t2 {
+		t.Fatalf("Tier2 Ops to Domain Admins: %v %v", chain, ok)
+	}
+	if again, ok := g.path([]string{t2}, da); !ok || len(again) != 1 || &again[0] != &chain[0] {
+		t.Fatalf("asked again: %v %v, not the answer remembered", again, ok)
+	}
+	if _, ok := g.path([]string{t3}, da); ok {
+		t.Fatal("a group the graph does not hold reaches Domain Admins")
+	}
+	g.add(ldap.NewEntry("CN=Tier3 Ops,DC=x", map[string][]string{"cn": {"Tier3 Ops"}, "memberOf": {"CN=Tier2 Ops,DC=x"}}), "")
+	if chain, ok := g.path([]string{t3}, da); !ok || strings.Join(chain, ">") != t3+">"+t2 {
+		t.Fatalf("after Tier3 Ops joined: %v %v", chain, ok)
+	}
+	for i := range maxPaths + 10 {
+		g.path([]string{t2, fmt.Sprint("cn=other", i)}, da)
+	}
+	if len(g.paths) > maxPaths {
+		t.Fatalf("%d answers remembered, at most %d", len(g.paths), maxPaths)
 	}
 }

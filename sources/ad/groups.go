@@ -94,7 +94,25 @@ type graph struct {
 	info   Info
 	groups map[string]*group // by lower-cased DN
 	byRID  map[uint32]string // domain RID -> lower-cased DN
+	// paths remembers what path answered, by its start groups and target
+	// (joined in pathKey, reused): the accounts of a domain share a few
+	// sets of direct groups, and each account asks for the path to every
+	// selected and privileged group, more than once. Adding a group
+	// forgets it.
+	paths   map[string]pathAnswer
+	pathKey []byte
 }
+
+// pathAnswer is one answer of path.
+type pathAnswer struct {
+	chain []string
+	ok    bool
+}
+
+// maxPaths bounds graph.paths: a domain whose accounts share no set of
+// groups forgets what it remembered rather than holding an answer per
+// account.
+const maxPaths = 4096
 
 func dnKey(dn string) string { return strings.ToLower(strings.TrimSpace(dn)) }
 
@@ -124,6 +142,7 @@ func (g *graph) add(e *ldap.Entry, name string) *group {
 	}
 	gr.memberOf = memberKeys(e)
 	g.groups[key] = gr
+	clear(g.paths)
 	return gr
 }
 
@@ -174,8 +193,28 @@ func (ss *session) descendants(ctx context.Context, g *graph, roots []*group) er
 // path returns the chain of groups (lower-cased DNs) from one of start (the
 // user's direct groups) up to target, excluding target: nil with ok true
 // when target is itself in start. It is a breadth-first search, so the
-// chain is a shortest one; ties go to the earlier start group.
+// chain is a shortest one; ties go to the earlier start group. The chain
+// may be shared with other callers: it is not to be changed.
 func (g *graph) path(start []string, target string) (chain []string, ok bool) {
+	k := g.pathKey[:0]
+	for _, s := range start {
+		k = append(append(k, s...), 0)
+	}
+	k = append(k, target...)
+	g.pathKey = k
+	if a, found := g.paths[string(k)]; found {
+		return a.chain, a.ok
+	}
+	chain, ok = g.search(start, target)
+	if g.paths == nil || len(g.paths) >= maxPaths {
+		g.paths = make(map[string]pathAnswer)
+	}
+	g.paths[string(k)] = pathAnswer{chain, ok}
+	return chain, ok
+}
+
+// search is path's breadth-first search.
+func (g *graph) search(start []string, target string) (chain []string, ok bool) {
 	type step struct {
 		key  string
 		prev int
