@@ -182,8 +182,27 @@ func (ss *session) findSID(ctx context.Context, g *graph, sid SID, label string)
 
 // dnUnder reports whether dn equals base or lies below it.
 func dnUnder(dn, base string) bool {
-	d, b := dnKey(dn), dnKey(base)
+	d, b := strings.TrimSpace(dn), strings.TrimSpace(base)
+	if ascii(d) && ascii(b) { // as below, without lower-casing copies
+		switch {
+		case len(d) == len(b):
+			return strings.EqualFold(d, b)
+		case len(d) > len(b):
+			return d[len(d)-len(b)-1] == ',' && strings.EqualFold(d[len(d)-len(b):], b)
+		}
+		return false
+	}
+	d, b = strings.ToLower(d), strings.ToLower(b)
 	return d == b || strings.HasSuffix(d, ","+b)
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func hasValueFold(values []string, want string) bool {
@@ -235,7 +254,8 @@ func (p *plan) account(e *ldap.Entry) (sources.Account, *sources.EntryError) {
 		acc.ImmutableID = base64.StdEncoding.EncodeToString(cg)
 	}
 	classes := e.GetAttributeValues("objectClass")
-	acc.SelectedBy = p.selectedBy(e)
+	start, primaryKey, groupsErr := p.directGroups(e)
+	acc.SelectedBy = p.selectedBy(e, start, groupsErr == nil)
 
 	// Non-people first: they carry a skip reason even without the
 	// attributes a user must have.
@@ -274,9 +294,8 @@ func (p *plan) account(e *ldap.Entry) (sources.Account, *sources.EntryError) {
 		return bad("no sAMAccountName")
 	}
 	acc.Enabled = uac&uacDisabled == 0
-	start, primaryKey, err := p.directGroups(e)
-	if err != nil {
-		return bad("%v", err)
+	if groupsErr != nil {
+		return bad("%v", groupsErr)
 	}
 	acc.TypeReason = "no privileged group membership"
 	for _, pr := range p.priv {
@@ -349,11 +368,12 @@ func viaPrimary(memberOf []string, chain []string, target, primaryKey string) bo
 	return true
 }
 
-// selectedBy lists the selection items that hold the entry.
-func (p *plan) selectedBy(e *ldap.Entry) []string {
+// selectedBy lists the selection items that hold the entry, whose direct
+// groups are start (known says they could be read: else only its OUs
+// count).
+func (p *plan) selectedBy(e *ldap.Entry, start []string, known bool) []string {
 	var out []string
-	start, _, err := p.directGroups(e)
-	if err == nil {
+	if known {
 		for _, sr := range p.sel {
 			if _, ok := p.graph.path(start, sr.key); ok {
 				out = append(out, sr.label)

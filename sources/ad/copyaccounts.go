@@ -85,15 +85,14 @@ func (s *Source) CopyAccounts(ctx context.Context, copies sources.CopyStore, cus
 				fail(s.errorf(err, "read the local copy"))
 				return
 			}
-			obj, err := decodeCopyObject(o.Doc)
+			e, err := copyEntry(o.Doc, memberOf[o.ID])
 			if err != nil {
 				if !yield(sources.Account{Source: sources.KindAD, ID: o.ID}, &sources.EntryError{Source: sources.KindAD, Entry: o.ID, Reason: "the local copy holds it unreadable: the next full read replaces it"}) {
 					return
 				}
 				continue
 			}
-			e := obj.entry(memberOf[o.ID])
-			if !p.selects(e) && !underAny(obj.dn, ous) {
+			if !p.selects(e) && !underAny(e.DN, ous) {
 				continue
 			}
 			acc, eerr := p.account(e)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -99,24 +100,65 @@ func (o *copyObject) kind() string {
 // entry turns the object into the entry classification reads, with the
 // given memberOf values.
 func (o *copyObject) entry(memberOf []string) *ldap.Entry {
-	e := &ldap.Entry{DN: o.dn}
-	names := make([]string, 0, len(o.attrs))
-	for n := range o.attrs {
-		names = append(names, n)
+	var buf [16]docAttr // the attributes of copyAttrs, on the stack
+	attrs := buf[:0]
+	for name, vals := range o.attrs {
+		attrs = append(attrs, docAttr{name, vals})
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		raw := o.attrs[n]
-		vals := make([]string, len(raw))
-		for i, v := range raw {
-			vals[i] = string(v)
+	slices.SortFunc(attrs, func(a, b docAttr) int { return strings.Compare(a.name, b.name) })
+	return entryOf(o.dn, attrs, memberOf)
+}
+
+// copyEntry decodes a stored object straight into the entry
+// classification reads, as decodeCopyObject and entry would: every account
+// of a domain goes through it at each selection, so it builds no map.
+func copyEntry(b []byte, memberOf []string) (*ldap.Entry, error) {
+	var buf [16]docAttr
+	dn, attrs, err := readCopyDoc(b, buf[:0])
+	if err != nil {
+		return nil, err
+	}
+	// encode writes the attributes in order, each once; a document that
+	// does not is read as the map of decodeCopyObject holds it: the last
+	// of one name wins.
+	slices.SortStableFunc(attrs, func(a, b docAttr) int { return strings.Compare(a.name, b.name) })
+	kept := attrs[:0]
+	for i, a := range attrs {
+		if i+1 < len(attrs) && attrs[i+1].name == a.name {
+			continue
 		}
-		e.Attributes = append(e.Attributes, &ldap.EntryAttribute{Name: n, Values: vals, ByteValues: raw})
+		kept = append(kept, a)
+	}
+	return entryOf(dn, kept, memberOf), nil
+}
+
+// entryOf builds an entry of attrs (in order) and memberOf, its attributes
+// and their values' slices allocated together.
+func entryOf(dn string, attrs []docAttr, memberOf []string) *ldap.Entry {
+	values := 0
+	for _, a := range attrs {
+		values += len(a.vals)
+	}
+	n := len(attrs)
+	if len(memberOf) > 0 {
+		n++
+	}
+	eas := make([]ldap.EntryAttribute, len(attrs))
+	ptrs := make([]*ldap.EntryAttribute, n)
+	strs := make([]string, values)
+	for i, a := range attrs {
+		vals := strs[:len(a.vals):len(a.vals)]
+		strs = strs[len(a.vals):]
+		for j, v := range a.vals {
+			vals[j] = string(v)
+		}
+		eas[i] = ldap.EntryAttribute{Name: a.name, Values: vals, ByteValues: a.vals}
+		ptrs[i] = &eas[i]
 	}
 	if len(memberOf) > 0 {
-		e.Attributes = append(e.Attributes, ldap.NewEntryAttribute("memberOf", memberOf))
+		ptrs[n-1] = ldap.NewEntryAttribute("memberOf", memberOf)
 	}
-	return e
+	return &ldap.Entry{DN: dn, Attributes: ptrs}
 }
 
 // Versions of an encoded object, its first byte. Version 1 named each
@@ -195,13 +237,42 @@ var errBadDoc = errors.New("stored object does not decode")
 
 // decodeCopyObject reads what encode wrote.
 func decodeCopyObject(b []byte) (*copyObject, error) {
+	var buf [16]docAttr
+	dn, attrs, err := readCopyDoc(b, buf[:0])
+	if err != nil {
+		return nil, err
+	}
+	o := &copyObject{dn: dn, attrs: make(map[string][][]byte, len(attrs))}
+	for _, a := range attrs {
+		o.attrs[a.name] = a.vals
+	}
+	return o, nil
+}
+
+// docAttr is an attribute of an encoded object, its values slices of the
+// document.
+type docAttr struct {
+	name string
+	vals [][]byte
+}
+
+// readCopyDoc reads what encode wrote: the DN, and the attributes in the
+// document's order, appended to attrs. The values' slices share one
+// array, sized for an object whose attributes have a value each but
+// objectClass.
+func readCopyDoc(b []byte, attrs []docAttr) (string, []docAttr, error) {
 	if len(b) == 0 || (b[0] != copyDocVersion && b[0] != copyDocV1) {
-		return nil, fmt.Errorf("%w: unknown version", errBadDoc)
+		return "", nil, fmt.Errorf("%w: unknown version", errBadDoc)
 	}
 	version := b[0]
 	r := docReader{b: b[1:]}
-	o := newCopyObject(r.bytes().str())
+	dn := r.bytes().str()
 	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.err = errBadDoc
+		n = 0
+	}
+	slab := make([][]byte, 0, n+4)
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		name := r.name(version)
 		nv := r.uvarint()
@@ -209,19 +280,24 @@ func decodeCopyObject(b []byte) (*copyObject, error) {
 			r.err = errBadDoc
 			break
 		}
-		vals := make([][]byte, 0, nv)
+		var vals [][]byte
+		if l := uint64(len(slab)); uint64(cap(slab))-l >= nv {
+			vals, slab = slab[l:l:l+nv], slab[:l+nv]
+		} else {
+			vals = make([][]byte, 0, nv)
+		}
 		for j := uint64(0); j < nv && r.err == nil; j++ {
 			vals = append(vals, r.bytes())
 		}
-		o.attrs[name] = vals
+		attrs = append(attrs, docAttr{name, vals})
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errBadDoc
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("%w: truncated or trailing bytes", errBadDoc)
+		return "", nil, fmt.Errorf("%w: truncated or trailing bytes", errBadDoc)
 	}
-	return o, nil
+	return dn, attrs, nil
 }
 
 type docReader struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -305,14 +306,102 @@ func FuzzCopyObject(f *testing.F) {
 	o.set("mail", [][]byte{[]byte("a@b")})
 	f.Add(o.encode())
 	f.Add([]byte{1, 0xff, 0xff, 0xff})
+	f.Add(docOf(1, "CN=a", "mail", "b", "cn", "a", "mail", "c"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		obj, err := decodeCopyObject(b)
+		e, eerr := copyEntry(b, []string{"CN=g"})
+		if (err == nil) != (eerr == nil) {
+			t.Fatalf("decodeCopyObject says %v, copyEntry %v", err, eerr)
+		}
 		if err != nil {
 			return
+		}
+		if want := obj.entry([]string{"CN=g"}); !reflect.DeepEqual(e, want) {
+			t.Fatalf("copyEntry gives %+v, decodeCopyObject and entry %+v", e, want)
 		}
 		again, err := decodeCopyObject(obj.encode())
 		if err != nil || again.dn != obj.dn || len(again.attrs) != len(obj.attrs) {
 			t.Fatalf("re-encoding changed the object: %v", err)
+		}
+	})
+}
+
+// docOf encodes, in version 1 (names in full), a DN and name/value pairs
+// in the order given, repeated names included: what encode never writes.
+func docOf(version byte, dn string, pairs ...string) []byte {
+	b := appendString([]byte{version}, dn)
+	b = binary.AppendUvarint(b, uint64(len(pairs)/2))
+	for i := 0; i < len(pairs); i += 2 {
+		b = appendString(b, pairs[i])
+		b = binary.AppendUvarint(b, 1)
+		b = appendString(b, pairs[i+1])
+	}
+	return b
+}
+
+// copyEntry reads a stored object as decodeCopyObject and entry do, for
+// what encode writes and for documents out of order or naming an
+// attribute twice (the last one wins, as in decodeCopyObject's map).
+func TestCopyEntryReadsAsTheObjectDoes(t *testing.T) {
+	o := newCopyObject("CN=Ann,OU=Staff,DC=corp")
+	o.set("objectClass", [][]byte{[]byte("top"), []byte("person"), []byte("user")})
+	o.set("sAMAccountName", [][]byte{[]byte("ann")})
+	o.set("objectGUID", [][]byte{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}})
+	o.set("custom", [][]byte{[]byte("x")})
+	for name, doc := range map[string][]byte{
+		"encoded":      o.encode(),
+		"out of order": docOf(1, "CN=a", "sn", "b", "cn", "a", "mail", "m"),
+		"named twice":  docOf(1, "CN=a", "mail", "first", "cn", "a", "mail", "last"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			obj, err := decodeCopyObject(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := obj.entry([]string{"CN=G1,DC=corp", "CN=G2,DC=corp"})
+			got, err := copyEntry(doc, []string{"CN=G1,DC=corp", "CN=G2,DC=corp"})
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("copyEntry = %+v, %v; want %+v", got, err, want)
+			}
+			if name == "named twice" && got.GetAttributeValue("mail") != "last" {
+				t.Fatalf("mail = %q, want the last one", got.GetAttributeValue("mail"))
+			}
+		})
+	}
+	if _, err := copyEntry(docOf(1, "CN=a", "cn", "a")[:5], nil); !errors.Is(err, errBadDoc) {
+		t.Fatalf("a truncated document: %v", err)
+	}
+}
+
+// dnUnder compares DNs case-insensitively without copying ASCII ones, and
+// answers as lower-casing both did.
+func TestDNUnder(t *testing.T) {
+	for _, c := range []struct {
+		dn, base string
+		want     bool
+	}{
+		{"CN=Ann,OU=Staff,DC=corp", "ou=staff,dc=corp", true},
+		{"CN=Ann,OU=Staff,DC=corp", "OU=Staff,DC=corp ", true},
+		{"OU=Staff,DC=corp", "ou=STAFF,dc=CORP", true},
+		{"CN=Ann,OU=BigStaff,DC=corp", "OU=Staff,DC=corp", false},
+		{"DC=corp", "OU=Staff,DC=corp", false},
+		{"CN=Änne,OU=Büro,DC=corp", "ou=büro,dc=corp", true},
+		{"CN=Änne,OU=BÜRO,DC=corp", "ou=büro,dc=corp", true},
+		{"CN=a,OU=ſtaff,DC=corp", "OU=staff,DC=corp", false},
+	} {
+		if got := dnUnder(c.dn, c.base); got != c.want {
+			t.Errorf("dnUnder(%q, %q) = %v, want %v", c.dn, c.base, got, c.want)
+		}
+	}
+}
+
+func FuzzDNUnder(f *testing.F) {
+	f.Add("CN=Ann,OU=Staff,DC=corp", "ou=staff,dc=corp")
+	f.Add("CN=Änne,OU=BÜRO,DC=corp", "ou=büro,dc=corp")
+	f.Fuzz(func(t *testing.T, dn, base string) {
+		d, b := dnKey(dn), dnKey(base)
+		if want := d == b || strings.HasSuffix(d, ","+b); dnUnder(dn, base) != want {
+			t.Fatalf("dnUnder(%q, %q) = %v, lower-casing says %v", dn, base, !want, want)
 		}
 	})
 }
