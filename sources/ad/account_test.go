@@ -196,6 +196,13 @@ func TestPathRemembersUntilAGroupIsAdded(t *testing.T) {
 	if chain, ok := g.path([]string{t3}, da); !ok || strings.Join(chain, ">") != t3+">"+t2 {
 		t.Fatalf("after Tier3 Ops joined: %v %v", chain, ok)
 	}
+	// Start groups are told apart however their names read.
+	if _, ok := g.path([]string{t2 + "\x00" + t3}, da); ok {
+		t.Fatal("a group the graph does not hold reaches Domain Admins")
+	}
+	if _, ok := g.path([]string{t2, t3}, da); !ok {
+		t.Fatal("Tier2 Ops and Tier3 Ops: taken for the one group whose name joins theirs")
+	}
 	for i := range maxPaths + 10 {
 		g.path([]string{t2, fmt.Sprint("cn=other", i)}, da)
 	}

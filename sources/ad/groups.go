@@ -95,7 +95,7 @@ type graph struct {
 	groups map[string]*group // by lower-cased DN
 	byRID  map[uint32]string // domain RID -> lower-cased DN
 	// paths remembers what path answered, by its start groups and target
-	// (joined in pathKey, reused): the accounts of a domain share a few
+	// (each length-prefixed in pathKey, reused): the accounts of a domain share a few
 	// sets of direct groups, and each account asks for the path to every
 	// selected and privileged group, more than once. Adding a group
 	// forgets it.
@@ -198,9 +198,9 @@ func (ss *session) descendants(ctx context.Context, g *graph, roots []*group) er
 func (g *graph) path(start []string, target string) (chain []string, ok bool) {
 	k := g.pathKey[:0]
 	for _, s := range start {
-		k = append(append(k, s...), 0)
+		k = appendString(k, s)
 	}
-	k = append(k, target...)
+	k = appendString(k, target)
 	g.pathKey = k
 	if a, found := g.paths[string(k)]; found {
 		return a.chain, a.ok
