@@ -38,7 +38,7 @@ type changeSet struct {
 	// come (see compactOrStage), so that a read never holds a whole domain:
 	// of an account handed over, staged keeps a 16-byte key, no more.
 	stage  *sources.Staging
-	staged map[stagedKey]struct{}
+	staged map[objectKey]struct{}
 }
 
 // objChange is what a read saw of one object.
@@ -68,7 +68,7 @@ type problem struct{ entry, reason string }
 
 func newChangeSet(full bool) *changeSet {
 	return &changeSet{full: full, objs: map[string]*objChange{}, links: map[sources.CopyLink]bool{},
-		lists: map[string][]string{}, members: map[string]map[string]bool{}, staged: map[stagedKey]struct{}{}}
+		lists: map[string][]string{}, members: map[string]map[string]bool{}, staged: map[objectKey]struct{}{}}
 }
 
 // empty reports a read that saw nothing.
@@ -138,7 +138,7 @@ func (cs *changeSet) compact(oc *objChange) {
 // an account (the bulk of a domain) over to it, keeping only its key;
 // groups and containers, which every account's selection needs, and
 // objects deleted since stay.
-func (cs *changeSet) compactOrStage(key stagedKey, id string, oc *objChange) {
+func (cs *changeSet) compactOrStage(key objectKey, id string, oc *objChange) {
 	cs.compact(oc)
 	if cs.stage == nil || oc.deleted || oc.doc == nil || oc.kind != kindAccount {
 		return
@@ -159,7 +159,7 @@ func (cs *changeSet) stopStaging() {
 
 // unstage takes back into oc an account the read staged and meets
 // again.
-func (cs *changeSet) unstage(key stagedKey, id string, oc *objChange) {
+func (cs *changeSet) unstage(key objectKey, id string, oc *objChange) {
 	if _, ok := cs.staged[key]; !ok {
 		return
 	}
@@ -167,13 +167,15 @@ func (cs *changeSet) unstage(key stagedKey, id string, oc *objChange) {
 	oc.doc, oc.inStore, _ = cs.stage.Take(id) // on an error, fullDelta reports it
 }
 
-// stagedKey is a staged account's key: its objectGUID's 16 bytes (ids
-// are GUIDString's text), or for an id that is no GUID (see objectID)
-// the first 16 bytes of its SHA-256, which no GUID meets by chance.
-type stagedKey [16]byte
+// objectKey is an object's id in 16 bytes, for the sets and maps that
+// hold one per account (a full read's staged accounts, the selection's
+// memberships): its objectGUID's bytes (ids are GUIDString's text), or
+// for an id that is no GUID (see objectID) the first 16 bytes of its
+// SHA-256, which no GUID meets by chance.
+type objectKey [16]byte
 
-func keyOf(id string) stagedKey {
-	var k stagedKey
+func keyOf(id string) objectKey {
+	var k objectKey
 	if raw, err := GUIDBytes(id); err == nil {
 		copy(k[:], raw)
 		return k

@@ -90,7 +90,7 @@ func TestStagedKeys(t *testing.T) {
 		t.Errorf("keyOf(%s) = %x, want the GUID's bytes %x", guid, k, raw)
 	}
 	ids := []string{guid, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1", "guid:0f1e2d3c4b5a69788796a5b4c3d2e1f0", "dn:0f1e2d3c4b5a69788796a5b4c3d2e1f0", "uAa", ""}
-	seen := map[stagedKey]string{}
+	seen := map[objectKey]string{}
 	for _, id := range ids {
 		k := keyOf(id)
 		if other, ok := seen[k]; ok {

@@ -85,7 +85,7 @@ func (s *Source) CopyAccounts(ctx context.Context, copies sources.CopyStore, cus
 				fail(s.errorf(err, "read the local copy"))
 				return
 			}
-			e, err := copyEntry(o.Doc, memberOf[o.ID])
+			e, err := copyEntry(o.Doc, memberOf[keyOf(o.ID)])
 			if err != nil {
 				if !yield(sources.Account{Source: sources.KindAD, ID: o.ID}, &sources.EntryError{Source: sources.KindAD, Entry: o.ID, Reason: "the local copy holds it unreadable: the next full read replaces it"}) {
 					return
@@ -353,22 +353,24 @@ func (cg *copyGroups) sortedIDs() []string {
 	return ids
 }
 
-// memberships returns, for each non-group member of a group of the graph,
-// the DNs of those of its groups.
-func (cg *copyGroups) memberships(ctx context.Context, copies sources.CopyStore, customer string, g *graph) (map[string][]string, error) {
+// memberships returns, for each non-group member of a group of the graph
+// (by its key: at 100,000 users the ids would be most of the map), the
+// DNs of those of its groups.
+func (cg *copyGroups) memberships(ctx context.Context, copies sources.CopyStore, customer string, g *graph) (map[objectKey][]string, error) {
 	inGraph := map[string]string{} // group id -> DN
 	for key := range g.groups {
 		if id, ok := cg.byKey[key]; ok {
 			inGraph[id] = cg.groups[id].dn
 		}
 	}
-	out := map[string][]string{}
+	out := map[objectKey][]string{}
 	for l, err := range copies.CopyLinks(ctx, customer, copySource) {
 		if err != nil {
 			return nil, cg.src.errorf(err, "read the local copy's memberships")
 		}
 		if dn, ok := inGraph[l.Group]; ok && cg.groups[l.Member] == nil {
-			out[l.Member] = append(out[l.Member], dn)
+			k := keyOf(l.Member)
+			out[k] = append(out[k], dn)
 		}
 	}
 	return out, nil
