@@ -301,23 +301,19 @@ func (ps *pass) readStored(ctx context.Context) error {
 	return ps.readAttention(ctx, !ps.opt.DryRun)
 }
 
-// collectNew reads the customer's sources (their copies at once, and on
-// a first import the sinks' indexes with them) and returns the new
-// accounts; skipped and already-imported accounts are decided and
-// reported as they come. It then notes the imported accounts gone from a
+// collectNew reads the customer's sources (their copies at once) and
+// returns the new accounts; skipped and already-imported accounts are
+// decided and reported as they come. It then notes the imported accounts gone from a
 // source read whole and settles the ambiguous accounts held aside.
 func (ps *pass) collectNew(ctx context.Context, conn *Connections) (*newAccounts, error) {
 	linkTwins := conn.AD != nil && conn.M365 != nil && ps.opts[EndUser].On(M365Sync)
 	sels := ps.selections()
-	ps.early = ps.listIndexesEarly(ctx, conn)
 	if err := ps.readCopies(ctx, conn, sels); err != nil {
-		ps.early.stop()
 		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	defer timed(&ps.rep.Times.Selection)()
 	fresh, err := ps.collect(ctx, conn, sels, linkTwins)
 	if err != nil {
-		ps.early.stop()
 		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	ps.markMissing()
@@ -334,15 +330,14 @@ type planner struct {
 }
 
 // newPlanner reads each sink's index once, only where a new account needs
-// it (or takes what a first import listed early), and the vault entries
-// the new accounts contend for.
+// it, and the vault entries the new accounts contend for. The indexes are
+// listed once the new accounts are known, on a first import too: listed
+// beside the reads and the selection, they added about 30 MB to the peak
+// of a 100,000-user first import for about a second of it (see
+// docs/benchmarks.md).
 func (ps *pass) newPlanner(ctx context.Context, conn *Connections, fresh *newAccounts) (*planner, error) {
 	defer timed(&ps.rep.Times.Indexes)()
-	need := fresh.types()
-	in, ok, err := ps.early.result(need)
-	if !ok {
-		in, err = readIndexes(ctx, ps.c, conn, ps.opts, need)
-	}
+	in, err := readIndexes(ctx, ps.c, conn, ps.opts, fresh.types())
 	if err != nil {
 		return nil, err
 	}

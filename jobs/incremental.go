@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -49,9 +47,6 @@ const DefaultFullReads = 4
 // to fail ends the other. The read reports are kept in the order of the
 // sources, Microsoft 365 first.
 func (ps *pass) readCopies(ctx context.Context, conn *Connections, sel selections) error {
-	// The indexes a first import lists early wait for every source to be
-	// done with its directory (earlyindexes.go), or for the reads to end.
-	defer ps.early.sourcesFetched()
 	if ps.copiesRead {
 		return nil // read by settle already
 	}
@@ -71,24 +66,15 @@ func (ps *pass) readCopies(ctx context.Context, conn *Connections, sel selection
 		jobs = append(jobs, job{"Active Directory", sources.KindAD, conn.AD, sel.ad})
 	}
 	reports := make([]*sources.ReadReport, len(jobs))
-	var fetching atomic.Int32
-	fetching.Store(int32(len(jobs)))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, j := range jobs {
-		fetched := sync.OnceFunc(func() {
-			if fetching.Add(-1) == 0 {
-				ps.early.sourcesFetched()
-			}
-		})
 		inc, ok := ps.incremental(j.src)
 		if !ok {
-			fetched()
 			continue
 		}
 		g.Go(func() error {
-			defer fetched()
 			start := time.Now()
-			rep, err := inc.Read(gctx, ps.im.Copies, ps.c.ID, j.sel, sources.ReadOptions{Full: ps.opt.FullRead, FullEvery: ps.im.fullReadEvery(), Now: ps.im.Now, FullReads: ps.im.FullReads, Fetched: fetched})
+			rep, err := inc.Read(gctx, ps.im.Copies, ps.c.ID, j.sel, sources.ReadOptions{Full: ps.opt.FullRead, FullEvery: ps.im.fullReadEvery(), Now: ps.im.Now, FullReads: ps.im.FullReads})
 			if err != nil {
 				return fmt.Errorf("%s: %w", j.name, err)
 			}

@@ -30,8 +30,7 @@ type copySource struct {
 	reads []sources.ReadOptions
 	// whileReading, when set, runs at the start of each Read; readErr,
 	// when set, is what Read then fails with. whileWriting, when set,
-	// runs once Read has said it fetched what it reads, before it
-	// writes the copy.
+	// runs once Read has read what it reads, before it writes the copy.
 	whileReading, whileWriting func()
 	readErr                    error
 }
@@ -95,7 +94,6 @@ func (s *copySource) Read(ctx context.Context, copies sources.CopyStore, custome
 			rep.Reason = "asked for"
 		}
 	}
-	opt.ReportFetched()
 	if s.whileWriting != nil {
 		s.whileWriting()
 	}
@@ -297,72 +295,53 @@ func TestFullReadsTakeTurns(t *testing.T) {
 	}
 }
 
-// On a customer's first import (nothing in its ledger) the sinks' indexes
-// are listed once the directories are fetched, while the copies are
-// written and the accounts selected: not while the directories are still
-// being read (a large read's peak of memory), and not after; on a later
-// pass they are listed only once the new accounts are known, and not at
-// all when nothing is new.
-func TestAFirstImportListsTheIndexesWhileTheCopyIsWritten(t *testing.T) {
+// Every pass, a customer's first import included, lists the sinks'
+// indexes once its new accounts are known: not while its directories are
+// read or its copies written (a large first import would hold the indexes
+// beside its selection), not at all when nothing is new, and only then.
+func TestIndexesAreListedOnceTheNewAccountsAreKnown(t *testing.T) {
 	s := storetest.SQLite(t)
 	f := setup(t, s)
 	acme := f.worlds["acme"]
 	ad := &copySource{memSource: acme.ad}
 	f.runner.Connector = copyConnector{inner: f.runner.Connector, src: ad}
 	f.runner.Copies = &sourcestest.Copies{}
-	acme.ad.set(user(1, jobs.EndUser), user(2, jobs.Admin))
-	listedWhileReading, listedWhileWriting := false, false
-	ad.whileReading = func() {
-		time.Sleep(50 * time.Millisecond) // time enough to begin, were it allowed
-		listedWhileReading = acme.vault.indexes.Load() > 0 || acme.psa.indexes.Load() > 0
-	}
-	ad.whileWriting = func() {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-			if acme.vault.indexes.Load() > 0 && acme.psa.indexes.Load() > 0 {
-				listedWhileWriting = true
-				return
-			}
-		}
-	}
 	once := jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}
-	cr := customerReport(f.run(t, once), "acme")
-	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 2 {
-		t.Fatalf("first import: %s %q %+v", cr.Status, cr.Error, cr.Counts)
-	}
-	if listedWhileReading {
-		t.Fatal("a first import listed the vault or the PSA before its directory was fetched")
-	}
-	if !listedWhileWriting {
-		t.Fatal("a first import listed the vault and the PSA only after writing its copy")
-	}
-	ad.whileWriting = nil
-
-	// A later pass: nothing listed while reading, nothing at all when
-	// nothing is new, and the indexes once a new account is known.
-	before := acme.vault.indexes.Load()
-	ad.whileReading = func() {
-		if acme.vault.indexes.Load() != before {
-			listedWhileReading = true
+	for _, c := range []struct {
+		name     string
+		users    []sources.Account
+		imported int
+		listed   int32 // times the vault is listed
+	}{
+		{"first import", []sources.Account{user(1, jobs.EndUser), user(2, jobs.Admin)}, 2, 1},
+		{"nothing new", []sources.Account{user(1, jobs.EndUser), user(2, jobs.Admin)}, 0, 0},
+		{"one new account", []sources.Account{user(1, jobs.EndUser), user(2, jobs.Admin), user(3, jobs.EndUser)}, 1, 1},
+	} {
+		acme.ad.set(c.users...)
+		before := acme.vault.indexes.Load()
+		listedWhileReading := false
+		ad.whileReading = func() {
+			time.Sleep(20 * time.Millisecond) // time for a listing to begin, were one started
+			listedWhileReading = acme.vault.indexes.Load() != before || listedWhileReading
 		}
-	}
-	listedWhileReading = false
-	if cr := customerReport(f.run(t, once), "acme"); cr.Status != jobs.StatusOK || acme.vault.indexes.Load() != before {
-		t.Fatalf("a run with nothing new: %s %q, the vault listed %d times", cr.Status, cr.Error, acme.vault.indexes.Load()-before)
-	}
-	acme.ad.set(user(1, jobs.EndUser), user(2, jobs.Admin), user(3, jobs.EndUser))
-	cr = customerReport(f.run(t, once), "acme")
-	if cr.Status != jobs.StatusOK || cr.Counts.Imported != 1 || acme.vault.indexes.Load() != before+1 {
-		t.Fatalf("a run with one new account: %s %q %+v, the vault listed %d times", cr.Status, cr.Error, cr.Counts, acme.vault.indexes.Load()-before)
-	}
-	if listedWhileReading {
-		t.Fatal("a pass that was not a first import listed the indexes while reading")
+		ad.whileWriting = ad.whileReading
+		cr := customerReport(f.run(t, once), "acme")
+		if cr.Status != jobs.StatusOK || cr.Counts.Imported != c.imported {
+			t.Fatalf("%s: %s %q %+v", c.name, cr.Status, cr.Error, cr.Counts)
+		}
+		if listedWhileReading {
+			t.Errorf("%s: the vault was listed while the directory was read or its copy written", c.name)
+		}
+		if got := acme.vault.indexes.Load() - before; got != c.listed {
+			t.Errorf("%s: the vault listed %d times, want %d", c.name, got, c.listed)
+		}
 	}
 }
 
-// A first import whose early listing fails fails the customer when it has
-// new accounts, naming the vault; with none, it does not fail on an index
-// it does not use.
-func TestAFailedEarlyListingFailsOnlyWhenUsed(t *testing.T) {
+// A listing that fails fails the customer, naming the vault, when a new
+// account needs it; a pass with nothing new does not list, and so does
+// not fail on it.
+func TestAFailedListingFailsTheCustomerWhenNeeded(t *testing.T) {
 	s := storetest.SQLite(t)
 	f := setup(t, s)
 	acme := f.worlds["acme"]
@@ -370,8 +349,8 @@ func TestAFailedEarlyListingFailsOnlyWhenUsed(t *testing.T) {
 	acme.vault.failIndex = func() error { return errors.New("HTTP 500 from the vault") }
 	once := jobs.RunOptions{Customers: []string{"acme"}, AllowSurge: true}
 	f.runner.Copies = &sourcestest.Copies{}
-	if cr := customerReport(f.run(t, once), "acme"); cr.Status != jobs.StatusOK || acme.vault.indexes.Load() != 1 {
-		t.Fatalf("nothing new: %s %q, the vault listed %d times (once, early)", cr.Status, cr.Error, acme.vault.indexes.Load())
+	if cr := customerReport(f.run(t, once), "acme"); cr.Status != jobs.StatusOK || acme.vault.indexes.Load() != 0 {
+		t.Fatalf("nothing new: %s %q, the vault listed %d times", cr.Status, cr.Error, acme.vault.indexes.Load())
 	}
 	acme.ad.set(user(1, jobs.EndUser))
 	f.runner.Copies = &sourcestest.Copies{} // a first import again
@@ -379,8 +358,8 @@ func TestAFailedEarlyListingFailsOnlyWhenUsed(t *testing.T) {
 	if cr.Status != jobs.StatusFailed || !strings.Contains(cr.Error, "MemVault") || !strings.Contains(cr.Error, "HTTP 500") {
 		t.Fatalf("a failed listing: %s %q", cr.Status, cr.Error)
 	}
-	if acme.vault.indexes.Load() != 2 {
-		t.Fatalf("the vault listed %d times in two first imports", acme.vault.indexes.Load())
+	if acme.vault.indexes.Load() != 1 {
+		t.Fatalf("the vault listed %d times for one pass with a new account", acme.vault.indexes.Load())
 	}
 }
 

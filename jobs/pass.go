@@ -58,9 +58,6 @@ type pass struct {
 	// against the indexes (attentionrecheck.go).
 	unchanged []heldAside
 	rechecked bool
-	// early is the sinks' indexes listed while a first import reads its
-	// sources (earlyindexes.go); nil on any other pass.
-	early *earlyIndexes
 
 	// version is the customer's version read as the pass began, last the
 	// record of the last settled pass while it may still hold, and

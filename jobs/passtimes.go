@@ -20,8 +20,7 @@ type PassTimes struct {
 	// are new.
 	Selection time.Duration `json:"selection_ns,omitempty"`
 	// Indexes is reading the vault's and PSA's indexes for the new
-	// accounts, or waiting for those listed early, while the directories
-	// were read.
+	// accounts.
 	Indexes time.Duration `json:"indexes_ns,omitempty"`
 	// NewAccounts is importing the new accounts: matching or creating
 	// their entries and contacts, and recording each.

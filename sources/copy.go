@@ -136,19 +136,6 @@ type ReadOptions struct {
 	// the store until they all end together, and no customer reaches its
 	// vault or PSA before then. Nil: no limit. See FullTurn.
 	FullReads *semaphore.Weighted
-	// Fetched, when set, is called once the read has what it needs from
-	// the directory, before it writes the copy (see ReportFetched): work
-	// kept from competing with the read for memory can start while the
-	// copy is written. A read that fails may not call it.
-	Fetched func()
-}
-
-// ReportFetched calls Fetched, if set: a source's Read calls it once it
-// is done with the directory.
-func (opt ReadOptions) ReportFetched() {
-	if opt.Fetched != nil {
-		opt.Fetched()
-	}
 }
 
 // A FullTurn is one read's turn among ReadOptions.FullReads. Take waits

@@ -179,7 +179,6 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	if full {
 		delta.State.FullAt = now()
 	}
-	opt.ReportFetched()
 	if err := copies.ApplyCopy(ctx, customer, copySource, delta); err != nil {
 		rep.Requests = ss.requests
 		return rep, s.errorf(err, "save the local copy of the directory")

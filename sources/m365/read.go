@@ -99,7 +99,6 @@ func (s *Source) Read(ctx context.Context, copies sources.CopyStore, customer st
 	if cs.full {
 		d.State.FullAt = now()
 	}
-	opt.ReportFetched()
 	if err := copies.ApplyCopy(ctx, customer, copySource, d); err != nil {
 		return rep, fmt.Errorf("Microsoft 365: customer %s: save the local copy: %w", customer, err)
 	}
