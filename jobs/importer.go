@@ -261,10 +261,9 @@ func (im *Importer) Import(ctx context.Context, t *Tenant, c Customer, opt Impor
 }
 
 // begin resolves the customer's options and notes those paused, connects
-// to its integrations, reads the customer's version and last settled
-// pass, and, unless that pass may still hold (settled.go), its ledger and
-// the accounts that need a person. A customer without a source has
-// nothing to import: begin returns no pass, and no error.
+// to its integrations, and reads the customer's version and last settled
+// pass (settled.go). A customer without a source has nothing to import:
+// begin returns no pass, and no error.
 func (im *Importer) begin(ctx context.Context, t *Tenant, c Customer, opt ImportOptions, rep *CustomerReport) (*pass, *Connections, error) {
 	opts := map[AccountType]Resolved{EndUser: Resolve(t, c, EndUser), Admin: Resolve(t, c, Admin)}
 	for _, typ := range AccountTypes {
@@ -284,11 +283,6 @@ func (im *Importer) begin(ctx context.Context, t *Tenant, c Customer, opt Import
 	if err := ps.loadSettled(ctx); err != nil {
 		return nil, nil, fmt.Errorf("customer %s: %w", c.ID, err)
 	}
-	if ps.last == nil {
-		if err := ps.readStored(ctx); err != nil {
-			return nil, nil, fmt.Errorf("customer %s: %w", c.ID, err)
-		}
-	}
 	return ps, conn, nil
 }
 
@@ -301,14 +295,21 @@ func (ps *pass) readStored(ctx context.Context) error {
 	return ps.readAttention(ctx, !ps.opt.DryRun)
 }
 
-// collectNew reads the customer's sources (their copies at once) and
-// returns the new accounts; skipped and already-imported accounts are
-// decided and reported as they come. It then notes the imported accounts gone from a
-// source read whole and settles the ambiguous accounts held aside.
+// collectNew reads the customer's sources (their copies at once), then
+// its ledger and the accounts that need a person, and returns the new
+// accounts; skipped and already-imported accounts are decided and
+// reported as they come. It then notes the imported accounts gone from a
+// source read whole and settles the ambiguous accounts held aside. The
+// ledger is read after the directories, not beside them: a full read of
+// a large domain holds the most memory as it ends, and the ledger and the
+// accounts that need a person are the selection's, not the read's.
 func (ps *pass) collectNew(ctx context.Context, conn *Connections) (*newAccounts, error) {
 	linkTwins := conn.AD != nil && conn.M365 != nil && ps.opts[EndUser].On(M365Sync)
 	sels := ps.selections()
 	if err := ps.readCopies(ctx, conn, sels); err != nil {
+		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
+	}
+	if err := ps.readStored(ctx); err != nil {
 		return nil, fmt.Errorf("customer %s: %w", ps.c.ID, err)
 	}
 	defer timed(&ps.rep.Times.Selection)()

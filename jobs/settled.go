@@ -138,8 +138,8 @@ func (ps *pass) copyVersions(ctx context.Context, conn *Connections) (map[string
 
 // settle reads the directories of a pass that has a candidate record
 // and, when neither copy changed since, ends the pass with the record's
-// report: it returns true. Otherwise it reads what begin left to a pass
-// that runs in full (the ledger and the accounts that need a person).
+// report: it returns true. Otherwise the pass runs in full (collectNew
+// reads the ledger and the accounts that need a person).
 func (ps *pass) settle(ctx context.Context, conn *Connections) (bool, error) {
 	if ps.last == nil {
 		return false, nil
@@ -155,9 +155,6 @@ func (ps *pass) settle(ctx context.Context, conn *Connections) (bool, error) {
 		return true, ps.reportSettled(ctx)
 	}
 	ps.last = nil
-	if err := ps.readStored(ctx); err != nil {
-		return false, fmt.Errorf("customer %s: %w", ps.c.ID, err)
-	}
 	return false, nil
 }
 
