@@ -333,8 +333,8 @@ type planner struct {
 // newPlanner reads each sink's index once, only where a new account needs
 // it, and the vault entries the new accounts contend for. The indexes are
 // listed once the new accounts are known, on a first import too: listed
-// beside the reads and the selection, they added about 30 MB to the peak
-// of a 100,000-user first import for about a second of it (see
+// beside the reads and the selection, they added 20-40 MiB to the peak of
+// a 100,000-user first import to save one to three seconds of it (see
 // docs/benchmarks.md).
 func (ps *pass) newPlanner(ctx context.Context, conn *Connections, fresh *newAccounts) (*planner, error) {
 	defer timed(&ps.rep.Times.Indexes)()
