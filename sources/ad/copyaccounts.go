@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -128,13 +127,9 @@ func underAny(dn string, ous []string) bool {
 // what the member filter of Accounts asks the DC (memberOf one of the
 // groups nested in them, or primaryGroupID one of their RIDs).
 func (p *plan) selects(e *ldap.Entry) bool {
-	start := memberKeys(e)
-	if v := e.GetAttributeValue("primaryGroupID"); v != "" {
-		if rid, err := strconv.ParseUint(v, 10, 32); err == nil {
-			if key, ok := p.graph.byRID[uint32(rid)]; ok {
-				start = append(start, key)
-			}
-		}
+	start, _, err := p.directGroups(e)
+	if err != nil { // an unreadable primaryGroupID: its memberOf alone
+		start = memberKeys(e)
 	}
 	for _, sr := range p.sel {
 		if _, ok := p.graph.path(start, sr.key); ok {

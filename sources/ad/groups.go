@@ -95,10 +95,10 @@ type graph struct {
 	groups map[string]*group // by lower-cased DN
 	byRID  map[uint32]string // domain RID -> lower-cased DN
 	// paths remembers what path answered, by its start groups and target
-	// (each length-prefixed in pathKey, reused): the accounts of a domain share a few
-	// sets of direct groups, and each account asks for the path to every
-	// selected and privileged group, more than once. Adding a group
-	// forgets it.
+	// (each length-prefixed in pathKey, reused): the accounts of a domain
+	// share a few sets of direct groups, and each account asks for the
+	// path to every selected and privileged group, more than once. Adding
+	// a group forgets it.
 	paths   map[string]pathAnswer
 	pathKey []byte
 }
