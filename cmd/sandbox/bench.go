@@ -61,7 +61,6 @@ type benchReport struct {
 	Rotation *rotationResult `json:"rotation,omitempty"`
 }
 
-// runResult are one run's figures.
 // readFigure sums up how one run read one kind of directory in one mode.
 type readFigure struct {
 	Source    string `json:"source"`
@@ -77,6 +76,7 @@ type readFigure struct {
 	MaxWaited  float64 `json:"max_waited_s,omitempty"`
 }
 
+// runResult are one run's figures.
 type runResult struct {
 	Name       string  `json:"name"`
 	Seconds    float64 `json:"seconds"`
@@ -134,6 +134,8 @@ type runResult struct {
 	// JobMemoryLimit is the job process's soft memory limit, as it read
 	// it (--job-memory-limit).
 	JobMemoryLimit int64 `json:"job_memory_limit_bytes,omitempty"`
+	// CPU is where the run's CPU time went.
+	CPU *cpuFigure `json:"cpu,omitempty"`
 }
 
 type customerTime struct {
@@ -376,11 +378,14 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	env.ResetRequests()
 	threadsBefore := autotaskThreadUse(env)
 	var jf jobFigures
+	var fakesCPU []cpuSample
 	var err error
-	if jobProcess != nil {
-		jf, err = runJobProcess(ctx, append(env.Environ(), jobProcess.env...), env.Options().Concurrency, opt, stderr)
+	if start := time.Now(); jobProcess != nil {
+		fakes := traceCPU(start)
+		jf, err = runJobProcess(ctx, append(env.Environ(), jobProcess.env...), env.Options().Concurrency, opt, start, stderr)
+		fakesCPU = fakes()
 	} else {
-		jf, err = runJob(ctx, env.Runner(), opt)
+		jf, err = runJob(ctx, env.Runner(), opt, start)
 	}
 	if err != nil {
 		return runResult{}, err
@@ -390,7 +395,7 @@ func measure(ctx context.Context, env *sandbox.Env, name string, opt jobs.RunOpt
 	t := jf.Totals
 	rr := runResult{AutotaskThreads: busiestEndpoint(threadsBefore, threadsAfter), Name: name, Seconds: jf.Seconds, Status: jf.Status, Candidates: t.Candidates, Imported: t.Imported, Failed: t.Failed, Ambiguous: t.Ambiguous,
 		PeakHeapInuse: jf.PeakHeapInuse, HeapInuseBefore: jf.HeapInuseBefore, LimiterWait: jf.LimiterWait, StoreTransactions: jf.StoreTransactions,
-		StoreSeconds: jf.StoreSeconds, StorePool: jf.StorePool, JobPeakRSS: jf.PeakRSSBytes, JobMemoryLimit: jf.MemoryLimitBytes}
+		StoreSeconds: jf.StoreSeconds, StorePool: jf.StorePool, JobPeakRSS: jf.PeakRSSBytes, JobMemoryLimit: jf.MemoryLimitBytes, CPU: cpuOf(jf, fakesCPU)}
 	rr.AccountsPerSecond = float64(rr.Candidates) / jf.Seconds
 	rr.ImportedPerSecond = float64(rr.Imported) / jf.Seconds
 
@@ -556,6 +561,7 @@ func printRun(w io.Writer, r runResult) {
 		fmt.Fprintf(w, "  slow customer: %s (%s) %.2fs, %d imported: %s\n", c.Customer, c.Profile, c.Seconds, c.Imported,
 			c.Times.String(time.Duration(c.Seconds*float64(time.Second))))
 	}
+	r.CPU.print(w, r.Seconds)
 	if r.StoreTransactions > 0 {
 		fmt.Fprintf(w, "  store write transactions: %d, %.2fs summed over customers (%.2f ms each)\n", r.StoreTransactions, r.StoreSeconds,
 			1000*r.StoreSeconds/float64(r.StoreTransactions))

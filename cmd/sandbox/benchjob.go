@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/msp-tools/autoimport/cmd/internal/connect"
@@ -41,6 +42,11 @@ type jobFigures struct {
 	// MemoryLimitBytes is the process's soft memory limit (GOMEMLIMIT);
 	// 0 when there is none.
 	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
+	// CPU is the process's CPU time while the job ran, from RunStart:
+	// when the run began, in seconds after the measurement did (a job
+	// process's start in between).
+	CPU      []cpuSample `json:"cpu,omitempty"`
+	RunStart float64     `json:"run_start_s"`
 }
 
 type customerFigure struct {
@@ -57,8 +63,9 @@ type customerFigure struct {
 	Times jobs.PassTimes `json:"times"`
 }
 
-// runJob runs r once and measures the job's side.
-func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigures, error) {
+// runJob runs r once and measures the job's side; its CPU samples count
+// from start.
+func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions, start time.Time) (jobFigures, error) {
 	sc := &statsConnector{inner: r.Connector}
 	r.Connector = sc
 	ts := &timedStore{Store: r.Store}
@@ -68,15 +75,17 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	peak := sampleHeap()
-	start := time.Now()
+	cpu := traceCPU(start)
+	began := time.Now()
 	rep, err := r.Run(ctx, opt)
-	elapsed := time.Since(start)
+	elapsed := time.Since(began)
 	heap := peak()
+	samples := cpu()
 	if err != nil {
 		return jobFigures{}, err
 	}
 	jf := jobFigures{Seconds: elapsed.Seconds(), Status: rep.Status, Totals: rep.Totals, PeakHeapInuse: heap, HeapInuseBefore: before.HeapInuse,
-		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool()}
+		LimiterWait: sc.figures(), StoreTransactions: ts.n.Load(), StoreSeconds: time.Duration(ts.ns.Load()).Seconds(), StorePool: pool(), CPU: samples, RunStart: began.Sub(start).Seconds()}
 	for _, c := range rep.Customers {
 		jf.Customers = append(jf.Customers, customerFigure{ID: c.Customer, Seconds: c.Elapsed.Seconds(), Counts: c.Counts, Reads: c.Reads, Settled: c.Settled(), Times: c.Times})
 	}
@@ -88,13 +97,14 @@ func runJob(ctx context.Context, r *jobs.Runner, opt jobs.RunOptions) (jobFigure
 const jobCommand = "bench-job"
 
 // runJobProcess runs the job in a child process of this program against
-// the sandbox's store and fakes, and reads its figures.
-func runJobProcess(ctx context.Context, env []string, concurrency int, opt jobs.RunOptions, stderr io.Writer) (jobFigures, error) {
+// the sandbox's store and fakes, and reads its figures; its CPU samples
+// count from start.
+func runJobProcess(ctx context.Context, env []string, concurrency int, opt jobs.RunOptions, start time.Time, stderr io.Writer) (jobFigures, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return jobFigures{}, err
 	}
-	args := []string{jobCommand, "--concurrency", fmt.Sprint(concurrency)}
+	args := []string{jobCommand, "--concurrency", fmt.Sprint(concurrency), "--start", strconv.FormatInt(start.UnixNano(), 10)}
 	if opt.DryRun {
 		args = append(args, "--dry-run")
 	}
@@ -128,6 +138,7 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	allowSurge := fs.Bool("allow-surge", false, "import past the surge guard")
 	full := fs.Bool("full", false, "read every directory whole")
 	concurrency := fs.Int("concurrency", 8, "customers at once")
+	startNanos := fs.Int64("start", 0, "when the measured run began, in Unix nanoseconds (its CPU samples count from then; 0: from the job's start)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -152,7 +163,11 @@ func benchJob(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log.SetLevel(logrus.WarnLevel)
 	r := &jobs.Runner{Store: s, Connector: &connect.Connector{Key: key, TechVault: s, Log: log, SecretsDir: os.Getenv(secret.SecretsDirVar)}, Log: log, Holder: "sandbox-bench", LeaseTTL: 10 * time.Minute,
 		Concurrency: *concurrency, Surge: jobs.SurgeThreshold{Max: 50, Percent: 20}, Copies: s}
-	jf, err := runJob(ctx, r, jobs.RunOptions{DryRun: *dryRun, AllowSurge: *allowSurge, FullRead: *full})
+	start := time.Now()
+	if *startNanos != 0 {
+		start = time.Unix(0, *startNanos)
+	}
+	jf, err := runJob(ctx, r, jobs.RunOptions{DryRun: *dryRun, AllowSurge: *allowSurge, FullRead: *full}, start)
 	if err != nil {
 		return fail(err)
 	}

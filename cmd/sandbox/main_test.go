@@ -171,6 +171,9 @@ func TestBench(t *testing.T) {
 		t.Error("first run: no limiter figures")
 	}
 	checkSlowest(t, first)
+	if c := first.CPU; c == nil || c.Job <= 0 || c.Fakes != 0 || !strings.Contains(out, "job and fakes in one process") {
+		t.Errorf("first run: CPU %+v; want the process's, job and fakes together", c)
+	}
 	// Every Autotask request of the fakes takes their latency (20 ms) at
 	// least, holding one of its endpoint's threads.
 	if a := first.AutotaskThreads; a == nil || a.Requests == 0 || a.HeldMs < 20 || a.AllBusySeconds < 0 {
@@ -342,6 +345,27 @@ func TestBenchJobProcess(t *testing.T) {
 		t.Errorf("re-run: imported %d, writes %d, job RSS %d", again.Imported, again.WriteTotal, again.JobPeakRSS)
 	}
 	checkSlowest(t, first)
+	if c := first.CPU; c == nil || c.Job <= 0 || c.Fakes <= 0 || c.BeforeImport != nil {
+		t.Errorf("first run of 3 customers: CPU %+v; want the job's and the fakes' apart, nothing for one customer's steps", c)
+	}
+}
+
+// A run of one customer that imports says what CPU its steps before the
+// import used, the job's and the fakes' apart, within the run's.
+func TestBenchCPUBeforeTheImport(t *testing.T) {
+	out, br := benchJSON(t, "--job-process", "--customers", "1", "--accounts", "10")
+	first := br.Runs[0]
+	c := first.CPU
+	if c == nil || c.BeforeImport == nil {
+		t.Fatalf("first run: CPU %+v", c)
+	}
+	b := c.BeforeImport
+	if b.Seconds <= 0 || b.Seconds > first.Seconds || b.Job <= 0 || b.Job > c.Job || b.Fakes <= 0 || b.Fakes > c.Fakes {
+		t.Errorf("before the new accounts: %+v of %+v in a run of %.2fs", b, c, first.Seconds)
+	}
+	if !strings.Contains(out, "CPU before its new accounts began") {
+		t.Errorf("output lacks the CPU before the import:\n%s", out)
+	}
 }
 
 // checkSlowest checks that a first run's slowest customers say where
