@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/msp-tools/autoimport/sources"
 	"github.com/sirupsen/logrus"
@@ -611,10 +612,14 @@ func markFailed(p *AccountPlan, what string, err error, log logrus.FieldLogger) 
 // createInSinks creates what an account's plan calls for, vault then
 // PSA. Before each call it asks lost whether the customer's lease still
 // holds; once it does not, the account is left alone (and not recorded).
+// Each call carries lost as its fence, which the clients ask again right
+// before a request goes out: a create that waited on a rate limiter or a
+// Retry-After, or in a paused process, is not sent once the lease ran out.
 func (im *Importer) createInSinks(ctx context.Context, conn *Connections, p *AccountPlan, lost func() error, log logrus.FieldLogger) {
 	if p.Action != ActionImport || lost() != nil {
 		return
 	}
+	ctx = fence.With(ctx, lost)
 	if p.Vault.Op == OpCreate {
 		v, scope := conn.Vaults[p.Type], conn.VaultScope[p.Type]
 		e, err := v.Create(ctx, scope, p.work.newEntry)

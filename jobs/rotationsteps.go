@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/internal/password"
 	"github.com/msp-tools/autoimport/sinks"
 )
@@ -53,7 +54,10 @@ func newRotationID() string {
 
 // call runs fn, a directory or vault call, only while the lease holds,
 // in a context that ends when the lease is lost (or its time runs out):
-// a call waiting on retries never outlives the lease.
+// a call waiting on retries never outlives the lease. The lease is also
+// the call's fence, which the clients ask right before each request goes
+// out: one that waited past the lease's time (a paused process whose
+// timer has not fired yet) is not sent.
 func (p *rotationPass) call(ctx context.Context, fn func(ctx context.Context) error) error {
 	if err := p.holds(); err != nil {
 		return err
@@ -62,7 +66,7 @@ func (p *rotationPass) call(ctx context.Context, fn func(ctx context.Context) er
 	defer cancel(nil)
 	stop := context.AfterFunc(p.lease.Context(), func() { cancel(context.Cause(p.lease.Context())) })
 	defer stop()
-	return fn(cctx)
+	return fn(fence.With(cctx, p.lease.Lost))
 }
 
 // record writes a rotation's new state with its audit event in one

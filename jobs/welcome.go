@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/sinks"
 	"github.com/sirupsen/logrus"
 )
@@ -316,7 +317,9 @@ func (s *welcomeSender) send(ctx context.Context, j *welcomeJob) {
 		j.state, j.action, j.doc = WelcomePending, "import.email.deferred", doc(about)
 		return
 	}
-	err := s.conn.Mailer.SendWelcome(ctx, j.w)
+	// The lease is asked again once the mailer's rate limiter lets the
+	// email go, right before the relay is dialled.
+	err := s.conn.Mailer.SendWelcome(fence.With(ctx, s.lost), j.w)
 	j.state, j.action = WelcomeSent, "import.email.sent"
 	switch {
 	case err == nil:

@@ -29,6 +29,8 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
+
+	"github.com/msp-tools/autoimport/internal/fence"
 )
 
 // Config configures a Client.
@@ -180,8 +182,10 @@ func (c *Client) Stats() Stats {
 	return c.stats.snapshot()
 }
 
-// pacedTransport waits on the limiter, applies the per-attempt timeout,
-// counts and logs every attempt.
+// pacedTransport waits on the limiter, asks the request's fence (after
+// that wait and any backoff before it: a write whose holder lost its
+// lease meanwhile is not sent), applies the per-attempt timeout, counts
+// and logs every attempt.
 type pacedTransport struct{ c *Client }
 
 func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -193,6 +197,9 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		c.stats.limiterWait.Add(int64(time.Since(start)))
 		c.total.limiterWait.Add(int64(time.Since(start)))
+	}
+	if err := fence.Check(req.Context()); err != nil {
+		return nil, err
 	}
 	c.stats.requests.Add(1)
 	c.total.requests.Add(1)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/internal/loopback"
 )
 
@@ -165,8 +166,8 @@ func TokenClient(integration string, base http.RoundTripper, limit int64, timeou
 	}
 }
 
-// isRefusal reports an error no retry can change: a redirect refused, or a
-// plain-http connection to another machine.
+// isRefusal reports an error no retry can change: a redirect refused, a
+// plain-http connection to another machine, or a write its fence stopped.
 func isRefusal(err error) bool {
-	return errors.Is(err, ErrCrossOriginRedirect) || errors.Is(err, ErrInsecureURL)
+	return errors.Is(err, ErrCrossOriginRedirect) || errors.Is(err, ErrInsecureURL) || errors.Is(err, fence.ErrNotSent)
 }

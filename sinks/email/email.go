@@ -31,6 +31,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"golang.org/x/time/rate"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/internal/loopback"
 	"github.com/msp-tools/autoimport/sinks"
 )
@@ -317,6 +318,9 @@ func (m *Mailer) SendWelcome(ctx context.Context, w sinks.Welcome) error {
 		if err := m.cfg.Limiter.Wait(ctx); err != nil {
 			return &Error{Host: m.addr, Customer: w.Customer, To: msg.to.Address, Stage: StageWait, Err: err}
 		}
+	}
+	if err := fence.Check(ctx); err != nil {
+		return &Error{Host: m.addr, Customer: w.Customer, To: msg.to.Address, Stage: StageWait, Err: err}
 	}
 	if err := m.send(ctx, gm); err != nil {
 		if e := m.classify(ctx, err, gm); e != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sinks"
 )
@@ -61,6 +62,9 @@ func (v *Vault) SetPassword(ctx context.Context, scope sinks.VaultScope, ref, pa
 	e.Sealed = v.key.SealFor([]byte(password), SealedPlace(e.Customer, e.ID))
 	if notes != "" {
 		e.Notes = notes
+	}
+	if err := fence.Check(ctx); err != nil {
+		return v.errorf(scope, "set password of entry %s: %w", e.ID, err)
 	}
 	if err := v.store.UpdateTechVaultEntry(ctx, e); err != nil {
 		return v.errorf(scope, "set password of entry %s: %w", e.ID, err)

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/internal/secret"
 	"github.com/msp-tools/autoimport/sinks"
 )
@@ -136,6 +137,9 @@ func (v *Vault) Create(ctx context.Context, scope sinks.VaultScope, ne sinks.New
 		e.CreatedAt = v.Now().UTC()
 	} else {
 		e.CreatedAt = time.Now().UTC()
+	}
+	if err := fence.Check(ctx); err != nil {
+		return sinks.VaultEntry{}, v.errorf(scope, "create entry %q: %w", ne.Name, err)
 	}
 	if err := v.store.InsertTechVaultEntry(ctx, e); err != nil {
 		return sinks.VaultEntry{}, v.errorf(scope, "create entry %q: %w", ne.Name, err)

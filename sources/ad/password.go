@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"golang.org/x/text/encoding/unicode"
+
+	"github.com/msp-tools/autoimport/internal/fence"
 )
 
 // Password changes.
@@ -214,6 +216,9 @@ func (s *Source) SetPassword(ctx context.Context, target PasswordTarget, newPass
 	}
 	op = "set password of " + resolvedLabel(target, e)
 	if err := personAccount(e); err != nil {
+		return s.errorf(err, "%s", op)
+	}
+	if err := fence.Check(ctx); err != nil {
 		return s.errorf(err, "%s", op)
 	}
 	req := ldap.NewModifyRequest(e.DN, nil)

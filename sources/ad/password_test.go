@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msp-tools/autoimport/internal/fence"
 	"github.com/msp-tools/autoimport/sources/ad"
 	"github.com/msp-tools/autoimport/sources/ad/adtest"
 )
@@ -435,5 +436,22 @@ func TestCloseIdleConnections(t *testing.T) {
 	}
 	if st := f.srv.Stats(); st.Binds != 1 {
 		t.Errorf("%d binds after the idle connections were closed, want 1 (a new connection)", st.Binds)
+	}
+}
+
+// A password change whose fence fails once the account was looked up (its
+// holder's lease ran out meanwhile) is never sent: the directory keeps the
+// old password, and the error says nothing changed rather than that the
+// outcome is unknown.
+func TestAFencedSetPasswordIsNotSent(t *testing.T) {
+	f := newPWFixture(t, adtest.Options{LDAPS: true})
+	lost := errors.New("the lease ran out")
+	ctx := fence.With(context.Background(), func() error { return lost })
+	err := f.src.SetPassword(ctx, f.target, newPassword)
+	if !errors.Is(err, fence.ErrNotSent) || !errors.Is(err, lost) || errors.Is(err, ad.ErrOutcomeUnknown) {
+		t.Fatalf("err %v; want not sent, for the fence's reason", err)
+	}
+	if pw, _ := f.dir.Password(f.dave); pw != oldPassword {
+		t.Fatal("the directory's password changed")
 	}
 }
