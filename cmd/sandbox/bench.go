@@ -704,28 +704,39 @@ func sampleHeap() func() uint64 {
 		peak = max(peak, m.HeapInuse)
 		mu.Unlock()
 	}
+	read()
+	stop := sampling(50*time.Millisecond, read)
+	return func() uint64 {
+		stop()
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+}
+
+// sampling calls take every interval until the returned function is
+// called, which stops it, takes one last sample and returns once no take
+// runs.
+func sampling(every time.Duration, take func()) (stop func()) {
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(50 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			read()
 			select {
 			case <-done:
 				return
 			case <-t.C:
+				take()
 			}
 		}
 	}()
-	return func() uint64 {
+	return func() {
 		close(done)
 		<-stopped
-		read()
-		mu.Lock()
-		defer mu.Unlock()
-		return peak
+		take()
 	}
 }
 

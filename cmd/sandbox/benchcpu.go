@@ -30,25 +30,9 @@ func traceCPU(start time.Time) func() []cpuSample {
 		samples = append(samples, s)
 		mu.Unlock()
 	}
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				take()
-			}
-		}
-	}()
+	stop := sampling(100*time.Millisecond, take)
 	return func() []cpuSample {
-		close(done)
-		<-stopped
-		take()
+		stop()
 		mu.Lock()
 		defer mu.Unlock()
 		return samples
