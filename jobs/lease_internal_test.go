@@ -1,10 +1,8 @@
 package jobs
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 )
 
 // An import checks its lease's time itself before each sink call and
@@ -12,14 +10,12 @@ import (
 // process paused past its lease wakes with the timer not yet run, and its
 // first check must already say the lease is lost.
 func TestImportReadsTheLeaseTimeNotOnlyItsTimer(t *testing.T) {
-	ctx, lose := context.WithCancelCause(context.Background())
-	defer lose(nil)
-	l := &Lease{customer: "acme", ttl: time.Minute, ctx: ctx, lose: lose, until: time.Now().Add(time.Hour)}
+	l, pause := heldLease(t)
 	opt := ImportOptions{Lease: l}
 	if err := opt.leaseLost(); err != nil {
 		t.Fatalf("a lease with an hour left: %v", err)
 	}
-	l.until = time.Now().Add(-time.Second) // paused past it; no timer has fired
+	pause()
 	err := opt.leaseLost()
 	if err == nil || !strings.Contains(err.Error(), "ran out") {
 		t.Fatalf("a lease whose time is up reads as held: %v", err)
