@@ -21,12 +21,6 @@ import (
 // through the copy by key, one short query per page, the next page read
 // while the consumer works through this one: a consumer that works between
 // objects holds no cursor open.
-//
-// A copy's objects carry its generation (directory_copy_state.generation,
-// 0 before its first read). A full read stages its objects as the next
-// generation while the copy stays as it was, and its ApplyCopy makes that
-// generation the copy's and deletes the one before: every object is
-// written once. Readers ask for the state's generation only.
 
 // Batches of ApplyCopy: at most copyBatchRows rows, and about
 // copyBatchBytes of documents, per statement (MariaDB's max_allowed_packet
@@ -60,17 +54,6 @@ func (s *Store) CopyState(ctx context.Context, customer, source string) (sources
 	return sources.SyncState{Token: row.Token, FullAt: fromMicros(row.FullAt), Selection: row.Selection, Version: row.Version}, nil
 }
 
-// copyGeneration is the generation of the customer's copy of source: 0
-// when it has none yet.
-func copyGeneration(ctx context.Context, q sqlx.QueryerContext, customer, source string) (int64, error) {
-	var g int64
-	err := sqlx.GetContext(ctx, q, &g, "SELECT generation FROM directory_copy_state WHERE "+scope, customer, source)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return g, err
-}
-
 // CopyObjects implements sources.CopyStore, in object id order: the
 // objects of kinds only, when kinds are given, so that a reader after a
 // copy's few groups does not fetch every account's document as well.
@@ -80,7 +63,7 @@ func (s *Store) CopyObjects(ctx context.Context, customer, source string, kinds 
 		Kind string `db:"kind"`
 		Doc  []byte `db:"doc"`
 	}
-	q := "SELECT object_id, kind, doc FROM directory_copy_objects WHERE customer_id = ? AND source = ? AND generation = ? AND object_id > ?"
+	q := "SELECT object_id, kind, doc FROM directory_copy_objects WHERE customer_id = ? AND source = ? AND object_id > ?"
 	if len(kinds) > 0 {
 		q += " AND kind IN (" + placeholders(len(kinds)) + ")"
 	}
@@ -90,11 +73,7 @@ func (s *Store) CopyObjects(ctx context.Context, customer, source string, kinds 
 		if last != nil {
 			after = last.ID
 		}
-		gen, err := copyGeneration(ctx, s.db, customer, source)
-		if err != nil {
-			return nil, fmt.Errorf("customer %s: read the %s copy: %w", customer, source, err)
-		}
-		args := append(append([]any{customer, source, gen, after}, anys(kinds)...), copyObjectPage)
+		args := append(append([]any{customer, source, after}, anys(kinds)...), copyObjectPage)
 		var page []row
 		if err := s.db.SelectContext(ctx, &page, q, args...); err != nil {
 			return nil, fmt.Errorf("customer %s: read the %s copy: %w", customer, source, err)
@@ -113,14 +92,10 @@ func (s *Store) CopyObjects(ctx context.Context, customer, source string, kinds 
 // CopyHolds implements sources.CopyStore, a batch of ids at a time.
 func (s *Store) CopyHolds(ctx context.Context, customer, source string, ids []string) (map[string]bool, error) {
 	held := map[string]bool{}
-	gen, err := copyGeneration(ctx, s.db, customer, source)
-	if err != nil {
-		return nil, fmt.Errorf("customer %s: look objects up in the %s copy: %w", customer, source, err)
-	}
 	for batch := range chunks(ids, copyBatchRows, nil) {
 		var found []string
-		q := "SELECT object_id FROM directory_copy_objects WHERE " + scope + " AND generation = ? AND object_id IN (" + placeholders(len(batch)) + ")"
-		if err := s.db.SelectContext(ctx, &found, q, append([]any{customer, source, gen}, anys(batch)...)...); err != nil {
+		q := "SELECT object_id FROM directory_copy_objects WHERE " + scope + " AND object_id IN (" + placeholders(len(batch)) + ")"
+		if err := s.db.SelectContext(ctx, &found, q, append([]any{customer, source}, anys(batch)...)...); err != nil {
 			return nil, fmt.Errorf("customer %s: look objects up in the %s copy: %w", customer, source, err)
 		}
 		for _, id := range found {
@@ -159,9 +134,9 @@ func (s *Store) CopyLinks(ctx context.Context, customer, source string) iter.Seq
 }
 
 // ApplyCopy implements sources.CopyStore: the delta and its state in one
-// transaction, in the contract's order (a full delta first replaces the
-// copy by the generation it staged, or by nothing; then deletes with their
-// links, upserts, removed links, added links, the state).
+// transaction, in the contract's order (a full delta first empties the
+// copy; then deletes with their links, upserts, removed links, added
+// links, the state).
 func (s *Store) ApplyCopy(ctx context.Context, customer, source string, d sources.CopyDelta) error {
 	_, err := s.applyCopy(ctx, customer, source, d)
 	return err
@@ -176,14 +151,11 @@ func (s *Store) applyCopy(ctx context.Context, customer, source string, d source
 	}
 	defer sx.Rollback()
 	w := &copyWriter{s: s, sx: sx, customer: customer, source: source}
-	if w.gen, err = copyGeneration(ctx, sx, customer, source); err != nil {
-		return 0, fmt.Errorf("customer %s: save the %s copy: %w", customer, source, err)
-	}
 	for _, step := range []struct {
 		what string
 		do   func(context.Context, sources.CopyDelta) error
 	}{
-		{"replace it for a full read", w.replace},
+		{"empty it for a full read", w.clear},
 		{"delete objects", w.deleteObjects},
 		{"write objects", w.upsertObjects},
 		{"remove memberships", w.removeLinks},
@@ -200,13 +172,11 @@ func (s *Store) applyCopy(ctx context.Context, customer, source string, d source
 	return w.statements, nil
 }
 
-// copyWriter sends one ApplyCopy's (or StageCopy's) statements, for the
-// objects of generation gen.
+// copyWriter sends one ApplyCopy's statements.
 type copyWriter struct {
 	s                *Store
 	sx               *sqlx.Tx
 	customer, source string
-	gen              int64
 	statements       int
 }
 
@@ -219,36 +189,34 @@ func (w *copyWriter) exec(ctx context.Context, q string, args ...any) error {
 // scope is the WHERE clause of one customer's copy of one source.
 const scope = "customer_id = ? AND source = ?"
 
-// replace starts a full delta's copy as the next generation: the old
-// copy's objects and links go (and whatever a read that never applied
-// left), the objects the read staged as that generation stay, if they are
-// all it staged — staging that lost or gained objects on the way fails the
-// read, which the next one repeats in full. The delta's other steps and
-// its state then write that generation.
-func (w *copyWriter) replace(ctx context.Context, d sources.CopyDelta) error {
+func (w *copyWriter) clear(ctx context.Context, d sources.CopyDelta) error {
 	if !d.Full {
 		return nil
 	}
-	next := w.gen + 1
 	if err := w.exec(ctx, "DELETE FROM directory_copy_links WHERE "+scope, w.customer, w.source); err != nil {
 		return err
 	}
-	if d.Staged > 0 {
-		var staged int
-		if err := w.sx.GetContext(ctx, &staged, "SELECT COUNT(*) FROM directory_copy_objects WHERE "+scope+" AND generation = ?", w.customer, w.source, next); err != nil {
-			return err
-		}
-		if staged != d.Staged {
-			return fmt.Errorf("the read staged %d objects, the store holds %d of them: the next read is full again", d.Staged, staged)
-		}
-		if err := w.exec(ctx, "DELETE FROM directory_copy_objects WHERE "+scope+" AND generation <> ?", w.customer, w.source, next); err != nil {
-			return err
-		}
-	} else if err := w.exec(ctx, "DELETE FROM directory_copy_objects WHERE "+scope, w.customer, w.source); err != nil {
+	if err := w.exec(ctx, "DELETE FROM directory_copy_objects WHERE "+scope, w.customer, w.source); err != nil {
 		return err
 	}
-	w.gen = next
-	return nil
+	if d.Staged == 0 {
+		return nil
+	}
+	// The staged objects become the copy, if they are all the read staged:
+	// staging that lost or gained objects on the way fails the read,
+	// which the next one repeats in full.
+	var staged int
+	if err := w.sx.GetContext(ctx, &staged, "SELECT COUNT(*) FROM directory_copy_staged WHERE "+scope, w.customer, w.source); err != nil {
+		return err
+	}
+	if staged != d.Staged {
+		return fmt.Errorf("the read staged %d objects, the store holds %d of them: the next read is full again", d.Staged, staged)
+	}
+	if err := w.exec(ctx, "INSERT INTO directory_copy_objects (customer_id, source, object_id, kind, doc) SELECT customer_id, source, object_id, kind, doc FROM directory_copy_staged WHERE "+scope,
+		w.customer, w.source); err != nil {
+		return err
+	}
+	return w.exec(ctx, "DELETE FROM directory_copy_staged WHERE "+scope, w.customer, w.source)
 }
 
 func (w *copyWriter) deleteObjects(ctx context.Context, d sources.CopyDelta) error {
@@ -258,40 +226,37 @@ func (w *copyWriter) deleteObjects(ctx context.Context, d sources.CopyDelta) err
 		for _, q := range []string{
 			"DELETE FROM directory_copy_links WHERE " + scope + " AND group_id IN (" + in + ")",
 			"DELETE FROM directory_copy_links WHERE " + scope + " AND member_id IN (" + in + ")",
+			"DELETE FROM directory_copy_objects WHERE " + scope + " AND object_id IN (" + in + ")",
 		} {
 			if err := w.exec(ctx, q, args...); err != nil {
 				return err
 			}
-		}
-		objects := "DELETE FROM directory_copy_objects WHERE " + scope + " AND generation = ? AND object_id IN (" + in + ")"
-		if err := w.exec(ctx, objects, append([]any{w.customer, w.source, w.gen}, anys(ids)...)...); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
 func (w *copyWriter) upsertObjects(ctx context.Context, d sources.CopyDelta) error {
-	return w.writeObjects(ctx, d.Upserts)
+	return w.writeObjects(ctx, "directory_copy_objects", d.Upserts)
 }
 
-// writeObjects writes objects as the writer's generation, an object
-// replacing the one of its id.
-func (w *copyWriter) writeObjects(ctx context.Context, objects []sources.CopyObject) error {
-	onConflict := " ON CONFLICT (customer_id, source, generation, object_id) DO UPDATE SET kind = excluded.kind, doc = excluded.doc"
+// writeObjects writes objects into table (the copy, or its staging), an
+// object replacing the one of its id.
+func (w *copyWriter) writeObjects(ctx context.Context, table string, objects []sources.CopyObject) error {
+	onConflict := " ON CONFLICT (customer_id, source, object_id) DO UPDATE SET kind = excluded.kind, doc = excluded.doc"
 	if w.s.dialect == MySQL {
 		onConflict = " ON DUPLICATE KEY UPDATE kind = VALUES(kind), doc = VALUES(doc)"
 	}
 	for objs := range chunks(objects, copyBatchRows, func(o sources.CopyObject) int { return len(o.Doc) + len(o.ID) }) {
-		args := make([]any, 0, 6*len(objs))
+		args := make([]any, 0, 5*len(objs))
 		for _, o := range objs {
 			doc := o.Doc
 			if doc == nil {
 				doc = []byte{}
 			}
-			args = append(args, w.customer, w.source, w.gen, o.ID, o.Kind, doc)
+			args = append(args, w.customer, w.source, o.ID, o.Kind, doc)
 		}
-		q := "INSERT INTO directory_copy_objects (customer_id, source, generation, object_id, kind, doc) VALUES " + valueRows(len(objs), "(?, ?, ?, ?, ?, ?)") + onConflict
+		q := "INSERT INTO " + table + " (customer_id, source, object_id, kind, doc) VALUES " + valueRows(len(objs), "(?, ?, ?, ?, ?)") + onConflict
 		if err := w.exec(ctx, q, args...); err != nil {
 			return err
 		}
@@ -342,7 +307,7 @@ func (w *copyWriter) putState(ctx context.Context, d sources.CopyDelta) error {
 		token = []byte{}
 	}
 	// The version goes up by one with a delta that changes the copy.
-	q := w.s.upsert("directory_copy_state", []string{"customer_id", "source"}, []string{"token", "full_at", "selection", "generation", "version"})
+	q := w.s.upsert("directory_copy_state", []string{"customer_id", "source"}, []string{"token", "full_at", "selection", "version"})
 	if w.s.dialect == MySQL {
 		q = strings.Replace(q, "version = VALUES(version)", "version = version + VALUES(version)", 1)
 	} else {
@@ -352,7 +317,7 @@ func (w *copyWriter) putState(ctx context.Context, d sources.CopyDelta) error {
 	if !d.Empty() {
 		changed = 1
 	}
-	return w.exec(ctx, q, w.customer, w.source, token, micros(d.State.FullAt), d.State.Selection, w.gen, changed)
+	return w.exec(ctx, q, w.customer, w.source, token, micros(d.State.FullAt), d.State.Selection, changed)
 }
 
 // chunks cuts items into batches of at most rows items and, when size is
@@ -392,22 +357,16 @@ func anys(ids []string) []any {
 	return out
 }
 
-// ClearStagedCopy implements sources.CopyStager: every object of another
-// generation than the copy's.
+// ClearStagedCopy implements sources.CopyStager.
 func (s *Store) ClearStagedCopy(ctx context.Context, customer, source string) error {
 	defer s.serialize()()
-	gen, err := copyGeneration(ctx, s.db, customer, source)
-	if err == nil {
-		_, err = s.db.ExecContext(ctx, "DELETE FROM directory_copy_objects WHERE "+scope+" AND generation <> ?", customer, source, gen)
-	}
-	if err != nil {
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM directory_copy_staged WHERE "+scope, customer, source); err != nil {
 		return fmt.Errorf("customer %s: clear what an earlier read of the %s copy staged: %w", customer, source, err)
 	}
 	return nil
 }
 
-// StageCopy implements sources.CopyStager: objs in one transaction, as
-// the copy's next generation.
+// StageCopy implements sources.CopyStager: objs in one transaction.
 func (s *Store) StageCopy(ctx context.Context, customer, source string, objs []sources.CopyObject) error {
 	if len(objs) == 0 {
 		return nil
@@ -422,11 +381,7 @@ func (s *Store) StageCopy(ctx context.Context, customer, source string, objs []s
 	}
 	defer sx.Rollback()
 	w := &copyWriter{s: s, sx: sx, customer: customer, source: source}
-	if w.gen, err = copyGeneration(ctx, sx, customer, source); err != nil {
-		return fail(err)
-	}
-	w.gen++
-	if err := w.writeObjects(ctx, objs); err != nil {
+	if err := w.writeObjects(ctx, "directory_copy_staged", objs); err != nil {
 		return fail(err)
 	}
 	if err := sx.Commit(); err != nil {
@@ -435,17 +390,13 @@ func (s *Store) StageCopy(ctx context.Context, customer, source string, objs []s
 	return nil
 }
 
-// StagedCopyObject implements sources.CopyStager: the object of the
-// copy's next generation.
+// StagedCopyObject implements sources.CopyStager.
 func (s *Store) StagedCopyObject(ctx context.Context, customer, source, id string) (sources.CopyObject, bool, error) {
 	var row struct {
 		Kind string `db:"kind"`
 		Doc  []byte `db:"doc"`
 	}
-	gen, err := copyGeneration(ctx, s.db, customer, source)
-	if err == nil {
-		err = s.db.GetContext(ctx, &row, "SELECT kind, doc FROM directory_copy_objects WHERE "+scope+" AND generation = ? AND object_id = ?", customer, source, gen+1, id)
-	}
+	err := s.db.GetContext(ctx, &row, "SELECT kind, doc FROM directory_copy_staged WHERE "+scope+" AND object_id = ?", customer, source, id)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return sources.CopyObject{}, false, nil

@@ -376,12 +376,6 @@ func TestStagedFullReadIsSwappedIn(t *testing.T) {
 			}
 			return c.StageCopy(ctx, "acme", "ad", []sources.CopyObject{obj("b", "2"), obj("d", "1")})
 		})
-		if diff := snapshot(t, s, "acme", "ad").diff(before); diff != "" {
-			t.Fatalf("what a read staged is in the copy before it applies: %s", diff)
-		}
-		if held, err := s.CopyHolds(ctx, "acme", "ad", []string{"a", "old"}); err != nil || held["a"] || !held["old"] {
-			t.Fatalf("CopyHolds before the staged read applies: %v %v; want the old copy's objects only", held, err)
-		}
 		for _, c := range stores {
 			if o, ok, err := c.StagedCopyObject(ctx, "acme", "ad", "b"); err != nil || !ok || string(o.Doc) != "2" || o.Kind != "account" {
 				t.Fatalf("%T: staged b = %+v %v %v", c, o, ok, err)
@@ -415,64 +409,6 @@ func TestStagedFullReadIsSwappedIn(t *testing.T) {
 		}
 		if _, ok, _ := s.StagedCopyObject(ctx, "acme", "ad", "a"); ok {
 			t.Error("the staging still holds what was applied")
-		}
-	})
-}
-
-// A copy written before full reads staged by generation (migration 0009)
-// is the copy after it; what a read had staged then and never applied is
-// dropped with its table, and the next full read stages and applies over
-// the migrated copy.
-func TestCopyBeforeGenerationsSurvivesTheMigration(t *testing.T) {
-	storetest.URLs(t, func(t *testing.T, url string) {
-		ctx := context.Background()
-		old, err := store.OpenAt(ctx, url, 8)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, q := range []string{
-			"INSERT INTO directory_copy_state (customer_id, source, token, full_at, selection, version) VALUES ('acme', 'ad', 't0', 1700000000000000, 'sel', 3)",
-			"INSERT INTO directory_copy_objects (customer_id, source, object_id, kind, doc) VALUES ('acme', 'ad', 'a', 'account', 'A'), ('acme', 'ad', 'g', 'group', 'G')",
-			"INSERT INTO directory_copy_links (customer_id, source, group_id, member_id) VALUES ('acme', 'ad', 'g', 'a')",
-			"INSERT INTO directory_copy_staged (customer_id, source, object_id, kind, doc) VALUES ('acme', 'ad', 'lost', 'account', 'L')",
-		} {
-			if _, err := old.DB().ExecContext(ctx, q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
-		old.Close()
-		s, err := store.Open(ctx, url, store.WithAuditKey(storetest.AuditKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		want := copySnapshot{
-			state:   sources.SyncState{Token: []byte("t0"), FullAt: time.UnixMicro(1700000000000000).UTC(), Selection: "sel"},
-			objects: []sources.CopyObject{{Kind: "account", ID: "a", Doc: []byte("A")}, {Kind: "group", ID: "g", Doc: []byte("G")}},
-			links:   []sources.CopyLink{{Group: "g", Member: "a"}},
-		}
-		if diff := snapshot(t, s, "acme", "ad").diff(want); diff != "" {
-			t.Fatalf("after the migration: %s", diff)
-		}
-		if _, ok, err := s.StagedCopyObject(ctx, "acme", "ad", "lost"); err != nil || ok {
-			t.Fatalf("what the old staging held: %v %v", ok, err)
-		}
-		if err := s.ClearStagedCopy(ctx, "acme", "ad"); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.StageCopy(ctx, "acme", "ad", []sources.CopyObject{{Kind: "account", ID: "b", Doc: []byte("B")}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.ApplyCopy(ctx, "acme", "ad", sources.CopyDelta{Full: true, Staged: 1, State: sources.SyncState{Token: []byte("t1")}}); err != nil {
-			t.Fatal(err)
-		}
-		got := snapshot(t, s, "acme", "ad")
-		if len(got.objects) != 1 || got.objects[0].ID != "b" || len(got.links) != 0 || string(got.state.Token) != "t1" {
-			t.Fatalf("after a full read over the migrated copy: %+v", got)
-		}
-		var rows int
-		if err := s.DB().GetContext(ctx, &rows, "SELECT COUNT(*) FROM directory_copy_objects WHERE customer_id = 'acme'"); err != nil || rows != 1 {
-			t.Fatalf("%d object rows left (%v), want the new copy's one", rows, err)
 		}
 	})
 }
